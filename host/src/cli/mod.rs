@@ -1,0 +1,118 @@
+//! The command line: flag definitions and dispatch to one module per command group.
+//!
+//! Flags are parsed into plain data here; each command module turns them into actions. Exit
+//! codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
+
+mod plugins;
+mod power;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plugins::{plugin_search_path, PluginSearchPath, Registry, PLUGIN_PATH_ENV};
+
+/// Basalt: a LAVA-compatible lab dispatcher.
+#[derive(Parser, Debug)]
+#[command(name = "basalt", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The command groups.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Inspect the loaded plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Switch a device's power with its power driver.
+    Power(power::PowerArgs),
+}
+
+/// `basalt plugins ...`
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// List every driver with its kind, name, version and file, then every library that could
+    /// not be loaded (exit status 1 if there was any).
+    List(plugins::ListArgs),
+}
+
+/// Where to look for plugins; shared by every command that loads them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PluginDirs {
+    /// A directory of plugin libraries, searched before BASALT_PLUGIN_PATH and the built-in
+    /// locations (may be repeated).
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+impl PluginDirs {
+    /// The full search path: these directories, then `BASALT_PLUGIN_PATH`, then the
+    /// locations next to the executable.
+    pub fn search_path(&self) -> PluginSearchPath {
+        let env_value = std::env::var(PLUGIN_PATH_ENV).ok();
+        let exe = std::env::current_exe().ok();
+        plugin_search_path(&self.dirs, env_value.as_deref(), exe.as_deref())
+    }
+
+    /// Loads every plugin on the search path.
+    pub fn load(&self) -> Registry {
+        Registry::load(&self.search_path())
+    }
+}
+
+/// Output formats for listing commands.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// A table for people.
+    #[default]
+    Text,
+    /// JSON for tools.
+    Json,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Plugins(PluginsCommand::List(args)) => plugins::list(&args),
+        Command::Power(args) => power::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn plugin_dirs_repeat() {
+        let cli = Cli::try_parse_from([
+            "basalt",
+            "plugins",
+            "list",
+            "--plugin-dir",
+            "a",
+            "--plugin-dir",
+            "b",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Plugins(PluginsCommand::List(args)) = cli.command else {
+            panic!("parsed the wrong command");
+        };
+        assert_eq!(
+            args.plugins.dirs,
+            vec![PathBuf::from("a"), PathBuf::from("b")]
+        );
+        assert_eq!(args.format, Format::Json);
+    }
+}

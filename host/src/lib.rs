@@ -1,0 +1,12 @@
+//! Basalt's runtime: everything behind the `basalt` binary.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the map. The binary (`main.rs`) only
+//! parses flags and calls [`cli::run`]; everything it does is reachable from here so tests
+//! and tools can use it as a library.
+
+pub mod cli;
+pub mod console;
+pub mod device_drivers;
+pub mod failure;
+pub mod joblog;
+pub mod plugins;

@@ -1,0 +1,226 @@
+//! Boot drivers: take a powered board from reset to a shell through its console.
+//!
+//! The host owns the console and the power driver; a boot driver gets a [`BootSession`] for the
+//! length of one boot action. Pattern matching runs in the host so every boot driver gets the
+//! same matcher (and the same handling of console noise) without shipping a regex engine.
+
+use std::time::Duration;
+
+use abi_stable::{
+    sabi_trait,
+    sabi_trait::TD_Opaque,
+    std_types::{RBox, RResult, RSlice, RStr, RString},
+    RMut, StableAbi,
+};
+
+use crate::guard::{guard, millis, to_millis};
+use crate::{LogLevel, PluginError};
+
+/// A power operation a boot driver asks the host for.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PowerAction {
+    /// Switch on (LAVA's `power_on`).
+    On,
+    /// Switch off (LAVA's `power_off`).
+    Off,
+    /// Power-cycle (LAVA's `hard_reset`).
+    Reboot,
+}
+
+/// The ABI form of a successful `expect`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct ExpectMatchAbi {
+    /// Which of the patterns matched (0-based).
+    pub index: u32,
+    /// The console output before the match.
+    pub before: RString,
+    /// The text the pattern matched.
+    pub matched: RString,
+}
+
+/// Which pattern matched, and what the console said up to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectMatch {
+    /// Which of the patterns matched (0-based).
+    pub index: usize,
+    /// The console output between the previous match and this one.
+    pub before: String,
+    /// The text the pattern matched.
+    pub matched: String,
+}
+
+/// What the host offers a boot driver: the console, power and the job log.
+///
+/// Hosts implement this (the dispatcher over a real console, tests over a fake one); boot
+/// drivers use it through [`BootSession`].
+pub trait BootHost {
+    /// Sends `text` to the console exactly as given (add `\n` yourself, or use
+    /// [`BootSession::send_line`]).
+    fn send(&mut self, text: &str) -> Result<(), PluginError>;
+    /// Waits until one of the regular expressions matches the console output, consuming the
+    /// output up to the end of the match. Fails with `TIMEOUT` if none matches in time.
+    fn expect(
+        &mut self,
+        patterns: &[String],
+        timeout: Duration,
+    ) -> Result<ExpectMatch, PluginError>;
+    /// Runs a power operation with the device's power driver.
+    fn power(&mut self, action: PowerAction, timeout: Duration) -> Result<(), PluginError>;
+    /// Writes to the job log.
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// The ABI form of [`BootHost`].
+#[sabi_trait]
+pub trait BootSessionAbi {
+    /// See [`BootHost::send`].
+    fn send(&mut self, text: RStr<'_>) -> RResult<(), PluginError>;
+    /// See [`BootHost::expect`]; the timeout is in milliseconds.
+    fn expect(
+        &mut self,
+        patterns: RSlice<'_, RString>,
+        timeout_ms: u64,
+    ) -> RResult<ExpectMatchAbi, PluginError>;
+    /// See [`BootHost::power`].
+    fn power(&mut self, action: PowerAction, timeout_ms: u64) -> RResult<(), PluginError>;
+    /// See [`BootHost::log`].
+    #[sabi(last_prefix_field)]
+    fn log(&self, level: LogLevel, message: RStr<'_>);
+}
+
+impl<H: BootHost> BootSessionAbi for H {
+    fn send(&mut self, text: RStr<'_>) -> RResult<(), PluginError> {
+        guard(|| BootHost::send(self, text.as_str()))
+    }
+    fn expect(
+        &mut self,
+        patterns: RSlice<'_, RString>,
+        timeout_ms: u64,
+    ) -> RResult<ExpectMatchAbi, PluginError> {
+        guard(|| {
+            let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+            let found = BootHost::expect(self, &patterns, millis(timeout_ms))?;
+            Ok(ExpectMatchAbi {
+                index: u32::try_from(found.index).unwrap_or(u32::MAX),
+                before: found.before.into(),
+                matched: found.matched.into(),
+            })
+        })
+    }
+    fn power(&mut self, action: PowerAction, timeout_ms: u64) -> RResult<(), PluginError> {
+        guard(|| BootHost::power(self, action, millis(timeout_ms)))
+    }
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            BootHost::log(self, level, message.as_str())
+        }));
+    }
+}
+
+/// A boot driver's view of the host for the length of one boot.
+pub struct BootSession<'a>(BootSessionAbi_TO<'a, RMut<'a, ()>>);
+
+impl<'a> BootSession<'a> {
+    /// Lends a host to a boot driver; the host calls this around [`BootDriverAbi::boot`].
+    pub fn abi<H: BootHost>(host: &'a mut H) -> BootSessionAbi_TO<'a, RMut<'a, ()>> {
+        BootSessionAbi_TO::from_ptr(host, TD_Opaque)
+    }
+
+    /// Sends text as is.
+    pub fn send(&mut self, text: &str) -> Result<(), PluginError> {
+        self.0.send(RStr::from_str(text)).into()
+    }
+
+    /// Sends text followed by a newline, as typing a command would.
+    pub fn send_line(&mut self, text: &str) -> Result<(), PluginError> {
+        self.send(&format!("{text}\n"))
+    }
+
+    /// Waits for one of `patterns` (regular expressions) on the console.
+    pub fn expect<S: AsRef<str>>(
+        &mut self,
+        patterns: &[S],
+        timeout: Duration,
+    ) -> Result<ExpectMatch, PluginError> {
+        let patterns: Vec<RString> = patterns.iter().map(|p| p.as_ref().into()).collect();
+        let found: Result<ExpectMatchAbi, PluginError> = self
+            .0
+            .expect(RSlice::from_slice(&patterns), to_millis(timeout))
+            .into();
+        let found = found?;
+        Ok(ExpectMatch {
+            index: found.index as usize,
+            before: found.before.into(),
+            matched: found.matched.into(),
+        })
+    }
+
+    /// Asks the host's power driver for a power operation.
+    pub fn power(&mut self, action: PowerAction, timeout: Duration) -> Result<(), PluginError> {
+        self.0.power(action, to_millis(timeout)).into()
+    }
+
+    /// Writes to the job log.
+    pub fn log(&self, level: LogLevel, message: &str) {
+        self.0.log(level, RStr::from_str(message));
+    }
+
+    /// Writes to the job log at `info`.
+    pub fn info(&self, message: &str) {
+        self.log(LogLevel::INFO, message);
+    }
+}
+
+/// What a plugin author implements for a boot method (`minimal`, `u-boot`, `qemu`, ...).
+///
+/// The driver is built from the device configuration's `actions.boot.methods.<name>` section;
+/// `boot` gets the job's boot action (as JSON text) and the action's timeout.
+pub trait BootDriver: Send + Sync + 'static {
+    /// Boots the board, returning once it reached the state the job asked for.
+    fn boot(
+        &self,
+        session: &mut BootSession<'_>,
+        action: &str,
+        timeout: Duration,
+    ) -> Result<(), PluginError>;
+}
+
+/// The ABI form of [`BootDriver`].
+#[sabi_trait]
+pub trait BootDriverAbi: Send + Sync {
+    /// See [`BootDriver::boot`]; the timeout is in milliseconds.
+    #[sabi(last_prefix_field)]
+    fn boot<'s>(
+        &self,
+        session: BootSessionAbi_TO<'s, RMut<'s, ()>>,
+        action: RStr<'_>,
+        timeout_ms: u64,
+    ) -> RResult<(), PluginError>;
+}
+
+/// An owned boot driver as it crosses the boundary.
+pub type BootDriverBox = BootDriverAbi_TO<'static, RBox<()>>;
+
+struct BootAdapter<T>(T);
+
+impl<T: BootDriver> BootDriverAbi for BootAdapter<T> {
+    fn boot<'s>(
+        &self,
+        session: BootSessionAbi_TO<'s, RMut<'s, ()>>,
+        action: RStr<'_>,
+        timeout_ms: u64,
+    ) -> RResult<(), PluginError> {
+        let mut session = BootSession(session);
+        guard(|| {
+            self.0
+                .boot(&mut session, action.as_str(), millis(timeout_ms))
+        })
+    }
+}
+
+/// Erases a [`BootDriver`] into the form that crosses the boundary.
+pub fn boot_driver_box(driver: impl BootDriver) -> BootDriverBox {
+    BootDriverAbi_TO::from_value(BootAdapter(driver), TD_Opaque)
+}

@@ -1,0 +1,103 @@
+//! Running one power command under a deadline, with its output in the job log.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use basalt_plugin_api::{Log, PluginError};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// How many of the last output lines an error message quotes.
+const TAIL_LINES: usize = 5;
+/// How long to keep reading output after the command exited (a background child may still
+/// hold the pipe open; its output after that is not ours to wait for).
+const DRAIN_GRACE: Duration = Duration::from_millis(200);
+
+/// Runs `command` with `/bin/sh -c` in its own process group, logging each line it prints,
+/// and kills the whole group if it is still running at `deadline`.
+pub fn run_command(
+    key: &str,
+    command: &str,
+    deadline: Instant,
+    log: &Log,
+) -> Result<(), PluginError> {
+    log.info(&format!("power command ({key}): {command}"));
+    let spawn_error = |e: std::io::Error| {
+        PluginError::infrastructure(format!(
+            "power command ({key}): cannot run {command:?}: {e}"
+        ))
+    };
+    let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().map_err(spawn_error)?)
+        .stderr(writer)
+        .process_group(0)
+        .spawn()
+        .map_err(spawn_error)?;
+
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut tail: Vec<String> = Vec::new();
+    let mut record = |line: String| {
+        log.feedback(&line);
+        tail.push(line);
+        if tail.len() > TAIL_LINES {
+            tail.remove(0);
+        }
+    };
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(spawn_error)? {
+            let drain_until = Instant::now() + DRAIN_GRACE;
+            while let Ok(line) =
+                lines.recv_timeout(drain_until.saturating_duration_since(Instant::now()))
+            {
+                record(line);
+            }
+            break status;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            kill_group(&mut child);
+            return Err(PluginError::timeout(format!(
+                "power command ({key}): {command:?} did not finish in time and was killed"
+            )));
+        }
+        let wait = (deadline - now).min(Duration::from_millis(20));
+        match lines.recv_timeout(wait) {
+            Ok(line) => record(line),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => thread::sleep(wait),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut message = format!("power command ({key}): {command:?} failed ({status})");
+    if !tail.is_empty() {
+        message.push_str("; it printed: ");
+        message.push_str(&tail.join(" | "));
+    }
+    Err(PluginError::infrastructure(message))
+}
+
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = child.wait();
+}
