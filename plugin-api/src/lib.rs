@@ -72,6 +72,7 @@ mod connection;
 mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod fd;
 mod guard;
 mod log;
 mod power;

@@ -9,9 +9,7 @@ mod pty;
 
 use std::time::Duration;
 
-use basalt_plugin_api::{
-    export_plugin, parse_config, ConnectionDriver, Log, PluginError,
-};
+use basalt_plugin_api::{export_plugin, parse_config, ConnectionDriver, Log, PluginError};
 
 pub use pty::PtyConsole;
 

@@ -1,14 +1,14 @@
 //! A command running on a pseudo-terminal, seen from the master side.
 
 use std::fs::File;
-use std::io::{ErrorKind as IoErrorKind, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use basalt_plugin_api::fd::{read_with_timeout, FdRead};
 use basalt_plugin_api::{Console, PluginError};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::openpty;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
@@ -97,30 +97,11 @@ impl Console for PtyConsole {
         if self.child.is_none() {
             return Err(self.closed_error());
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let wait = PollTimeout::try_from(remaining.as_millis().min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, wait) {
-                Ok(0) => return Ok(Vec::new()),
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(io_error(&self.command, "poll failed", e)),
-            }
-            let mut buf = vec![0u8; max.clamp(1, 65536)];
-            return match self.master.read(&mut buf) {
-                Ok(0) => Err(self.closed_error()),
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(buf)
-                }
-                Err(e) if e.kind() == IoErrorKind::Interrupted => continue,
-                // Linux reports a pty whose other side is closed as EIO.
-                Err(e) if e.raw_os_error() == Some(libc::EIO) => Err(self.closed_error()),
-                Err(e) => Err(io_error(&self.command, "read failed", e)),
-            };
+        match read_with_timeout(&mut self.master, max, timeout) {
+            Ok(FdRead::Data(data)) => Ok(data),
+            Ok(FdRead::TimedOut) => Ok(Vec::new()),
+            Ok(FdRead::Closed) => Err(self.closed_error()),
+            Err(e) => Err(io_error(&self.command, "read failed", e)),
         }
     }
 

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use basalt_connection_command::{new_command_connection, PtyConsole};
-use basalt_plugin_api::{Console, ConnectionDriver, ErrorKind, Log};
+use basalt_plugin_api::{ConnectionDriver, Console, ErrorKind, Log};
 
 fn connect(command: &str) -> PtyConsole {
     let config = serde_json::json!({ "command": command }).to_string();
@@ -18,7 +18,10 @@ fn read_until(console: &mut PtyConsole, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = String::new();
     while !seen.contains(needle) {
-        assert!(Instant::now() < deadline, "never saw {needle:?}; got {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "never saw {needle:?}; got {seen:?}"
+        );
         let data = console.read(4096, Duration::from_millis(200)).unwrap();
         seen.push_str(&String::from_utf8_lossy(&data));
     }
@@ -70,7 +73,10 @@ fn the_end_of_the_command_is_a_closed_connection() {
 fn nothing_to_read_returns_empty_after_the_timeout() {
     let mut console = connect("sleep 5");
     let started = Instant::now();
-    assert!(console.read(10, Duration::from_millis(150)).unwrap().is_empty());
+    assert!(console
+        .read(10, Duration::from_millis(150))
+        .unwrap()
+        .is_empty());
     assert!(started.elapsed() >= Duration::from_millis(140));
 }
 
@@ -90,7 +96,10 @@ fn closing_ends_the_whole_session() {
         if stat.is_empty() || stat.contains(") Z") {
             break;
         }
-        assert!(Instant::now() < deadline, "background sleep {pid} survived close");
+        assert!(
+            Instant::now() < deadline,
+            "background sleep {pid} survived close"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
