@@ -3,6 +3,7 @@
 //! Flags are parsed into plain data here; each command module turns them into actions. Exit
 //! codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
 
+mod boot;
 mod plugins;
 mod power;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Plugins(PluginsCommand),
     /// Switch a device's power with its power driver.
     Power(power::PowerArgs),
+    /// Boot a device with a LAVA boot action and stop at its prompt.
+    Boot(boot::BootArgs),
 }
 
 /// `basalt plugins ...`
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plugins(PluginsCommand::List(args)) => plugins::list(&args),
         Command::Power(args) => power::run(&args),
+        Command::Boot(args) => boot::run(&args),
     }
 }
 

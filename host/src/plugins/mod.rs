@@ -7,6 +7,7 @@
 
 mod discover;
 mod drivers;
+mod elf_check;
 mod load;
 mod registry;
 
