@@ -1,1 +1,244 @@
-//! e2e
+//! Harness for Basalt's end-to-end tests: the real `basalt` binary and real plugin libraries,
+//! run as separate processes in per-test directories.
+//!
+//! New tests go in `tests/tests/<area>.rs`. Build the workspace first (`cargo xtask test`
+//! does); the harness finds `basalt` next to the test binary's directory, or at `BASALT_BIN`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The directory holding `basalt` and the plugin libraries (`target/<profile>`).
+pub fn build_dir() -> PathBuf {
+    basalt_bin()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The `basalt` binary under test.
+pub fn basalt_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("BASALT_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>/basalt
+    let exe = std::env::current_exe().expect("the test binary knows its own path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("basalt"))
+        .expect("the test binary lives in target/<profile>/deps");
+    assert!(
+        bin.is_file(),
+        "{} does not exist: build the workspace first (`cargo build --workspace`, or run the \
+         tests with `cargo xtask test`)",
+        bin.display()
+    );
+    bin
+}
+
+/// A library built by this workspace, e.g. `library("basalt_power_command")`.
+pub fn library(name: &str) -> PathBuf {
+    let path = build_dir().join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION));
+    assert!(
+        path.is_file(),
+        "{} does not exist: build the workspace first (`cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// A per-test directory, removed afterwards unless `BASALT_KEEP_TEST_DIR=1`.
+pub struct TestDir {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl TestDir {
+    /// Creates a fresh directory.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("basalt-e2e-")
+            .tempdir()
+            .expect("a temporary directory");
+        let path = dir.path().to_path_buf();
+        if std::env::var_os("BASALT_KEEP_TEST_DIR").is_some_and(|v| v == "1") {
+            eprintln!("keeping test directory {}", path.display());
+            let _ = dir.keep();
+            return Self { dir: None, path };
+        }
+        Self {
+            dir: Some(dir),
+            path,
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a file (creating parent directories) and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent directory");
+        }
+        std::fs::write(&path, contents).expect("write test file");
+        path
+    }
+
+    /// Creates a subdirectory and returns its path.
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let path = self.path.join(name);
+        std::fs::create_dir_all(&path).expect("create test subdirectory");
+        path
+    }
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+}
+
+/// What a finished command did.
+pub struct Output {
+    /// The command line, for messages.
+    pub command: String,
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics with everything known about the run unless it succeeded.
+    pub fn success(self) -> Self {
+        assert!(self.status.success(), "expected success:\n{self}");
+        self
+    }
+
+    /// Panics with everything known about the run unless it failed.
+    pub fn failure(self) -> Self {
+        assert!(!self.status.success(), "expected failure:\n{self}");
+        self
+    }
+
+    /// Parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "command: {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command, self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A `basalt` invocation, with `BASALT_*` variables of the caller's environment removed.
+pub struct Basalt {
+    command: Command,
+    shown: String,
+    timeout: Duration,
+}
+
+impl Basalt {
+    /// `basalt <args>`.
+    pub fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let bin = basalt_bin();
+        let mut command = Command::new(&bin);
+        let mut shown = String::from("basalt");
+        for arg in args {
+            shown.push(' ');
+            shown.push_str(&arg.as_ref().to_string_lossy());
+            command.arg(arg);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BASALT_") {
+                command.env_remove(key);
+            }
+        }
+        Self {
+            command,
+            shown,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.shown.push(' ');
+        self.shown.push_str(&arg.as_ref().to_string_lossy());
+        self.command.arg(arg);
+        self
+    }
+
+    /// Sets an environment variable for the run.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Runs to completion, killing the process if it outlives its timeout.
+    pub fn run(mut self) -> Output {
+        let mut child = self
+            .command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.shown));
+        let mut stdout_pipe = child.stdout.take().expect("piped stdout");
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout_pipe.read_to_string(&mut s);
+            s
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr_pipe.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + self.timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for basalt") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not finish within {:?}", self.shown, self.timeout);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Output {
+            command: self.shown,
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        }
+    }
+}
