@@ -1,1 +1,103 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//!
+//! Tasks: `test` (build everything, then run every test), `demo` (the product's main job, as
+//! far as it exists), `bench <name>` (benchmarks that print figures), `ci` (what `.ci/run`
+//! checks). Only cargo and a shell are needed.
+
+mod demo;
+#[cfg(test)]
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context};
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test [ARGS...]        build the workspace (binary, plugins, fixtures), then cargo test --workspace
+  demo                  load the plugins, then power and boot a simulated board with them
+  bench plugin-call     host -> plugin -> host call overhead (release build)
+  ci                    cargo fmt --check, clippy -D warnings, then test";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    let root = project_root();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&root, &args[1..]),
+        Some("demo") => demo::run(&root),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("plugin-call") => {
+                cargo(&root, &["build", "--release", "--workspace"])?;
+                cargo(
+                    &root,
+                    &["bench", "--package", "basalt", "--bench", "plugin_call"],
+                )
+            }
+            other => bail!("unknown benchmark {other:?}\n\n{USAGE}"),
+        },
+        Some("ci") => {
+            cargo(&root, &["fmt", "--all", "--", "--check"])?;
+            cargo(
+                &root,
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )?;
+            test(&root, &[])
+        }
+        Some("help") | Some("--help") | Some("-h") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root, from this crate's location (works from any current directory).
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Builds first so the end-to-end tests find `basalt` and every plugin library (cargo does
+/// not build another package's cdylib for a test that does not depend on it).
+fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
+    cargo(root, &["build", "--workspace"])?;
+    let mut args = vec!["test", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(root, &args)
+}
+
+/// Runs cargo in the workspace root, failing if it fails.
+fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}

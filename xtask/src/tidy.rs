@@ -1,0 +1,100 @@
+//! Repository rules, checked as ordinary tests.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn sources(dirs: &[&str]) -> Vec<PathBuf> {
+    let root = super::project_root();
+    let mut files = Vec::new();
+    for dir in dirs {
+        rust_files(&root.join(dir), &mut files);
+    }
+    files
+}
+
+#[test]
+fn every_module_starts_with_a_doc_comment() {
+    let missing: Vec<_> = sources(&["host", "plugin-api", "plugins", "tests", "xtask"])
+        .into_iter()
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            !text.trim_start().starts_with("//!")
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "modules without a //! doc comment: {missing:#?}"
+    );
+}
+
+#[test]
+fn the_core_never_names_a_plugin_crate() {
+    let offenders: Vec<_> = sources(&["host/src", "plugin-api/src"])
+        .into_iter()
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            ["basalt_power_", "basalt_connection_", "basalt_boot_"]
+                .iter()
+                .any(|name| text.contains(name))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "core files naming a plugin crate: {offenders:#?}"
+    );
+}
+
+#[test]
+fn plugins_depend_on_no_basalt_crate_but_plugin_api() {
+    let root = super::project_root();
+    for entry in std::fs::read_dir(root.join("plugins")).unwrap().flatten() {
+        let manifest = std::fs::read_to_string(entry.path().join("Cargo.toml")).unwrap();
+        let deps = manifest.split("[dependencies]").nth(1).unwrap_or("");
+        let deps = deps.split("\n[").next().unwrap_or("");
+        for line in deps.lines() {
+            let name = line.split(['=', '.']).next().unwrap_or("").trim();
+            assert!(
+                !name.starts_with("basalt") || name == "basalt-plugin-api",
+                "{} depends on {name}; plugins may only use basalt-plugin-api",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn no_machine_specific_paths_in_the_repository() {
+    let root = super::project_root();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    for doc in ["README.md", "ARCHITECTURE.md", "docs/writing-a-plugin.md"] {
+        files.push(root.join(doc));
+    }
+    let forbidden = ["/work/", "/root/", "/home/"];
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for needle in forbidden {
+            assert!(
+                !text.contains(needle) || path.ends_with("tidy.rs"),
+                "{} names a machine path ({needle})",
+                path.display()
+            );
+        }
+    }
+}
