@@ -4,6 +4,8 @@
 //! parses flags and calls [`cli::run`]; everything it does is reachable from here so tests
 //! and tools can use it as a library.
 
+#![deny(missing_docs)]
+
 pub mod cli;
 pub mod console;
 pub mod device_drivers;

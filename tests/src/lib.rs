@@ -3,6 +3,7 @@
 //!
 //! New tests go in `tests/tests/<area>.rs`. Build the workspace first (`cargo xtask test`
 //! does); the harness finds `basalt` next to the test binary's directory, or at `BASALT_BIN`.
+#![deny(missing_docs)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@
 //! ```
 //!
 //! Prompts and login prompts are regular expressions, as in LAVA.
+#![deny(missing_docs)]
 
 use std::time::{Duration, Instant};
 

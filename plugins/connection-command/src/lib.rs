@@ -4,6 +4,7 @@
 //! session whose controlling terminal is a fresh pseudo-terminal in raw mode, and exposes the
 //! pty's master side as the console. Raw mode means no local echo or line editing: what the
 //! board sends is what the host reads. Closing the console ends the command's whole session.
+#![deny(missing_docs)]
 
 mod pty;
 

@@ -12,6 +12,7 @@
 //!   device: /dev/serial/by-id/usb-FTDI_FT232R_A50285BI-if00-port0
 //!   baud: 115200        # optional, default 115200
 //! ```
+#![deny(missing_docs)]
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -5,6 +5,7 @@
 //! them) through `/bin/sh -c`, logs what they print, and fails with an infrastructure error when
 //! one exits non-zero or outlives the timeout. A board with no `hard_reset` is rebooted with
 //! `power_off` then `power_on`.
+#![deny(missing_docs)]
 
 mod run;
 

@@ -17,6 +17,7 @@
 //!   retries: 5                    # optional: extra attempts after a failed request
 //!   retry_delay: 2                # optional: seconds between attempts
 //! ```
+#![deny(missing_docs)]
 
 use std::thread;
 use std::time::{Duration, Instant};
