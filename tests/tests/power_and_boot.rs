@@ -57,6 +57,16 @@ actions:
     fn device(&self) -> std::path::PathBuf {
         self.dir.path().join("device.yaml")
     }
+
+    /// Runs `basalt boot` on this lab's device with the given boot action (YAML).
+    fn boot(&self, action: &str) -> basalt_e2e::Output {
+        let action = self.dir.write("boot.yaml", action);
+        Basalt::new(["boot", "--timeout", "20", "--device"])
+            .arg(self.device())
+            .arg("--action")
+            .arg(&action)
+            .run()
+    }
 }
 
 #[test]
@@ -100,9 +110,9 @@ fn a_failing_power_command_is_an_error_naming_the_command() {
 #[test]
 fn minimal_boot_resets_logs_in_and_reaches_the_prompt() {
     let lab = Lab::new();
-    let action = lab.dir.write(
-        "boot.yaml",
-        r#"
+    let output = lab
+        .boot(
+            r#"
 method: minimal
 auto_login:
   login_prompt: 'login: '
@@ -112,12 +122,7 @@ auto_login:
   login_commands: ['echo logged-in-as-$(whoami)-ok']
 prompts: ['root@board:~# ']
 "#,
-    );
-    let output = Basalt::new(["boot", "--timeout", "20", "--device"])
-        .arg(lab.device())
-        .arg("--action")
-        .arg(&action)
-        .run()
+        )
         .success();
     assert!(
         output.stdout.contains("minimal reached the prompt"),
@@ -141,20 +146,15 @@ prompts: ['root@board:~# ']
 #[test]
 fn a_board_that_refuses_the_login_fails_the_boot_with_its_output() {
     let lab = Lab::new();
-    let action = lab.dir.write(
-        "boot.yaml",
-        r#"
+    let output = lab
+        .boot(
+            r#"
 method: minimal
 reset: false
 auto_login: {login_prompt: 'login: ', username: root, password_prompt: 'Password: ', password: wrong}
 prompts: ['root@board:~# ']
 "#,
-    );
-    let output = Basalt::new(["boot", "--timeout", "20", "--device"])
-        .arg(lab.device())
-        .arg("--action")
-        .arg(&action)
-        .run()
+        )
         .failure();
     assert!(output.stderr.contains("Login incorrect"), "{output}");
     assert!(output.stderr.contains("closed the console"), "{output}");
@@ -164,15 +164,7 @@ prompts: ['root@board:~# ']
 #[test]
 fn a_boot_method_the_device_lacks_is_refused_up_front() {
     let lab = Lab::new();
-    let action = lab
-        .dir
-        .write("boot.yaml", "method: u-boot\ncommands: ramdisk\n");
-    let output = Basalt::new(["boot", "--device"])
-        .arg(lab.device())
-        .arg("--action")
-        .arg(&action)
-        .run()
-        .failure();
+    let output = lab.boot("method: u-boot\ncommands: ramdisk\n").failure();
     assert!(
         output
             .stderr

@@ -83,6 +83,18 @@ impl Named {
 
 type Constructor<T> = extern "C" fn(RStr<'_>, JobLogBox) -> RResult<T, PluginError>;
 
+/// Calls a driver's constructor with its JSON configuration and a job log.
+fn construct<T>(
+    info: &DriverInfo,
+    build: Constructor<T>,
+    config: &str,
+    log: Log,
+) -> Result<(Named, T), DriverError> {
+    let id = Named::of(info);
+    let inner = id.check("configure", build(RStr::from_str(config), log.into_abi()))?;
+    Ok((id, inner))
+}
+
 /// A built power driver.
 pub struct PowerDriver {
     id: Named,
@@ -96,8 +108,7 @@ impl PowerDriver {
         config: &str,
         log: Log,
     ) -> Result<Self, DriverError> {
-        let id = Named::of(info);
-        let inner = id.check("configure", build(RStr::from_str(config), log.into_abi()))?;
+        let (id, inner) = construct(info, build, config, log)?;
         Ok(Self { id, inner })
     }
 
@@ -136,8 +147,7 @@ impl Connection {
         config: &str,
         log: Log,
     ) -> Result<Self, DriverError> {
-        let id = Named::of(info);
-        let inner = id.check("configure", build(RStr::from_str(config), log.into_abi()))?;
+        let (id, inner) = construct(info, build, config, log)?;
         Ok(Self { id, inner })
     }
 
@@ -205,8 +215,7 @@ impl BootDriver {
         config: &str,
         log: Log,
     ) -> Result<Self, DriverError> {
-        let id = Named::of(info);
-        let inner = id.check("configure", build(RStr::from_str(config), log.into_abi()))?;
+        let (id, inner) = construct(info, build, config, log)?;
         Ok(Self { id, inner })
     }
 
