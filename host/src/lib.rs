@@ -12,3 +12,5 @@ pub mod device_drivers;
 pub mod failure;
 pub mod joblog;
 pub mod plugins;
+pub mod template;
+pub mod yaml11;

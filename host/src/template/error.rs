@@ -1,0 +1,101 @@
+//! What can go wrong rendering a device dictionary, each saying where.
+
+use std::path::PathBuf;
+
+/// A template or device dictionary problem.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The template does not exist on the search path.
+    #[error("template '{name}' not found (searched: {})", searched_list(searched))]
+    NotFound {
+        /// The name looked for.
+        name: String,
+        /// The directories searched.
+        searched: Vec<PathBuf>,
+    },
+    /// A name or link that would leave the template directories.
+    #[error("template '{name}' refused: {reason}")]
+    Escape {
+        /// The name asked for.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A template does not parse.
+    #[error("{template}:{line}: syntax error: {message}")]
+    Syntax {
+        /// The template.
+        template: String,
+        /// The line.
+        line: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// A template parses but fails while rendering.
+    #[error("{}: {message}", location(template, *line))]
+    Render {
+        /// The template, when known.
+        template: Option<String>,
+        /// The line, when known.
+        line: Option<usize>,
+        /// What went wrong.
+        message: String,
+    },
+    /// Rendering used up its budget: the template loops or is absurdly large.
+    #[error(
+        "{}: rendering stopped after exhausting its budget of {fuel} steps (a loop that does not \
+         end, or a template far larger than any device needs)",
+        location(template, *line)
+    )]
+    OutOfFuel {
+        /// The template, when known.
+        template: Option<String>,
+        /// The line, when known.
+        line: Option<usize>,
+        /// The budget.
+        fuel: u64,
+    },
+    /// The rendered text is not valid YAML.
+    #[error(
+        "{template}: the rendered configuration is not valid YAML at line {line}, column \
+         {column}: {message} (rendered line: {text:?})"
+    )]
+    Yaml {
+        /// The dictionary rendered.
+        template: String,
+        /// Line in the rendered text.
+        line: usize,
+        /// Column in the rendered text.
+        column: usize,
+        /// What the parser said.
+        message: String,
+        /// The offending rendered line.
+        text: String,
+    },
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn searched_list(dirs: &[PathBuf]) -> String {
+    if dirs.is_empty() {
+        return "no directories".into();
+    }
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn location(template: &Option<String>, line: Option<usize>) -> String {
+    match (template, line) {
+        (Some(t), Some(l)) => format!("{t}:{l}"),
+        (Some(t), None) => t.clone(),
+        (None, _) => "template".into(),
+    }
+}

@@ -1,0 +1,349 @@
+//! Reading YAML as LAVA does: PyYAML's `safe_load`, YAML 1.1 rules.
+//!
+//! LAVA renders device configurations and writes job logs for PyYAML, whose YAML 1.1 resolver
+//! reads plain `yes`/`on`/`off` as booleans, `0755` as octal, `1:30` as base 60 and `1e5` (no
+//! dot) as a string, where YAML 1.2 parsers differ. This module parses with libyaml's event
+//! parser (libyaml-safer, a Rust port; PyYAML accepts what libyaml accepts, such as quoted
+//! scalars continued at column 0, which stricter parsers refuse), keeps each scalar's style,
+//! and resolves plain scalars with PyYAML's rules, producing JSON values. Mapping keys that are not strings become `"!int:115200"`-style
+//! strings, the convention of the fixtures LAVA's own output was converted with.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use libyaml_safer::{EventData, Mark, Parser, ScalarStyle};
+use regex::Regex;
+use serde_json::{Map, Number, Value};
+
+/// A YAML document that could not be read, with where.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[error("line {line}, column {column}: {message}")]
+pub struct YamlError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl YamlError {
+    fn at(mark: Mark, message: String) -> Self {
+        Self {
+            line: usize::try_from(mark.line)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+            column: usize::try_from(mark.column)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+            message,
+        }
+    }
+}
+
+/// Parses the first YAML document of `text` (an empty stream is `null`).
+pub fn from_str(text: &str) -> Result<Value, YamlError> {
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
+    let mut builder = Builder::default();
+    loop {
+        let event = parser.parse().map_err(|e| {
+            let mark = e.problem_mark().or(e.context_mark()).unwrap_or_default();
+            YamlError::at(mark, e.problem().to_owned())
+        })?;
+        match event.data {
+            EventData::StreamEnd | EventData::DocumentEnd { .. } => break,
+            data => builder.on_event(data, event.start_mark)?,
+        }
+    }
+    Ok(builder.document.unwrap_or(Value::Null))
+}
+
+enum Frame {
+    Sequence(Vec<Value>, Option<String>),
+    Mapping(Map<String, Value>, Option<String>, Option<String>),
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<String, Value>,
+    document: Option<Value>,
+}
+
+impl Builder {
+    /// Adds a finished node to its parent (or makes it the document).
+    fn push(&mut self, value: Value, anchor: Option<String>, mark: Mark) -> Result<(), YamlError> {
+        if let Some(anchor) = anchor {
+            self.anchors.insert(anchor, value.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.document = Some(value),
+            Some(Frame::Sequence(items, _)) => items.push(value),
+            Some(Frame::Mapping(map, key, _)) => match key.take() {
+                None => match key_string(&value) {
+                    Some(k) => *key = Some(k),
+                    None => {
+                        return Err(YamlError::at(
+                            mark,
+                            "a mapping or sequence cannot be a key".into(),
+                        ))
+                    }
+                },
+                Some(k) if k == "<<" => merge(map, value),
+                Some(k) => {
+                    map.insert(k, value);
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: EventData, mark: Mark) -> Result<(), YamlError> {
+        match event {
+            EventData::Scalar {
+                anchor,
+                tag,
+                value,
+                style,
+                ..
+            } => {
+                let value = scalar(value, style, tag.as_deref());
+                self.push(value, anchor, mark)
+            }
+            EventData::SequenceStart { anchor, .. } => {
+                self.stack.push(Frame::Sequence(Vec::new(), anchor));
+                Ok(())
+            }
+            EventData::MappingStart { anchor, .. } => {
+                self.stack.push(Frame::Mapping(Map::new(), None, anchor));
+                Ok(())
+            }
+            EventData::SequenceEnd | EventData::MappingEnd => {
+                let (value, anchor) = match self.stack.pop() {
+                    Some(Frame::Sequence(items, anchor)) => (Value::Array(items), anchor),
+                    Some(Frame::Mapping(map, _, anchor)) => (Value::Object(map), anchor),
+                    None => return Ok(()),
+                };
+                self.push(value, anchor, mark)
+            }
+            EventData::Alias { anchor } => match self.anchors.get(&anchor).cloned() {
+                Some(value) => self.push(value, None, mark),
+                None => Err(YamlError::at(
+                    mark,
+                    format!("alias *{anchor} has no anchor"),
+                )),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// PyYAML's merge key: copy keys the mapping does not have yet.
+fn merge(map: &mut Map<String, Value>, value: Value) {
+    let sources = match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    for source in sources {
+        if let Value::Object(source) = source {
+            for (k, v) in source {
+                map.entry(k).or_insert(v);
+            }
+        }
+    }
+}
+
+/// Mapping keys as strings: strings stay, other scalars are tagged with their type.
+fn key_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if n.is_f64() => Some(format!("!float:{n}")),
+        Value::Number(n) => Some(format!("!int:{n}")),
+        Value::Bool(b) => Some(format!("!bool:{}", if *b { "True" } else { "False" })),
+        Value::Null => Some("!null:None".into()),
+        _ => None,
+    }
+}
+
+/// The standard tag a scalar carries, if any (`!!int` → `int`).
+fn standard_tag(tag: Option<&str>) -> Option<&str> {
+    tag?.strip_prefix("tag:yaml.org,2002:")
+}
+
+fn scalar(text: String, style: ScalarStyle, tag: Option<&str>) -> Value {
+    // `! "3"` (the non-specific tag) asks for implicit resolution even when quoted.
+    let non_specific = tag == Some("!");
+    match standard_tag(tag) {
+        Some("str") => return Value::String(text),
+        Some("int") => return int(&text).unwrap_or(Value::String(text)),
+        Some("float") => return float(&text).unwrap_or(Value::String(text)),
+        Some("bool") => {
+            return boolean(&text)
+                .map(Value::Bool)
+                .unwrap_or(Value::String(text))
+        }
+        Some("null") => return Value::Null,
+        _ => {}
+    }
+    if style == ScalarStyle::Plain || non_specific {
+        resolve_plain(text)
+    } else {
+        Value::String(text)
+    }
+}
+
+static INT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
+    )
+    .expect("valid regex")
+});
+
+static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+    )
+    .expect("valid regex")
+});
+
+/// PyYAML's implicit resolution of a plain scalar.
+pub fn resolve_plain(text: String) -> Value {
+    if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+        return Value::Null;
+    }
+    if let Some(b) = boolean(&text) {
+        return Value::Bool(b);
+    }
+    if INT.is_match(&text) {
+        if let Some(v) = int(&text) {
+            return v;
+        }
+    }
+    if FLOAT.is_match(&text) {
+        if let Some(v) = float(&text) {
+            return v;
+        }
+    }
+    Value::String(text)
+}
+
+fn boolean(text: &str) -> Option<bool> {
+    match text {
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => Some(true),
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
+}
+
+fn int(text: &str) -> Option<Value> {
+    let cleaned: String = text.chars().filter(|c| *c != '_').collect();
+    let (negative, digits) = match cleaned.as_bytes().first() {
+        Some(b'-') => (true, &cleaned[1..]),
+        Some(b'+') => (false, &cleaned[1..]),
+        _ => (false, cleaned.as_str()),
+    };
+    let magnitude: i128 = if let Some(bin) = digits.strip_prefix("0b") {
+        i128::from_str_radix(bin, 2).ok()?
+    } else if let Some(hex) = digits.strip_prefix("0x") {
+        i128::from_str_radix(hex, 16).ok()?
+    } else if digits.contains(':') {
+        digits.split(':').try_fold(0i128, |acc, part| {
+            Some(acc * 60 + part.parse::<i128>().ok()?)
+        })?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        i128::from_str_radix(&digits[1..], 8).ok()?
+    } else {
+        digits.parse().ok()?
+    };
+    let value = if negative { -magnitude } else { magnitude };
+    if let Ok(v) = i64::try_from(value) {
+        Some(Value::Number(v.into()))
+    } else if let Ok(v) = u64::try_from(value) {
+        Some(Value::Number(v.into()))
+    } else {
+        Number::from_f64(value as f64).map(Value::Number)
+    }
+}
+
+fn float(text: &str) -> Option<Value> {
+    let cleaned: String = text.chars().filter(|c| *c != '_').collect();
+    let lower = cleaned.to_ascii_lowercase();
+    let value = if lower.ends_with(".inf") || lower.ends_with(".nan") {
+        // JSON has no infinities or NaN; keep the text.
+        return Some(Value::String(text.to_owned()));
+    } else if cleaned.contains(':') {
+        let (negative, body) = match cleaned.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, cleaned.trim_start_matches('+')),
+        };
+        let v = body.split(':').try_fold(0f64, |acc, part| {
+            Some(acc * 60.0 + part.parse::<f64>().ok()?)
+        })?;
+        if negative {
+            -v
+        } else {
+            v
+        }
+    } else {
+        cleaned.parse::<f64>().ok()?
+    };
+    Number::from_f64(value).map(Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plain_scalars_resolve_as_pyyaml_does() {
+        let doc = from_str(
+            "a: yes\nb: off\nc: 0755\nd: 1:30\ne: 1e5\nf: 1.5e+3\ng: None\nh: ~\ni: 0x1F\n\
+             j: '0755'\nk: True\nl: 3.\nm: 1_000\nn: -7\no: .5\np:\n",
+        )
+        .unwrap();
+        assert_eq!(
+            doc,
+            json!({"a": true, "b": false, "c": 493, "d": 90, "e": "1e5", "f": 1500.0,
+                   "g": "None", "h": null, "i": 31, "j": "0755", "k": true, "l": 3.0,
+                   "m": 1000, "n": -7, "o": 0.5, "p": null})
+        );
+    }
+
+    #[test]
+    fn non_string_keys_are_tagged_and_order_is_kept() {
+        let doc = from_str("{console: ttyS0, 115200: null, z: 1, a: 2}").unwrap();
+        assert_eq!(
+            serde_json::to_string(&doc).unwrap(),
+            r#"{"console":"ttyS0","!int:115200":null,"z":1,"a":2}"#
+        );
+    }
+
+    #[test]
+    fn tags_anchors_and_merges() {
+        let doc = from_str(
+            "base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\ns: !!str 12\nt: ! \"3\"\nu: [*b]\n",
+        )
+        .unwrap();
+        assert_eq!(doc["derived"], json!({"y": 3, "x": 1}));
+        assert_eq!(doc["s"], json!("12"));
+        assert_eq!(doc["t"], json!(3));
+        assert_eq!(doc["u"][0]["x"], json!(1));
+    }
+
+    #[test]
+    fn quoted_scalars_continued_at_column_zero_fold_as_pyyaml_does() {
+        let doc = from_str("c:\n  k: '\n'\n  x: 1\n").unwrap();
+        assert_eq!(doc, json!({"c": {"k": " ", "x": 1}}));
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let error = from_str("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(error.line >= 1, "{error}");
+        assert!(!error.message.is_empty());
+        assert_eq!(from_str("").unwrap(), Value::Null);
+    }
+}
