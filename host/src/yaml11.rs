@@ -216,6 +216,10 @@ pub fn resolve_plain(text: String) -> Value {
     if let Some(b) = boolean(&text) {
         return Value::Bool(b);
     }
+    // Numbers start with a digit, a sign or a dot; most plain scalars are words.
+    if !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.')) {
+        return Value::String(text);
+    }
     if INT.is_match(&text) {
         if let Some(v) = int(&text) {
             return v;

@@ -69,29 +69,25 @@ impl SearchPath {
     /// Finds the file a template name refers to now, or `None`.
     pub fn resolve(&self, name: &str) -> Result<Option<TemplateFile>, TemplateError> {
         Self::check_name(name)?;
+        let nested = name.contains('/');
         for dir in &self.dirs {
             let candidate = dir.join(name);
-            let Ok(meta) = std::fs::metadata(&candidate) else {
+            let Ok(link_meta) = std::fs::symlink_metadata(&candidate) else {
                 continue;
+            };
+            // A regular file named directly in the directory cannot lead outside it; links
+            // and names through subdirectories (which may be links) are checked for real.
+            let meta = if link_meta.file_type().is_symlink() || nested {
+                self.check_inside(name, dir, &candidate)?;
+                match std::fs::metadata(&candidate) {
+                    Ok(meta) => meta,
+                    Err(_) => continue,
+                }
+            } else {
+                link_meta
             };
             if !meta.is_file() {
                 continue;
-            }
-            let real = std::fs::canonicalize(&candidate).map_err(|source| TemplateError::Io {
-                path: candidate.clone(),
-                source,
-            })?;
-            let real_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-            if !real.starts_with(&real_dir) {
-                return Err(TemplateError::Escape {
-                    name: name.to_owned(),
-                    reason: format!(
-                        "{} is a link to {}, outside {}",
-                        candidate.display(),
-                        real.display(),
-                        dir.display()
-                    ),
-                });
             }
             return Ok(Some(TemplateFile {
                 name: name.to_owned(),
@@ -102,6 +98,27 @@ impl SearchPath {
             }));
         }
         Ok(None)
+    }
+
+    /// Refuses a candidate whose real location is outside its directory.
+    fn check_inside(&self, name: &str, dir: &Path, candidate: &Path) -> Result<(), TemplateError> {
+        let Ok(real) = std::fs::canonicalize(candidate) else {
+            // A dangling link: nothing to load, and nothing outside to reach.
+            return Ok(());
+        };
+        let real_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if real.starts_with(&real_dir) {
+            return Ok(());
+        }
+        Err(TemplateError::Escape {
+            name: name.to_owned(),
+            reason: format!(
+                "{} is a link to {}, outside {}",
+                candidate.display(),
+                real.display(),
+                dir.display()
+            ),
+        })
     }
 
     /// Every template name (`*.jinja2`) on the path, each resolved to the file that wins.

@@ -1,0 +1,206 @@
+//! The template engine's sandbox, budget, error reporting and drop-in behaviour.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use basalt::template::{SearchPath, TemplateEngine, TemplateError};
+use serde_json::json;
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    devices: std::path::PathBuf,
+    admin: std::path::PathBuf,
+    builtin: std::path::PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    Dirs {
+        devices: make("devices"),
+        admin: make("admin-device-types"),
+        builtin: make("device-types"),
+        _root: root,
+    }
+}
+
+impl Dirs {
+    fn engine(&self) -> TemplateEngine {
+        TemplateEngine::new(SearchPath::new(vec![
+            self.devices.clone(),
+            self.admin.clone(),
+            self.builtin.clone(),
+        ]))
+    }
+
+    fn write(&self, dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+fn render(engine: &TemplateEngine, name: &str) -> Result<String, TemplateError> {
+    engine.render_text(name, &json!({}))
+}
+
+#[test]
+fn names_that_climb_out_are_refused() {
+    let d = dirs();
+    d.write(&d.devices, "a.jinja2", "{% extends '../../etc/passwd' %}");
+    d.write(&d.devices, "b.jinja2", "{% extends '/etc/passwd' %}");
+    d.write(&d.devices, "c.jinja2", "{% include 'x/../../secret' %}");
+    let engine = d.engine();
+    for (name, says) in [
+        ("a.jinja2", "'..'"),
+        ("b.jinja2", "absolute"),
+        ("c.jinja2", "'..'"),
+    ] {
+        let error = render(&engine, name).unwrap_err();
+        assert!(
+            matches!(error, TemplateError::Escape { .. }),
+            "{name}: {error}"
+        );
+        assert!(error.to_string().contains(says), "{name}: {error}");
+    }
+}
+
+#[test]
+fn symlinks_pointing_outside_are_refused() {
+    let d = dirs();
+    let outside = d._root.path().join("outside.jinja2");
+    std::fs::write(&outside, "secret: 1\n").unwrap();
+    std::os::unix::fs::symlink(&outside, d.builtin.join("sneaky.jinja2")).unwrap();
+    d.write(&d.devices, "dev.jinja2", "{% extends 'sneaky.jinja2' %}");
+    let error = render(&d.engine(), "dev.jinja2").unwrap_err();
+    assert!(matches!(error, TemplateError::Escape { .. }), "{error}");
+    assert!(error.to_string().contains("outside"), "{error}");
+    // A link that stays inside the directory is fine.
+    d.write(&d.builtin, "real.jinja2", "ok: 1\n");
+    std::os::unix::fs::symlink(
+        d.builtin.join("real.jinja2"),
+        d.builtin.join("alias.jinja2"),
+    )
+    .unwrap();
+    assert_eq!(render(&d.engine(), "alias.jinja2").unwrap(), "ok: 1");
+}
+
+#[test]
+fn a_looping_template_runs_out_of_budget_quickly() {
+    let d = dirs();
+    d.write(
+        &d.builtin,
+        "loop.jinja2",
+        "{% for a in range(10000) %}{% for b in range(10000) %}{{ a }}{% endfor %}{% endfor %}",
+    );
+    let started = Instant::now();
+    let error = render(&d.engine(), "loop.jinja2").unwrap_err();
+    assert!(matches!(error, TemplateError::OutOfFuel { .. }), "{error}");
+    assert!(error.to_string().contains("loop.jinja2"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    d.write(&d.builtin, "self.jinja2", "{% include 'self.jinja2' %}");
+    let error = render(&d.engine(), "self.jinja2").unwrap_err();
+    assert!(error.to_string().contains("self.jinja2"), "{error}");
+}
+
+#[test]
+fn a_missing_template_names_itself_and_the_directories() {
+    let d = dirs();
+    d.write(
+        &d.devices,
+        "dev.jinja2",
+        "{% extends 'no-such-board.jinja2' %}",
+    );
+    let error = render(&d.engine(), "dev.jinja2").unwrap_err();
+    let TemplateError::NotFound { name, searched } = &error else {
+        panic!("expected NotFound, got {error}");
+    };
+    assert_eq!(name, "no-such-board.jinja2");
+    assert_eq!(searched.len(), 3);
+    assert!(error.to_string().contains("admin-device-types"), "{error}");
+}
+
+#[test]
+fn a_syntax_error_gives_file_and_line() {
+    let d = dirs();
+    d.write(
+        &d.builtin,
+        "broken.jinja2",
+        "a: 1\nb: 2\n{% if x %}\nc: 3\n{% endfor %}\n",
+    );
+    d.write(&d.devices, "dev.jinja2", "{% extends 'broken.jinja2' %}");
+    let error = render(&d.engine(), "dev.jinja2").unwrap_err();
+    let TemplateError::Syntax { template, line, .. } = &error else {
+        panic!("expected a syntax error, got {error}");
+    };
+    assert_eq!(template, "broken.jinja2");
+    assert_eq!(*line, 5);
+    assert!(error.to_string().starts_with("broken.jinja2:5:"), "{error}");
+}
+
+#[test]
+fn extending_an_undefined_name_is_a_clear_error() {
+    let d = dirs();
+    d.write(
+        &d.devices,
+        "dev.jinja2",
+        "{% extends device_type_template %}",
+    );
+    let error = render(&d.engine(), "dev.jinja2").unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("dev.jinja2:1"), "{text}");
+    assert!(
+        text.to_lowercase().contains("undefined") || text.contains("string"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_dropped_in_template_is_used_at_once_and_edits_are_seen() {
+    let d = dirs();
+    d.write(&d.devices, "dev.jinja2", "{% extends 'newboard.jinja2' %}");
+    let engine = d.engine();
+    assert!(matches!(
+        render(&engine, "dev.jinja2"),
+        Err(TemplateError::NotFound { .. })
+    ));
+    d.write(&d.builtin, "newboard.jinja2", "board: v1\n");
+    assert_eq!(render(&engine, "dev.jinja2").unwrap(), "board: v1");
+    // Rewrite with a different length so the change shows even within one mtime tick.
+    d.write(&d.builtin, "newboard.jinja2", "board: version2\n");
+    assert_eq!(render(&engine, "dev.jinja2").unwrap(), "board: version2");
+    // An admin copy earlier on the path overrides the shipped one.
+    d.write(&d.admin, "newboard.jinja2", "board: admin\n");
+    assert_eq!(render(&engine, "dev.jinja2").unwrap(), "board: admin");
+    std::fs::remove_file(d.admin.join("newboard.jinja2")).unwrap();
+    assert_eq!(render(&engine, "dev.jinja2").unwrap(), "board: version2");
+}
+
+#[test]
+fn a_broken_template_does_not_break_the_others() {
+    let d = dirs();
+    d.write(&d.builtin, "good.jinja2", "good: {{ 1 + 1 }}\n");
+    d.write(&d.builtin, "bad.jinja2", "bad: {{ 1 + }}\n");
+    d.write(&d.devices, "one.jinja2", "{% extends 'good.jinja2' %}");
+    d.write(&d.devices, "two.jinja2", "{% extends 'bad.jinja2' %}");
+    let engine = d.engine();
+    assert!(render(&engine, "two.jinja2").is_err());
+    assert_eq!(render(&engine, "one.jinja2").unwrap(), "good: 2");
+    assert!(engine.check("good.jinja2").is_ok());
+    assert!(matches!(
+        engine.check("bad.jinja2"),
+        Err(TemplateError::Syntax { line: 1, .. })
+    ));
+}
+
+#[test]
+fn rendered_text_that_is_not_yaml_says_where() {
+    let d = dirs();
+    d.write(&d.builtin, "t.jinja2", "a: 1\nb: [unclosed\nc: 3\n");
+    let error = d.engine().render("t.jinja2", &json!({})).unwrap_err();
+    assert!(matches!(error, TemplateError::Yaml { .. }), "{error}");
+    assert!(error.to_string().contains("not valid YAML"), "{error}");
+}
