@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use basalt::device::{validate, DeviceConfig, Severity};
 use basalt::template::{extends_target, SearchPath, TemplateEngine};
 use serde_json::{json, Value};
 
@@ -102,6 +103,17 @@ fn all_lava_test_devices_render_as_lava_renders_them() {
         assert_eq!(expected["status"], "ok");
         match engine.render(file, &device_context(name, &source)) {
             Ok(rendered) => {
+                let errors: Vec<String> = validate(&rendered.config)
+                    .into_iter()
+                    .filter(|p| p.severity == Severity::Error)
+                    .map(|p| p.to_string())
+                    .collect();
+                if !errors.is_empty() {
+                    failures.push(format!("{name}: validator refused: {errors:?}"));
+                }
+                if let Err(e) = DeviceConfig::from_value(&rendered.config) {
+                    failures.push(format!("{name}: typed model refused: {e}"));
+                }
                 if let Some(difference) =
                     first_difference(&rendered.config, &expected["config"], name)
                 {
