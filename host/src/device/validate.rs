@@ -219,7 +219,7 @@ pub fn validate(config: &Value) -> Vec<Problem> {
     }
 
     match root.get("parameters") {
-        None | Some(Value::Object(_)) => {}
+        None | Some(Value::Null) | Some(Value::Object(_)) => {}
         Some(other) => check.error(
             "parameters",
             format!("must be a mapping, found {}", kind(other)),

@@ -1,0 +1,181 @@
+//! Basalt's own device-type templates (`device-types/`): each renders on its own, and every
+//! LAVA test dictionary whose type we ship renders against ours into a configuration the
+//! validator accepts, in the shape the dispatcher reads.
+
+use std::path::{Path, PathBuf};
+
+use basalt::device::{validate, DeviceConfig, Severity};
+use basalt::template::{extends_target, SearchPath, TemplateEngine};
+use serde_json::{json, Value};
+
+fn ours() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../device-types")
+}
+
+fn assert_valid(name: &str, config: &Value) {
+    let errors: Vec<String> = validate(config)
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| p.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}");
+    DeviceConfig::from_value(config).unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
+#[test]
+fn every_shipped_template_renders_alone_into_a_valid_configuration() {
+    let engine = TemplateEngine::new(SearchPath::new(vec![ours()]));
+    let mut names: Vec<String> = std::fs::read_dir(ours())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".jinja2"))
+        .collect();
+    names.sort();
+    for required in [
+        "base.jinja2",
+        "base-uboot.jinja2",
+        "base-fastboot.jinja2",
+        "qemu.jinja2",
+        "qemu-aarch64.jinja2",
+        "beaglebone-black.jinja2",
+        "bcm2711-rpi-4-b.jinja2",
+        "imx8mq-evk.jinja2",
+        "x86.jinja2",
+        "dragonboard-410c.jinja2",
+        "hi6220-hikey.jinja2",
+    ] {
+        assert!(names.iter().any(|n| n == required), "{required} missing");
+    }
+    for name in &names {
+        let context = json!({"scheduled_device_name": "dut", "scheduled_device_type": name.trim_end_matches(".jinja2")});
+        let rendered = engine
+            .render(name, &context)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_valid(name, &rendered.config);
+    }
+}
+
+#[test]
+fn lava_dictionaries_of_our_types_render_against_our_templates() {
+    let lava = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lava/devices");
+    if !lava.is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "LAVA fixtures missing at {} (required under CI=true)",
+            lava.display()
+        );
+        eprintln!("skipping: no LAVA fixtures at {}", lava.display());
+        return;
+    }
+    let engine = TemplateEngine::new(SearchPath::new(vec![lava.clone(), ours()]));
+    let mut rendered_count = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&lava)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let source = std::fs::read_to_string(&path).unwrap();
+        let Some(target) = extends_target(&source) else {
+            continue;
+        };
+        if !ours().join(&target).is_file() {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let context = json!({
+            "scheduled_device_name": path.file_stem().unwrap().to_str().unwrap(),
+            "scheduled_device_type": target.trim_end_matches(".jinja2"),
+        });
+        let rendered = engine
+            .render(name, &context)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_valid(name, &rendered.config);
+        rendered_count += 1;
+    }
+    assert!(
+        rendered_count >= 20,
+        "expected the qemu, x86, beaglebone-black, imx8mq-evk, dragonboard-410c and hikey \
+         dictionaries to use our templates, only {rendered_count} did"
+    );
+}
+
+#[test]
+fn dictionary_values_reach_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bbb-lab1.jinja2"),
+        "{% extends 'beaglebone-black.jinja2' %}\n\
+         {% set connection_list = ['uart0', 'uart1'] %}\n\
+         {% set connection_commands = {'uart0': 'telnet ser2net 7001', 'uart1': 'telnet ser2net 7002'} %}\n\
+         {% set connection_tags = {'uart0': ['primary', 'telnet']} %}\n\
+         {% set power_on_command = ['relay 3 on', 'sleep 1'] %}\n\
+         {% set power_off_command = 'relay 3 off' %}\n\
+         {% set console_device = 'ttyO0' %}\n\
+         {% set bootz_kernel_addr = '0x81000000' %}\n",
+    )
+    .unwrap();
+    let engine = TemplateEngine::new(SearchPath::new(vec![dir.path().to_path_buf(), ours()]));
+    let config = engine
+        .render(
+            "bbb-lab1.jinja2",
+            &json!({"scheduled_device_name": "bbb-lab1", "scheduled_device_type": "beaglebone-black"}),
+        )
+        .unwrap()
+        .config;
+    assert_valid("bbb-lab1", &config);
+    assert_eq!(config["hostname"], "bbb-lab1");
+    assert_eq!(
+        config["commands"]["connections"]["uart0"],
+        json!({"connect": "telnet ser2net 7001", "tags": ["primary", "telnet"]})
+    );
+    assert_eq!(
+        config["commands"]["connections"]["uart1"]["tags"],
+        json!([])
+    );
+    assert_eq!(
+        config["commands"]["power_on"],
+        json!(["relay 3 on", "sleep 1"])
+    );
+    assert_eq!(config["parameters"]["bootz"]["kernel"], "0x81000000");
+    assert_eq!(config["parameters"]["bootm"]["kernel"], "0x82000000");
+    let ramdisk = &config["actions"]["boot"]["methods"]["u-boot"]["ramdisk"]["commands"];
+    let commands: Vec<&str> = ramdisk
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(commands.last(), Some(&"{BOOTX}"));
+    assert!(commands.contains(&"setenv bootargs 'console=ttyO0,115200n8 root=/dev/ram0 ip=dhcp'"));
+}
+
+#[test]
+fn qemu_follows_the_job_architecture() {
+    let engine = TemplateEngine::new(SearchPath::new(vec![ours()]));
+    let render = |template: &str, context: Value| {
+        engine.render(template, &context).unwrap().config["actions"]["boot"]["methods"]["qemu"]
+            ["parameters"]
+            .clone()
+    };
+    let x86 = render("qemu.jinja2", json!({}));
+    assert_eq!(x86["command"], "qemu-system-x86_64");
+    assert!(x86["options"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("-enable-kvm")));
+    let arm = render("qemu.jinja2", json!({"arch": "arm64"}));
+    assert_eq!(arm["command"], "qemu-system-aarch64");
+    assert_eq!(arm["boot_options"]["console"], "ttyAMA0,115200");
+    assert!(!arm["options"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("-enable-kvm")));
+    let aarch64 = render("qemu-aarch64.jinja2", json!({}));
+    assert_eq!(aarch64["command"], "qemu-system-aarch64");
+    let tcg = render("qemu.jinja2", json!({"no_kvm": true}));
+    assert!(!tcg["options"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("-enable-kvm")));
+}
