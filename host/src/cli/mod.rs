@@ -4,8 +4,11 @@
 //! codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
 
 mod boot;
+mod device_types;
+mod devices;
 mod plugins;
 mod power;
+mod templates;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +36,12 @@ pub enum Command {
     Power(power::PowerArgs),
     /// Boot a device with a LAVA boot action and stop at its prompt.
     Boot(boot::BootArgs),
+    /// Inspect the device-type templates.
+    #[command(subcommand, name = "device-types")]
+    DeviceTypes(device_types::DeviceTypesCommand),
+    /// Render and check device dictionaries.
+    #[command(subcommand)]
+    Devices(devices::DevicesCommand),
 }
 
 /// `basalt plugins ...`
@@ -49,7 +58,7 @@ pub struct PluginDirs {
     /// A directory of plugin libraries, searched before BASALT_PLUGIN_PATH and the built-in
     /// locations (may be repeated).
     #[arg(long = "plugin-dir", value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 impl PluginDirs {
@@ -58,7 +67,7 @@ impl PluginDirs {
     pub fn search_path(&self) -> PluginSearchPath {
         let env_value = std::env::var(PLUGIN_PATH_ENV).ok();
         let exe = std::env::current_exe().ok();
-        plugin_search_path(&self.dirs, env_value.as_deref(), exe.as_deref())
+        plugin_search_path(&self.plugin_dirs, env_value.as_deref(), exe.as_deref())
     }
 
     /// Loads every plugin on the search path.
@@ -83,6 +92,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins(PluginsCommand::List(args)) => plugins::list(&args),
         Command::Power(args) => power::run(&args),
         Command::Boot(args) => boot::run(&args),
+        Command::DeviceTypes(command) => device_types::run(&command),
+        Command::Devices(command) => devices::run(&command),
     }
 }
 
@@ -114,7 +125,7 @@ mod tests {
             panic!("parsed the wrong command");
         };
         assert_eq!(
-            args.plugins.dirs,
+            args.plugins.plugin_dirs,
             vec![PathBuf::from("a"), PathBuf::from("b")]
         );
         assert_eq!(args.format, Format::Json);
