@@ -30,18 +30,17 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let outlet = dir.join("outlet.log");
     std::fs::write(&board, BOARD)?;
     let o = outlet.display();
-    let device = dir.join("demo-device.yaml");
+    // A device dictionary, as an admin writes it: a shipped device type plus this board's
+    // console and PDU commands.
+    let dictionary = dir.join("demo-01.jinja2");
     std::fs::write(
-        &device,
+        &dictionary,
         format!(
-            "# A rendered device configuration, as the master will send it with a job.\n\
-             hostname: demo-01\n\
-             commands:\n  \
-               connect: sh {}\n  \
-               power_on: echo \"$(date +%T) outlet 1 on\" >> {o}\n  \
-               power_off: echo \"$(date +%T) outlet 1 off\" >> {o}\n  \
-               hard_reset: echo \"$(date +%T) outlet 1 cycled\" >> {o}\n\
-             actions:\n  boot:\n    methods:\n      minimal:\n",
+            "{{% extends 'beaglebone-black.jinja2' %}}\n\
+             {{% set connection_command = 'sh {}' %}}\n\
+             {{% set power_on_command = 'echo \"$(date +%T) outlet 1 on\" >> {o}' %}}\n\
+             {{% set power_off_command = 'echo \"$(date +%T) outlet 1 off\" >> {o}' %}}\n\
+             {{% set hard_reset_command = 'echo \"$(date +%T) outlet 1 cycled\" >> {o}' %}}\n",
             board.display()
         ),
     )?;
@@ -53,32 +52,36 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
          prompts: ['root@demo:~# ']\n\
          timeout: {minutes: 1}\n",
     )?;
-
-    step(&basalt, "basalt plugins list", &["plugins", "list"])?;
+    let dictionary_arg = dictionary.display().to_string();
+    let device = dir.join("demo-01.yaml");
     let device_arg = device.display().to_string();
     let action_arg = action.display().to_string();
+
+    step(&basalt, "basalt plugins list", &["plugins", "list"], None)?;
+    step(&basalt, "basalt device-types list", &["device-types", "list"], None)?;
     step(
         &basalt,
-        "basalt power on (the device's power_on command)",
-        &["power", "on", "--device", &device_arg],
+        "basalt devices check --live (render, validate, drivers, PDU and console)",
+        &["devices", "check", "--live", &dictionary_arg],
+        None,
     )?;
     step(
         &basalt,
-        "basalt power state (command PDUs cannot read back)",
-        &["power", "state", "--device", &device_arg],
+        "basalt devices render (the configuration a job gets), saved to demo-01.yaml",
+        &["devices", "render", &dictionary_arg],
+        Some(&device),
+    )?;
+    step(
+        &basalt,
+        "basalt power on",
+        &["power", "on", "--device", &device_arg],
+        None,
     )?;
     step(
         &basalt,
         "basalt boot with boot-minimal: reset, log in, reach the prompt",
-        &[
-            "boot",
-            "--device",
-            &device_arg,
-            "--action",
-            &action_arg,
-            "--timeout",
-            "60",
-        ],
+        &["boot", "--device", &device_arg, "--action", &action_arg, "--timeout", "60"],
+        None,
     )?;
     println!("\n== the outlet log written by the power commands ==");
     print!("{}", std::fs::read_to_string(&outlet).unwrap_or_default());
@@ -86,12 +89,29 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn step(basalt: &Path, title: &str, args: &[&str]) -> anyhow::Result<()> {
+/// Runs one `basalt` command, echoing its output (or saving stdout to `save_to`).
+fn step(basalt: &Path, title: &str, args: &[&str], save_to: Option<&Path>) -> anyhow::Result<()> {
     println!("\n== {title} ==");
-    let status = Command::new(basalt)
-        .args(args)
-        .status()
-        .with_context(|| format!("cannot run {}", basalt.display()))?;
+    let mut command = Command::new(basalt);
+    command.args(args);
+    let status = match save_to {
+        Some(path) => {
+            let output = command
+                .output()
+                .with_context(|| format!("cannot run {}", basalt.display()))?;
+            std::io::Write::write_all(&mut std::io::stderr(), &output.stderr)?;
+            std::fs::write(path, &output.stdout)?;
+            let text = String::from_utf8_lossy(&output.stdout);
+            for line in text.lines().take(12) {
+                println!("{line}");
+            }
+            println!("... ({} lines)", text.lines().count());
+            output.status
+        }
+        None => command
+            .status()
+            .with_context(|| format!("cannot run {}", basalt.display()))?,
+    };
     if !status.success() {
         bail!("{title}: basalt exited with {status}");
     }

@@ -19,6 +19,7 @@ tasks:
   test [ARGS...]        build the workspace (binary, plugins, fixtures), then cargo test --workspace
   demo                  load the plugins, then power and boot a simulated board with them
   bench plugin-call     host -> plugin -> host call overhead (release build)
+  bench render          render + parse LAVA's 69 test devices, cold and warm (release build)
   ci                    cargo fmt --check, clippy -D warnings, then test";
 
 fn main() -> ExitCode {
@@ -45,6 +46,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                     &["bench", "--package", "basalt", "--bench", "plugin_call"],
                 )
             }
+            Some("render") => cargo(
+                &root,
+                &["bench", "--package", "basalt", "--bench", "render_devices"],
+            ),
             other => bail!("unknown benchmark {other:?}\n\n{USAGE}"),
         },
         Some("ci") => {
