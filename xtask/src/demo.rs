@@ -58,7 +58,12 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let action_arg = action.display().to_string();
 
     step(&basalt, "basalt plugins list", &["plugins", "list"], None)?;
-    step(&basalt, "basalt device-types list", &["device-types", "list"], None)?;
+    step(
+        &basalt,
+        "basalt device-types list",
+        &["device-types", "list"],
+        None,
+    )?;
     step(
         &basalt,
         "basalt devices check --live (render, validate, drivers, PDU and console)",
@@ -80,7 +85,15 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     step(
         &basalt,
         "basalt boot with boot-minimal: reset, log in, reach the prompt",
-        &["boot", "--device", &device_arg, "--action", &action_arg, "--timeout", "60"],
+        &[
+            "boot",
+            "--device",
+            &device_arg,
+            "--action",
+            &action_arg,
+            "--timeout",
+            "60",
+        ],
         None,
     )?;
     println!("\n== the outlet log written by the power commands ==");

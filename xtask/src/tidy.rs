@@ -98,3 +98,26 @@ fn no_machine_specific_paths_in_the_repository() {
         }
     }
 }
+
+/// Each third-party engine stays behind the one module that owns it.
+#[test]
+fn engines_stay_behind_their_modules() {
+    let root = super::project_root();
+    let rules: &[(&str, &str)] = &[
+        ("minijinja", "host/src/template"),
+        ("abi_stable", "host/src/plugins"),
+        ("libyaml_safer", "host/src/yaml11.rs"),
+    ];
+    for path in sources(&["host/src"]) {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for (crate_name, owner) in rules {
+            let uses = text.contains(&format!("use {crate_name}"))
+                || text.contains(&format!("{crate_name}::"));
+            assert!(
+                !uses || path.starts_with(root.join(owner)),
+                "{} uses {crate_name}, which only {owner} may use",
+                path.display()
+            );
+        }
+    }
+}
