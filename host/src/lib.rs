@@ -11,6 +11,7 @@ pub mod console;
 pub mod device;
 pub mod device_drivers;
 pub mod failure;
+pub mod job;
 pub mod joblog;
 pub mod plugins;
 pub mod template;

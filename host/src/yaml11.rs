@@ -41,12 +41,30 @@ impl YamlError {
     }
 }
 
+/// Where each node of a document starts: JSON pointer (`/actions/0/deploy/to`) → 1-based
+/// (line, column). Lets validators point at the line of the file an admin has to change.
+pub type Positions = std::collections::HashMap<String, (usize, usize)>;
+
 /// Parses the first YAML document of `text` (an empty stream is `null`).
 pub fn from_str(text: &str) -> Result<Value, YamlError> {
+    parse(text, None)
+}
+
+/// Parses the first YAML document of `text`, recording where every node starts.
+pub fn from_str_with_positions(text: &str) -> Result<(Value, Positions), YamlError> {
+    let mut positions = Positions::new();
+    let value = parse(text, Some(&mut positions))?;
+    Ok((value, positions))
+}
+
+fn parse(text: &str, positions: Option<&mut Positions>) -> Result<Value, YamlError> {
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        positions,
+        ..Builder::default()
+    };
     loop {
         let event = parser.parse().map_err(|e| {
             let mark = e.problem_mark().or(e.context_mark()).unwrap_or_default();
@@ -61,18 +79,48 @@ pub fn from_str(text: &str) -> Result<Value, YamlError> {
 }
 
 enum Frame {
-    Sequence(Vec<Value>, Option<String>),
-    Mapping(Map<String, Value>, Option<String>, Option<String>),
+    /// Items, anchor, JSON pointer.
+    Sequence(Vec<Value>, Option<String>, String),
+    /// Entries, pending key, anchor, JSON pointer.
+    Mapping(Map<String, Value>, Option<String>, Option<String>, String),
 }
 
 #[derive(Default)]
-struct Builder {
+struct Builder<'p> {
     stack: Vec<Frame>,
     anchors: HashMap<String, Value>,
     document: Option<Value>,
+    positions: Option<&'p mut Positions>,
 }
 
-impl Builder {
+/// Escapes a key for a JSON pointer.
+fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+impl Builder<'_> {
+    /// The JSON pointer of the node that starts now, or `None` when it is a mapping key.
+    fn next_pointer(&self) -> Option<String> {
+        match self.stack.last() {
+            None => Some(String::new()),
+            Some(Frame::Sequence(items, _, pointer)) => Some(format!("{pointer}/{}", items.len())),
+            Some(Frame::Mapping(_, Some(key), _, pointer)) => {
+                Some(format!("{pointer}/{}", pointer_token(key)))
+            }
+            Some(Frame::Mapping(_, None, _, _)) => None,
+        }
+    }
+
+    /// Records where the node starting now begins, and returns its pointer.
+    fn start_node(&mut self, mark: Mark) -> String {
+        let pointer = self.next_pointer();
+        if let (Some(positions), Some(pointer)) = (self.positions.as_deref_mut(), &pointer) {
+            let at = YamlError::at(mark, String::new());
+            positions.insert(pointer.clone(), (at.line, at.column));
+        }
+        pointer.unwrap_or_default()
+    }
+
     /// Adds a finished node to its parent (or makes it the document).
     fn push(&mut self, value: Value, anchor: Option<String>, mark: Mark) -> Result<(), YamlError> {
         if let Some(anchor) = anchor {
@@ -80,8 +128,8 @@ impl Builder {
         }
         match self.stack.last_mut() {
             None => self.document = Some(value),
-            Some(Frame::Sequence(items, _)) => items.push(value),
-            Some(Frame::Mapping(map, key, _)) => match key.take() {
+            Some(Frame::Sequence(items, _, _)) => items.push(value),
+            Some(Frame::Mapping(map, key, _, _)) => match key.take() {
                 None => match key_string(&value) {
                     Some(k) => *key = Some(k),
                     None => {
@@ -109,27 +157,35 @@ impl Builder {
                 style,
                 ..
             } => {
+                self.start_node(mark);
                 let value = scalar(value, style, tag.as_deref());
                 self.push(value, anchor, mark)
             }
             EventData::SequenceStart { anchor, .. } => {
-                self.stack.push(Frame::Sequence(Vec::new(), anchor));
+                let pointer = self.start_node(mark);
+                self.stack
+                    .push(Frame::Sequence(Vec::new(), anchor, pointer));
                 Ok(())
             }
             EventData::MappingStart { anchor, .. } => {
-                self.stack.push(Frame::Mapping(Map::new(), None, anchor));
+                let pointer = self.start_node(mark);
+                self.stack
+                    .push(Frame::Mapping(Map::new(), None, anchor, pointer));
                 Ok(())
             }
             EventData::SequenceEnd | EventData::MappingEnd => {
                 let (value, anchor) = match self.stack.pop() {
-                    Some(Frame::Sequence(items, anchor)) => (Value::Array(items), anchor),
-                    Some(Frame::Mapping(map, _, anchor)) => (Value::Object(map), anchor),
+                    Some(Frame::Sequence(items, anchor, _)) => (Value::Array(items), anchor),
+                    Some(Frame::Mapping(map, _, anchor, _)) => (Value::Object(map), anchor),
                     None => return Ok(()),
                 };
                 self.push(value, anchor, mark)
             }
             EventData::Alias { anchor } => match self.anchors.get(&anchor).cloned() {
-                Some(value) => self.push(value, None, mark),
+                Some(value) => {
+                    self.start_node(mark);
+                    self.push(value, None, mark)
+                }
                 None => Err(YamlError::at(
                     mark,
                     format!("alias *{anchor} has no anchor"),
@@ -341,6 +397,17 @@ mod tests {
     fn quoted_scalars_continued_at_column_zero_fold_as_pyyaml_does() {
         let doc = from_str("c:\n  k: '\n'\n  x: 1\n").unwrap();
         assert_eq!(doc, json!({"c": {"k": " ", "x": 1}}));
+    }
+
+    #[test]
+    fn positions_point_at_each_node() {
+        let (doc, positions) =
+            from_str_with_positions("job_name: x\nactions:\n  - deploy:\n      to: tftp\n")
+                .unwrap();
+        assert_eq!(doc["actions"][0]["deploy"]["to"], json!("tftp"));
+        assert_eq!(positions["/job_name"], (1, 11));
+        assert_eq!(positions["/actions"], (3, 3));
+        assert_eq!(positions["/actions/0/deploy/to"], (4, 11));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod boot;
 mod device_types;
 mod devices;
+mod jobs;
 mod plugins;
 mod power;
 mod templates;
@@ -42,6 +43,9 @@ pub enum Command {
     /// Render and check device dictionaries.
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
+    /// Validate job definitions.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 /// `basalt plugins ...`
@@ -94,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Boot(args) => boot::run(&args),
         Command::DeviceTypes(command) => device_types::run(&command),
         Command::Devices(command) => devices::run(&command),
+        Command::Jobs(command) => jobs::run(&command),
     }
 }
 
