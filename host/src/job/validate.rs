@@ -618,7 +618,7 @@ impl Checker<'_> {
             }
             for key in ["failure_retry", "repeat"] {
                 if let Some(count) = body.get(key) {
-                    if !count.as_u64().is_some_and(|n| n >= 1) {
+                    if count.as_u64().is_none_or(|n| n < 1) {
                         self.problem(&at.key(key), "must be a whole number of at least 1");
                     }
                 }
