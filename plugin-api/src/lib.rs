@@ -76,6 +76,7 @@ pub mod fd;
 mod guard;
 mod log;
 mod power;
+pub mod process;
 mod root;
 
 pub use boot::{

@@ -7,10 +7,9 @@
 //! `power_off` then `power_on`.
 #![deny(missing_docs)]
 
-mod run;
-
 use std::time::{Duration, Instant};
 
+use basalt_plugin_api::process::run_command;
 use basalt_plugin_api::{export_plugin, parse_config, Log, OneOrMany, PluginError, PowerDriver};
 
 /// The keys of the device configuration's `commands` section this driver reads; every other
@@ -51,7 +50,12 @@ impl CommandPower {
     fn run(&self, key: &str, commands: &OneOrMany, timeout: Duration) -> Result<(), PluginError> {
         let deadline = Instant::now() + timeout;
         for command in commands.to_vec() {
-            run::run_command(key, &command, deadline, &self.log)?;
+            run_command(
+                &format!("power command ({key})"),
+                &command,
+                deadline,
+                &self.log,
+            )?;
         }
         Ok(())
     }

@@ -1,4 +1,7 @@
-//! Running one power command under a deadline, with its output in the job log.
+//! Running one shell command under a deadline, with its output in the job log.
+//!
+//! Power commands, user commands and most home-grown PDU scripts come down to this, so it is
+//! offered to every plugin (and used by the host for the device's user commands).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -7,9 +10,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use basalt_plugin_api::{Log, PluginError};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use crate::{Log, PluginError};
 
 /// How many of the last output lines an error message quotes.
 const TAIL_LINES: usize = 5;
@@ -17,8 +18,10 @@ const TAIL_LINES: usize = 5;
 /// hold the pipe open; its output after that is not ours to wait for).
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
 
-/// Runs `command` with `/bin/sh -c` in its own process group, logging each line it prints,
-/// and kills the whole group if it is still running at `deadline`.
+/// Runs `command` with `/bin/sh -c` in its own process group, logging each line it prints
+/// at `feedback` level, and kills the whole group if it is still running at `deadline`.
+/// `key` names the command in messages (`power_on`, `user command reset-usb`). A non-zero
+/// exit is an infrastructure error quoting the last lines of output.
 pub fn run_command(
     key: &str,
     command: &str,
@@ -74,7 +77,7 @@ pub fn run_command(
         if now >= deadline {
             kill_group(&mut child);
             return Err(PluginError::timeout(format!(
-                "power command ({key}): {command:?} did not finish in time and was killed"
+                "{key}: {command:?} did not finish in time and was killed"
             )));
         }
         let wait = (deadline - now).min(Duration::from_millis(20));
@@ -87,7 +90,7 @@ pub fn run_command(
     if status.success() {
         return Ok(());
     }
-    let mut message = format!("power command ({key}): {command:?} failed ({status})");
+    let mut message = format!("{key}: {command:?} failed ({status})");
     if !tail.is_empty() {
         message.push_str("; it printed: ");
         message.push_str(&tail.join(" | "));
@@ -95,9 +98,13 @@ pub fn run_command(
     Err(PluginError::infrastructure(message))
 }
 
-fn kill_group(child: &mut Child) {
+/// Kills a child started with `process_group(0)` together with everything it started.
+pub fn kill_group(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
     }
     let _ = child.wait();
 }
