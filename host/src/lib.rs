@@ -13,6 +13,7 @@ pub mod device_drivers;
 pub mod failure;
 pub mod job;
 pub mod joblog;
+pub mod pipeline;
 pub mod plugins;
 pub mod template;
 pub mod yaml11;

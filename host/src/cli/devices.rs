@@ -115,55 +115,86 @@ fn read_context(path: Option<&Path>) -> anyhow::Result<Value> {
 impl DictionaryArgs {
     /// Renders the dictionary; the error says which file and line failed.
     fn render(&self) -> anyhow::Result<Rendered> {
-        let path = &self.dictionary;
-        let source = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read device dictionary {}", path.display()))?;
-        let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
-            bail!("{}: not a file name", path.display());
-        };
-        let Some(parent) = extends_target(&source) else {
-            bail!(
-                "{}: a device dictionary must start with {{% extends '<device-type>.jinja2' %}}",
-                path.display()
-            );
-        };
-        let dict_dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        let mut dirs = vec![dict_dir];
-        let type_dirs = self.device_types.search_dirs();
-        if type_dirs.is_empty() {
-            bail!("no device-type directories: pass --device-types DIR or set BASALT_DEVICE_TYPES");
-        }
-        dirs.extend(type_dirs.iter().cloned());
-        let search = SearchPath::new(dirs);
-        if search.resolve(&parent)?.is_none() {
-            bail!(
-                "{}: device type {} has no template: drop {parent} into {}",
-                path.display(),
-                parent.trim_end_matches(".jinja2"),
-                type_dirs[0].display()
-            );
-        }
-        let mut context = read_context(self.context.as_deref())?;
-        let hostname = self
-            .hostname
-            .clone()
-            .unwrap_or_else(|| file.trim_end_matches(".jinja2").to_owned());
-        if let Value::Object(map) = &mut context {
-            map.insert("scheduled_device_name".into(), json!(hostname));
-            map.insert(
-                "scheduled_device_type".into(),
-                json!(parent.trim_end_matches(".jinja2")),
-            );
-        }
-        let engine = TemplateEngine::new(search);
-        engine
-            .render(file, &context)
-            .with_context(|| format!("cannot render {}", path.display()))
+        let context = read_context(self.context.as_deref())?;
+        render_dictionary(
+            &self.dictionary,
+            context,
+            self.hostname.clone(),
+            &self.device_types,
+        )
     }
+}
+
+/// Renders a device dictionary file with a job context, as the master does for each job:
+/// the dictionary's directory is searched first, then the device-type directories.
+pub fn render_dictionary(
+    path: &Path,
+    mut context: Value,
+    hostname: Option<String>,
+    device_types: &DeviceTypeDirs,
+) -> anyhow::Result<Rendered> {
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read device dictionary {}", path.display()))?;
+    let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+        bail!("{}: not a file name", path.display());
+    };
+    let Some(parent) = extends_target(&source) else {
+        bail!(
+            "{}: a device dictionary must start with {{% extends '<device-type>.jinja2' %}}",
+            path.display()
+        );
+    };
+    let dict_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut dirs = vec![dict_dir];
+    let type_dirs = device_types.search_dirs();
+    if type_dirs.is_empty() {
+        bail!("no device-type directories: pass --device-types DIR or set BASALT_DEVICE_TYPES");
+    }
+    dirs.extend(type_dirs.iter().cloned());
+    let search = SearchPath::new(dirs);
+    if search.resolve(&parent)?.is_none() {
+        bail!(
+            "{}: device type {} has no template: drop {parent} into {}",
+            path.display(),
+            parent.trim_end_matches(".jinja2"),
+            type_dirs[0].display()
+        );
+    }
+    let hostname = hostname.unwrap_or_else(|| file.trim_end_matches(".jinja2").to_owned());
+    if !context.is_object() {
+        context = json!({});
+    }
+    if let Value::Object(map) = &mut context {
+        map.insert("scheduled_device_name".into(), json!(hostname));
+        map.insert(
+            "scheduled_device_type".into(),
+            json!(parent.trim_end_matches(".jinja2")),
+        );
+    }
+    let engine = TemplateEngine::new(search);
+    engine
+        .render(file, &context)
+        .with_context(|| format!("cannot render {}", path.display()))
+}
+
+/// Loads a device for a job: a dictionary (`.jinja2`, rendered with the job's context) or an
+/// already rendered configuration (YAML or JSON).
+pub fn load_device(
+    path: &Path,
+    job_context: Value,
+    device_types: &DeviceTypeDirs,
+) -> anyhow::Result<Value> {
+    if path.extension().is_some_and(|e| e == "jinja2") {
+        return Ok(render_dictionary(path, job_context, None, device_types)?.config);
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read device configuration {}", path.display()))?;
+    crate::yaml11::from_str(&text)
+        .with_context(|| format!("{} is not valid YAML", path.display()))
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {

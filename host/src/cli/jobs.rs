@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::job::parse_job;
+use super::devices::load_device;
+use super::templates::DeviceTypeDirs;
+use crate::job::{parse_job, JobDefinition};
+use crate::pipeline::{build_pipeline, describe};
 
 /// `basalt jobs ...`
 #[derive(Subcommand, Debug)]
@@ -13,6 +17,21 @@ pub enum JobsCommand {
     /// Validate job definitions; every problem is printed with its path and line (exit
     /// status 1 if any file is invalid).
     Validate(ValidateArgs),
+    /// Print the pipeline a job would run on a device: every action with its timeout.
+    Describe(DescribeArgs),
+}
+
+/// Flags of `basalt jobs describe`.
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// The job definition.
+    pub job: PathBuf,
+    /// The device: a dictionary (`.jinja2`) or a rendered configuration (`.yaml`).
+    #[arg(long, value_name = "FILE")]
+    pub device: PathBuf,
+    /// Where the device-type templates are.
+    #[command(flatten)]
+    pub device_types: DeviceTypeDirs,
 }
 
 /// Flags of `basalt jobs validate`.
@@ -27,7 +46,25 @@ pub struct ValidateArgs {
 pub fn run(command: &JobsCommand) -> anyhow::Result<ExitCode> {
     match command {
         JobsCommand::Validate(args) => validate(args),
+        JobsCommand::Describe(args) => describe_job(args),
     }
+}
+
+/// Reads and validates a job file.
+pub fn read_job(path: &std::path::Path) -> anyhow::Result<JobDefinition> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read job {}", path.display()))?;
+    let parsed = parse_job(&text).with_context(|| format!("{} is not a valid job", path.display()))?;
+    Ok(JobDefinition::from_value(parsed.value))
+}
+
+fn describe_job(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
+    let job = read_job(&args.job)?;
+    let device = load_device(&args.device, job.context(), &args.device_types)?;
+    let pipeline = build_pipeline(&job, &device)
+        .with_context(|| format!("{} cannot run on {}", args.job.display(), args.device.display()))?;
+    print!("{}", describe(&pipeline));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {

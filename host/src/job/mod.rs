@@ -5,6 +5,8 @@
 //! them), reporting every problem with its path in the job and its line and column in the
 //! file. Legacy JSON job definitions are refused up front.
 
+mod definition;
 mod validate;
 
-pub use validate::{parse_job, JobError, JobProblem, ParsedJob};
+pub use definition::{timeout_of, ActionKind, JobAction, JobDefinition};
+pub use validate::{parse_job, JobError, JobProblem, ParsedJob, BOOT_METHODS, DEPLOY_METHODS};

@@ -1,0 +1,337 @@
+//! Building the pipeline from a job and a device configuration.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Pipeline, PipelineAction, Stage, TimeoutSource};
+use crate::job::{timeout_of, ActionKind, JobAction, JobDefinition};
+
+/// The job timeout when a job gives none (validation requires one; this guards the model).
+const FALLBACK_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Why a job cannot run on a device. These are LAVA's `JobError`s found at validation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PipelineError {
+    /// A deploy or boot method the device configuration does not list.
+    #[error(
+        "actions[{index}]: {kind} method '{method}' is not supported by this device (it supports: \
+         {supported})"
+    )]
+    UnsupportedMethod {
+        /// Index of the job action.
+        index: usize,
+        /// `deploy` or `boot`.
+        kind: &'static str,
+        /// The method asked for.
+        method: String,
+        /// What the device offers.
+        supported: String,
+    },
+    /// A `command:` naming no user command of the device.
+    #[error(
+        "actions[{index}]: command '{name}' is not one of this device's user commands ({known})"
+    )]
+    UnknownCommand {
+        /// Index of the job action.
+        index: usize,
+        /// The name asked for.
+        name: String,
+        /// The device's commands.
+        known: String,
+    },
+    /// A test action before any boot: there is no shell to run it in.
+    #[error("actions[{index}]: a test action needs a boot action before it")]
+    TestBeforeBoot {
+        /// Index of the job action.
+        index: usize,
+    },
+}
+
+struct Builder<'a> {
+    job: &'a JobDefinition,
+    device: &'a Value,
+    job_timeout: Duration,
+}
+
+impl Builder<'_> {
+    /// Resolves a timeout: the action's own, then `timeouts.actions.<name>` of the job, then
+    /// of the device, then the job's default action timeout, never longer than the job.
+    fn timeout(&self, own: Option<Duration>, name: &str) -> (Duration, TimeoutSource) {
+        let device_named = self
+            .device
+            .pointer(&format!("/timeouts/actions/{name}"))
+            .and_then(timeout_of);
+        let (timeout, source) = if let Some(t) = own {
+            (t, TimeoutSource::Action)
+        } else if let Some(t) = self.job.named_timeout("actions", name) {
+            (t, TimeoutSource::JobNamed)
+        } else if let Some(t) = device_named {
+            (t, TimeoutSource::DeviceNamed)
+        } else if let Some(t) = self.job.timeout("action") {
+            (t, TimeoutSource::JobDefault)
+        } else {
+            (self.job_timeout, TimeoutSource::Job)
+        };
+        (timeout.min(self.job_timeout), source)
+    }
+
+    fn node(
+        &self,
+        level: String,
+        name: &str,
+        description: String,
+        own: Option<Duration>,
+        children: Vec<PipelineAction>,
+    ) -> PipelineAction {
+        let (timeout, timeout_source) = self.timeout(own, name);
+        PipelineAction {
+            level,
+            name: name.to_owned(),
+            description,
+            timeout,
+            timeout_source,
+            // A sub-action never has longer than its parent.
+            children: children
+                .into_iter()
+                .map(|child| clamp(child, timeout))
+                .collect(),
+        }
+    }
+
+    fn device_methods(&self, kind: &str) -> Vec<String> {
+        self.device
+            .pointer(&format!("/actions/{kind}/methods"))
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn check_method(&self, action: &JobAction, kind: &'static str) -> Result<String, PipelineError> {
+        let method = action.method().unwrap_or_default().to_owned();
+        let supported = self.device_methods(kind);
+        // `overlay` and `tmpfs` deploys need nothing from the device beyond a place for files,
+        // and `new_connection` only opens another of the device's consoles.
+        let implicit = (kind == "deploy" && matches!(method.as_str(), "tmpfs" | "overlay"))
+            || (kind == "boot" && method == "new_connection");
+        if supported.iter().any(|m| *m == method) || implicit {
+            return Ok(method);
+        }
+        Err(PipelineError::UnsupportedMethod {
+            index: action.index,
+            kind,
+            method,
+            supported: supported.join(", "),
+        })
+    }
+
+    fn deploy(&self, level: &str, action: &JobAction) -> Result<PipelineAction, PipelineError> {
+        let method = self.check_method(action, "deploy")?;
+        let mut children = Vec::new();
+        for (key, _) in deploy_artifacts(&action.params) {
+            children.push(self.node(
+                format!("{level}.{}", children.len() + 1),
+                "download-retry",
+                format!("download {key}"),
+                None,
+                Vec::new(),
+            ));
+        }
+        children.push(self.node(
+            format!("{level}.{}", children.len() + 1),
+            "lava-overlay",
+            "prepare the test overlay (helpers and test definitions)".into(),
+            None,
+            Vec::new(),
+        ));
+        Ok(self.node(
+            level.to_owned(),
+            &format!("{method}-deploy"),
+            format!("deploy to {method}"),
+            action.own_timeout(),
+            children,
+        ))
+    }
+
+    fn boot(&self, level: &str, action: &JobAction) -> Result<PipelineAction, PipelineError> {
+        let method = self.check_method(action, "boot")?;
+        let mut children = Vec::new();
+        let resets = method != "new_connection"
+            && action.params.get("reset").and_then(Value::as_bool) != Some(false);
+        if resets {
+            children.push(self.node(
+                format!("{level}.1"),
+                "reset-device",
+                "power-cycle the board".into(),
+                None,
+                Vec::new(),
+            ));
+        }
+        if action.params.contains_key("auto_login") {
+            children.push(self.node(
+                format!("{level}.{}", children.len() + 1),
+                "auto-login-action",
+                "log in on the console".into(),
+                None,
+                Vec::new(),
+            ));
+        }
+        children.push(self.node(
+            format!("{level}.{}", children.len() + 1),
+            "expect-shell-connection",
+            "wait for the shell prompt".into(),
+            None,
+            Vec::new(),
+        ));
+        Ok(self.node(
+            level.to_owned(),
+            &format!("boot-{method}"),
+            format!("boot with the '{method}' boot plugin"),
+            action.own_timeout(),
+            children,
+        ))
+    }
+
+    fn test(&self, level: &str, action: &JobAction, suite_base: usize) -> PipelineAction {
+        let mut children = Vec::new();
+        let definitions = action
+            .params
+            .get("definitions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, definition) in definitions.iter().enumerate() {
+            let name = definition.get("name").and_then(Value::as_str).unwrap_or("test");
+            let from = definition.get("from").and_then(Value::as_str).unwrap_or("inline");
+            let path = definition.get("path").and_then(Value::as_str).unwrap_or("");
+            children.push(self.node(
+                format!("{level}.{}", i + 1),
+                &format!("{}_{name}", suite_base + i),
+                format!("{from} test definition {path}"),
+                None,
+                Vec::new(),
+            ));
+        }
+        if let Some(interactive) = action.params.get("interactive").and_then(Value::as_array) {
+            for item in interactive {
+                let name = item.get("name").and_then(Value::as_str).unwrap_or("interactive");
+                children.push(self.node(
+                    format!("{level}.{}", children.len() + 1),
+                    &format!("{}_{name}", suite_base + children.len()),
+                    "interactive test".into(),
+                    None,
+                    Vec::new(),
+                ));
+            }
+        }
+        let name = if action.params.contains_key("interactive") {
+            "lava-test-interactive"
+        } else {
+            "lava-test-shell"
+        };
+        self.node(
+            level.to_owned(),
+            name,
+            "run tests on the board's shell".into(),
+            action.own_timeout(),
+            children,
+        )
+    }
+
+    fn command(&self, level: &str, action: &JobAction) -> Result<PipelineAction, PipelineError> {
+        let name = action.method().unwrap_or_default().to_owned();
+        let users = self
+            .device
+            .pointer("/commands/users")
+            .and_then(Value::as_object);
+        if !users.is_some_and(|u| u.contains_key(&name)) {
+            return Err(PipelineError::UnknownCommand {
+                index: action.index,
+                name,
+                known: users
+                    .map(|u| u.keys().cloned().collect::<Vec<_>>().join(", "))
+                    .filter(|k| !k.is_empty())
+                    .unwrap_or_else(|| "none".into()),
+            });
+        }
+        Ok(self.node(
+            level.to_owned(),
+            "user-command",
+            format!("run the device's '{name}' command"),
+            action.own_timeout(),
+            Vec::new(),
+        ))
+    }
+}
+
+fn clamp(mut action: PipelineAction, limit: Duration) -> PipelineAction {
+    action.timeout = action.timeout.min(limit);
+    action.children = action
+        .children
+        .into_iter()
+        .map(|child| clamp(child, limit))
+        .collect();
+    action
+}
+
+/// The artifacts a deploy action downloads: `images:` entries, or LAVA's older top-level
+/// `kernel:`/`ramdisk:`/`dtb:`/`rootfs:`/`nfsrootfs:`/`modules:` keys, each with a `url`.
+pub fn deploy_artifacts(params: &serde_json::Map<String, Value>) -> Vec<(String, Value)> {
+    let mut artifacts = Vec::new();
+    if let Some(images) = params.get("images").and_then(Value::as_object) {
+        for (key, image) in images {
+            if image.get("url").is_some() {
+                artifacts.push((key.clone(), image.clone()));
+            }
+        }
+    }
+    for key in ["kernel", "ramdisk", "dtb", "rootfs", "nfsrootfs", "modules", "image", "tee"] {
+        if let Some(image) = params.get(key) {
+            if image.get("url").is_some() {
+                artifacts.push((key.to_owned(), image.clone()));
+            }
+        }
+    }
+    artifacts
+}
+
+/// Builds the pipeline, checking the job against what the device offers.
+pub fn build_pipeline(job: &JobDefinition, device: &Value) -> Result<Pipeline, PipelineError> {
+    let job_timeout = job.timeout("job").unwrap_or(FALLBACK_JOB_TIMEOUT);
+    let builder = Builder {
+        job,
+        device,
+        job_timeout,
+    };
+    let mut stages = Vec::new();
+    let mut booted = false;
+    let mut suites = 0;
+    for (i, action) in job.actions.iter().enumerate() {
+        let level = (i + 1).to_string();
+        let node = match action.kind {
+            ActionKind::Deploy => builder.deploy(&level, action)?,
+            ActionKind::Boot => {
+                booted = true;
+                builder.boot(&level, action)?
+            }
+            ActionKind::Test => {
+                if !booted {
+                    return Err(PipelineError::TestBeforeBoot {
+                        index: action.index,
+                    });
+                }
+                let node = builder.test(&level, action, suites);
+                suites += node.children.len();
+                node
+            }
+            ActionKind::Command => builder.command(&level, action)?,
+        };
+        stages.push(Stage {
+            kind: action.kind,
+            job_index: action.index,
+            attempts: action.attempts(),
+            action: node,
+        });
+    }
+    Ok(Pipeline { job_timeout, stages })
+}
