@@ -10,6 +10,7 @@ pub mod cli;
 pub mod console;
 pub mod device;
 pub mod device_drivers;
+pub mod dispatcher;
 pub mod failure;
 pub mod job;
 pub mod joblog;

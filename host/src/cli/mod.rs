@@ -9,6 +9,7 @@ mod devices;
 mod jobs;
 mod plugins;
 mod power;
+mod run;
 mod templates;
 
 use std::path::PathBuf;
@@ -43,9 +44,11 @@ pub enum Command {
     /// Render and check device dictionaries.
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
-    /// Validate job definitions.
+    /// Validate and describe job definitions.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Run one job on one device, locally (what a slave runs for each job).
+    Run(run::RunArgs),
 }
 
 /// `basalt plugins ...`
@@ -99,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DeviceTypes(command) => device_types::run(&command),
         Command::Devices(command) => devices::run(&command),
         Command::Jobs(command) => jobs::run(&command),
+        Command::Run(args) => run::run(&args),
     }
 }
 

@@ -48,6 +48,9 @@ impl BootHost for ConsoleBootHost<'_> {
                 ExpectError::BadPattern { .. } => PluginError::job(error.to_string()),
                 ExpectError::Timeout { .. } => PluginError::timeout(error.to_string()),
                 ExpectError::Console(e) => to_plugin_error(e),
+                ExpectError::Canceled { .. } => {
+                    PluginError::new(basalt_plugin_api::ErrorKind::CANCELED, error.to_string())
+                }
             })
     }
 

@@ -1,5 +1,7 @@
 //! An expect engine over a console stream.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use basalt_plugin_api::{ExpectMatch, Log};
@@ -39,6 +41,12 @@ pub enum ExpectError {
     /// The console failed.
     #[error(transparent)]
     Console(#[from] DriverError),
+    /// The job was canceled while waiting.
+    #[error("canceled while waiting for {patterns:?}")]
+    Canceled {
+        /// The patterns waited for.
+        patterns: Vec<String>,
+    },
 }
 
 /// Reads a console, logs what the board prints line by line, and finds patterns in it.
@@ -49,6 +57,8 @@ pub struct Expecter {
     buffer: String,
     /// The current, unfinished output line, logged once it ends (or at a match).
     partial_line: String,
+    /// Set when the job is canceled; every wait checks it.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Expecter {
@@ -59,7 +69,13 @@ impl Expecter {
             log,
             buffer: String::new(),
             partial_line: String::new(),
+            cancel: None,
         }
+    }
+
+    /// Makes every wait stop (with [`ExpectError::Canceled`]) once `flag` is set.
+    pub fn set_cancel(&mut self, flag: Arc<AtomicBool>) {
+        self.cancel = Some(flag);
     }
 
     /// Sends text to the board, logging it at `input` level.
@@ -88,6 +104,12 @@ impl Expecter {
         loop {
             if let Some(found) = self.find(&regexes) {
                 return Ok(found);
+            }
+            if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+                self.flush_partial_line();
+                return Err(ExpectError::Canceled {
+                    patterns: patterns.to_vec(),
+                });
             }
             let now = Instant::now();
             if now >= deadline {

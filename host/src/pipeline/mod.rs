@@ -7,8 +7,8 @@
 mod build;
 mod describe;
 
-pub use build::{build_pipeline, PipelineError};
-pub use describe::describe;
+pub use build::{build_pipeline, deploy_artifacts, PipelineError};
+pub use describe::{describe, hms};
 
 use std::time::Duration;
 

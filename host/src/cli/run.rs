@@ -1,0 +1,98 @@
+//! `basalt run JOB --device DEVICE --output-dir DIR`: run one job locally, as a slave does for
+//! every job it is given.
+//!
+//! Exit status: 0 the job completed; otherwise the job's error type: 10 InfrastructureError,
+//! 11 JobError, 12 TestError, 13 Bug, 14 Configuration, 15 Canceled (and 1 when the job could
+//! not even be read).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::devices::load_device;
+use super::jobs::read_job;
+use super::templates::DeviceTypeDirs;
+use super::PluginDirs;
+use crate::dispatcher::{run_job, Cancel, JobStatus, RunRequest};
+use crate::failure::FailureClass;
+
+/// Flags of `basalt run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The job definition (LAVA pipeline YAML).
+    pub job: PathBuf,
+    /// The device: a dictionary (`.jinja2`, rendered with the job's context) or a rendered
+    /// configuration (`.yaml`).
+    #[arg(long, value_name = "FILE")]
+    pub device: PathBuf,
+    /// Where the log (`output.yaml`), results and downloads go.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: PathBuf,
+    /// Do not echo the log on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Where the device-type templates are.
+    #[command(flatten)]
+    pub device_types: DeviceTypeDirs,
+    /// Where the plugins are.
+    #[command(flatten)]
+    pub plugins: PluginDirs,
+}
+
+/// The exit status for a job's error type.
+pub fn exit_status(class: FailureClass) -> u8 {
+    match class {
+        FailureClass::Infrastructure => 10,
+        FailureClass::Job => 11,
+        FailureClass::Test => 12,
+        FailureClass::Bug => 13,
+        FailureClass::Configuration => 14,
+        FailureClass::Canceled => 15,
+    }
+}
+
+/// Runs the job and maps its outcome to the exit status.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let cancel = Cancel::new();
+    cancel.on_signals().context("cannot install signal handlers")?;
+    let job_text = std::fs::read_to_string(&args.job)
+        .with_context(|| format!("cannot read job {}", args.job.display()))?;
+    let job = read_job(&args.job)?;
+    let device = load_device(&args.device, job.context(), &args.device_types)?;
+    let registry = args.plugins.load();
+    for error in registry.errors() {
+        eprintln!("warning: {error}");
+    }
+    let request = RunRequest {
+        job,
+        job_text,
+        device,
+        registry,
+        output_dir: args.output_dir.clone(),
+        echo_log: !args.quiet,
+        cancel,
+    };
+    let outcome = run_job(&request)
+        .with_context(|| format!("cannot write to {}", args.output_dir.display()))?;
+    match (outcome.status, &outcome.failure) {
+        (JobStatus::Complete, _) => {
+            println!("Complete");
+            Ok(ExitCode::SUCCESS)
+        }
+        (status, Some(failure)) => {
+            let class = if status == JobStatus::Canceled {
+                FailureClass::Canceled
+            } else {
+                failure.class
+            };
+            println!("{} {}: {}", status.name(), class.lava_name(), failure.message);
+            Ok(ExitCode::from(exit_status(class)))
+        }
+        (status, None) => {
+            println!("{}", status.name());
+            Ok(ExitCode::from(exit_status(FailureClass::Bug)))
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The dispatcher: runs one job on one device and writes its log and results.
+//!
+//! `basalt run` (what a slave spawns for every job) calls [`run_job`]. It validates the job
+//! against the device (the `lava/validate` case), runs each top-level action with its timeout
+//! and `failure_retry`, and whatever happened ends the same way: the board powered off, the
+//! console closed, `results.yaml`/`results.xml` and `result.yaml` written, and one outcome.
+
+mod cancel;
+mod deploy;
+mod failure;
+mod log;
+mod results;
+mod run;
+mod testshell;
+
+pub use cancel::Cancel;
+pub use failure::Failure;
+pub use log::JobLogger;
+pub use results::{CaseResult, Results};
+pub use run::{run_job, JobOutcome, JobStatus, RunRequest};

@@ -1,0 +1,148 @@
+//! Test results: suites, cases, measurements; written as YAML and as JUnit XML.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+/// One test case result.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CaseResult {
+    /// The suite (`lava`, `0_smoke`, ...).
+    pub suite: String,
+    /// The case name.
+    pub name: String,
+    /// `pass`, `fail`, `skip` or `unknown`.
+    pub result: String,
+    /// A measurement, if the case reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<f64>,
+    /// The measurement's units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub units: Option<String>,
+    /// Extra detail (the error of a failed job, a test set name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Every result of a job, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Results {
+    cases: Vec<CaseResult>,
+}
+
+fn xml_escape(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .fold(String::new(), |mut out, c| {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&apos;"),
+                c => out.push(c),
+            }
+            out
+        })
+}
+
+impl Results {
+    /// Records a case.
+    pub fn add(&mut self, case: CaseResult) {
+        self.cases.push(case);
+    }
+
+    /// Every case.
+    pub fn cases(&self) -> &[CaseResult] {
+        &self.cases
+    }
+
+    /// Writes `results.yaml` (a list of cases) and `results.xml` (JUnit) into `dir`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let yaml = serde_yaml::to_string(&self.cases).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("results.yaml"), yaml)?;
+        std::fs::write(dir.join("results.xml"), self.junit())
+    }
+
+    /// The results as JUnit XML: one `testsuite` per suite.
+    pub fn junit(&self) -> String {
+        let mut suites: Vec<&str> = Vec::new();
+        for case in &self.cases {
+            if !suites.contains(&case.suite.as_str()) {
+                suites.push(&case.suite);
+            }
+        }
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+        for suite in suites {
+            let cases: Vec<&CaseResult> =
+                self.cases.iter().filter(|c| c.suite == suite).collect();
+            let failures = cases.iter().filter(|c| c.result == "fail").count();
+            let skipped = cases
+                .iter()
+                .filter(|c| c.result == "skip" || c.result == "unknown")
+                .count();
+            let _ = writeln!(
+                xml,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+                xml_escape(suite),
+                cases.len()
+            );
+            for case in cases {
+                let _ = write!(
+                    xml,
+                    "    <testcase classname=\"{}\" name=\"{}\"",
+                    xml_escape(suite),
+                    xml_escape(&case.name)
+                );
+                let detail = case.detail.as_deref().unwrap_or("");
+                match case.result.as_str() {
+                    "fail" => {
+                        let _ = writeln!(
+                            xml,
+                            ">\n      <failure message=\"{}\"/>\n    </testcase>",
+                            xml_escape(if detail.is_empty() { "failed" } else { detail })
+                        );
+                    }
+                    "skip" | "unknown" => {
+                        let _ = writeln!(xml, ">\n      <skipped/>\n    </testcase>");
+                    }
+                    _ => {
+                        let _ = writeln!(xml, "/>");
+                    }
+                }
+            }
+            xml.push_str("  </testsuite>\n");
+        }
+        xml.push_str("</testsuites>\n");
+        xml
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(suite: &str, name: &str, result: &str) -> CaseResult {
+        CaseResult {
+            suite: suite.into(),
+            name: name.into(),
+            result: result.into(),
+            measurement: None,
+            units: None,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn junit_groups_cases_by_suite_and_escapes() {
+        let mut results = Results::default();
+        results.add(case("0_smoke", "uname", "pass"));
+        results.add(case("0_smoke", "a<b", "fail"));
+        results.add(case("lava", "job", "pass"));
+        let xml = results.junit();
+        assert!(xml.contains("<testsuite name=\"0_smoke\" tests=\"2\" failures=\"1\""));
+        assert!(xml.contains("name=\"a&lt;b\""));
+        assert!(xml.contains("<testsuite name=\"lava\" tests=\"1\" failures=\"0\""));
+    }
+}

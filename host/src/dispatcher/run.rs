@@ -1,0 +1,504 @@
+//! The run loop: stages with retries and timeouts, then the always-run finalisation.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use super::cancel::Cancel;
+use super::deploy::deploy;
+use super::failure::Failure;
+use super::log::JobLogger;
+use super::results::{CaseResult, Results};
+use super::testshell::TestShell;
+use crate::console::{ConsoleBootHost, Expecter};
+use crate::device_drivers::{connection_driver, power_driver};
+use crate::failure::FailureClass;
+use crate::job::{ActionKind, JobDefinition};
+use crate::pipeline::{build_pipeline, describe, hms, Pipeline, Stage};
+use crate::plugins::{Connection, PowerDriver, Registry};
+
+/// How long to wait for the console to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the final power-off may take when the device sets no `power-off` timeout.
+const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Every action succeeded (tests may still have failed cases).
+    Complete,
+    /// An action failed.
+    Incomplete,
+    /// Someone canceled it.
+    Canceled,
+}
+
+impl JobStatus {
+    /// LAVA's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Complete => "Complete",
+            Self::Incomplete => "Incomplete",
+            Self::Canceled => "Canceled",
+        }
+    }
+}
+
+/// The outcome of a job.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    /// How it ended.
+    pub status: JobStatus,
+    /// Why, when it did not complete.
+    pub failure: Option<Failure>,
+}
+
+/// Everything a job run needs.
+pub struct RunRequest {
+    /// The validated job.
+    pub job: JobDefinition,
+    /// The original job text (saved as `job.yaml`).
+    pub job_text: String,
+    /// The rendered device configuration.
+    pub device: Value,
+    /// The loaded plugins.
+    pub registry: Registry,
+    /// Where the log, results and downloads go.
+    pub output_dir: PathBuf,
+    /// Also print the log on stderr.
+    pub echo_log: bool,
+    /// The cancel flag (set by signals).
+    pub cancel: Cancel,
+}
+
+/// The board as the job sees it.
+struct Board {
+    power: Option<PowerDriver>,
+    connection: Option<Connection>,
+    console: Option<Expecter>,
+    prompts: Vec<String>,
+}
+
+struct Job<'a> {
+    request: &'a RunRequest,
+    log: JobLogger,
+    results: Results,
+    board: Board,
+    deployed: Map<String, Value>,
+    suites: usize,
+    job_deadline: Instant,
+}
+
+/// Runs a job to its end. Never panics on bad input: every problem ends the job with a
+/// failure class and message.
+pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
+    std::fs::create_dir_all(&request.output_dir)?;
+    let log = JobLogger::create(&request.output_dir, request.echo_log, request.job.secrets())?;
+    std::fs::write(request.output_dir.join("job.yaml"), &request.job_text)?;
+    std::fs::write(
+        request.output_dir.join("device.yaml"),
+        serde_yaml::to_string(&request.device).unwrap_or_default(),
+    )?;
+    let mut job = Job {
+        request,
+        log,
+        results: Results::default(),
+        board: Board {
+            power: None,
+            connection: None,
+            console: None,
+            prompts: Vec::new(),
+        },
+        deployed: Map::new(),
+        suites: 0,
+        job_deadline: Instant::now(),
+    };
+    let outcome = job.run();
+    job.finish(&outcome)?;
+    Ok(outcome)
+}
+
+impl Job<'_> {
+    fn run(&mut self) -> JobOutcome {
+        let request = self.request;
+        self.log.info(&format!("start: 0 validate ({})", request.job.name));
+        let pipeline = match self.validate() {
+            Ok(pipeline) => pipeline,
+            Err(failure) => {
+                self.case("lava", "validate", "fail", Some(failure.message.clone()));
+                return self.failed(failure);
+            }
+        };
+        self.case("lava", "validate", "pass", None);
+        self.job_deadline = Instant::now() + pipeline.job_timeout;
+        for stage in &pipeline.stages {
+            if let Err(failure) = self.stage(stage) {
+                return self.failed(failure);
+            }
+        }
+        JobOutcome {
+            status: JobStatus::Complete,
+            failure: None,
+        }
+    }
+
+    fn failed(&self, failure: Failure) -> JobOutcome {
+        let status = if failure.class == FailureClass::Canceled || self.request.cancel.is_set() {
+            JobStatus::Canceled
+        } else {
+            JobStatus::Incomplete
+        };
+        JobOutcome {
+            status,
+            failure: Some(failure),
+        }
+    }
+
+    fn case(&mut self, suite: &str, name: &str, result: &str, detail: Option<String>) {
+        let mut entry = vec![
+            ("definition", Value::from(suite)),
+            ("case", Value::from(name)),
+            ("result", Value::from(result)),
+        ];
+        if let Some(detail) = &detail {
+            entry.push(("error_msg", Value::from(detail.clone())));
+        }
+        self.log.result(&entry);
+        self.results.add(CaseResult {
+            suite: suite.into(),
+            name: name.into(),
+            result: result.into(),
+            measurement: None,
+            units: None,
+            detail,
+        });
+    }
+
+    /// Builds the pipeline and the drivers: everything that can be checked before the
+    /// board is touched.
+    fn validate(&mut self) -> Result<Pipeline, Failure> {
+        let request = self.request;
+        let problems: Vec<String> = crate::device::validate(&request.device)
+            .into_iter()
+            .filter(|p| p.severity == crate::device::Severity::Error)
+            .map(|p| p.to_string())
+            .collect();
+        if !problems.is_empty() {
+            return Err(Failure::new(
+                FailureClass::Configuration,
+                format!("the device configuration is invalid: {}", problems.join("; ")),
+            ));
+        }
+        let pipeline = build_pipeline(&request.job, &request.device)
+            .map_err(|e| Failure::job(e.to_string()))?;
+        for line in describe(&pipeline).lines() {
+            self.log.write(basalt_plugin_api::LogLevel::DEBUG, line);
+        }
+        let _ = std::fs::write(
+            request.output_dir.join("description.yaml"),
+            serde_yaml::to_string(&describe(&pipeline).lines().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+        if let Ok(choice) = power_driver(&request.device) {
+            self.board.power = Some(request.registry.power(
+                &choice.driver,
+                &choice.config,
+                self.log.plugin_log(),
+            )?);
+        } else {
+            self.log
+                .info("this device has no power control; power steps are skipped");
+        }
+        let needs_console = pipeline
+            .stages
+            .iter()
+            .any(|s| matches!(s.kind, ActionKind::Boot | ActionKind::Test));
+        if needs_console {
+            let choice = connection_driver(&request.device)
+                .map_err(|e| Failure::new(FailureClass::Configuration, e.to_string()))?;
+            self.board.connection = Some(request.registry.connection(
+                &choice.driver,
+                &choice.config,
+                self.log.plugin_log(),
+            )?);
+        }
+        for stage in &pipeline.stages {
+            if stage.kind == ActionKind::Boot {
+                let method = self.request.job.actions[stage.job_index]
+                    .method()
+                    .unwrap_or_default();
+                if request
+                    .registry
+                    .get(basalt_plugin_api::DriverKind::Boot, method)
+                    .is_none()
+                {
+                    return Err(Failure::new(
+                        FailureClass::Configuration,
+                        format!(
+                            "no boot plugin provides method '{method}'; see `basalt plugins list`"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(pipeline)
+    }
+
+    fn stage(&mut self, stage: &Stage) -> Result<(), Failure> {
+        let mut attempt = 1;
+        loop {
+            let started = Instant::now();
+            let remaining = self.job_deadline.saturating_duration_since(started);
+            if remaining.is_zero() {
+                return Err(Failure::job("the job timed out"));
+            }
+            let timeout = stage.action.timeout.min(remaining);
+            self.log.info(&format!(
+                "start: {} {} (timeout {}) [attempt {attempt} of {}]",
+                stage.action.level,
+                stage.action.name,
+                hms(timeout),
+                stage.attempts
+            ));
+            let result = if self.request.cancel.is_set() {
+                Err(Failure::new(FailureClass::Canceled, "the job was canceled"))
+            } else {
+                self.run_stage(stage, started + timeout)
+            };
+            self.log.info(&format!(
+                "end: {} {} (duration {})",
+                stage.action.level,
+                stage.action.name,
+                hms(started.elapsed())
+            ));
+            match result {
+                Ok(()) => {
+                    self.case("lava", &stage.action.name, "pass", None);
+                    return Ok(());
+                }
+                Err(failure) => {
+                    self.log.error(&format!("{} failed: {failure}", stage.action.name));
+                    let retry = attempt < stage.attempts
+                        && failure.class != FailureClass::Canceled
+                        && !self.request.cancel.is_set();
+                    if !retry {
+                        self.case("lava", &stage.action.name, "fail", Some(failure.to_string()));
+                        return Err(failure);
+                    }
+                    attempt += 1;
+                    self.log.info(&format!(
+                        "{}: retrying ({attempt} of {})",
+                        stage.action.name, stage.attempts
+                    ));
+                }
+            }
+        }
+    }
+
+    fn run_stage(&mut self, stage: &Stage, deadline: Instant) -> Result<(), Failure> {
+        let action = &self.request.job.actions[stage.job_index];
+        match stage.kind {
+            ActionKind::Deploy => {
+                let dir = self.request.output_dir.join("deploy");
+                let deployed = deploy(&action.params, &dir, deadline, &self.log)?;
+                self.deployed.extend(deployed);
+                Ok(())
+            }
+            ActionKind::Boot => self.boot(&action.params, deadline),
+            ActionKind::Test => self.test(&action.params, deadline),
+            ActionKind::Command => self.command(action.method().unwrap_or_default(), deadline),
+        }
+    }
+
+    fn console(&mut self) -> Result<&mut Expecter, Failure> {
+        if self.board.console.is_none() {
+            let connection = self.board.connection.as_ref().ok_or_else(|| {
+                Failure::new(FailureClass::Configuration, "the device has no console connection")
+            })?;
+            let stream = connection.connect(CONNECT_TIMEOUT)?;
+            let mut expecter = Expecter::new(stream, self.log.plugin_log());
+            expecter.set_cancel(self.request.cancel.flag());
+            self.board.console = Some(expecter);
+        }
+        self.board
+            .console
+            .as_mut()
+            .ok_or_else(|| Failure::infrastructure("the console is not open"))
+    }
+
+    fn boot(&mut self, params: &Map<String, Value>, deadline: Instant) -> Result<(), Failure> {
+        let method = params.get("method").and_then(Value::as_str).unwrap_or_default();
+        let config = self
+            .request
+            .device
+            .pointer(&format!("/actions/boot/methods/{method}"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let driver = self
+            .request
+            .registry
+            .boot(method, &config.to_string(), self.log.plugin_log())?;
+        let mut action = Value::Object(params.clone());
+        action["_deployed"] = Value::Object(self.deployed.clone());
+        let log = self.log.plugin_log();
+        self.console()?;
+        let Board { power, console, .. } = &mut self.board;
+        let Some(console) = console.as_mut() else {
+            return Err(Failure::infrastructure("the console is not open"));
+        };
+        let mut host = ConsoleBootHost::new(console, power.as_ref(), &log);
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        driver.boot(&mut host, &action.to_string(), timeout)?;
+        self.board.prompts = params
+            .get("prompts")
+            .and_then(Value::as_array)
+            .map(|p| p.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        if self.board.prompts.is_empty() {
+            if let Some(prompt) = self
+                .request
+                .device
+                .pointer("/constants/default-shell-prompt")
+                .and_then(Value::as_str)
+            {
+                self.board.prompts.push(regex::escape(prompt));
+            }
+        }
+        Ok(())
+    }
+
+    fn test(&mut self, params: &Map<String, Value>, deadline: Instant) -> Result<(), Failure> {
+        if self.board.prompts.is_empty() {
+            return Err(Failure::job(
+                "no shell prompt is known; the boot action before this test needs prompts",
+            ));
+        }
+        let board_dir = self
+            .request
+            .device
+            .pointer("/constants/posix/lava_test_results_dir")
+            .and_then(Value::as_str)
+            .unwrap_or("/lava-%s")
+            .replace("%s", &std::process::id().to_string());
+        let prompts = self.board.prompts.clone();
+        let workdir = self.request.output_dir.clone();
+        let suite_base = self.suites;
+        let log = self.log.clone();
+        let mut results = std::mem::take(&mut self.results);
+        let console = self.console()?;
+        let mut shell = TestShell {
+            expecter: console,
+            prompts,
+            log: &log,
+            results: &mut results,
+            workdir: &workdir,
+            board_dir,
+        };
+        let outcome = shell.run(params, suite_base, deadline);
+        self.results = results;
+        self.suites += outcome.as_ref().copied().unwrap_or(0);
+        outcome.map(|_| ())
+    }
+
+    fn command(&mut self, name: &str, deadline: Instant) -> Result<(), Failure> {
+        let command = self
+            .request
+            .device
+            .pointer(&format!("/commands/users/{name}/do"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let commands: Vec<String> = match command {
+            Value::String(s) => vec![s],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        let log = self.log.plugin_log();
+        for command in commands {
+            basalt_plugin_api::process::run_command(
+                &format!("user command {name}"),
+                &command,
+                deadline,
+                &log,
+            )
+            .map_err(|e| Failure::new(FailureClass::of_plugin_error(e.kind), e.message().to_owned()))?;
+        }
+        Ok(())
+    }
+
+    /// Whatever happened: undo user commands, power off, close the console, write results.
+    fn finish(&mut self, outcome: &JobOutcome) -> std::io::Result<()> {
+        self.log.info("start: finalize");
+        self.undo_user_commands();
+        if let Some(power) = &self.board.power {
+            let timeout = self
+                .request
+                .device
+                .pointer("/timeouts/actions/power-off")
+                .and_then(crate::job::timeout_of)
+                .unwrap_or(POWER_OFF_TIMEOUT);
+            match power.off(timeout) {
+                Ok(()) => self.log.info("finalize: board powered off"),
+                Err(e) => self.log.error(&format!("finalize: power off failed: {e}")),
+            }
+        }
+        if let Some(console) = self.board.console.take() {
+            let _ = console.close();
+        }
+        let (result, detail) = match &outcome.failure {
+            None => ("pass", None),
+            Some(f) => ("fail", Some(f.to_string())),
+        };
+        self.case("lava", "job", result, detail);
+        self.results.write(&self.request.output_dir)?;
+        let summary = json!({
+            "status": outcome.status.name(),
+            "error_type": outcome.failure.as_ref().map(|f| f.class.lava_name()),
+            "error_msg": outcome.failure.as_ref().map(|f| f.message.clone()),
+        });
+        std::fs::write(
+            self.request.output_dir.join("result.yaml"),
+            serde_yaml::to_string(&summary).unwrap_or_default(),
+        )?;
+        match &outcome.failure {
+            None => self.log.info("Job finished: Complete"),
+            Some(f) => self.log.error(&format!(
+                "Job finished: {} ({}: {})",
+                outcome.status.name(),
+                f.class.lava_name(),
+                f.message
+            )),
+        }
+        Ok(())
+    }
+
+    fn undo_user_commands(&mut self) {
+        let names: Vec<String> = self
+            .request
+            .job
+            .actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::Command)
+            .filter_map(|a| a.method().map(str::to_owned))
+            .collect();
+        let log = self.log.plugin_log();
+        for name in names {
+            if let Some(undo) = self
+                .request
+                .device
+                .pointer(&format!("/commands/users/{name}/undo"))
+                .and_then(Value::as_str)
+            {
+                let deadline = Instant::now() + POWER_OFF_TIMEOUT;
+                if let Err(e) = basalt_plugin_api::process::run_command(
+                    &format!("user command {name} (undo)"),
+                    undo,
+                    deadline,
+                    &log,
+                ) {
+                    self.log.error(&format!("undo of {name} failed: {e}"));
+                }
+            }
+        }
+    }
+}
