@@ -28,11 +28,9 @@ pub fn run_command(
     deadline: Instant,
     log: &Log,
 ) -> Result<(), PluginError> {
-    log.info(&format!("power command ({key}): {command}"));
+    log.info(&format!("{key}: {command}"));
     let spawn_error = |e: std::io::Error| {
-        PluginError::infrastructure(format!(
-            "power command ({key}): cannot run {command:?}: {e}"
-        ))
+        PluginError::infrastructure(format!("{key}: cannot run {command:?}: {e}"))
     };
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let mut child = Command::new("/bin/sh")

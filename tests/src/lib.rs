@@ -39,6 +39,17 @@ pub fn basalt_bin() -> PathBuf {
     bin
 }
 
+/// A program built by this workspace's `tests` crate (e.g. `simboard`).
+pub fn test_program(name: &str) -> PathBuf {
+    let path = build_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} does not exist: build the workspace first (`cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
 /// A library built by this workspace, e.g. `library("basalt_power_command")`.
 pub fn library(name: &str) -> PathBuf {
     let path = build_dir().join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION));
@@ -199,6 +210,24 @@ impl Basalt {
     /// Sets an environment variable for the run.
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.command.env(key, value);
+        self
+    }
+
+    /// Starts the command without waiting (stdout and stderr go to files in `dir`).
+    pub fn spawn(mut self, dir: &Path) -> std::process::Child {
+        let stdout = std::fs::File::create(dir.join("spawned.stdout")).expect("stdout file");
+        let stderr = std::fs::File::create(dir.join("spawned.stderr")).expect("stderr file");
+        self.command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.shown))
+    }
+
+    /// Sets how long `run` waits before killing the command.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 

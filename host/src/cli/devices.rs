@@ -193,8 +193,7 @@ pub fn load_device(
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read device configuration {}", path.display()))?;
-    crate::yaml11::from_str(&text)
-        .with_context(|| format!("{} is not valid YAML", path.display()))
+    crate::yaml11::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {

@@ -54,15 +54,21 @@ pub fn run(command: &JobsCommand) -> anyhow::Result<ExitCode> {
 pub fn read_job(path: &std::path::Path) -> anyhow::Result<JobDefinition> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read job {}", path.display()))?;
-    let parsed = parse_job(&text).with_context(|| format!("{} is not a valid job", path.display()))?;
+    let parsed =
+        parse_job(&text).with_context(|| format!("{} is not a valid job", path.display()))?;
     Ok(JobDefinition::from_value(parsed.value))
 }
 
 fn describe_job(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     let job = read_job(&args.job)?;
     let device = load_device(&args.device, job.context(), &args.device_types)?;
-    let pipeline = build_pipeline(&job, &device)
-        .with_context(|| format!("{} cannot run on {}", args.job.display(), args.device.display()))?;
+    let pipeline = build_pipeline(&job, &device).with_context(|| {
+        format!(
+            "{} cannot run on {}",
+            args.job.display(),
+            args.device.display()
+        )
+    })?;
     print!("{}", describe(&pipeline));
     Ok(ExitCode::SUCCESS)
 }

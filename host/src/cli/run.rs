@@ -56,7 +56,9 @@ pub fn exit_status(class: FailureClass) -> u8 {
 /// Runs the job and maps its outcome to the exit status.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::new();
-    cancel.on_signals().context("cannot install signal handlers")?;
+    cancel
+        .on_signals()
+        .context("cannot install signal handlers")?;
     let job_text = std::fs::read_to_string(&args.job)
         .with_context(|| format!("cannot read job {}", args.job.display()))?;
     let job = read_job(&args.job)?;
@@ -87,7 +89,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             } else {
                 failure.class
             };
-            println!("{} {}: {}", status.name(), class.lava_name(), failure.message);
+            println!(
+                "{} {}: {}",
+                status.name(),
+                class.lava_name(),
+                failure.message
+            );
             Ok(ExitCode::from(exit_status(class)))
         }
         (status, None) => {

@@ -105,7 +105,11 @@ impl Expecter {
             if let Some(found) = self.find(&regexes) {
                 return Ok(found);
             }
-            if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+            if self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst))
+            {
                 self.flush_partial_line();
                 return Err(ExpectError::Canceled {
                     patterns: patterns.to_vec(),

@@ -99,15 +99,19 @@ fn digest<D: Digest>(path: &Path) -> std::io::Result<String> {
 /// Checks the `md5sum`/`sha256sum`/`sha512sum` an artifact gives, if any.
 fn verify(key: &str, artifact: &Value, path: &Path) -> Result<(), Failure> {
     for (field, compute) in [
-        ("md5sum", digest::<Md5> as fn(&Path) -> std::io::Result<String>),
+        (
+            "md5sum",
+            digest::<Md5> as fn(&Path) -> std::io::Result<String>,
+        ),
         ("sha256sum", digest::<Sha256>),
         ("sha512sum", digest::<Sha512>),
     ] {
         let Some(expected) = artifact.get(field).and_then(Value::as_str) else {
             continue;
         };
-        let actual = compute(path)
-            .map_err(|e| Failure::infrastructure(format!("{key}: cannot read {}: {e}", path.display())))?;
+        let actual = compute(path).map_err(|e| {
+            Failure::infrastructure(format!("{key}: cannot read {}: {e}", path.display()))
+        })?;
         if !actual.eq_ignore_ascii_case(expected.trim()) {
             return Err(Failure::job(format!(
                 "{key}: {field} mismatch: the job says {expected}, the download is {actual}"

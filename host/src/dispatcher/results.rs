@@ -75,8 +75,7 @@ impl Results {
         }
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
         for suite in suites {
-            let cases: Vec<&CaseResult> =
-                self.cases.iter().filter(|c| c.suite == suite).collect();
+            let cases: Vec<&CaseResult> = self.cases.iter().filter(|c| c.suite == suite).collect();
             let failures = cases.iter().filter(|c| c.result == "fail").count();
             let skipped = cases
                 .iter()

@@ -122,7 +122,8 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
 impl Job<'_> {
     fn run(&mut self) -> JobOutcome {
         let request = self.request;
-        self.log.info(&format!("start: 0 validate ({})", request.job.name));
+        self.log
+            .info(&format!("start: 0 validate ({})", request.job.name));
         let pipeline = match self.validate() {
             Ok(pipeline) => pipeline,
             Err(failure) => {
@@ -187,7 +188,10 @@ impl Job<'_> {
         if !problems.is_empty() {
             return Err(Failure::new(
                 FailureClass::Configuration,
-                format!("the device configuration is invalid: {}", problems.join("; ")),
+                format!(
+                    "the device configuration is invalid: {}",
+                    problems.join("; ")
+                ),
             ));
         }
         let pipeline = build_pipeline(&request.job, &request.device)
@@ -278,12 +282,18 @@ impl Job<'_> {
                     return Ok(());
                 }
                 Err(failure) => {
-                    self.log.error(&format!("{} failed: {failure}", stage.action.name));
+                    self.log
+                        .error(&format!("{} failed: {failure}", stage.action.name));
                     let retry = attempt < stage.attempts
                         && failure.class != FailureClass::Canceled
                         && !self.request.cancel.is_set();
                     if !retry {
-                        self.case("lava", &stage.action.name, "fail", Some(failure.to_string()));
+                        self.case(
+                            "lava",
+                            &stage.action.name,
+                            "fail",
+                            Some(failure.to_string()),
+                        );
                         return Err(failure);
                     }
                     attempt += 1;
@@ -314,7 +324,10 @@ impl Job<'_> {
     fn console(&mut self) -> Result<&mut Expecter, Failure> {
         if self.board.console.is_none() {
             let connection = self.board.connection.as_ref().ok_or_else(|| {
-                Failure::new(FailureClass::Configuration, "the device has no console connection")
+                Failure::new(
+                    FailureClass::Configuration,
+                    "the device has no console connection",
+                )
             })?;
             let stream = connection.connect(CONNECT_TIMEOUT)?;
             let mut expecter = Expecter::new(stream, self.log.plugin_log());
@@ -328,17 +341,20 @@ impl Job<'_> {
     }
 
     fn boot(&mut self, params: &Map<String, Value>, deadline: Instant) -> Result<(), Failure> {
-        let method = params.get("method").and_then(Value::as_str).unwrap_or_default();
+        let method = params
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let config = self
             .request
             .device
             .pointer(&format!("/actions/boot/methods/{method}"))
             .cloned()
             .unwrap_or(Value::Null);
-        let driver = self
-            .request
-            .registry
-            .boot(method, &config.to_string(), self.log.plugin_log())?;
+        let driver =
+            self.request
+                .registry
+                .boot(method, &config.to_string(), self.log.plugin_log())?;
         let mut action = Value::Object(params.clone());
         action["_deployed"] = Value::Object(self.deployed.clone());
         let log = self.log.plugin_log();
@@ -353,7 +369,12 @@ impl Job<'_> {
         self.board.prompts = params
             .get("prompts")
             .and_then(Value::as_array)
-            .map(|p| p.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|p| {
+                p.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         if self.board.prompts.is_empty() {
             if let Some(prompt) = self
@@ -410,7 +431,11 @@ impl Job<'_> {
             .unwrap_or(Value::Null);
         let commands: Vec<String> = match command {
             Value::String(s) => vec![s],
-            Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
             _ => Vec::new(),
         };
         let log = self.log.plugin_log();
@@ -421,7 +446,12 @@ impl Job<'_> {
                 deadline,
                 &log,
             )
-            .map_err(|e| Failure::new(FailureClass::of_plugin_error(e.kind), e.message().to_owned()))?;
+            .map_err(|e| {
+                Failure::new(
+                    FailureClass::of_plugin_error(e.kind),
+                    e.message().to_owned(),
+                )
+            })?;
         }
         Ok(())
     }

@@ -125,7 +125,10 @@ impl TestShell<'_> {
         let mut text = String::from("{\n");
         for (path, content) in files {
             if let Some(parent) = Path::new(path).parent() {
-                text.push_str(&format!("mkdir -p {}\n", quote(&parent.display().to_string())));
+                text.push_str(&format!(
+                    "mkdir -p {}\n",
+                    quote(&parent.display().to_string())
+                ));
             }
             text.push_str(&format!("cat > {} << '{HEREDOC_END}'\n", quote(path)));
             text.push_str(content);
@@ -176,7 +179,10 @@ impl TestShell<'_> {
         }
         if let Some(interactive) = params.get("interactive").and_then(Value::as_array) {
             for item in interactive {
-                let name = item.get("name").and_then(Value::as_str).unwrap_or("interactive");
+                let name = item
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("interactive");
                 let suite = format!("{}_{name}", suite_base + suites);
                 self.run_interactive(&suite, item, deadline)?;
                 suites += 1;
@@ -198,10 +204,16 @@ impl TestShell<'_> {
             "inline" => repository
                 .filter(|r| r.is_object())
                 .cloned()
-                .ok_or_else(|| Failure::job(format!("{suite}: an inline definition needs repository: <the test definition>"))),
+                .ok_or_else(|| {
+                    Failure::job(format!(
+                        "{suite}: an inline definition needs repository: <the test definition>"
+                    ))
+                }),
             "git" => {
                 let repo = repository.and_then(Value::as_str).ok_or_else(|| {
-                    Failure::job(format!("{suite}: a git definition needs repository: <url or path>"))
+                    Failure::job(format!(
+                        "{suite}: a git definition needs repository: <url or path>"
+                    ))
                 })?;
                 let checkout = self.workdir.join("tests").join(suite);
                 let mut clone = Command::new("git");
@@ -217,7 +229,11 @@ impl TestShell<'_> {
                         .arg("-C")
                         .arg(&checkout)
                         .args(["checkout", "--quiet", revision]);
-                    run_git(checkout_cmd, deadline, &format!("{suite}: git checkout {revision}"))?;
+                    run_git(
+                        checkout_cmd,
+                        deadline,
+                        &format!("{suite}: git checkout {revision}"),
+                    )?;
                 }
                 read_definition(&checkout.join(path), suite)
             }
@@ -226,11 +242,14 @@ impl TestShell<'_> {
                     Failure::job(format!("{suite}: a url definition needs repository: <url>"))
                 })?;
                 let target = self.workdir.join(format!("{suite}.yaml"));
-                fetch(url, &target, left(deadline))
-                    .map_err(|e| Failure::infrastructure(format!("{suite}: cannot fetch {url}: {e}")))?;
+                fetch(url, &target, left(deadline)).map_err(|e| {
+                    Failure::infrastructure(format!("{suite}: cannot fetch {url}: {e}"))
+                })?;
                 read_definition(&target, suite)
             }
-            other => Err(Failure::job(format!("{suite}: unknown definition source '{other}'"))),
+            other => Err(Failure::job(format!(
+                "{suite}: unknown definition source '{other}'"
+            ))),
         }
     }
 
@@ -290,7 +309,8 @@ impl TestShell<'_> {
         ));
         let script_path = format!("{}/{suite}/run.sh", self.board_dir);
         self.send_files(&[(script_path.clone(), script)], deadline)?;
-        self.log.info(&format!("{suite}: running {} step(s)", steps.len()));
+        self.log
+            .info(&format!("{suite}: running {} step(s)", steps.len()));
         self.expecter.send(&format!(
             "PATH={}/bin:$PATH sh {}\n",
             quote(&self.board_dir),
@@ -386,14 +406,28 @@ impl TestShell<'_> {
         });
     }
 
-    fn run_interactive(&mut self, suite: &str, item: &Value, deadline: Instant) -> Result<(), Failure> {
+    fn run_interactive(
+        &mut self,
+        suite: &str,
+        item: &Value,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
         let prompts: Vec<String> = item
             .get("prompts")
             .and_then(Value::as_array)
-            .map(|p| p.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|p| {
+                p.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .filter(|p: &Vec<String>| !p.is_empty())
             .unwrap_or_else(|| self.prompts.clone());
-        let steps = item.get("script").and_then(Value::as_array).cloned().unwrap_or_default();
+        let steps = item
+            .get("script")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for (i, step) in steps.iter().enumerate() {
             let name = step
                 .get("name")
@@ -404,7 +438,10 @@ impl TestShell<'_> {
                 self.expecter.send(&format!("{command}\n"))?;
             }
             let messages = |key: &str| -> Vec<Value> {
-                step.get(key).and_then(Value::as_array).cloned().unwrap_or_default()
+                step.get(key)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
             };
             let successes = messages("successes");
             let failures = messages("failures");
@@ -418,13 +455,17 @@ impl TestShell<'_> {
                 .filter_map(|m| m.get("message").and_then(Value::as_str))
                 .map(regex::escape)
                 .collect();
-            let found = self.expecter.expect(&patterns, left(deadline)).map_err(|e| {
-                Failure::job(format!("{suite}: {name}: no expected message: {e}"))
-            })?;
+            let found = self
+                .expecter
+                .expect(&patterns, left(deadline))
+                .map_err(|e| Failure::job(format!("{suite}: {name}: no expected message: {e}")))?;
             let passed = found.index < successes.len();
             let mut fields = Map::new();
             fields.insert("TEST_CASE_ID".into(), Value::from(name.clone()));
-            fields.insert("RESULT".into(), Value::from(if passed { "pass" } else { "fail" }));
+            fields.insert(
+                "RESULT".into(),
+                Value::from(if passed { "pass" } else { "fail" }),
+            );
             self.record(suite, &fields, None);
             if !passed {
                 if let Some(failure) = failures.get(found.index - successes.len()) {
@@ -447,10 +488,17 @@ impl TestShell<'_> {
 
 fn read_definition(path: &Path, suite: &str) -> Result<Value, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::job(format!("{suite}: cannot read test definition {}: {e}", path.display()))
+        Failure::job(format!(
+            "{suite}: cannot read test definition {}: {e}",
+            path.display()
+        ))
     })?;
-    crate::yaml11::from_str(&text)
-        .map_err(|e| Failure::job(format!("{suite}: {} is not valid YAML: {e}", path.display())))
+    crate::yaml11::from_str(&text).map_err(|e| {
+        Failure::job(format!(
+            "{suite}: {} is not valid YAML: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn run_git(mut command: Command, deadline: Instant, what: &str) -> Result<(), Failure> {

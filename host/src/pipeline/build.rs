@@ -107,14 +107,18 @@ impl Builder<'_> {
             .unwrap_or_default()
     }
 
-    fn check_method(&self, action: &JobAction, kind: &'static str) -> Result<String, PipelineError> {
+    fn check_method(
+        &self,
+        action: &JobAction,
+        kind: &'static str,
+    ) -> Result<String, PipelineError> {
         let method = action.method().unwrap_or_default().to_owned();
         let supported = self.device_methods(kind);
         // `overlay` and `tmpfs` deploys need nothing from the device beyond a place for files,
         // and `new_connection` only opens another of the device's consoles.
         let implicit = (kind == "deploy" && matches!(method.as_str(), "tmpfs" | "overlay"))
             || (kind == "boot" && method == "new_connection");
-        if supported.iter().any(|m| *m == method) || implicit {
+        if supported.contains(&method) || implicit {
             return Ok(method);
         }
         Err(PipelineError::UnsupportedMethod {
@@ -201,8 +205,14 @@ impl Builder<'_> {
             .cloned()
             .unwrap_or_default();
         for (i, definition) in definitions.iter().enumerate() {
-            let name = definition.get("name").and_then(Value::as_str).unwrap_or("test");
-            let from = definition.get("from").and_then(Value::as_str).unwrap_or("inline");
+            let name = definition
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("test");
+            let from = definition
+                .get("from")
+                .and_then(Value::as_str)
+                .unwrap_or("inline");
             let path = definition.get("path").and_then(Value::as_str).unwrap_or("");
             children.push(self.node(
                 format!("{level}.{}", i + 1),
@@ -214,7 +224,10 @@ impl Builder<'_> {
         }
         if let Some(interactive) = action.params.get("interactive").and_then(Value::as_array) {
             for item in interactive {
-                let name = item.get("name").and_then(Value::as_str).unwrap_or("interactive");
+                let name = item
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("interactive");
                 children.push(self.node(
                     format!("{level}.{}", children.len() + 1),
                     &format!("{}_{name}", suite_base + children.len()),
@@ -285,7 +298,16 @@ pub fn deploy_artifacts(params: &serde_json::Map<String, Value>) -> Vec<(String,
             }
         }
     }
-    for key in ["kernel", "ramdisk", "dtb", "rootfs", "nfsrootfs", "modules", "image", "tee"] {
+    for key in [
+        "kernel",
+        "ramdisk",
+        "dtb",
+        "rootfs",
+        "nfsrootfs",
+        "modules",
+        "image",
+        "tee",
+    ] {
         if let Some(image) = params.get(key) {
             if image.get("url").is_some() {
                 artifacts.push((key.to_owned(), image.clone()));
@@ -333,5 +355,8 @@ pub fn build_pipeline(job: &JobDefinition, device: &Value) -> Result<Pipeline, P
             action: node,
         });
     }
-    Ok(Pipeline { job_timeout, stages })
+    Ok(Pipeline {
+        job_timeout,
+        stages,
+    })
 }

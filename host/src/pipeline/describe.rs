@@ -31,7 +31,10 @@ pub fn describe(pipeline: &Pipeline) -> String {
     for stage in &pipeline.stages {
         walk(&stage.action, 0, &mut out);
         if stage.attempts > 1 {
-            out.push_str(&format!("         (retried up to {} times)\n", stage.attempts));
+            out.push_str(&format!(
+                "         (retried up to {} times)\n",
+                stage.attempts
+            ));
         }
     }
     out

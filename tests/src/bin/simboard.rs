@@ -1,0 +1,299 @@
+//! A simulated board on a console, for end-to-end tests of jobs.
+//!
+//! Run it as a device's `connection_command`: its stdin/stdout are the board's serial line.
+//! Power is a file: the device's power commands write `on <token>` (a new token per power-on or
+//! reset) or `off` to `<state>/power`; the board boots whenever a new token appears and goes
+//! silent when it is off. A boot is: a u-boot-like banner with an autoboot countdown (any key
+//! stops it at a `=>` prompt that takes setenv/dhcp/tftp/printenv/boot* commands), a
+//! kernel-like boot log, a login prompt, and then a real `sh -i` as root's shell, so test
+//! scripts really run. `--never-boot` makes the kernel panic before the login prompt.
+//!
+//! Usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]
+
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::termios::{self, InputFlags, LocalFlags, OutputFlags, SetArg};
+use nix::unistd::Pid;
+
+struct Board {
+    state: PathBuf,
+    never_boot: bool,
+    hostname: String,
+    countdown: u32,
+}
+
+/// What ended a boot.
+enum Interrupted {
+    /// Power was switched off or cycled.
+    Power,
+    /// The console went away.
+    Hangup,
+}
+
+fn power_token(state: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(state.join("power")).unwrap_or_default();
+    let text = text.trim();
+    text.starts_with("on").then(|| text.to_owned())
+}
+
+fn stdin_fd() -> BorrowedFd<'static> {
+    // SAFETY: fd 0 stays open for the life of the process.
+    unsafe { BorrowedFd::borrow_raw(0) }
+}
+
+fn set_raw(raw: bool) {
+    let fd = stdin_fd();
+    let Ok(mut modes) = termios::tcgetattr(fd) else {
+        return;
+    };
+    if raw {
+        termios::cfmakeraw(&mut modes);
+    } else {
+        modes.local_flags |=
+            LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ECHOE | LocalFlags::ISIG;
+        modes.input_flags |= InputFlags::ICRNL;
+        modes.output_flags |= OutputFlags::OPOST | OutputFlags::ONLCR;
+    }
+    let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &modes);
+}
+
+/// Makes simboard's own process group the terminal's foreground group again.
+fn take_terminal() {
+    // SAFETY: plain system calls on fd 0; SIGTTOU is ignored (see main).
+    unsafe {
+        libc::tcsetpgrp(0, libc::getpgrp());
+    }
+}
+
+fn say(text: &str) {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(text.replace('\n', "\r\n").as_bytes());
+    let _ = out.flush();
+}
+
+impl Board {
+    fn powered(&self, token: &str) -> bool {
+        power_token(&self.state).as_deref() == Some(token)
+    }
+
+    /// Waits up to `timeout` for a byte on the console, watching the power.
+    fn read_byte(&self, token: &str, timeout: Duration) -> Result<Option<u8>, Interrupted> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.powered(token) {
+                return Err(Interrupted::Power);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let slice = left.min(Duration::from_millis(50));
+            let fd = stdin_fd();
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let ready = poll(
+                &mut fds,
+                PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::ZERO),
+            )
+            .unwrap_or(0);
+            if ready > 0 {
+                // Unbuffered: std's stdin would read ahead and hide bytes from poll().
+                let mut byte = [0u8; 1];
+                // SAFETY: reading one byte into a one-byte buffer from fd 0.
+                let n = unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) };
+                return if n == 1 {
+                    Ok(Some(byte[0]))
+                } else {
+                    Err(Interrupted::Hangup)
+                };
+            }
+        }
+    }
+
+    /// Reads a line, echoing it as a bootloader does.
+    fn read_line(&self, token: &str) -> Result<String, Interrupted> {
+        let mut line = Vec::new();
+        loop {
+            match self.read_byte(token, Duration::from_secs(3600))? {
+                Some(b'\r' | b'\n') => {
+                    say("\n");
+                    return Ok(String::from_utf8_lossy(&line).into_owned());
+                }
+                Some(byte) => {
+                    line.push(byte);
+                    let _ = std::io::stdout().write_all(&[byte]);
+                    let _ = std::io::stdout().flush();
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn pause(&self, token: &str, time: Duration) -> Result<(), Interrupted> {
+        let deadline = Instant::now() + time;
+        while Instant::now() < deadline {
+            if !self.powered(token) {
+                return Err(Interrupted::Power);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn boot(&self, token: &str) -> Result<(), Interrupted> {
+        set_raw(true);
+        say("\nU-Boot SPL 2024.01 (simulated)\nU-Boot 2024.01 (simboard)\nDRAM:  512 MiB\n");
+        let mut interrupted = false;
+        for left in (0..=self.countdown).rev() {
+            say(&format!("\rHit any key to stop autoboot: {left:2} "));
+            if left == 0 {
+                break;
+            }
+            if self.read_byte(token, Duration::from_millis(400))?.is_some() {
+                interrupted = true;
+                break;
+            }
+        }
+        say("\n");
+        if interrupted {
+            self.uboot_shell(token)?;
+        }
+        self.kernel(token)
+    }
+
+    fn uboot_shell(&self, token: &str) -> Result<(), Interrupted> {
+        loop {
+            say("=> ");
+            let line = self.read_line(token)?;
+            let command = line.split_whitespace().next().unwrap_or("");
+            match command {
+                "" => {}
+                "setenv" => {}
+                "printenv" => say("bootdelay=3\nbaudrate=115200\n"),
+                "dhcp" => say("BOOTP broadcast 1\nDHCP client bound to address 10.0.2.15 (2 ms)\n"),
+                "tftp" | "tftpboot" => say("Using ethernet@0 device\nTFTP from server 10.0.2.2\nBytes transferred = 4194304 (400000 hex)\n"),
+                "boot" | "bootz" | "booti" | "bootm" => return Ok(()),
+                other => say(&format!("Unknown command '{other}' - try 'help'\n")),
+            }
+        }
+    }
+
+    fn kernel(&self, token: &str) -> Result<(), Interrupted> {
+        for line in [
+            "Starting kernel ...",
+            "",
+            "[    0.000000] Booting Linux on physical CPU 0x0",
+            "[    0.000000] Linux version 6.1.0-simboard (builder@basalt) #1 SMP",
+            "[    0.412345] Serial: 8250/16550 driver, 4 ports",
+            "[    1.023456] Freeing unused kernel memory: 1024K",
+        ] {
+            say(&format!("{line}\n"));
+            self.pause(token, Duration::from_millis(30))?;
+        }
+        if self.never_boot {
+            say("[    1.234567] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n");
+            loop {
+                self.pause(token, Duration::from_secs(3600))?;
+            }
+        }
+        say("[    1.500000] Run /sbin/init as init process\n\nWelcome to Simboard Linux\n\n");
+        loop {
+            set_raw(true);
+            say(&format!("{} login: ", self.hostname));
+            let _user = self.read_line(token)?;
+            self.shell(token)?;
+        }
+    }
+
+    /// A real shell on the console until it exits or the power changes.
+    fn shell(&self, token: &str) -> Result<(), Interrupted> {
+        set_raw(false);
+        let mut shell = Command::new("/bin/sh");
+        shell
+            .arg("-i")
+            .env("PS1", format!("root@{}:~# ", self.hostname))
+            .env("HOME", std::env::temp_dir())
+            .env_remove("ENV");
+        // The shell gets its own process group (so a power cut kills everything it started)
+        // and becomes the terminal's foreground group, as a login shell would.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            shell.pre_exec(|| {
+                libc::setpgid(0, 0);
+                libc::tcsetpgrp(0, libc::getpid());
+                Ok(())
+            });
+        }
+        let Ok(mut child) = shell.spawn() else {
+            say("login: cannot start a shell\n");
+            return Ok(());
+        };
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                take_terminal();
+                return Ok(());
+            }
+            if !self.powered(token) {
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+                let _ = child.wait();
+                take_terminal();
+                return Err(Interrupted::Power);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // Handing the terminal back and forth between process groups raises SIGTTOU otherwise.
+    // SAFETY: setting a signal disposition to ignore has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+    }
+    let mut args = std::env::args().skip(1);
+    let mut board = Board {
+        state: PathBuf::new(),
+        never_boot: false,
+        hostname: "simboard".into(),
+        countdown: 2,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--state" => board.state = args.next().map(PathBuf::from).unwrap_or_default(),
+            "--never-boot" => board.never_boot = true,
+            "--hostname" => board.hostname = args.next().unwrap_or_default(),
+            "--countdown" => {
+                board.countdown = args.next().and_then(|n| n.parse().ok()).unwrap_or(2)
+            }
+            other => {
+                eprintln!("simboard: unknown argument {other}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if board.state.as_os_str().is_empty() {
+        eprintln!("usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]");
+        return ExitCode::from(2);
+    }
+    loop {
+        // Powered off: silent until a power-on token appears.
+        let token = loop {
+            if let Some(token) = power_token(&board.state) {
+                break token;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        match board.boot(&token) {
+            Ok(()) | Err(Interrupted::Power) => continue,
+            Err(Interrupted::Hangup) => return ExitCode::SUCCESS,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `basalt run` end to end: whole LAVA jobs against the simulated board (tests/src/bin/
+//! simboard.rs) on a real pty via connection-command, powered by power-command.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use basalt_e2e::{test_program, Basalt, TestDir};
+use serde_json::Value;
+
+struct Lab {
+    dir: TestDir,
+    state: PathBuf,
+}
+
+impl Lab {
+    /// A beaglebone-black dictionary whose console is the simulated board.
+    fn new(board_args: &str) -> Self {
+        let dir = TestDir::new();
+        let state = dir.mkdir("board");
+        let power = state.join("power");
+        let log = state.join("power.log");
+        let (p, l) = (power.display(), log.display());
+        dir.write("kernel.img", b"not really a kernel");
+        dir.write(
+            "sim-01.jinja2",
+            format!(
+                "{{% extends 'beaglebone-black.jinja2' %}}
+{{% set connection_command = '{} --state {} {board_args}' %}}
+{{% set power_on_command = 'echo on $(date +%s%N) > {p}; echo on >> {l}' %}}
+{{% set hard_reset_command = 'echo on $(date +%s%N) > {p}; echo reset >> {l}' %}}
+{{% set power_off_command = 'echo off > {p}; echo off >> {l}' %}}
+{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
+",
+                test_program("simboard").display(),
+                state.display(),
+            ),
+        );
+        Self { dir, state }
+    }
+
+    fn job(&self, steps: &[&str], boot_timeout: u32) -> PathBuf {
+        let steps: String = steps.iter().map(|s| format!("          - {s}\n")).collect();
+        self.dir.write(
+            "job.yaml",
+            format!(
+                "job_name: simboard job
+device_type: beaglebone-black
+timeouts:
+  job: {{minutes: 4}}
+  action: {{minutes: 1}}
+visibility: public
+priority: medium
+actions:
+- deploy:
+    to: tftp
+    kernel:
+      url: file://{}
+- boot:
+    method: minimal
+    timeout: {{seconds: {boot_timeout}}}
+    auto_login: {{login_prompt: 'login: ', username: root}}
+    prompts: ['root@simboard:~# ']
+- test:
+    timeout: {{minutes: 2}}
+    definitions:
+    - from: inline
+      name: smoke
+      path: inline/smoke.yaml
+      repository:
+        metadata: {{format: Lava-Test Test Definition 1.0, name: smoke}}
+        run:
+          steps:
+{steps}",
+                self.dir.path().join("kernel.img").display()
+            ),
+        )
+    }
+
+    fn run(&self, job: &Path) -> (basalt_e2e::Output, PathBuf) {
+        let out = self.dir.path().join("out");
+        let output = Basalt::new(["run", "--quiet", "--device"])
+            .arg(self.dir.path().join("sim-01.jinja2"))
+            .arg("--output-dir")
+            .arg(&out)
+            .arg(job)
+            .timeout(Duration::from_secs(240))
+            .run();
+        (output, out)
+    }
+
+    fn power_log(&self) -> String {
+        std::fs::read_to_string(self.state.join("power.log")).unwrap_or_default()
+    }
+}
+
+/// The job log, parsed as LAVA logs are read: a YAML list of {dt, lvl, msg}.
+fn log_entries(out: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(out.join("output.yaml")).unwrap();
+    let entries = basalt::yaml11::from_str(&text).unwrap();
+    let entries = entries.as_array().cloned().unwrap();
+    for entry in &entries {
+        assert!(
+            entry["dt"].is_string() && entry["lvl"].is_string(),
+            "{entry}"
+        );
+        assert!(!entry["msg"].is_null(), "{entry}");
+    }
+    entries
+}
+
+fn results(out: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(out.join("results.yaml")).unwrap();
+    basalt::yaml11::from_str(&text)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+fn case<'a>(results: &'a [Value], suite: &str, name: &str) -> &'a Value {
+    results
+        .iter()
+        .find(|c| c["suite"] == suite && c["name"] == name)
+        .unwrap_or_else(|| panic!("no {suite}/{name} in {results:#?}"))
+}
+
+#[test]
+fn a_passing_job_completes_with_its_results() {
+    let lab = Lab::new("");
+    let job = lab.job(
+        &[
+            "lava-test-case uname --shell uname -s",
+            "lava-test-case speed --result pass --measurement 12.5 --units MB/s",
+            "lava-test-set start net",
+            "lava-test-case ping --result pass",
+            "lava-test-set stop net",
+        ],
+        60,
+    );
+    let (output, out) = lab.run(&job);
+    let output = output.success();
+    assert_eq!(output.stdout.trim(), "Complete", "{output}");
+    let results = results(&out);
+    assert_eq!(case(&results, "0_smoke", "uname")["result"], "pass");
+    assert_eq!(case(&results, "0_smoke", "speed")["measurement"], 12.5);
+    assert_eq!(case(&results, "0_smoke", "speed")["units"], "MB/s");
+    assert_eq!(case(&results, "0_smoke", "ping")["detail"], "net");
+    assert_eq!(case(&results, "lava", "job")["result"], "pass");
+    assert_eq!(case(&results, "lava", "boot-minimal")["result"], "pass");
+    let entries = log_entries(&out);
+    assert!(entries.iter().any(|e| e["lvl"] == "target"
+        && e["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("Linux version 6.1.0-simboard"))));
+    assert!(entries
+        .iter()
+        .any(|e| e["lvl"] == "results" && e["msg"]["case"] == "speed"));
+    let junit = std::fs::read_to_string(out.join("results.xml")).unwrap();
+    assert!(
+        junit.contains("<testsuite name=\"0_smoke\" tests=\"3\" failures=\"0\""),
+        "{junit}"
+    );
+    assert!(out.join("deploy").read_dir().unwrap().count() == 1);
+    // Reset for the boot, and always off at the end.
+    assert_eq!(lab.power_log(), "reset\noff\n");
+}
+
+#[test]
+fn a_failing_test_case_still_completes_the_job() {
+    let lab = Lab::new("");
+    let job = lab.job(
+        &[
+            "lava-test-case works --shell true",
+            "lava-test-case broken --shell false",
+        ],
+        60,
+    );
+    let (output, out) = lab.run(&job);
+    output.success();
+    let results = results(&out);
+    assert_eq!(case(&results, "0_smoke", "works")["result"], "pass");
+    assert_eq!(case(&results, "0_smoke", "broken")["result"], "fail");
+    assert_eq!(case(&results, "lava", "job")["result"], "pass");
+    let junit = std::fs::read_to_string(out.join("results.xml")).unwrap();
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+}
+
+#[test]
+fn a_board_that_never_reaches_the_prompt_is_an_infrastructure_error() {
+    let lab = Lab::new("--never-boot");
+    let job = lab.job(&["lava-test-case never --result pass"], 10);
+    let started = Instant::now();
+    let (output, out) = lab.run(&job);
+    assert_eq!(output.status.code(), Some(10), "{output}");
+    assert!(
+        output.stdout.starts_with("Incomplete InfrastructureError"),
+        "{output}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+    let result = std::fs::read_to_string(out.join("result.yaml")).unwrap();
+    assert!(result.contains("InfrastructureError"), "{result}");
+    assert!(result.contains("Kernel panic"), "{result}");
+    let results = results(&out);
+    assert_eq!(case(&results, "lava", "boot-minimal")["result"], "fail");
+    assert_eq!(case(&results, "lava", "job")["result"], "fail");
+    assert!(lab.power_log().ends_with("off\n"), "{}", lab.power_log());
+    log_entries(&out);
+}
+
+#[test]
+fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
+    let lab = Lab::new("");
+    let job = lab.job(&["lava-test-case before --result pass", "sleep 120"], 60);
+    let out = lab.dir.path().join("out");
+    let mut child = Basalt::new(["run", "--quiet", "--device"])
+        .arg(lab.dir.path().join("sim-01.jinja2"))
+        .arg("--output-dir")
+        .arg(&out)
+        .arg(&job)
+        .spawn(lab.dir.path());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
+        if log.contains("\"case\": \"before\"") {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("basalt run ended before the test ran: {status}\n{log}");
+        }
+        assert!(Instant::now() < deadline, "the test never started:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "cancel took too long"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(15));
+    let result = std::fs::read_to_string(out.join("result.yaml")).unwrap();
+    assert!(result.contains("status: Canceled"), "{result}");
+    assert!(lab.power_log().ends_with("off\n"), "{}", lab.power_log());
+    let results = results(&out);
+    assert_eq!(case(&results, "0_smoke", "before")["result"], "pass");
+    log_entries(&out);
+}
