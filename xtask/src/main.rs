@@ -4,7 +4,9 @@
 //! far as it exists), `bench <name>` (benchmarks that print figures), `ci` (what `.ci/run`
 //! checks). Only cargo and a shell are needed.
 
+mod bench_run;
 mod demo;
+mod lab;
 #[cfg(test)]
 mod tidy;
 
@@ -20,6 +22,8 @@ tasks:
   demo                  load the plugins, then power and boot a simulated board with them
   bench plugin-call     host -> plugin -> host call overhead (release build)
   bench render          render + parse LAVA's 69 test devices, cold and warm (release build)
+  bench console         console matcher throughput over a 256 MiB boot log (release build)
+  bench run             peak RSS of `basalt run` on a passing job (release build)
   ci                    cargo fmt --check, clippy -D warnings, then test";
 
 fn main() -> ExitCode {
@@ -46,6 +50,11 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                     &["bench", "--package", "basalt", "--bench", "plugin_call"],
                 )
             }
+            Some("console") => cargo(
+                &root,
+                &["bench", "--package", "basalt", "--bench", "console_match"],
+            ),
+            Some("run") => bench_run::run(&root),
             Some("render") => cargo(
                 &root,
                 &["bench", "--package", "basalt", "--bench", "render_devices"],

@@ -1,5 +1,6 @@
 //! An expect engine over a console stream.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,12 +11,17 @@ use regex::Regex;
 use crate::plugins::{ConsoleStream, DriverError};
 
 /// How much to read from the console at a time.
-const READ_CHUNK: usize = 4096;
+const READ_CHUNK: usize = 64 * 1024;
+/// How far back from the end of what was already searched a new search starts, so a match
+/// that straddles two reads is still found. Prompts and LAVA signals are far shorter.
+const LOOKBACK: usize = 16 * 1024;
 /// How long one read may block, so deadlines are checked often enough.
 const READ_SLICE: Duration = Duration::from_millis(100);
 /// Output kept for matching beyond which the oldest is dropped: a board that prints megabytes
 /// without a match must not grow the dispatcher without bound.
 const MAX_BUFFER: usize = 1 << 20;
+/// The longest log line written for board output before it is cut.
+const MAX_LINE: usize = 64 * 1024;
 
 /// Why an expect failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,8 @@ pub struct Expecter {
     partial_line: String,
     /// Set when the job is canceled; every wait checks it.
     cancel: Option<Arc<AtomicBool>>,
+    /// Compiled patterns, by source (test shells wait for the same few over and over).
+    compiled: HashMap<String, Regex>,
 }
 
 impl Expecter {
@@ -70,6 +78,7 @@ impl Expecter {
             buffer: String::new(),
             partial_line: String::new(),
             cancel: None,
+            compiled: HashMap::new(),
         }
     }
 
@@ -91,19 +100,32 @@ impl Expecter {
         patterns: &[String],
         timeout: Duration,
     ) -> Result<ExpectMatch, ExpectError> {
-        let regexes = patterns
-            .iter()
-            .map(|p| {
-                Regex::new(p).map_err(|source| ExpectError::BadPattern {
-                    pattern: p.clone(),
-                    source,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut regexes = Vec::with_capacity(patterns.len());
+        for pattern in patterns {
+            let regex = match self.compiled.get(pattern) {
+                Some(regex) => regex.clone(),
+                None => {
+                    let regex = Regex::new(pattern).map_err(|source| ExpectError::BadPattern {
+                        pattern: pattern.clone(),
+                        source,
+                    })?;
+                    self.compiled.insert(pattern.clone(), regex.clone());
+                    regex
+                }
+            };
+            regexes.push(regex);
+        }
         let deadline = Instant::now() + timeout;
+        // New patterns may match anywhere in what is buffered; after a miss, only the end
+        // (plus a lookback) needs searching again.
+        let mut search_from = 0;
         loop {
-            if let Some(found) = self.find(&regexes) {
+            if let Some(found) = self.find(&regexes, search_from) {
                 return Ok(found);
+            }
+            search_from = self.buffer.len().saturating_sub(LOOKBACK);
+            while !self.buffer.is_char_boundary(search_from) {
+                search_from -= 1;
             }
             if self
                 .cancel
@@ -131,15 +153,22 @@ impl Expecter {
             let data = self
                 .console
                 .read(READ_CHUNK, (deadline - now).min(READ_SLICE))?;
-            self.take_output(&String::from_utf8_lossy(&data));
+            let dropped = self.take_output(&String::from_utf8_lossy(&data));
+            search_from = search_from.saturating_sub(dropped);
+            while !self.buffer.is_char_boundary(search_from) {
+                search_from -= 1;
+            }
         }
     }
 
-    fn find(&mut self, regexes: &[Regex]) -> Option<ExpectMatch> {
+    fn find(&mut self, regexes: &[Regex], from: usize) -> Option<ExpectMatch> {
         let (index, start, end) = regexes
             .iter()
             .enumerate()
-            .filter_map(|(i, re)| re.find(&self.buffer).map(|m| (i, m.start(), m.end())))
+            .filter_map(|(i, re)| {
+                re.find_at(&self.buffer, from)
+                    .map(|m| (i, m.start(), m.end()))
+            })
             .min_by_key(|(i, start, _)| (*start, *i))?;
         let before = self.buffer[..start].to_owned();
         let matched = self.buffer[start..end].to_owned();
@@ -152,22 +181,33 @@ impl Expecter {
         })
     }
 
-    fn take_output(&mut self, text: &str) {
+    /// Adds console output; returns how many bytes were dropped from the front of the buffer
+    /// to keep it bounded.
+    fn take_output(&mut self, text: &str) -> usize {
         self.buffer.push_str(text);
+        let mut dropped = 0;
         if self.buffer.len() > MAX_BUFFER {
             let mut cut = self.buffer.len() - MAX_BUFFER / 2;
             while !self.buffer.is_char_boundary(cut) {
                 cut += 1;
             }
             self.buffer.drain(..cut);
+            dropped = cut;
         }
-        for c in text.chars() {
-            match c {
-                '\n' => self.flush_partial_line(),
-                '\r' => {}
-                c => self.partial_line.push(c),
-            }
+        let mut rest = text;
+        while let Some(newline) = rest.find('\n') {
+            self.partial_line
+                .extend(rest[..newline].chars().filter(|c| *c != '\r'));
+            self.flush_partial_line();
+            rest = &rest[newline + 1..];
         }
+        self.partial_line
+            .extend(rest.chars().filter(|c| *c != '\r'));
+        if self.partial_line.len() > MAX_LINE {
+            // A board printing without newlines still gets logged, in pieces.
+            self.flush_partial_line();
+        }
+        dropped
     }
 
     fn flush_partial_line(&mut self) {
@@ -181,5 +221,86 @@ impl Expecter {
     pub fn close(mut self) -> Result<(), DriverError> {
         self.flush_partial_line();
         self.console.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use basalt_plugin_api::{console_box, Console, MemoryLog, PluginError};
+    use std::collections::VecDeque;
+
+    /// A console that hands out scripted chunks, then reports nothing more.
+    struct Scripted(VecDeque<Vec<u8>>);
+
+    impl Console for Scripted {
+        fn read(&mut self, _max: usize, timeout: Duration) -> Result<Vec<u8>, PluginError> {
+            match self.0.pop_front() {
+                Some(chunk) => Ok(chunk),
+                None => {
+                    std::thread::sleep(timeout.min(Duration::from_millis(5)));
+                    Ok(Vec::new())
+                }
+            }
+        }
+        fn write(&mut self, _data: &[u8]) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn close(&mut self) -> Result<(), PluginError> {
+            Ok(())
+        }
+    }
+
+    fn expecter(chunks: &[&str]) -> (Expecter, Arc<MemoryLog>) {
+        let memory = Arc::new(MemoryLog::default());
+        let console = Scripted(chunks.iter().map(|c| c.as_bytes().to_vec()).collect());
+        let stream = ConsoleStream::in_process("scripted", console_box(console));
+        (Expecter::new(stream, Log::new(memory.clone())), memory)
+    }
+
+    fn patterns(list: &[&str]) -> Vec<String> {
+        list.iter().map(|p| (*p).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_earliest_match_wins_and_output_is_consumed_up_to_it() {
+        let (mut e, log) = expecter(&["U-Boot\r\nlogin: ", "root\n# "]);
+        let found = e
+            .expect(&patterns(&["# ", "login: "]), Duration::from_secs(1))
+            .unwrap();
+        assert_eq!((found.index, found.matched.as_str()), (1, "login: "));
+        assert_eq!(found.before, "U-Boot\r\n");
+        let found = e.expect(&patterns(&["# "]), Duration::from_secs(1)).unwrap();
+        assert_eq!(found.before, "root\n");
+        assert!(log.text().contains("U-Boot"));
+    }
+
+    #[test]
+    fn a_match_split_across_reads_is_found_after_a_long_stream() {
+        let filler = "x".repeat(3 * 1024 * 1024);
+        let (mut e, _) = expecter(&[&filler, "... LAVA_SIG", "NAL_END"]);
+        let found = e
+            .expect(&patterns(&["LAVA_SIGNAL_END"]), Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(found.matched, "LAVA_SIGNAL_END");
+    }
+
+    #[test]
+    fn timeouts_and_cancels_say_what_was_awaited() {
+        let (mut e, _) = expecter(&["Kernel panic - not syncing"]);
+        match e.expect(&patterns(&["login:"]), Duration::from_millis(100)) {
+            Err(ExpectError::Timeout { tail, .. }) => assert!(tail.contains("Kernel panic")),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let flag = Arc::new(AtomicBool::new(true));
+        e.set_cancel(flag);
+        assert!(matches!(
+            e.expect(&patterns(&["login:"]), Duration::from_secs(5)),
+            Err(ExpectError::Canceled { .. })
+        ));
+        assert!(matches!(
+            e.expect(&patterns(&["("]), Duration::from_secs(1)),
+            Err(ExpectError::BadPattern { .. })
+        ));
     }
 }

@@ -172,6 +172,19 @@ pub struct ConsoleStream {
 }
 
 impl ConsoleStream {
+    /// Wraps a console built in this process (benchmarks and tests drive the expect engine
+    /// with one); `name` stands for the connection driver in messages.
+    pub fn in_process(name: &str, inner: ConsoleBox) -> Self {
+        Self {
+            id: Named {
+                kind: DriverKind::Connection,
+                name: name.to_owned(),
+            },
+            inner,
+            closed: false,
+        }
+    }
+
     /// Reads what arrives within `timeout` (empty when nothing did).
     pub fn read(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, DriverError> {
         let max = u64::try_from(max).unwrap_or(u64::MAX);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use basalt_plugin_api::{DriverKind, PluginDescription, PluginModRef};
 
-use super::elf_check::check_shared_object;
+use super::elf_check::check_file;
 
 /// Why a plugin library (or one of its drivers) cannot be used. Each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -120,15 +120,10 @@ impl LoadError {
 /// why the host loads plugins only in processes that use them: the job runner and CLI tools,
 /// never the master or slave daemons.
 pub fn load_library(path: &Path) -> Result<(PluginModRef, PluginDescription), LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError::NotALibrary {
-        path: path.to_path_buf(),
-        reason: format!("cannot read it: {e}"),
-    })?;
-    check_shared_object(&bytes).map_err(|reason| LoadError::NotALibrary {
+    check_file(path).map_err(|reason| LoadError::NotALibrary {
         path: path.to_path_buf(),
         reason,
     })?;
-    drop(bytes);
     let header = lib_header_from_path(path).map_err(|e| classify(path, e))?;
     let module = header
         .init_root_module::<PluginModRef>()
