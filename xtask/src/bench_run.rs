@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-
 use crate::lab::write_lab;
 
 /// Builds release binaries, runs the job, and prints the job process's peak RSS.
@@ -50,7 +49,10 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     };
     let elapsed = started.elapsed().as_secs_f64();
     if !status.success() {
-        bail!("the job did not complete; see {}", dir.join("out/output.yaml").display());
+        bail!(
+            "the job did not complete; see {}",
+            dir.join("out/output.yaml").display()
+        );
     }
     println!(
         "basalt run (passing job on the simulated board): peak RSS {:.1} MiB, {elapsed:.1} s wall",

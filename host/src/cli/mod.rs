@@ -81,6 +81,11 @@ impl PluginDirs {
     pub fn load(&self) -> Registry {
         Registry::load(&self.search_path())
     }
+
+    /// Loads just enough of the search path to find these drivers.
+    pub fn load_needed(&self, needed: &[(basalt_plugin_api::DriverKind, String)]) -> Registry {
+        Registry::load_needed(&self.search_path(), needed)
+    }
 }
 
 /// Output formats for listing commands.

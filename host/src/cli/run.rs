@@ -15,6 +15,9 @@ use super::devices::load_device;
 use super::jobs::read_job;
 use super::templates::DeviceTypeDirs;
 use super::PluginDirs;
+use basalt_plugin_api::DriverKind;
+
+use crate::device_drivers::{connection_driver, power_driver};
 use crate::dispatcher::{run_job, Cancel, JobStatus, RunRequest};
 use crate::failure::FailureClass;
 
@@ -53,6 +56,29 @@ pub fn exit_status(class: FailureClass) -> u8 {
     }
 }
 
+/// The drivers a job will use on a device: its power and console drivers and the job's boot
+/// methods.
+fn needed_drivers(
+    job: &crate::job::JobDefinition,
+    device: &serde_json::Value,
+) -> Vec<(DriverKind, String)> {
+    let mut needed = Vec::new();
+    if let Ok(choice) = power_driver(device) {
+        needed.push((DriverKind::Power, choice.driver));
+    }
+    if let Ok(choice) = connection_driver(device) {
+        needed.push((DriverKind::Connection, choice.driver));
+    }
+    for action in &job.actions {
+        if action.kind == crate::job::ActionKind::Boot {
+            if let Some(method) = action.method() {
+                needed.push((DriverKind::Boot, method.to_owned()));
+            }
+        }
+    }
+    needed
+}
+
 /// Runs the job and maps its outcome to the exit status.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::new();
@@ -63,7 +89,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read job {}", args.job.display()))?;
     let job = read_job(&args.job)?;
     let device = load_device(&args.device, job.context(), &args.device_types)?;
-    let registry = args.plugins.load();
+    let registry = args.plugins.load_needed(&needed_drivers(&job, &device));
     for error in registry.errors() {
         eprintln!("warning: {error}");
     }

@@ -270,7 +270,9 @@ mod tests {
             .unwrap();
         assert_eq!((found.index, found.matched.as_str()), (1, "login: "));
         assert_eq!(found.before, "U-Boot\r\n");
-        let found = e.expect(&patterns(&["# "]), Duration::from_secs(1)).unwrap();
+        let found = e
+            .expect(&patterns(&["# "]), Duration::from_secs(1))
+            .unwrap();
         assert_eq!(found.before, "root\n");
         assert!(log.text().contains("U-Boot"));
     }

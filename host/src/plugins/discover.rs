@@ -74,6 +74,12 @@ impl PluginSearchPath {
     /// Every candidate library file, in priority order; directories that do not exist are
     /// skipped (the built-in ones often don't), unreadable ones are reported.
     pub fn candidates(&self) -> (Vec<PathBuf>, Vec<(PathBuf, std::io::Error)>) {
+        let (groups, errors) = self.candidates_by_dir();
+        (groups.into_iter().flatten().collect(), errors)
+    }
+
+    /// The candidates grouped by directory, in priority order, each group sorted by name.
+    pub fn candidates_by_dir(&self) -> (Vec<Vec<PathBuf>>, Vec<(PathBuf, std::io::Error)>) {
         let mut files = Vec::new();
         let mut errors = Vec::new();
         for dir in &self.dirs {
@@ -91,7 +97,7 @@ impl PluginSearchPath {
                 .filter(|path| is_candidate(path, dir.only_prefix))
                 .collect();
             found.sort();
-            files.extend(found);
+            files.push(found);
         }
         (files, errors)
     }

@@ -56,6 +56,45 @@ impl Registry {
         registry
     }
 
+    /// Loads only as much of the search path as it takes to find the `needed` drivers: in
+    /// each directory, files whose names mention a needed driver (`libbasalt_power_command`
+    /// for power `command`) are tried first, and loading stops once every needed driver is
+    /// registered. The job runner uses this so it maps no code it will not run and is not
+    /// held up by an unrelated broken plugin; the drivers it finds are the ones a full load
+    /// would pick, unless one directory holds two libraries with the same driver.
+    pub fn load_needed(search: &PluginSearchPath, needed: &[(DriverKind, String)]) -> Self {
+        let mut registry = Self::default();
+        let (groups, _) = search.candidates_by_dir();
+        let mentions = |path: &PathBuf| {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .replace('-', "_");
+            needed.iter().any(|(kind, name)| {
+                stem.contains(&format!("{}_{}", kind.name(), name.replace('-', "_")))
+            })
+        };
+        let mut seen = HashSet::new();
+        for mut group in groups {
+            group.sort_by_key(|path| !mentions(path));
+            for path in group {
+                if needed
+                    .iter()
+                    .all(|(kind, name)| registry.get(*kind, name).is_some())
+                {
+                    return registry;
+                }
+                let identity = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                if seen.insert(identity) {
+                    registry.add_library(path);
+                }
+            }
+        }
+        registry
+    }
+
     /// Loads the given library files, in order. A file reached twice (through a symlink or a
     /// directory listed twice) is loaded once.
     pub fn load_files(files: impl IntoIterator<Item = PathBuf>) -> Self {
