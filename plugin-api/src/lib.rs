@@ -75,6 +75,7 @@ pub mod export;
 pub mod fd;
 mod guard;
 mod log;
+pub mod login;
 mod power;
 pub mod process;
 mod root;

@@ -166,6 +166,70 @@ fn a_passing_job_completes_with_its_results() {
 }
 
 #[test]
+fn a_u_boot_job_interrupts_autoboot_and_sends_the_device_commands() {
+    let lab = Lab::new("--countdown 5");
+    lab.dir.write("board.dtb", b"a device tree");
+    let job = lab.dir.write(
+        "uboot-job.yaml",
+        format!(
+            "job_name: simboard u-boot
+device_type: beaglebone-black
+timeouts:
+  job: {{minutes: 4}}
+  action: {{minutes: 1}}
+visibility: public
+actions:
+- deploy:
+    to: tftp
+    kernel:
+      url: file://{dir}/kernel.img
+      type: zimage
+    dtb:
+      url: file://{dir}/board.dtb
+- boot:
+    method: u-boot
+    commands: ramdisk
+    auto_login: {{login_prompt: 'login: ', username: root}}
+    prompts: ['root@simboard:~# ']
+- test:
+    definitions:
+    - from: inline
+      name: after-uboot
+      path: inline/after.yaml
+      repository:
+        metadata: {{format: Lava-Test Test Definition 1.0, name: after-uboot}}
+        run:
+          steps: ['lava-test-case booted --result pass']
+",
+            dir = lab.dir.path().display()
+        ),
+    );
+    let (output, out) = lab.run(&job);
+    output.success();
+    let entries = log_entries(&out);
+    let sent: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["lvl"] == "input")
+        .filter_map(|e| e["msg"].as_str())
+        .collect();
+    assert!(
+        sent.contains(&"tftp 0x82000000 kernel-kernel.img\n"),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&"tftp 0x88000000 dtb-board.dtb\n"),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&"bootz 0x82000000 - 0x88000000\n"),
+        "{sent:?}"
+    );
+    assert!(!sent.iter().any(|s| s.contains("{RAMDISK}")), "{sent:?}");
+    let results = results(&out);
+    assert_eq!(case(&results, "0_after-uboot", "booted")["result"], "pass");
+}
+
+#[test]
 fn a_failing_test_case_still_completes_the_job() {
     let lab = Lab::new("");
     let job = lab.job(

@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// Do not echo the log on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// The address boards reach this worker's TFTP and NFS servers at (`{SERVER_IP}` in
+    /// bootloader commands).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub server_ip: String,
     /// Where the device-type templates are.
     #[command(flatten)]
     pub device_types: DeviceTypeDirs,
@@ -101,6 +105,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         output_dir: args.output_dir.clone(),
         echo_log: !args.quiet,
         cancel,
+        server_ip: args.server_ip.clone(),
     };
     let outcome = run_job(&request)
         .with_context(|| format!("cannot write to {}", args.output_dir.display()))?;

@@ -70,6 +70,8 @@ pub struct RunRequest {
     pub echo_log: bool,
     /// The cancel flag (set by signals).
     pub cancel: Cancel,
+    /// The address boards reach this worker's TFTP/NFS servers at (`{SERVER_IP}`).
+    pub server_ip: String,
 }
 
 /// The board as the job sees it.
@@ -86,6 +88,7 @@ struct Job<'a> {
     results: Results,
     board: Board,
     deployed: Map<String, Value>,
+    kernel_type: Option<String>,
     suites: usize,
     job_deadline: Instant,
 }
@@ -111,6 +114,7 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
             prompts: Vec::new(),
         },
         deployed: Map::new(),
+        kernel_type: None,
         suites: 0,
         job_deadline: Instant::now(),
     };
@@ -310,6 +314,14 @@ impl Job<'_> {
         let action = &self.request.job.actions[stage.job_index];
         match stage.kind {
             ActionKind::Deploy => {
+                let params = Value::Object(action.params.clone());
+                if let Some(kernel_type) = params
+                    .pointer("/kernel/type")
+                    .or_else(|| params.pointer("/images/kernel/type"))
+                    .and_then(Value::as_str)
+                {
+                    self.kernel_type = Some(kernel_type.to_ascii_lowercase());
+                }
                 let dir = self.request.output_dir.join("deploy");
                 let deployed = deploy(&action.params, &dir, deadline, &self.log)?;
                 self.deployed.extend(deployed);
@@ -345,18 +357,31 @@ impl Job<'_> {
             .get("method")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let config = self
+        // The method's section of the device configuration, plus the device's constants and
+        // parameters (prompts, error messages, load addresses) that boot methods read.
+        let mut config = self
             .request
             .device
             .pointer(&format!("/actions/boot/methods/{method}"))
             .cloned()
             .unwrap_or(Value::Null);
+        if let Value::Object(section) = &mut config {
+            for (key, source) in [("_constants", "/constants"), ("_parameters", "/parameters")] {
+                if let Some(value) = self.request.device.pointer(source) {
+                    section.insert(key.into(), value.clone());
+                }
+            }
+        }
         let driver =
             self.request
                 .registry
                 .boot(method, &config.to_string(), self.log.plugin_log())?;
         let mut action = Value::Object(params.clone());
         action["_deployed"] = Value::Object(self.deployed.clone());
+        action["_server_ip"] = Value::from(self.request.server_ip.clone());
+        if let Some(kernel_type) = &self.kernel_type {
+            action["_kernel_type"] = Value::from(kernel_type.clone());
+        }
         let log = self.log.plugin_log();
         self.console()?;
         let Board { power, console, .. } = &mut self.board;

@@ -57,8 +57,8 @@ impl Registry {
     }
 
     /// Loads only as much of the search path as it takes to find the `needed` drivers: in
-    /// each directory, files whose names mention a needed driver (`libbasalt_power_command`
-    /// for power `command`) are tried first, and loading stops once every needed driver is
+    /// each directory, files whose names mention a needed driver as `<kind>_<name>`
+    /// (`power_command` for power `command`) are tried first, and loading stops once every needed driver is
     /// registered. The job runner uses this so it maps no code it will not run and is not
     /// held up by an unrelated broken plugin; the drivers it finds are the ones a full load
     /// would pick, unless one directory holds two libraries with the same driver.

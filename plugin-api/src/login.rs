@@ -1,0 +1,103 @@
+//! The end of every boot: log in if the job says how, and wait for the shell prompt.
+//!
+//! Shared by boot drivers (minimal, u-boot, qemu, ...) so every boot method reads LAVA's
+//! `auto_login` and `prompts` the same way.
+
+use std::time::{Duration, Instant};
+
+use crate::{parse_config, BootSession, PluginError};
+
+/// `auto_login` of a boot action.
+#[derive(serde::Deserialize, Debug, Clone)]
+pub struct AutoLogin {
+    /// Pattern of the login prompt.
+    pub login_prompt: String,
+    /// User to log in as.
+    pub username: String,
+    /// Pattern of the password prompt, if the board asks for one.
+    #[serde(default)]
+    pub password_prompt: Option<String>,
+    /// The password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Commands to run after logging in, each followed by a prompt.
+    #[serde(default)]
+    pub login_commands: Vec<String>,
+}
+
+/// The login-related keys of a LAVA boot action.
+#[derive(serde::Deserialize, Debug, Clone, Default)]
+pub struct LoginParameters {
+    /// Patterns of the shell prompt.
+    #[serde(default)]
+    pub prompts: Vec<String>,
+    /// How to log in.
+    #[serde(default)]
+    pub auto_login: Option<AutoLogin>,
+}
+
+impl LoginParameters {
+    /// Reads them from a boot action (JSON); `driver` names the boot method in errors.
+    pub fn from_action(driver: &str, action: &str) -> Result<Self, PluginError> {
+        let parameters: Self =
+            parse_config(driver, action).map_err(|e| PluginError::job(e.message().to_owned()))?;
+        if parameters.prompts.is_empty() {
+            return Err(PluginError::job(format!(
+                "{driver}: the boot action lists no prompts; add prompts: ['<shell prompt>']"
+            )));
+        }
+        Ok(parameters)
+    }
+}
+
+/// Time left before `deadline`.
+pub fn time_left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Adds what a driver was waiting for to an error from the host.
+pub fn waiting_for(driver: &str, what: &str, error: PluginError) -> PluginError {
+    PluginError::new(
+        error.kind,
+        format!("{driver}: waiting for {what}: {}", error.message()),
+    )
+}
+
+/// Logs in (if asked), waits for a prompt, and runs the login commands.
+pub fn log_in(
+    driver: &str,
+    session: &mut BootSession<'_>,
+    login: &LoginParameters,
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    if let Some(auto) = &login.auto_login {
+        session
+            .expect(&[&auto.login_prompt], time_left(deadline))
+            .map_err(|e| waiting_for(driver, "the login prompt", e))?;
+        session.send_line(&auto.username)?;
+        if let Some(password_prompt) = &auto.password_prompt {
+            session
+                .expect(&[password_prompt], time_left(deadline))
+                .map_err(|e| waiting_for(driver, "the password prompt", e))?;
+            session.send_line(auto.password.as_deref().unwrap_or(""))?;
+        }
+    }
+    let found = session
+        .expect(&login.prompts, time_left(deadline))
+        .map_err(|e| waiting_for(driver, "the shell prompt", e))?;
+    session.info(&format!(
+        "{driver}: found prompt {:?}",
+        found.matched.trim()
+    ));
+    for command in login
+        .auto_login
+        .iter()
+        .flat_map(|auto| auto.login_commands.iter())
+    {
+        session.send_line(command)?;
+        session
+            .expect(&login.prompts, time_left(deadline))
+            .map_err(|e| waiting_for(driver, &format!("the prompt after {command:?}"), e))?;
+    }
+    Ok(())
+}
