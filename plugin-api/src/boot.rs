@@ -14,7 +14,7 @@ use abi_stable::{
 };
 
 use crate::guard::{guard, millis, to_millis};
-use crate::{LogLevel, PluginError};
+use crate::{ConsoleBox, LogLevel, PluginError};
 
 /// A power operation a boot driver asks the host for.
 #[repr(u8)]
@@ -70,6 +70,15 @@ pub trait BootHost {
     fn power(&mut self, action: PowerAction, timeout: Duration) -> Result<(), PluginError>;
     /// Writes to the job log.
     fn log(&self, level: LogLevel, message: &str);
+    /// Takes over a console the boot driver opened itself (qemu's serial line): from now on
+    /// `send` and `expect` use it, and the host closes it at the end of the job. Hosts
+    /// without that ability refuse.
+    fn attach_console(&mut self, console: ConsoleBox) -> Result<(), PluginError> {
+        drop(console);
+        Err(PluginError::unsupported(
+            "this host cannot take a console from a boot driver",
+        ))
+    }
 }
 
 /// The ABI form of [`BootHost`].
@@ -88,6 +97,8 @@ pub trait BootSessionAbi {
     /// See [`BootHost::log`].
     #[sabi(last_prefix_field)]
     fn log(&self, level: LogLevel, message: RStr<'_>);
+    /// See [`BootHost::attach_console`] (since 0.2).
+    fn attach_console(&mut self, console: ConsoleBox) -> RResult<(), PluginError>;
 }
 
 impl<H: BootHost> BootSessionAbi for H {
@@ -116,6 +127,9 @@ impl<H: BootHost> BootSessionAbi for H {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             BootHost::log(self, level, message.as_str())
         }));
+    }
+    fn attach_console(&mut self, console: ConsoleBox) -> RResult<(), PluginError> {
+        guard(|| BootHost::attach_console(self, console))
     }
 }
 
@@ -170,6 +184,11 @@ impl<'a> BootSession<'a> {
     /// Writes to the job log at `info`.
     pub fn info(&self, message: &str) {
         self.log(LogLevel::INFO, message);
+    }
+
+    /// Hands the host a console this driver opened (see [`BootHost::attach_console`]).
+    pub fn attach_console(&mut self, console: ConsoleBox) -> Result<(), PluginError> {
+        self.0.attach_console(console).into()
     }
 }
 

@@ -78,6 +78,7 @@ mod log;
 pub mod login;
 mod power;
 pub mod process;
+pub mod pty;
 mod root;
 
 pub use boot::{

@@ -126,7 +126,7 @@ fn a_plugin_built_against_an_old_plugin_api_names_both_versions() {
     assert_eq!(errors[0]["reason"], "incompatible-api", "{output}");
     let message = errors[0]["message"].as_str().unwrap();
     assert!(
-        message.contains("0.0.1") && message.contains("0.1.0"),
+        message.contains("0.0.1") && message.contains("0.2.0"),
         "{output}"
     );
     assert!(message.contains("rebuild"), "{output}");

@@ -315,3 +315,100 @@ fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
     assert_eq!(case(&results, "0_smoke", "before")["result"], "pass");
     log_entries(&out);
 }
+
+#[test]
+fn a_qemu_job_runs_qemu_from_the_device_configuration_as_the_console() {
+    let dir = TestDir::new();
+    let bin = dir.mkdir("fake-bin");
+    let args_file = dir.path().join("qemu-args");
+    // Stands in for QEMU: records its command line, prints a boot, gives a shell.
+    let fake = dir.write(
+        "fake-bin/qemu-system-x86_64",
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\necho 'SeaBIOS (version 1.16.2)'\n\
+             echo '[    0.000000] Linux version 6.1.0 (guest)'\nprintf 'qemu login: '\nread user\n\
+             PS1='root@qemu:~# ' exec /bin/sh -i\n",
+            args_file.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir.write("vmlinuz", b"kernel");
+    dir.write("initrd.img", b"initrd");
+    let dict = dir.write(
+        "vm-01.jinja2",
+        "{% extends 'qemu.jinja2' %}\n{% set no_kvm = True %}\n{% set memory = 512 %}\n\
+         {% set lava_test_results_dir = '/tmp/lava-%s' %}\n",
+    );
+    let job = dir.write(
+        "job.yaml",
+        format!(
+            "job_name: qemu guest
+device_type: qemu
+context: {{arch: amd64}}
+timeouts:
+  job: {{minutes: 3}}
+  action: {{minutes: 1}}
+visibility: public
+actions:
+- deploy:
+    to: tmpfs
+    images:
+      kernel: {{url: 'file://{d}/vmlinuz'}}
+      initrd: {{url: 'file://{d}/initrd.img'}}
+- boot:
+    method: qemu
+    media: tmpfs
+    auto_login: {{login_prompt: 'login: ', username: root}}
+    prompts: ['root@qemu:~# ']
+- test:
+    definitions:
+    - from: inline
+      name: guest
+      path: inline/guest.yaml
+      repository:
+        metadata: {{format: Lava-Test Test Definition 1.0, name: guest}}
+        run:
+          steps: ['lava-test-case in-guest --shell true']
+",
+            d = dir.path().display()
+        ),
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = dir.path().join("out");
+    let output = Basalt::new(["run", "--quiet", "--device"])
+        .arg(&dict)
+        .arg("--output-dir")
+        .arg(&out)
+        .arg(&job)
+        .env("PATH", path)
+        .timeout(Duration::from_secs(120))
+        .run()
+        .success();
+    assert_eq!(output.stdout.trim(), "Complete", "{output}");
+    let args = std::fs::read_to_string(&args_file).unwrap();
+    assert!(args.contains("-m 512"), "{args}");
+    assert!(args.contains("-nographic"), "{args}");
+    assert!(!args.contains("-enable-kvm"), "{args}");
+    assert!(
+        args.contains(&format!("-kernel {}/deploy/kernel-vmlinuz", out.display())),
+        "{args}"
+    );
+    assert!(
+        args.contains(&format!(
+            "-initrd {}/deploy/initrd-initrd.img",
+            out.display()
+        )),
+        "{args}"
+    );
+    assert!(
+        args.contains("-append console=ttyS0,115200 root=/dev/ram0"),
+        "{args}"
+    );
+    let results = results(&out);
+    assert_eq!(case(&results, "0_guest", "in-guest")["result"], "pass");
+}

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use basalt_plugin_api::{BootHost, ExpectMatch, Log, LogLevel, PluginError, PowerAction};
+use basalt_plugin_api::{
+    BootHost, ConsoleBox, ExpectMatch, Log, LogLevel, PluginError, PowerAction,
+};
 
 use super::{ExpectError, Expecter};
-use crate::plugins::{DriverError, PowerDriver};
+use crate::plugins::{ConsoleStream, DriverError, PowerDriver};
 
 /// What the dispatcher lends a boot driver for one boot action.
 pub struct ConsoleBootHost<'a> {
@@ -70,5 +72,11 @@ impl BootHost for ConsoleBootHost<'_> {
 
     fn log(&self, level: LogLevel, message: &str) {
         self.log.write(level, message);
+    }
+
+    fn attach_console(&mut self, console: ConsoleBox) -> Result<(), PluginError> {
+        self.expecter
+            .replace_console(ConsoleStream::in_process("boot method", console));
+        Ok(())
     }
 }

@@ -217,6 +217,15 @@ impl Expecter {
         }
     }
 
+    /// Switches to another console (one a boot driver opened), closing the current one and
+    /// forgetting its unread output.
+    pub fn replace_console(&mut self, console: ConsoleStream) {
+        self.flush_partial_line();
+        self.buffer.clear();
+        let mut old = std::mem::replace(&mut self.console, console);
+        let _ = old.close();
+    }
+
     /// Closes the console.
     pub fn close(mut self) -> Result<(), DriverError> {
         self.flush_partial_line();

@@ -16,7 +16,8 @@ use crate::device_drivers::{connection_driver, power_driver};
 use crate::failure::FailureClass;
 use crate::job::{ActionKind, JobDefinition};
 use crate::pipeline::{build_pipeline, describe, hms, Pipeline, Stage};
-use crate::plugins::{Connection, PowerDriver, Registry};
+use crate::plugins::{Connection, ConsoleStream, PowerDriver, Registry};
+use basalt_plugin_api::{console_box, Console, PluginError};
 
 /// How long to wait for the console to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +73,30 @@ pub struct RunRequest {
     pub cancel: Cancel,
     /// The address boards reach this worker's TFTP/NFS servers at (`{SERVER_IP}`).
     pub server_ip: String,
+}
+
+/// The console of a device that has no connection, until a boot method attaches one.
+struct NoConsole;
+
+impl Console for NoConsole {
+    fn read(&mut self, _max: usize, _timeout: Duration) -> Result<Vec<u8>, PluginError> {
+        Err(Self::missing())
+    }
+    fn write(&mut self, _data: &[u8]) -> Result<(), PluginError> {
+        Err(Self::missing())
+    }
+    fn close(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+impl NoConsole {
+    fn missing() -> PluginError {
+        PluginError::invalid_config(
+            "the device has no console: set connection_command in its dictionary (or boot it \
+             with a method that runs the board itself, such as qemu)",
+        )
+    }
 }
 
 /// The board as the job sees it.
@@ -223,13 +248,15 @@ impl Job<'_> {
             .iter()
             .any(|s| matches!(s.kind, ActionKind::Boot | ActionKind::Test));
         if needs_console {
-            let choice = connection_driver(&request.device)
-                .map_err(|e| Failure::new(FailureClass::Configuration, e.to_string()))?;
-            self.board.connection = Some(request.registry.connection(
-                &choice.driver,
-                &choice.config,
-                self.log.plugin_log(),
-            )?);
+            // A device without a console connection may still boot with a method that opens
+            // its own (qemu); that is checked when the console is first needed.
+            if let Ok(choice) = connection_driver(&request.device) {
+                self.board.connection = Some(request.registry.connection(
+                    &choice.driver,
+                    &choice.config,
+                    self.log.plugin_log(),
+                )?);
+            }
         }
         for stage in &pipeline.stages {
             if stage.kind == ActionKind::Boot {
@@ -335,13 +362,10 @@ impl Job<'_> {
 
     fn console(&mut self) -> Result<&mut Expecter, Failure> {
         if self.board.console.is_none() {
-            let connection = self.board.connection.as_ref().ok_or_else(|| {
-                Failure::new(
-                    FailureClass::Configuration,
-                    "the device has no console connection",
-                )
-            })?;
-            let stream = connection.connect(CONNECT_TIMEOUT)?;
+            let stream = match &self.board.connection {
+                Some(connection) => connection.connect(CONNECT_TIMEOUT)?,
+                None => ConsoleStream::in_process("none", console_box(NoConsole)),
+            };
             let mut expecter = Expecter::new(stream, self.log.plugin_log());
             expecter.set_cancel(self.request.cancel.flag());
             self.board.console = Some(expecter);

@@ -6,13 +6,11 @@
 //! board sends is what the host reads. Closing the console ends the command's whole session.
 #![deny(missing_docs)]
 
-mod pty;
-
 use std::time::Duration;
 
 use basalt_plugin_api::{export_plugin, parse_config, ConnectionDriver, Log, PluginError};
 
-pub use pty::PtyConsole;
+pub use basalt_plugin_api::pty::PtyConsole;
 
 /// The driver's configuration: the device configuration's `commands.connect`.
 #[derive(serde::Deserialize, Debug, Clone)]

@@ -1,4 +1,7 @@
-//! A command running on a pseudo-terminal, seen from the master side.
+//! A command on a pseudo-terminal, as a console: what connection drivers that run a command
+//! (`telnet` to ser2net, `conmux-console`) and boot drivers that run the board themselves
+//! (qemu) both need. The command runs with `/bin/sh -c` in its own session on a raw pty;
+//! closing the console ends the whole session.
 
 use std::fs::File;
 use std::io::Write;
@@ -7,8 +10,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use basalt_plugin_api::fd::{read_with_timeout, FdRead};
-use basalt_plugin_api::{Console, PluginError};
+use crate::fd::{read_with_timeout, FdRead};
+use crate::{Console, PluginError};
 use nix::pty::openpty;
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
@@ -25,7 +28,7 @@ pub struct PtyConsole {
 }
 
 fn io_error(command: &str, what: &str, e: impl std::fmt::Display) -> PluginError {
-    PluginError::infrastructure(format!("connection command {command:?}: {what}: {e}"))
+    PluginError::infrastructure(format!("console command {command:?}: {what}: {e}"))
 }
 
 impl PtyConsole {
@@ -86,7 +89,7 @@ impl PtyConsole {
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
         PluginError::connection_closed(format!(
-            "connection command {:?} closed the console{status}",
+            "console command {:?} closed the console{status}",
             self.command
         ))
     }
