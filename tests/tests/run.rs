@@ -412,3 +412,98 @@ actions:
     let results = results(&out);
     assert_eq!(case(&results, "0_guest", "in-guest")["result"], "pass");
 }
+
+#[test]
+fn user_commands_retries_git_definitions_and_interactive_tests() {
+    let lab = Lab::new("");
+    let flag = lab.dir.path().join("flaky-flag");
+    let marks = lab.dir.path().join("marks");
+    // The dictionary gains two user commands: one that fails once, one with an undo.
+    let dict = lab.dir.path().join("sim-01.jinja2");
+    let mut text = std::fs::read_to_string(&dict).unwrap();
+    text.push_str(&format!(
+        "{{% set user_commands = {{'flaky': {{'do': 'test -f {f} || {{ touch {f}; exit 1; }}'}}, \
+         'mark': {{'do': 'echo done >> {m}', 'undo': 'echo undone >> {m}'}}}} %}}\n",
+        f = flag.display(),
+        m = marks.display()
+    ));
+    std::fs::write(&dict, text).unwrap();
+    // A local git repository holding a test definition.
+    let repo = lab.dir.mkdir("tests-repo");
+    std::fs::write(
+        repo.join("smoke.yaml"),
+        "metadata: {format: Lava-Test Test Definition 1.0, name: from-git}\n\
+         params: {GREETING: hello}\n\
+         run:\n  steps:\n    - lava-test-case greeting --shell test \"$GREETING\" = hello\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=basalt",
+                "-c",
+                "user.email=basalt@localhost",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "smoke.yaml"]);
+    git(&["commit", "-q", "-m", "smoke"]);
+    let job = lab.dir.write(
+        "job2.yaml",
+        format!(
+            "job_name: commands and tests
+device_type: beaglebone-black
+timeouts:
+  job: {{minutes: 4}}
+  action: {{minutes: 1}}
+visibility: public
+actions:
+- command:
+    name: flaky
+    failure_retry: 2
+- command:
+    name: mark
+- boot:
+    method: minimal
+    auto_login: {{login_prompt: 'login: ', username: root}}
+    prompts: ['root@simboard:~# ']
+- test:
+    definitions:
+    - from: git
+      repository: {repo}
+      path: smoke.yaml
+      name: from-git
+- test:
+    interactive:
+    - name: shell-check
+      prompts: ['root@simboard:~# ']
+      script:
+      - name: says-hello
+        command: echo hello-$((40+2))
+        successes:
+        - message: hello-42
+        failures:
+        - message: not found
+",
+            repo = repo.display()
+        ),
+    );
+    let (output, out) = lab.run(&job);
+    output.success();
+    let results = results(&out);
+    assert_eq!(case(&results, "0_from-git", "greeting")["result"], "pass");
+    assert_eq!(
+        case(&results, "1_shell-check", "says-hello")["result"],
+        "pass"
+    );
+    assert_eq!(case(&results, "lava", "user-command")["result"], "pass");
+    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap();
+    assert!(log.contains("user-command: retrying (2 of 2)"), "{log}");
+    assert_eq!(std::fs::read_to_string(&marks).unwrap(), "done\nundone\n");
+}
