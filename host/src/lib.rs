@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod console;
+pub mod data;
 pub mod device;
 pub mod device_drivers;
 pub mod dispatcher;

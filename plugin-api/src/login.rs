@@ -50,6 +50,18 @@ impl LoginParameters {
     }
 }
 
+/// Reads a boot action (JSON text) once: its login keys, and the whole action as data for
+/// the driver's own keys.
+pub fn read_boot_action(
+    driver: &str,
+    action: &str,
+) -> Result<(LoginParameters, serde_json::Value), PluginError> {
+    let login = LoginParameters::from_action(driver, action)?;
+    let value = serde_json::from_str(action)
+        .map_err(|e| PluginError::job(format!("{driver}: bad boot action: {e}")))?;
+    Ok((login, value))
+}
+
 /// Time left before `deadline`.
 pub fn time_left(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())

@@ -12,6 +12,7 @@ use super::log::JobLogger;
 use super::results::{CaseResult, Results};
 use super::testshell::TestShell;
 use crate::console::{ConsoleBootHost, Expecter};
+use crate::data::string_list;
 use crate::device_drivers::{connection_driver, power_driver};
 use crate::failure::FailureClass;
 use crate::job::{ActionKind, JobDefinition};
@@ -415,16 +416,7 @@ impl Job<'_> {
         let mut host = ConsoleBootHost::new(console, power.as_ref(), &log);
         let timeout = deadline.saturating_duration_since(Instant::now());
         driver.boot(&mut host, &action.to_string(), timeout)?;
-        self.board.prompts = params
-            .get("prompts")
-            .and_then(Value::as_array)
-            .map(|p| {
-                p.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        self.board.prompts = string_list(params.get("prompts"));
         if self.board.prompts.is_empty() {
             if let Some(prompt) = self
                 .request

@@ -20,6 +20,7 @@ use super::failure::Failure;
 use super::log::JobLogger;
 use super::results::{CaseResult, Results};
 use crate::console::Expecter;
+use crate::data::string_list;
 use crate::failure::FailureClass;
 
 /// What a signal looks like in the console output.
@@ -412,17 +413,10 @@ impl TestShell<'_> {
         item: &Value,
         deadline: Instant,
     ) -> Result<(), Failure> {
-        let prompts: Vec<String> = item
-            .get("prompts")
-            .and_then(Value::as_array)
-            .map(|p| {
-                p.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .filter(|p: &Vec<String>| !p.is_empty())
-            .unwrap_or_else(|| self.prompts.clone());
+        let mut prompts = string_list(item.get("prompts"));
+        if prompts.is_empty() {
+            prompts = self.prompts.clone();
+        }
         let steps = item
             .get("script")
             .and_then(Value::as_array)

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::data::kind;
+
 use crate::yaml11::{self, Positions};
 
 /// Deploy methods LAVA knows (`deploy: to:`).
@@ -182,17 +184,6 @@ impl At {
             pointer: format!("{}/{index}", self.pointer),
             path: format!("{}[{index}]", self.path),
         }
-    }
-}
-
-fn kind(value: &Value) -> String {
-    match value {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a mapping".into(),
     }
 }
 

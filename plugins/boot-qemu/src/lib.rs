@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use basalt_plugin_api::login::{log_in, LoginParameters};
+use basalt_plugin_api::login::{log_in, read_boot_action};
 use basalt_plugin_api::pty::PtyConsole;
 use basalt_plugin_api::{console_box, export_plugin, BootDriver, BootSession, Log, PluginError};
 use serde_json::Value;
@@ -119,9 +119,7 @@ impl BootDriver for QemuBoot {
         timeout: Duration,
     ) -> Result<(), PluginError> {
         let deadline = Instant::now() + timeout;
-        let login = LoginParameters::from_action(DRIVER, action)?;
-        let action: Value = serde_json::from_str(action)
-            .map_err(|e| PluginError::job(format!("{DRIVER}: bad boot action: {e}")))?;
+        let (login, action) = read_boot_action(DRIVER, action)?;
         let command = command_line(&self.config, &action)?;
         session.info(&format!("{DRIVER}: {command}"));
         let console = PtyConsole::spawn(&command)?;

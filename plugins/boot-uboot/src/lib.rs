@@ -15,7 +15,7 @@ mod placeholders;
 
 use std::time::{Duration, Instant};
 
-use basalt_plugin_api::login::{log_in, time_left, waiting_for, LoginParameters};
+use basalt_plugin_api::login::{log_in, read_boot_action, time_left, waiting_for};
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
 use serde_json::Value;
 
@@ -145,9 +145,7 @@ impl BootDriver for UbootBoot {
         timeout: Duration,
     ) -> Result<(), PluginError> {
         let deadline = Instant::now() + timeout;
-        let login = LoginParameters::from_action(DRIVER, action)?;
-        let action: Value = serde_json::from_str(action)
-            .map_err(|e| PluginError::job(format!("{DRIVER}: bad boot action: {e}")))?;
+        let (login, action) = read_boot_action(DRIVER, action)?;
         let deployment = Deployment::from_action(&action, self.config.get("_parameters"));
         let commands: Vec<String> = self
             .commands(&action)?

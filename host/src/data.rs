@@ -1,0 +1,30 @@
+//! Small helpers for data read from YAML: naming a value's kind in messages and reading
+//! lists of strings.
+
+use serde_json::Value;
+
+/// The kind of a value, for messages ("must be a mapping, found the string \"x\"").
+pub fn kind(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
+/// The strings of a list (other items skipped); empty when it is not a list.
+pub fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
