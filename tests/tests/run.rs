@@ -76,12 +76,17 @@ actions:
         )
     }
 
+    /// Runs a job as a worker with a TFTP root and an NFS export directory would.
     fn run(&self, job: &Path) -> (basalt_e2e::Output, PathBuf) {
         let out = self.dir.path().join("out");
         let output = Basalt::new(["run", "--quiet", "--device"])
             .arg(self.dir.path().join("sim-01.jinja2"))
             .arg("--output-dir")
             .arg(&out)
+            .arg("--tftp-root")
+            .arg(self.dir.mkdir("tftp"))
+            .arg("--nfs-root")
+            .arg(self.dir.mkdir("nfs"))
             .arg(job)
             .timeout(Duration::from_secs(240))
             .run();
@@ -169,6 +174,17 @@ fn a_passing_job_completes_with_its_results() {
 fn a_u_boot_job_interrupts_autoboot_and_sends_the_device_commands() {
     let lab = Lab::new("--countdown 5");
     lab.dir.write("board.dtb", b"a device tree");
+    let rootfs = lab.dir.mkdir("rootfs");
+    std::fs::write(rootfs.join("etc-issue"), "Simboard Linux\n").unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(lab.dir.path().join("rootfs.tar.gz"))
+        .arg("-C")
+        .arg(&rootfs)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
     let job = lab.dir.write(
         "uboot-job.yaml",
         format!(
@@ -186,9 +202,11 @@ actions:
       type: zimage
     dtb:
       url: file://{dir}/board.dtb
+    nfsrootfs:
+      url: file://{dir}/rootfs.tar.gz
 - boot:
     method: u-boot
-    commands: ramdisk
+    commands: nfs
     auto_login: {{login_prompt: 'login: ', username: root}}
     prompts: ['root@simboard:~# ']
 - test:
@@ -212,19 +230,40 @@ actions:
         .filter(|e| e["lvl"] == "input")
         .filter_map(|e| e["msg"].as_str())
         .collect();
+    // Files are loaded by their names under the TFTP root, the NFS root is the extracted
+    // tree, and commands for files the job did not deploy (a ramdisk) are left out.
     assert!(
-        sent.contains(&"tftp 0x82000000 kernel-kernel.img\n"),
+        sent.contains(&"tftp 0x82000000 out/kernel-kernel.img\n"),
         "{sent:?}"
     );
     assert!(
-        sent.contains(&"tftp 0x88000000 dtb-board.dtb\n"),
+        sent.contains(&"tftp 0x88000000 out/dtb-board.dtb\n"),
         "{sent:?}"
     );
     assert!(
         sent.contains(&"bootz 0x82000000 - 0x88000000\n"),
         "{sent:?}"
     );
-    assert!(!sent.iter().any(|s| s.contains("{RAMDISK}")), "{sent:?}");
+    assert!(
+        !sent
+            .iter()
+            .any(|s| s.contains("{RAMDISK}") || s.contains("initrd_size")),
+        "{sent:?}"
+    );
+    let nfs = lab.dir.path().join("nfs/out");
+    let bootargs = sent
+        .iter()
+        .find(|s| s.starts_with("setenv bootargs"))
+        .unwrap();
+    assert!(
+        bootargs.contains(&format!("nfsroot=127.0.0.1:{},tcp,hard", nfs.display())),
+        "{bootargs}"
+    );
+    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap();
+    assert!(log.contains("nfsrootfs extracted into"), "{log}");
+    // The job's files leave the servers' directories when it ends.
+    assert!(!lab.dir.path().join("tftp/out").exists());
+    assert!(!nfs.exists());
     let results = results(&out);
     assert_eq!(case(&results, "0_after-uboot", "booted")["result"], "pass");
 }
@@ -280,6 +319,8 @@ fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
         .arg(lab.dir.path().join("sim-01.jinja2"))
         .arg("--output-dir")
         .arg(&out)
+        .arg("--tftp-root")
+        .arg(lab.dir.mkdir("tftp"))
         .arg(&job)
         .spawn(lab.dir.path());
     let deadline = Instant::now() + Duration::from_secs(120);

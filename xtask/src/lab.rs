@@ -53,7 +53,7 @@ timeouts:
   action: {{minutes: 2}}
 actions:
 - deploy:
-    to: tftp
+    to: tmpfs
     kernel:
       url: file://{}
 - boot:

@@ -18,7 +18,7 @@ use super::PluginDirs;
 use basalt_plugin_api::DriverKind;
 
 use crate::device_drivers::{connection_driver, power_driver};
-use crate::dispatcher::{run_job, Cancel, JobStatus, RunRequest};
+use crate::dispatcher::{run_job, Cancel, JobStatus, RunRequest, ServerDirs};
 use crate::failure::FailureClass;
 
 /// Flags of `basalt run`.
@@ -40,6 +40,17 @@ pub struct RunArgs {
     /// bootloader commands).
     #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
     pub server_ip: String,
+    /// This worker's TFTP server root: `tftp` and `nfs` deploys put the job's files in a
+    /// per-job directory under it.
+    #[arg(long, value_name = "DIR")]
+    pub tftp_root: Option<PathBuf>,
+    /// Where this worker's NFS server exports root filesystems from: `nfsrootfs` artifacts
+    /// are extracted into a per-job directory under it.
+    #[arg(long, value_name = "DIR")]
+    pub nfs_root: Option<PathBuf>,
+    /// The job's name in the TFTP and NFS directories (default: the output directory's name).
+    #[arg(long, value_name = "ID")]
+    pub job_id: Option<String>,
     /// Where the device-type templates are.
     #[command(flatten)]
     pub device_types: DeviceTypeDirs,
@@ -106,6 +117,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         echo_log: !args.quiet,
         cancel,
         server_ip: args.server_ip.clone(),
+        servers: ServerDirs {
+            tftp_root: args.tftp_root.clone(),
+            nfs_root: args.nfs_root.clone(),
+            job_id: args.job_id.clone().unwrap_or_else(|| {
+                args.output_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("job-{}", std::process::id()))
+            }),
+        },
     };
     let outcome = run_job(&request)
         .with_context(|| format!("cannot write to {}", args.output_dir.display()))?;

@@ -120,3 +120,103 @@ fn verify(key: &str, artifact: &Value, path: &Path) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// Where a worker's servers take files from: the TFTP root and the NFS export directory,
+/// each with a per-job subdirectory that is removed when the job ends.
+#[derive(Debug, Clone, Default)]
+pub struct ServerDirs {
+    /// The TFTP server's root, if this worker has one.
+    pub tftp_root: Option<std::path::PathBuf>,
+    /// The directory NFS root filesystems are extracted under, if this worker exports one.
+    pub nfs_root: Option<std::path::PathBuf>,
+    /// The name of this job's subdirectory in both.
+    pub job_id: String,
+}
+
+impl ServerDirs {
+    /// Puts what a `tftp` or `nfs` deploy fetched where the board will load it from, and
+    /// rewrites `deployed` to the names the bootloader must use: paths relative to the TFTP
+    /// root for TFTP files, the extracted directory for an NFS root filesystem.
+    pub fn publish(
+        &self,
+        method: &str,
+        deployed: &mut Map<String, Value>,
+        log: &JobLogger,
+    ) -> Result<(), Failure> {
+        let needs_tftp = method == "tftp" || method == "nfs";
+        if needs_tftp {
+            let Some(root) = &self.tftp_root else {
+                return Err(Failure::new(
+                    crate::failure::FailureClass::Configuration,
+                    format!(
+                        "a {method} deploy needs this worker's TFTP root (basalt run --tftp-root DIR)"
+                    ),
+                ));
+            };
+            let dir = root.join(&self.job_id);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Failure::infrastructure(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            for (key, value) in deployed.iter_mut() {
+                if key == "nfsrootfs" {
+                    continue;
+                }
+                let Some(path) = value.as_str().map(Path::new) else {
+                    continue;
+                };
+                let name = path.file_name().map(|n| n.to_owned()).unwrap_or_default();
+                std::fs::copy(path, dir.join(&name)).map_err(|e| {
+                    Failure::infrastructure(format!(
+                        "cannot copy {key} into {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                let relative = Path::new(&self.job_id).join(&name);
+                log.info(&format!("{key} on TFTP as {}", relative.display()));
+                *value = Value::from(relative.display().to_string());
+            }
+        }
+        if let Some(tarball) = deployed
+            .get("nfsrootfs")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        {
+            let Some(root) = &self.nfs_root else {
+                return Err(Failure::new(
+                    crate::failure::FailureClass::Configuration,
+                    "an nfsrootfs needs this worker's NFS export directory (basalt run --nfs-root DIR)",
+                ));
+            };
+            let dir = root.join(&self.job_id);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Failure::infrastructure(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            let output = std::process::Command::new("tar")
+                .arg("-xf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&dir)
+                .output()
+                .map_err(|e| Failure::infrastructure(format!("cannot run tar: {e}")))?;
+            if !output.status.success() {
+                return Err(Failure::job(format!(
+                    "nfsrootfs: cannot extract {tarball}: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )));
+            }
+            log.info(&format!("nfsrootfs extracted into {}", dir.display()));
+            deployed.insert("nfsrootfs".into(), Value::from(dir.display().to_string()));
+        }
+        Ok(())
+    }
+
+    /// Removes this job's files from the server directories.
+    pub fn clean(&self) {
+        for root in [&self.tftp_root, &self.nfs_root].into_iter().flatten() {
+            let dir = root.join(&self.job_id);
+            if dir.starts_with(root) && dir != *root {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ mod run;
 mod testshell;
 
 pub use cancel::Cancel;
+pub use deploy::ServerDirs;
 pub use failure::Failure;
 pub use log::JobLogger;
 pub use results::{CaseResult, Results};

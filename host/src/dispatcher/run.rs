@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::cancel::Cancel;
-use super::deploy::deploy;
+use super::deploy::{deploy, ServerDirs};
 use super::failure::Failure;
 use super::log::JobLogger;
 use super::results::{CaseResult, Results};
@@ -74,6 +74,8 @@ pub struct RunRequest {
     pub cancel: Cancel,
     /// The address boards reach this worker's TFTP/NFS servers at (`{SERVER_IP}`).
     pub server_ip: String,
+    /// Where this worker's TFTP and NFS servers take files from.
+    pub servers: ServerDirs,
 }
 
 /// The console of a device that has no connection, until a boot method attaches one.
@@ -351,7 +353,12 @@ impl Job<'_> {
                     self.kernel_type = Some(kernel_type.to_ascii_lowercase());
                 }
                 let dir = self.request.output_dir.join("deploy");
-                let deployed = deploy(&action.params, &dir, deadline, &self.log)?;
+                let mut deployed = deploy(&action.params, &dir, deadline, &self.log)?;
+                self.request.servers.publish(
+                    action.method().unwrap_or_default(),
+                    &mut deployed,
+                    &self.log,
+                )?;
                 self.deployed.extend(deployed);
                 Ok(())
             }
@@ -501,6 +508,7 @@ impl Job<'_> {
     fn finish(&mut self, outcome: &JobOutcome) -> std::io::Result<()> {
         self.log.info("start: finalize");
         self.undo_user_commands();
+        self.request.servers.clean();
         if let Some(power) = &self.board.power {
             let timeout = self
                 .request

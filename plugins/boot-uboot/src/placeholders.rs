@@ -19,10 +19,6 @@ const OPTIONAL: &[(&str, &str)] = &[
     ("{NFSROOTFS}", "nfsrootfs"),
 ];
 
-fn file_name(path: &str) -> String {
-    path.rsplit('/').next().unwrap_or(path).to_owned()
-}
-
 impl Deployment {
     /// Reads the host's `_deployed`, `_server_ip` and `_kernel_type` from the boot action and
     /// the load addresses from the device's `parameters`.
@@ -41,8 +37,9 @@ impl Deployment {
             ("{DTB}", "dtb"),
             ("{TEE}", "tee"),
         ] {
+            // The host gives TFTP files as paths relative to the TFTP root.
             if let Some(p) = path(key) {
-                values.insert(placeholder, file_name(&p));
+                values.insert(placeholder, p);
             }
         }
         if let Some(p) = path("nfsrootfs") {
@@ -114,14 +111,14 @@ mod tests {
     #[test]
     fn placeholders_fill_and_missing_files_drop_their_commands() {
         let action = json!({
-            "_deployed": {"kernel": "/jobs/1/deploy/kernel-zImage", "dtb": "/jobs/1/deploy/dtb-am335x-boneblack.dtb"},
+            "_deployed": {"kernel": "1/kernel-zImage", "dtb": "1/dtb-am335x-boneblack.dtb"},
             "_server_ip": "10.0.0.1",
         });
         let parameters = json!({"bootz": {"kernel": "0x82000000", "ramdisk": "0x83000000", "dtb": "0x88000000"}});
         let d = Deployment::from_action(&action, Some(&parameters));
         assert_eq!(
             substitute("tftp {KERNEL_ADDR} {KERNEL}", &d).unwrap(),
-            "tftp 0x82000000 kernel-zImage"
+            "tftp 0x82000000 1/kernel-zImage"
         );
         assert_eq!(substitute("tftp {RAMDISK_ADDR} {RAMDISK}", &d), None);
         assert_eq!(substitute("setenv initrd_size ${filesize}", &d), None);
