@@ -141,13 +141,6 @@ impl Builder<'_> {
                 Vec::new(),
             ));
         }
-        children.push(self.node(
-            format!("{level}.{}", children.len() + 1),
-            "lava-overlay",
-            "prepare the test overlay (helpers and test definitions)".into(),
-            None,
-            Vec::new(),
-        ));
         Ok(self.node(
             level.to_owned(),
             &format!("{method}-deploy"),
@@ -204,6 +197,16 @@ impl Builder<'_> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        if !definitions.is_empty() {
+            // The overlay (helpers and run scripts) is typed into the board's shell.
+            children.push(self.node(
+                format!("{level}.1"),
+                "transfer-overlay",
+                "write the lava-test helpers and test scripts on the board".into(),
+                None,
+                Vec::new(),
+            ));
+        }
         for (i, definition) in definitions.iter().enumerate() {
             let name = definition
                 .get("name")
@@ -215,7 +218,7 @@ impl Builder<'_> {
                 .unwrap_or("inline");
             let path = definition.get("path").and_then(Value::as_str).unwrap_or("");
             children.push(self.node(
-                format!("{level}.{}", i + 1),
+                format!("{level}.{}", children.len() + 1),
                 &format!("{}_{name}", suite_base + i),
                 format!("{from} test definition {path}"),
                 None,
@@ -223,14 +226,14 @@ impl Builder<'_> {
             ));
         }
         if let Some(interactive) = action.params.get("interactive").and_then(Value::as_array) {
-            for item in interactive {
+            for (i, item) in interactive.iter().enumerate() {
                 let name = item
                     .get("name")
                     .and_then(Value::as_str)
                     .unwrap_or("interactive");
                 children.push(self.node(
                     format!("{level}.{}", children.len() + 1),
-                    &format!("{}_{name}", suite_base + children.len()),
+                    &format!("{}_{name}", suite_base + definitions.len() + i),
                     "interactive test".into(),
                     None,
                     Vec::new(),
@@ -343,7 +346,11 @@ pub fn build_pipeline(job: &JobDefinition, device: &Value) -> Result<Pipeline, P
                     });
                 }
                 let node = builder.test(&level, action, suites);
-                suites += node.children.len();
+                suites += node
+                    .children
+                    .iter()
+                    .filter(|c| c.name != "transfer-overlay")
+                    .count();
                 node
             }
             ActionKind::Command => builder.command(&level, action)?,
@@ -359,4 +366,77 @@ pub fn build_pipeline(job: &JobDefinition, device: &Value) -> Result<Pipeline, P
         job_timeout,
         stages,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(actions: Value, timeouts: Value) -> JobDefinition {
+        JobDefinition::from_value(json!({
+            "job_name": "t", "visibility": "public", "timeouts": timeouts, "actions": actions
+        }))
+    }
+
+    fn device() -> Value {
+        json!({
+            "actions": {"deploy": {"methods": {"tftp": null}}, "boot": {"methods": {"minimal": null}}},
+            "timeouts": {"actions": {"pdu-reboot": {"seconds": 30}, "boot-minimal": {"minutes": 3}}},
+        })
+    }
+
+    #[test]
+    fn timeouts_resolve_from_the_narrowest_setting_and_never_exceed_the_parent() {
+        let job = job(
+            json!([
+                {"deploy": {"to": "tftp", "timeout": {"minutes": 2}, "kernel": {"url": "file:///k"}}},
+                {"boot": {"method": "minimal", "prompts": ["# "]}},
+                {"test": {"definitions": [{"from": "inline", "name": "a", "path": "a.yaml", "repository": {}}],
+                          "interactive": [{"name": "b", "script": []}]}},
+            ]),
+            json!({"job": {"minutes": 10}, "action": {"minutes": 5}, "actions": {"download-retry": {"minutes": 9}}}),
+        );
+        let pipeline = build_pipeline(&job, &device()).unwrap();
+        let deploy = &pipeline.stages[0].action;
+        assert_eq!(deploy.timeout, Duration::from_secs(120));
+        assert_eq!(deploy.timeout_source, TimeoutSource::Action);
+        // Job says 9 minutes for downloads, but the deploy only has 2.
+        assert_eq!(deploy.children[0].timeout, Duration::from_secs(120));
+        let boot = &pipeline.stages[1].action;
+        assert_eq!(boot.timeout, Duration::from_secs(180));
+        assert_eq!(boot.timeout_source, TimeoutSource::DeviceNamed);
+        let test = &pipeline.stages[2].action;
+        assert_eq!(test.timeout_source, TimeoutSource::JobDefault);
+        let names: Vec<&str> = test.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["transfer-overlay", "0_a", "1_b"]);
+    }
+
+    #[test]
+    fn methods_and_commands_the_device_lacks_are_job_errors() {
+        let unsupported = job(
+            json!([{"boot": {"method": "u-boot"}}]),
+            json!({"job": {"minutes": 1}}),
+        );
+        assert!(matches!(
+            build_pipeline(&unsupported, &device()),
+            Err(PipelineError::UnsupportedMethod { .. })
+        ));
+        let command = job(
+            json!([{"command": {"name": "relay"}}]),
+            json!({"job": {"minutes": 1}}),
+        );
+        assert!(matches!(
+            build_pipeline(&command, &device()),
+            Err(PipelineError::UnknownCommand { .. })
+        ));
+        let early = job(
+            json!([{"test": {"definitions": []}}]),
+            json!({"job": {"minutes": 1}}),
+        );
+        assert_eq!(
+            build_pipeline(&early, &device()).unwrap_err(),
+            PipelineError::TestBeforeBoot { index: 0 }
+        );
+    }
 }
