@@ -548,3 +548,55 @@ actions:
     assert!(log.contains("user-command: retrying (2 of 2)"), "{log}");
     assert_eq!(std::fs::read_to_string(&marks).unwrap(), "done\nundone\n");
 }
+
+#[test]
+fn a_second_sigterm_forces_a_job_whose_cleanup_hangs() {
+    let lab = Lab::new("");
+    let dict = lab.dir.path().join("sim-01.jinja2");
+    let mut text = std::fs::read_to_string(&dict).unwrap();
+    text.push_str("{% set power_off_command = 'sleep 60' %}\n");
+    std::fs::write(&dict, text).unwrap();
+    let job = lab.job(&["lava-test-case before --result pass", "sleep 120"], 60);
+    let out = lab.dir.path().join("out");
+    let mut child = Basalt::new(["run", "--quiet", "--device"])
+        .arg(&dict)
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--tftp-root")
+        .arg(lab.dir.mkdir("tftp"))
+        .arg(&job)
+        .spawn(lab.dir.path());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(out.join("output.yaml"))
+        .unwrap_or_default()
+        .contains("\"case\": \"before\"")
+    {
+        assert!(Instant::now() < deadline, "the test never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "basalt run ended early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    // The clean cancel now hangs in the power-off command; a second signal ends it.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the hanging power-off should still run"
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let forced = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            forced.elapsed() < Duration::from_secs(10),
+            "the second SIGTERM did not force it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+}
