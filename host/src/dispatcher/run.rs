@@ -20,6 +20,10 @@ use crate::pipeline::{build_pipeline, describe, hms, Pipeline, Stage};
 use crate::plugins::{Connection, ConsoleStream, PowerDriver, Registry};
 use basalt_plugin_api::{console_box, Console, PluginError};
 
+/// The deploy methods this dispatcher carries out (others are refused at validation rather
+/// than half done).
+const SUPPORTED_DEPLOYS: &[&str] = &["tmpfs", "tftp", "nfs", "overlay", "download", "downloads"];
+
 /// How long to wait for the console to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the final power-off may take when the device sets no `power-off` timeout.
@@ -262,6 +266,18 @@ impl Job<'_> {
             }
         }
         for stage in &pipeline.stages {
+            if stage.kind == ActionKind::Deploy {
+                let method = self.request.job.actions[stage.job_index]
+                    .method()
+                    .unwrap_or_default();
+                if !SUPPORTED_DEPLOYS.contains(&method) {
+                    return Err(Failure::job(format!(
+                        "deploy method '{method}' is not supported by this dispatcher (it \
+                         supports: {})",
+                        SUPPORTED_DEPLOYS.join(", ")
+                    )));
+                }
+            }
             if stage.kind == ActionKind::Boot {
                 let method = self.request.job.actions[stage.job_index]
                     .method()
