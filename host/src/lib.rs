@@ -17,5 +17,6 @@ pub mod job;
 pub mod joblog;
 pub mod pipeline;
 pub mod plugins;
+pub mod scheduler;
 pub mod template;
 pub mod yaml11;

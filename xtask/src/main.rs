@@ -24,6 +24,7 @@ tasks:
   bench render          render + parse LAVA's 69 test devices, cold and warm (release build)
   bench console         console matcher throughput over a 256 MiB boot log (release build)
   bench run             peak RSS of `basalt run` on a passing job (release build)
+  bench scheduler       one scheduling pass: 10,000 queued jobs, 1,000 devices (release build)
   ci                    cargo fmt --check, clippy -D warnings, then test";
 
 fn main() -> ExitCode {
@@ -55,6 +56,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 &["bench", "--package", "basalt", "--bench", "console_match"],
             ),
             Some("run") => bench_run::run(&root),
+            Some("scheduler") => cargo(
+                &root,
+                &["bench", "--package", "basalt", "--bench", "scheduler"],
+            ),
             Some("render") => cargo(
                 &root,
                 &["bench", "--package", "basalt", "--bench", "render_devices"],
