@@ -19,4 +19,5 @@ pub mod pipeline;
 pub mod plugins;
 pub mod scheduler;
 pub mod template;
+pub mod transport;
 pub mod yaml11;
