@@ -4,25 +4,13 @@
 //! The fixtures live in `../shared/lava` beside the repository. Without them the test skips
 //! with a message, except under `CI=true`, where a missing fixture directory is a failure.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+mod common;
 
 use basalt::device::{validate, DeviceConfig, Severity};
 use basalt::template::{extends_target, SearchPath, TemplateEngine};
 use serde_json::{json, Value};
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lava");
-    if dir.join("devices").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "LAVA fixtures missing at {} (required under CI=true)",
-        dir.display()
-    );
-    eprintln!("skipping: LAVA fixtures not found at {}", dir.display());
-    None
-}
 
 /// Numbers compare by value (PyYAML's 0.0 and ours may differ in representation only).
 fn same(a: &Value, b: &Value) -> bool {
@@ -75,7 +63,9 @@ pub fn device_context(name: &str, source: &str) -> Value {
 
 #[test]
 fn all_lava_test_devices_render_as_lava_renders_them() {
-    let Some(lava) = fixtures() else { return };
+    let Some(lava) = common::lava_fixtures() else {
+        return;
+    };
     let engine = TemplateEngine::new(SearchPath::new(vec![
         lava.join("devices"),
         lava.join("device-types"),

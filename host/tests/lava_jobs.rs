@@ -1,23 +1,16 @@
 //! LAVA compatibility: each of LAVA's 149 sample jobs is accepted or refused as LAVA's own
 //! submission schema decides (`../shared/lava/jobs.json`), and every refusal says why.
 
-use std::path::Path;
+mod common;
 
 use basalt::job::{parse_job, JobError};
 use serde_json::Value;
 
 #[test]
 fn lava_sample_jobs_are_accepted_and_refused_as_lava_does() {
-    let lava = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lava");
-    if !lava.join("jobs.json").is_file() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "LAVA fixtures missing at {} (required under CI=true)",
-            lava.display()
-        );
-        eprintln!("skipping: no LAVA fixtures at {}", lava.display());
+    let Some(lava) = common::lava_fixtures() else {
         return;
-    }
+    };
     let verdicts: Value =
         serde_json::from_str(&std::fs::read_to_string(lava.join("jobs.json")).unwrap()).unwrap();
     let verdicts = verdicts.as_object().unwrap();

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use basalt::device::{validate, DeviceConfig, Severity};
 use basalt::template::{extends_target, SearchPath, TemplateEngine};
 use serde_json::{json, Value};
@@ -57,16 +59,10 @@ fn every_shipped_template_renders_alone_into_a_valid_configuration() {
 
 #[test]
 fn lava_dictionaries_of_our_types_render_against_our_templates() {
-    let lava = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lava/devices");
-    if !lava.is_dir() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "LAVA fixtures missing at {} (required under CI=true)",
-            lava.display()
-        );
-        eprintln!("skipping: no LAVA fixtures at {}", lava.display());
+    let Some(fixtures) = common::lava_fixtures() else {
         return;
-    }
+    };
+    let lava = fixtures.join("devices");
     let engine = TemplateEngine::new(SearchPath::new(vec![lava.clone(), ours()]));
     let mut rendered_count = 0;
     let mut entries: Vec<_> = std::fs::read_dir(&lava)

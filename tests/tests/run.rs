@@ -93,6 +93,37 @@ actions:
         (output, out)
     }
 
+    /// Starts a job in the background and waits until its test reported `case`.
+    fn start_until_case(
+        &self,
+        dict: &Path,
+        job: &Path,
+        case: &str,
+    ) -> (std::process::Child, PathBuf) {
+        let out = self.dir.path().join("out");
+        let mut child = Basalt::new(["run", "--quiet", "--device"])
+            .arg(dict)
+            .arg("--output-dir")
+            .arg(&out)
+            .arg("--tftp-root")
+            .arg(self.dir.mkdir("tftp"))
+            .arg(job)
+            .spawn(self.dir.path());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let marker = format!("\"case\": \"{case}\"");
+        loop {
+            let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
+            if log.contains(&marker) {
+                return (child, out);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("basalt run ended before the test ran: {status}\n{log}");
+            }
+            assert!(Instant::now() < deadline, "the test never started:\n{log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn power_log(&self) -> String {
         std::fs::read_to_string(self.state.join("power.log")).unwrap_or_default()
     }
@@ -314,27 +345,8 @@ fn a_board_that_never_reaches_the_prompt_is_an_infrastructure_error() {
 fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
     let lab = Lab::new("");
     let job = lab.job(&["lava-test-case before --result pass", "sleep 120"], 60);
-    let out = lab.dir.path().join("out");
-    let mut child = Basalt::new(["run", "--quiet", "--device"])
-        .arg(lab.dir.path().join("sim-01.jinja2"))
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--tftp-root")
-        .arg(lab.dir.mkdir("tftp"))
-        .arg(&job)
-        .spawn(lab.dir.path());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
-        if log.contains("\"case\": \"before\"") {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("basalt run ended before the test ran: {status}\n{log}");
-        }
-        assert!(Instant::now() < deadline, "the test never started:\n{log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut child, out) =
+        lab.start_until_case(&lab.dir.path().join("sim-01.jinja2"), &job, "before");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let stopped = Instant::now();
@@ -557,27 +569,7 @@ fn a_second_sigterm_forces_a_job_whose_cleanup_hangs() {
     text.push_str("{% set power_off_command = 'sleep 60' %}\n");
     std::fs::write(&dict, text).unwrap();
     let job = lab.job(&["lava-test-case before --result pass", "sleep 120"], 60);
-    let out = lab.dir.path().join("out");
-    let mut child = Basalt::new(["run", "--quiet", "--device"])
-        .arg(&dict)
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--tftp-root")
-        .arg(lab.dir.mkdir("tftp"))
-        .arg(&job)
-        .spawn(lab.dir.path());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(out.join("output.yaml"))
-        .unwrap_or_default()
-        .contains("\"case\": \"before\"")
-    {
-        assert!(Instant::now() < deadline, "the test never started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "basalt run ended early"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (mut child, _out) = lab.start_until_case(&dict, &job, "before");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     // The clean cancel now hangs in the power-off command; a second signal ends it.
