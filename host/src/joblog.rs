@@ -13,8 +13,7 @@ use basalt_plugin_api::{LogLevel, LogSink};
 /// Formats one log entry as LAVA does (PyYAML's double-quoted flow style, ASCII only),
 /// without the trailing newline.
 pub fn format_entry(at: SystemTime, level: LogLevel, message: &str) -> String {
-    let dt = humantime::format_rfc3339_micros(at).to_string();
-    let dt = format!("{}+00:00", dt.trim_end_matches('Z'));
+    let dt = timestamp(at);
     format!(
         "- {{{}: {}, {}: {}, {}: {}}}",
         yaml_quote("dt"),
@@ -24,6 +23,12 @@ pub fn format_entry(at: SystemTime, level: LogLevel, message: &str) -> String {
         yaml_quote("msg"),
         yaml_quote(message)
     )
+}
+
+/// A log entry's `dt`: UTC with microseconds and an explicit offset, as LAVA writes it.
+pub fn timestamp(at: SystemTime) -> String {
+    let dt = humantime::format_rfc3339_micros(at).to_string();
+    format!("{}+00:00", dt.trim_end_matches('Z'))
 }
 
 /// Quotes a string as PyYAML's double-quoted style does with `allow_unicode=False`: printable

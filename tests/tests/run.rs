@@ -129,6 +129,22 @@ actions:
     }
 }
 
+/// Waits for a spawned process to end, failing with `what` after `limit`.
+fn wait_for_exit(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(started.elapsed() < limit, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The job log, parsed as LAVA logs are read: a YAML list of {dt, lvl, msg}.
 fn log_entries(out: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(out.join("output.yaml")).unwrap();
@@ -349,17 +365,7 @@ fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
         lab.start_until_case(&lab.dir.path().join("sim-01.jinja2"), &job, "before");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(60),
-            "cancel took too long"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(60), "cancel took too long");
     assert_eq!(status.code(), Some(15));
     let result = std::fs::read_to_string(out.join("result.yaml")).unwrap();
     assert!(result.contains("status: Canceled"), "{result}");
@@ -579,16 +585,10 @@ fn a_second_sigterm_forces_a_job_whose_cleanup_hangs() {
         "the hanging power-off should still run"
     );
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let forced = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            forced.elapsed() < Duration::from_secs(10),
-            "the second SIGTERM did not force it"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_exit(
+        &mut child,
+        Duration::from_secs(10),
+        "the second SIGTERM did not force it",
+    );
     assert_eq!(status.code(), Some(1));
 }

@@ -11,6 +11,8 @@ use basalt_plugin_api::Log;
 use clap::Args;
 use serde_json::Value;
 
+use super::devices::load_device;
+use super::templates::DeviceTypeDirs;
 use super::PluginDirs;
 use crate::console::{ConsoleBootHost, Expecter};
 use crate::device_drivers::{connection_driver, power_driver};
@@ -19,9 +21,12 @@ use crate::joblog::LavaLogWriter;
 /// Flags of `basalt boot`.
 #[derive(Args, Debug)]
 pub struct BootArgs {
-    /// A rendered device configuration (YAML or JSON).
+    /// The device: a dictionary (`.jinja2`) or a rendered configuration (YAML or JSON).
     #[arg(long, value_name = "FILE")]
     pub device: PathBuf,
+    /// Where the device-type templates are (for a dictionary).
+    #[command(flatten)]
+    pub device_types: DeviceTypeDirs,
     /// A LAVA boot action (the mapping under `- boot:` in a job), YAML or JSON.
     #[arg(long, value_name = "FILE")]
     pub action: PathBuf,
@@ -33,16 +38,13 @@ pub struct BootArgs {
     pub plugins: PluginDirs,
 }
 
-fn read_yaml(path: &PathBuf, what: &str) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))
-}
-
 /// Connects, boots, and closes the console; the job-style log goes to stderr.
 pub fn run(args: &BootArgs) -> anyhow::Result<ExitCode> {
-    let device = read_yaml(&args.device, "device configuration")?;
-    let action = read_yaml(&args.action, "boot action")?;
+    let device = load_device(&args.device, serde_json::json!({}), &args.device_types)?;
+    let text = std::fs::read_to_string(&args.action)
+        .with_context(|| format!("cannot read boot action {}", args.action.display()))?;
+    let action = crate::yaml11::from_str(&text)
+        .with_context(|| format!("{} is not valid YAML", args.action.display()))?;
     let Some(method) = action.get("method").and_then(Value::as_str) else {
         bail!("{}: the boot action has no method", args.action.display());
     };

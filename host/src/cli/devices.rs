@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use super::templates::DeviceTypeDirs;
 use super::PluginDirs;
 use crate::device::{validate, Severity};
-use crate::device_drivers::{connection_driver, power_driver};
+use crate::device_drivers::{connection_driver, power_driver, DriverChoice, SelectionError};
 use crate::joblog::LavaLogWriter;
-use crate::plugins::Registry;
+use crate::plugins::{DriverError, Registry};
 use crate::template::{extends_target, Rendered, SearchPath, TemplateEngine};
 
 /// `basalt devices ...`
@@ -271,44 +271,12 @@ fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 fn check_drivers(args: &CheckArgs, config: &Value, registry: &Registry, found: &mut Findings) {
     let timeout = Duration::from_secs(args.timeout);
     let log = || Log::new(LavaLogWriter::new(std::io::stderr()));
-    let power = match power_driver(config) {
-        Err(missing) => {
-            found.warning("power", missing);
-            None
-        }
-        Ok(choice) => match registry.power(&choice.driver, &choice.config, log()) {
-            Ok(driver) => {
-                found.ok(
-                    "power",
-                    format!("driver '{}' accepts its settings", choice.driver),
-                );
-                Some(driver)
-            }
-            Err(e) => {
-                found.error("power", e);
-                None
-            }
-        },
-    };
-    let connection = match connection_driver(config) {
-        Err(missing) => {
-            found.warning("connection", missing);
-            None
-        }
-        Ok(choice) => match registry.connection(&choice.driver, &choice.config, log()) {
-            Ok(driver) => {
-                found.ok(
-                    "connection",
-                    format!("driver '{}' accepts its settings", choice.driver),
-                );
-                Some(driver)
-            }
-            Err(e) => {
-                found.error("connection", e);
-                None
-            }
-        },
-    };
+    let power = check_driver(found, "power", power_driver(config), |choice| {
+        registry.power(&choice.driver, &choice.config, log())
+    });
+    let connection = check_driver(found, "connection", connection_driver(config), |choice| {
+        registry.connection(&choice.driver, &choice.config, log())
+    });
     check_boot_methods(config, registry, found);
     if !args.live {
         return;
@@ -337,6 +305,36 @@ fn check_drivers(args: &CheckArgs, config: &Value, registry: &Registry, found: &
                 );
             }
             Err(e) => found.error("live console", e),
+        }
+    }
+}
+
+/// Reports whether the device selects a driver of one kind and whether it accepts its
+/// settings; returns the built driver for the live checks.
+fn check_driver<T>(
+    found: &mut Findings,
+    what: &str,
+    selection: Result<DriverChoice, SelectionError>,
+    build: impl FnOnce(&DriverChoice) -> Result<T, DriverError>,
+) -> Option<T> {
+    let choice = match selection {
+        Ok(choice) => choice,
+        Err(missing) => {
+            found.warning(what, missing);
+            return None;
+        }
+    };
+    match build(&choice) {
+        Ok(driver) => {
+            found.ok(
+                what,
+                format!("driver '{}' accepts its settings", choice.driver),
+            );
+            Some(driver)
+        }
+        Err(e) => {
+            found.error(what, e);
+            None
         }
     }
 }

@@ -9,6 +9,8 @@ use anyhow::Context;
 use basalt_plugin_api::Log;
 use clap::{Args, ValueEnum};
 
+use super::devices::load_device;
+use super::templates::DeviceTypeDirs;
 use super::PluginDirs;
 use crate::device_drivers::power_driver;
 use crate::joblog::LavaLogWriter;
@@ -32,9 +34,13 @@ pub struct PowerArgs {
     /// What to do.
     #[arg(value_enum)]
     pub operation: PowerOperation,
-    /// A rendered device configuration (YAML or JSON), as `basalt devices render` prints it.
+    /// The device: a dictionary (`.jinja2`) or a rendered configuration (YAML or JSON), as
+    /// `basalt devices render` prints it.
     #[arg(long, value_name = "FILE")]
     pub device: PathBuf,
+    /// Where the device-type templates are (for a dictionary).
+    #[command(flatten)]
+    pub device_types: DeviceTypeDirs,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub timeout: u64,
@@ -46,10 +52,7 @@ pub struct PowerArgs {
 /// Loads the device configuration, builds its power driver and runs the operation; the
 /// driver's log goes to stderr in LAVA's log format.
 pub fn run(args: &PowerArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.device)
-        .with_context(|| format!("cannot read device configuration {}", args.device.display()))?;
-    let device: serde_json::Value = serde_yaml::from_str(&text)
-        .with_context(|| format!("{} is not valid YAML", args.device.display()))?;
+    let device = load_device(&args.device, serde_json::json!({}), &args.device_types)?;
     let choice = power_driver(&device).with_context(|| args.device.display().to_string())?;
     let registry = args.plugins.load();
     for error in registry.errors() {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use basalt_plugin_api::{Log, LogLevel, LogSink};
 use serde_json::Value;
 
-use crate::joblog::{format_entry, yaml_quote};
+use crate::joblog::{format_entry, timestamp, yaml_quote};
 
 /// Writes a job's log to its `output.yaml` (and optionally echoes it to stderr), masking the
 /// job's secrets. Cheap to clone: clones share the file.
@@ -75,8 +75,7 @@ impl JobLogger {
     /// Writes a `results` entry: a flow mapping whose non-string values are tagged `! "…"`,
     /// as LAVA writes them.
     pub fn result(&self, fields: &[(&str, Value)]) {
-        let dt = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
-        let dt = format!("{}+00:00", dt.trim_end_matches('Z'));
+        let dt = timestamp(SystemTime::now());
         let body: Vec<String> = fields
             .iter()
             .map(|(key, value)| {
