@@ -18,6 +18,7 @@ pub mod joblog;
 pub mod pipeline;
 pub mod plugins;
 pub mod scheduler;
+pub mod store;
 pub mod template;
 pub mod transport;
 pub mod yaml11;

@@ -1,0 +1,376 @@
+//! Device types, workers and devices.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::model::*;
+use super::{now_ms, Store, StoreError};
+
+const WORKER_COLUMNS: &str = "hostname, description, state, health, job_limit, last_seen, version";
+const DEVICE_COLUMNS: &str =
+    "hostname, device_type, worker, dictionary, tags, description, state, health, current_job";
+
+/// Reads a text-enum column, treating an unknown value as corruption.
+pub(super) fn enum_column<T>(
+    row: &Row<'_>,
+    index: usize,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown value {text:?}").into(),
+        )
+    })
+}
+
+/// Reads a JSON list of strings.
+pub(super) fn string_list_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<String>> {
+    let text: String = row.get(index)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn worker_row(row: &Row<'_>) -> rusqlite::Result<Worker> {
+    Ok(Worker {
+        hostname: row.get(0)?,
+        description: row.get(1)?,
+        state: enum_column(row, 2, WorkerState::parse)?,
+        health: enum_column(row, 3, WorkerHealth::parse)?,
+        job_limit: row.get(4)?,
+        last_seen: row.get(5)?,
+        version: row.get(6)?,
+    })
+}
+
+fn device_row(row: &Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        hostname: row.get(0)?,
+        device_type: row.get(1)?,
+        worker: row.get(2)?,
+        dictionary: row.get(3)?,
+        tags: string_list_column(row, 4)?,
+        description: row.get(5)?,
+        state: enum_column(row, 6, DeviceState::parse)?,
+        health: enum_column(row, 7, DeviceHealth::parse)?,
+        current_job: row.get(8)?,
+    })
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+impl Store {
+    /// Registers a device type.
+    pub fn add_device_type(&self, name: &str, description: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO device_types (name, description, created) VALUES (?1, ?2, ?3)",
+                params![name, description, now_ms()],
+            )
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::Exists {
+                    kind: "device type",
+                    name: name.to_owned(),
+                },
+                false => e.into(),
+            })?;
+        Ok(())
+    }
+
+    /// Every device type, by name.
+    pub fn device_types(&self) -> Result<Vec<DeviceType>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT name, description FROM device_types ORDER BY name")?;
+        let rows = statement.query_map([], |row| {
+            Ok(DeviceType {
+                name: row.get(0)?,
+                description: row.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One device type.
+    pub fn device_type(&self, name: &str) -> Result<Option<DeviceType>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, description FROM device_types WHERE name = ?1",
+                [name],
+                |row| {
+                    Ok(DeviceType {
+                        name: row.get(0)?,
+                        description: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Registers a worker (offline until its slave says HELLO).
+    pub fn add_worker(
+        &self,
+        hostname: &str,
+        description: &str,
+        job_limit: u32,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO workers (hostname, description, job_limit, created)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![hostname, description, job_limit, now_ms()],
+            )
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::Exists {
+                    kind: "worker",
+                    name: hostname.to_owned(),
+                },
+                false => e.into(),
+            })?;
+        Ok(())
+    }
+
+    /// Every worker, by name.
+    pub fn workers(&self) -> Result<Vec<Worker>, StoreError> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {WORKER_COLUMNS} FROM workers ORDER BY hostname"
+        ))?;
+        let rows = statement.query_map([], worker_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One worker.
+    pub fn worker(&self, hostname: &str) -> Result<Option<Worker>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {WORKER_COLUMNS} FROM workers WHERE hostname = ?1"),
+                [hostname],
+                worker_row,
+            )
+            .optional()?)
+    }
+
+    /// Records that a worker's slave spoke: it is online (created if the master did not know
+    /// it, as LAVA's master does). Returns whether it was offline before.
+    pub fn worker_seen(&self, hostname: &str, version: Option<&str>) -> Result<bool, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let before: Option<String> = tx
+            .query_row(
+                "SELECT state FROM workers WHERE hostname = ?1",
+                [hostname],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let now = now_ms();
+        match &before {
+            None => {
+                tx.execute(
+                    "INSERT INTO workers (hostname, description, state, last_seen, version, created)
+                     VALUES (?1, 'created when its slave connected', 'online', ?2, ?3, ?2)",
+                    params![hostname, now, version],
+                )?;
+            }
+            Some(_) => {
+                tx.execute(
+                    "UPDATE workers SET state = 'online', last_seen = ?2,
+                         version = COALESCE(?3, version)
+                     WHERE hostname = ?1",
+                    params![hostname, now, version],
+                )?;
+            }
+        }
+        let old = before.as_deref().unwrap_or("offline");
+        Self::record(
+            &tx,
+            "worker",
+            hostname,
+            "state",
+            old,
+            "online",
+            "slave spoke",
+        )?;
+        tx.commit()?;
+        Ok(old != "online")
+    }
+
+    /// Marks a worker offline (missed pings).
+    pub fn set_worker_offline(&self, hostname: &str, reason: &str) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let changed = tx.execute(
+            "UPDATE workers SET state = 'offline' WHERE hostname = ?1 AND state = 'online'",
+            [hostname],
+        )?;
+        if changed > 0 {
+            Self::record(
+                &tx, "worker", hostname, "state", "online", "offline", reason,
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks every worker offline: a starting master has heard from nobody yet.
+    pub fn mark_all_workers_offline(&self) -> Result<(), StoreError> {
+        let online: Vec<String> = {
+            let mut statement = self
+                .conn
+                .prepare("SELECT hostname FROM workers WHERE state = 'online'")?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for hostname in online {
+            self.set_worker_offline(&hostname, "master started")?;
+        }
+        Ok(())
+    }
+
+    /// Sets a worker's admin health.
+    pub fn set_worker_health(
+        &self,
+        hostname: &str,
+        health: WorkerHealth,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let old: String = tx
+            .query_row(
+                "SELECT health FROM workers WHERE hostname = ?1",
+                [hostname],
+                |row| row.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "worker",
+                name: hostname.to_owned(),
+            })?;
+        tx.execute(
+            "UPDATE workers SET health = ?2 WHERE hostname = ?1",
+            params![hostname, health.as_str()],
+        )?;
+        Self::record(
+            &tx,
+            "worker",
+            hostname,
+            "health",
+            &old,
+            health.as_str(),
+            reason,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Registers a device. Its type and worker must exist.
+    pub fn add_device(
+        &self,
+        hostname: &str,
+        device_type: &str,
+        worker: &str,
+        dictionary: &str,
+        tags: &[String],
+        description: &str,
+    ) -> Result<(), StoreError> {
+        if self.device_type(device_type)?.is_none() {
+            return Err(StoreError::NotFound {
+                kind: "device type",
+                name: device_type.to_owned(),
+            });
+        }
+        if self.worker(worker)?.is_none() {
+            return Err(StoreError::NotFound {
+                kind: "worker",
+                name: worker.to_owned(),
+            });
+        }
+        let tags = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "INSERT INTO devices (hostname, device_type, worker, dictionary, tags, description)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![hostname, device_type, worker, dictionary, tags, description],
+            )
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::Exists {
+                    kind: "device",
+                    name: hostname.to_owned(),
+                },
+                false => e.into(),
+            })?;
+        Ok(())
+    }
+
+    /// Every device, by hostname.
+    pub fn devices(&self) -> Result<Vec<Device>, StoreError> {
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY hostname"
+        ))?;
+        let rows = statement.query_map([], device_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One device.
+    pub fn device(&self, hostname: &str) -> Result<Option<Device>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE hostname = ?1"),
+                [hostname],
+                device_row,
+            )
+            .optional()?)
+    }
+
+    fn existing_device(&self, hostname: &str) -> Result<Device, StoreError> {
+        self.device(hostname)?.ok_or_else(|| StoreError::NotFound {
+            kind: "device",
+            name: hostname.to_owned(),
+        })
+    }
+
+    /// Replaces a device's dictionary.
+    pub fn set_dictionary(&self, hostname: &str, dictionary: &str) -> Result<(), StoreError> {
+        self.existing_device(hostname)?;
+        self.conn.execute(
+            "UPDATE devices SET dictionary = ?2 WHERE hostname = ?1",
+            params![hostname, dictionary],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a device's health (an admin's maintenance, a health check's verdict).
+    pub fn set_device_health(
+        &self,
+        hostname: &str,
+        health: DeviceHealth,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let device = self.existing_device(hostname)?;
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "UPDATE devices SET health = ?2 WHERE hostname = ?1",
+            params![hostname, health.as_str()],
+        )?;
+        Self::record(
+            &tx,
+            "device",
+            hostname,
+            "health",
+            device.health.as_str(),
+            health.as_str(),
+            reason,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,277 @@
+//! The records the store holds, as the rest of the master sees them. States and healths are
+//! LAVA's, stored as their lower-case names.
+
+use serde::Serialize;
+
+/// Declares an enum stored as text, with its names.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored (and displayed) name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Reads a stored name (case-insensitively, so `Maintenance` works on the
+            /// command line too).
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(text))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Where a job is in its life.
+    JobState {
+        /// Queued, waiting for a device.
+        Submitted = "submitted",
+        /// Given a device; START is being sent until the slave confirms.
+        Scheduled = "scheduled",
+        /// The slave confirmed it runs.
+        Running = "running",
+        /// Cancel requested; CANCEL is being sent until the job ends.
+        Canceling = "canceling",
+        /// Over.
+        Finished = "finished",
+    }
+);
+
+text_enum!(
+    /// How a job went.
+    JobHealth {
+        /// Not finished yet.
+        Unknown = "unknown",
+        /// Ran to the end with a passing `lava`/`job` result.
+        Complete = "complete",
+        /// Failed (infrastructure, job or test error, or the job process crashed).
+        Incomplete = "incomplete",
+        /// Canceled by a user.
+        Canceled = "canceled",
+    }
+);
+
+text_enum!(
+    /// Whether a worker is talking to the master.
+    WorkerState {
+        /// Heard from within the offline timeout.
+        Online = "online",
+        /// Silent for longer than the offline timeout (or never heard from).
+        Offline = "offline",
+    }
+);
+
+text_enum!(
+    /// An admin's decision about a worker.
+    WorkerHealth {
+        /// Gets jobs.
+        Active = "active",
+        /// Gets no new jobs; running ones finish.
+        Maintenance = "maintenance",
+        /// Gone for good.
+        Retired = "retired",
+    }
+);
+
+text_enum!(
+    /// Whether a device is busy.
+    DeviceState {
+        /// Free.
+        Idle = "idle",
+        /// Given a job that has not started yet.
+        Reserved = "reserved",
+        /// Running a job.
+        Running = "running",
+    }
+);
+
+text_enum!(
+    /// A device's health (LAVA's values).
+    DeviceHealth {
+        /// Not known (new, or after an admin put it back).
+        Unknown = "unknown",
+        /// Passed its last health check.
+        Good = "good",
+        /// Failed; gets no jobs until an admin acts.
+        Bad = "bad",
+        /// Taken out by an admin.
+        Maintenance = "maintenance",
+        /// Re-checked continuously; gets no ordinary jobs.
+        Looping = "looping",
+        /// Gone for good.
+        Retired = "retired",
+    }
+);
+
+impl From<DeviceState> for crate::scheduler::DeviceState {
+    fn from(state: DeviceState) -> Self {
+        match state {
+            DeviceState::Idle => Self::Idle,
+            DeviceState::Reserved => Self::Reserved,
+            DeviceState::Running => Self::Running,
+        }
+    }
+}
+
+impl From<DeviceHealth> for crate::scheduler::DeviceHealth {
+    fn from(health: DeviceHealth) -> Self {
+        match health {
+            DeviceHealth::Unknown => Self::Unknown,
+            DeviceHealth::Good => Self::Good,
+            DeviceHealth::Bad => Self::Bad,
+            DeviceHealth::Maintenance => Self::Maintenance,
+            DeviceHealth::Looping => Self::Looping,
+            DeviceHealth::Retired => Self::Retired,
+        }
+    }
+}
+
+/// A device type known to the master.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceType {
+    /// Its name, which is also its template's name without `.jinja2`.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+}
+
+/// A worker (a slave's host).
+#[derive(Debug, Clone, Serialize)]
+pub struct Worker {
+    /// The name the slave presents (its ZMQ identity).
+    pub hostname: String,
+    /// Free text.
+    pub description: String,
+    /// Online or offline.
+    pub state: WorkerState,
+    /// Active, maintenance or retired.
+    pub health: WorkerHealth,
+    /// How many jobs it may run at once (0: no limit).
+    pub job_limit: u32,
+    /// When the master last heard from it (ms since the epoch).
+    pub last_seen: Option<i64>,
+    /// The software version its HELLO carried.
+    pub version: Option<String>,
+}
+
+/// A device.
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    /// Its hostname.
+    pub hostname: String,
+    /// Its device type.
+    pub device_type: String,
+    /// The worker it is attached to.
+    pub worker: Option<String>,
+    /// Its device dictionary (Jinja2 extending the type's template).
+    pub dictionary: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Free text.
+    pub description: String,
+    /// Idle, reserved or running.
+    pub state: DeviceState,
+    /// Its health.
+    pub health: DeviceHealth,
+    /// The job holding it.
+    pub current_job: Option<u64>,
+}
+
+/// A job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// Its id.
+    pub id: u64,
+    /// `job_name`.
+    pub name: String,
+    /// The definition as submitted.
+    pub definition: String,
+    /// The requested device type.
+    pub device_type: String,
+    /// A device it must run on, if pinned.
+    pub requested_device: Option<String>,
+    /// Tags the device must carry.
+    pub tags: Vec<String>,
+    /// The job's `context:` mapping (variables for the device template).
+    pub context: serde_json::Value,
+    /// 0..=100, higher first.
+    pub priority: u8,
+    /// Who submitted it.
+    pub submitter: String,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// How it went.
+    pub health: JobHealth,
+    /// The device it got.
+    pub actual_device: Option<String>,
+    /// That device's worker.
+    pub worker: Option<String>,
+    /// When it was submitted (ms since the epoch).
+    pub submit_time: i64,
+    /// When the slave confirmed it runs.
+    pub start_time: Option<i64>,
+    /// When it finished.
+    pub end_time: Option<i64>,
+    /// Why it did not complete, when known.
+    pub failure_comment: String,
+    /// Bytes of its log the master holds.
+    pub log_bytes: u64,
+    /// Lines of its log the master holds.
+    pub log_lines: u64,
+    /// The `lava`/`job` result (`pass`/`fail`) once its log carried it.
+    pub job_result: Option<String>,
+    /// The error type of a failed job.
+    pub error_type: Option<String>,
+    /// The error message of a failed job.
+    pub error_msg: Option<String>,
+}
+
+/// One test result.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    /// The job.
+    pub job: u64,
+    /// The suite (`lava` or `<n>_<definition name>`).
+    pub suite: String,
+    /// The test case.
+    pub name: String,
+    /// pass, fail, skip or unknown.
+    pub result: String,
+    /// The measurement, as logged.
+    pub measurement: Option<String>,
+    /// Its units.
+    pub units: Option<String>,
+    /// The 0-based line of the job log that carried it.
+    pub log_line: u64,
+    /// The whole result entry.
+    pub data: serde_json::Value,
+}
+
+/// One recorded change of state or health.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// `state` or `health`.
+    pub field: String,
+    /// The old value.
+    pub old: String,
+    /// The new value.
+    pub new: String,
+    /// Why.
+    pub reason: String,
+}

@@ -1,0 +1,106 @@
+//! The schema and its migrations: each entry of [`MIGRATIONS`] takes the file from version
+//! `index` to `index + 1`; released entries are never edited, only appended to.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The migrations in order.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE device_types (
+         name        TEXT PRIMARY KEY,
+         description TEXT NOT NULL DEFAULT '',
+         created     INTEGER NOT NULL
+     );
+     CREATE TABLE workers (
+         hostname    TEXT PRIMARY KEY,
+         description TEXT NOT NULL DEFAULT '',
+         state       TEXT NOT NULL DEFAULT 'offline',
+         health      TEXT NOT NULL DEFAULT 'active',
+         job_limit   INTEGER NOT NULL DEFAULT 0,
+         last_seen   INTEGER,
+         version     TEXT,
+         created     INTEGER NOT NULL
+     );
+     CREATE TABLE devices (
+         hostname    TEXT PRIMARY KEY,
+         device_type TEXT NOT NULL REFERENCES device_types(name),
+         worker      TEXT REFERENCES workers(hostname),
+         dictionary  TEXT NOT NULL DEFAULT '',
+         tags        TEXT NOT NULL DEFAULT '[]',
+         description TEXT NOT NULL DEFAULT '',
+         state       TEXT NOT NULL DEFAULT 'idle',
+         health      TEXT NOT NULL DEFAULT 'unknown',
+         current_job INTEGER
+     );
+     CREATE TABLE jobs (
+         id               INTEGER PRIMARY KEY AUTOINCREMENT,
+         name             TEXT NOT NULL,
+         definition       TEXT NOT NULL,
+         device_type      TEXT NOT NULL,
+         requested_device TEXT,
+         tags             TEXT NOT NULL DEFAULT '[]',
+         context          TEXT NOT NULL DEFAULT '{}',
+         priority         INTEGER NOT NULL,
+         submitter        TEXT NOT NULL,
+         state            TEXT NOT NULL,
+         health           TEXT NOT NULL,
+         actual_device    TEXT,
+         worker           TEXT,
+         submit_time      INTEGER NOT NULL,
+         start_time       INTEGER,
+         end_time         INTEGER,
+         failure_comment  TEXT NOT NULL DEFAULT '',
+         log_bytes        INTEGER NOT NULL DEFAULT 0,
+         log_lines        INTEGER NOT NULL DEFAULT 0,
+         job_result       TEXT,
+         error_type       TEXT,
+         error_msg        TEXT
+     );
+     CREATE INDEX jobs_by_state ON jobs(state);
+     CREATE TABLE results (
+         id          INTEGER PRIMARY KEY,
+         job_id      INTEGER NOT NULL REFERENCES jobs(id),
+         suite       TEXT NOT NULL,
+         name        TEXT NOT NULL,
+         result      TEXT NOT NULL,
+         measurement TEXT,
+         units       TEXT,
+         log_line    INTEGER NOT NULL,
+         data        TEXT NOT NULL
+     );
+     CREATE INDEX results_by_job ON results(job_id);
+     CREATE TABLE history (
+         id     INTEGER PRIMARY KEY,
+         at     INTEGER NOT NULL,
+         kind   TEXT NOT NULL,
+         object TEXT NOT NULL,
+         field  TEXT NOT NULL,
+         old    TEXT NOT NULL,
+         new    TEXT NOT NULL,
+         reason TEXT NOT NULL
+     );
+     CREATE INDEX history_by_object ON history(kind, object);",
+];
+
+/// The schema version this build writes.
+pub const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`CURRENT`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > CURRENT {
+        return Err(StoreError::TooNew {
+            found,
+            known: CURRENT,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

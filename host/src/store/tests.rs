@@ -1,0 +1,169 @@
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("basalt.db")).unwrap();
+    (dir, store)
+}
+
+fn lab(store: &Store) {
+    store.add_device_type("qemu", "").unwrap();
+    store.add_worker("w1", "", 0).unwrap();
+    store
+        .add_device(
+            "qemu-01",
+            "qemu",
+            "w1",
+            "{% extends 'qemu.jinja2' %}",
+            &[],
+            "",
+        )
+        .unwrap();
+}
+
+fn new_job() -> NewJob {
+    NewJob {
+        name: "smoke".into(),
+        definition: "job_name: smoke\n".into(),
+        device_type: "qemu".into(),
+        requested_device: None,
+        tags: vec![],
+        context: serde_json::json!({}),
+        priority: 50,
+        submitter: "admin".into(),
+    }
+}
+
+#[test]
+fn reopening_keeps_data_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("basalt.db");
+    {
+        let store = Store::open(&path).unwrap();
+        lab(&store);
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), schema::CURRENT);
+    assert_eq!(store.devices().unwrap().len(), 1);
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("basalt.db");
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let error = Store::open(&path).err().unwrap().to_string();
+    assert!(error.contains("schema version 99"), "{error}");
+}
+
+#[test]
+fn names_are_unique_and_references_checked() {
+    let (_dir, store) = store();
+    lab(&store);
+    assert!(matches!(
+        store.add_worker("w1", "", 0),
+        Err(StoreError::Exists { kind: "worker", .. })
+    ));
+    assert!(matches!(
+        store.add_device("x", "nope", "w1", "", &[], ""),
+        Err(StoreError::NotFound {
+            kind: "device type",
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.add_device("x", "qemu", "nobody", "", &[], ""),
+        Err(StoreError::NotFound { kind: "worker", .. })
+    ));
+}
+
+#[test]
+fn a_job_goes_from_queue_to_device_to_finished_and_frees_it() {
+    let (_dir, store) = store();
+    lab(&store);
+    store.worker_seen("w1", Some("basalt 0.1")).unwrap();
+    let id = store.submit(&new_job()).unwrap();
+    let snapshot = store.snapshot(1).unwrap();
+    let assignments = crate::scheduler::schedule(&snapshot);
+    assert_eq!(assignments.len(), 1);
+    assert!(store.assign(id, "qemu-01").unwrap());
+    assert!(!store.assign(id, "qemu-01").unwrap(), "assigned twice");
+    assert_eq!(store.jobs_to_start().unwrap().len(), 1);
+    assert!(store.mark_running(id).unwrap());
+    assert!(
+        !store.mark_running(id).unwrap(),
+        "a repeated START_OK is a no-op"
+    );
+    assert_eq!(
+        store.device("qemu-01").unwrap().unwrap().state,
+        DeviceState::Running
+    );
+    assert!(store.finish(id, JobHealth::Complete, "").unwrap());
+    assert!(!store.finish(id, JobHealth::Incomplete, "dup").unwrap());
+    let job = store.job(id).unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.health),
+        (JobState::Finished, JobHealth::Complete)
+    );
+    let device = store.device("qemu-01").unwrap().unwrap();
+    assert_eq!(
+        (device.state, device.current_job),
+        (DeviceState::Idle, None)
+    );
+    let history = store.history("job", &id.to_string()).unwrap();
+    let states: Vec<_> = history
+        .iter()
+        .filter(|h| h.field == "state")
+        .map(|h| h.new.as_str())
+        .collect();
+    assert_eq!(states, ["submitted", "scheduled", "running", "finished"]);
+}
+
+#[test]
+fn offline_workers_get_nothing_and_cancel_depends_on_state() {
+    let (_dir, store) = store();
+    lab(&store);
+    let id = store.submit(&new_job()).unwrap();
+    assert!(crate::scheduler::schedule(&store.snapshot(1).unwrap()).is_empty());
+    assert_eq!(store.request_cancel(id).unwrap(), JobState::Finished);
+    assert_eq!(store.job(id).unwrap().unwrap().health, JobHealth::Canceled);
+
+    store.worker_seen("w1", None).unwrap();
+    let id = store.submit(&new_job()).unwrap();
+    assert!(store.assign(id, "qemu-01").unwrap());
+    assert_eq!(store.request_cancel(id).unwrap(), JobState::Canceling);
+    assert_eq!(store.jobs_to_cancel().unwrap().len(), 1);
+    store.set_worker_offline("w1", "missed pings").unwrap();
+    assert!(store.jobs_to_cancel().unwrap().is_empty());
+}
+
+#[test]
+fn log_commits_carry_results_and_the_job_result() {
+    let (_dir, store) = store();
+    lab(&store);
+    let id = store.submit(&new_job()).unwrap();
+    let batch = JobLogBatch {
+        bytes: 120,
+        lines: 2,
+        results: vec![NewResult {
+            suite: "0_smoke".into(),
+            name: "uname".into(),
+            result: "pass".into(),
+            measurement: Some("1.5".into()),
+            units: Some("s".into()),
+            log_line: 1,
+            data: serde_json::json!({"case": "uname"}),
+        }],
+        job_result: Some(("pass".into(), None, None)),
+    };
+    store.commit_log(id, &batch).unwrap();
+    let job = store.job(id).unwrap().unwrap();
+    assert_eq!((job.log_bytes, job.log_lines), (120, 2));
+    assert_eq!(job.job_result.as_deref(), Some("pass"));
+    let results = store.results(id).unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].measurement.as_deref(), Some("1.5"));
+}
