@@ -1,11 +1,14 @@
-//! The master/slave wire protocol: LAVA's ZMQ control protocol, version 3.
+//! The master/slave wire: LAVA's ZMQ control protocol (version 3) and the sockets that
+//! carry it.
 //!
-//! This module will own the ZMQ sockets (issue 5); what is here now is the message layer,
-//! which needs none: [`ControlMessage`] is every control message frame for frame, with
-//! [`ControlMessage::decode`] turning received frames into it (or a [`FrameError`] saying
-//! what was wrong, so a daemon logs and drops the message instead of crashing) and
-//! [`ControlMessage::encode`] producing exactly what LAVA's 2019-era peers send.
+//! [`protocol`] is the message layer, which needs no socket: [`ControlMessage`] is every
+//! control message frame for frame, with [`ControlMessage::decode`] turning received frames
+//! into it (or a [`FrameError`] saying what was wrong, so a daemon logs and drops the message
+//! instead of crashing) and [`ControlMessage::encode`] producing exactly what LAVA's 2019-era
+//! peers send. [`sockets`] owns libzmq: it is the only code in Basalt that imports `zmq`.
 
 mod protocol;
+mod sockets;
 
-pub use protocol::{ControlMessage, FrameError, JobFiles, PROTOCOL_VERSION};
+pub use protocol::{ControlMessage, FrameError, JobFiles, FEATURE_ACKED_LOGS, PROTOCOL_VERSION};
+pub use sockets::{Incoming, LogPusher, MasterSockets, SlaveSocket, TransportError, Waker};

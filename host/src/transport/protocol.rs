@@ -5,11 +5,21 @@
 //! and job ids are decimal ASCII. Extra trailing frames are ignored as LAVA ignores them
 //! (a 2020.04+ HELLO carries the LAVA version as a third frame, which is kept), except for
 //! START, which must have exactly its six frames after the action.
+//!
+//! Basalt's additions are negotiated, never assumed: a Basalt slave lists the features it
+//! offers in a fourth HELLO frame (after the version, which LAVA's master stores and whose
+//! followers it ignores), and a Basalt master answers with the ones it accepts in an extra
+//! HELLO_OK frame (which LAVA's slave ignores). Only when both sides named
+//! [`FEATURE_ACKED_LOGS`] do LOGS and LOGS_OK travel.
 
 use std::fmt;
 
 /// The protocol version HELLO carries.
 pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Job logs travel on the control socket as byte ranges the master acknowledges (LOGS /
+/// LOGS_OK), instead of LAVA's unacknowledged PUSH to the log socket.
+pub const FEATURE_ACKED_LOGS: &str = "acked-logs/1";
 
 /// The files START hands a slave for one job.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,6 +46,8 @@ pub enum ControlMessage {
         protocol: u32,
         /// The slave's software version, if sent.
         version: Option<String>,
+        /// Basalt features the slave offers (none from a LAVA slave).
+        features: Vec<String>,
     },
     /// Slave → master, every few seconds until HELLO_OK.
     HelloRetry {
@@ -43,9 +55,14 @@ pub enum ControlMessage {
         protocol: u32,
         /// The slave's software version, if sent.
         version: Option<String>,
+        /// Basalt features the slave offers.
+        features: Vec<String>,
     },
     /// Master → slave: the connection is established.
-    HelloOk,
+    HelloOk {
+        /// The offered features the master accepts (none from a LAVA master).
+        features: Vec<String>,
+    },
     /// Slave → master: a sign of life.
     Ping,
     /// Master → slave: the answer to PING, with the ping interval in seconds.
@@ -88,6 +105,23 @@ pub enum ControlMessage {
     Status {
         /// The job id.
         job: u64,
+    },
+    /// Slave → master (acked-logs): bytes of a job's log starting at `offset`, whole lines
+    /// only. Empty `data` asks how much the master holds.
+    Logs {
+        /// The job id.
+        job: u64,
+        /// Where `data` starts in the job's log.
+        offset: u64,
+        /// Complete log lines.
+        data: Vec<u8>,
+    },
+    /// Master → slave (acked-logs): how many bytes of the job's log the master holds durably.
+    LogsOk {
+        /// The job id.
+        job: u64,
+        /// Bytes stored.
+        stored: u64,
     },
 }
 
@@ -198,7 +232,7 @@ impl ControlMessage {
         match self {
             Self::Hello { .. } => "HELLO",
             Self::HelloRetry { .. } => "HELLO_RETRY",
-            Self::HelloOk => "HELLO_OK",
+            Self::HelloOk { .. } => "HELLO_OK",
             Self::Ping => "PING",
             Self::Pong { .. } => "PONG",
             Self::Start { .. } => "START",
@@ -207,6 +241,8 @@ impl ControlMessage {
             Self::EndOk { .. } => "END_OK",
             Self::Cancel { .. } => "CANCEL",
             Self::Status { .. } => "STATUS",
+            Self::Logs { .. } => "LOGS",
+            Self::LogsOk { .. } => "LOGS_OK",
         }
     }
 
@@ -220,25 +256,45 @@ impl ControlMessage {
             need(frames, name, 1)?;
             number(frames, 1, name)
         };
-        let hello = |name: &'static str| -> Result<(u32, Option<String>), FrameError> {
+        let features = |index: usize| -> Result<Vec<String>, FrameError> {
+            Ok(match frames.get(index) {
+                Some(_) => text(frames, index)?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                None => Vec::new(),
+            })
+        };
+        type Hello = (u32, Option<String>, Vec<String>);
+        let hello = |name: &'static str| -> Result<Hello, FrameError> {
             need(frames, name, 1)?;
             let protocol = number(frames, 1, name)?;
             let version = match frames.get(2) {
-                Some(_) => Some(text(frames, 2)?.to_owned()),
+                Some(_) => Some(text(frames, 2)?.to_owned()).filter(|v| !v.is_empty()),
                 None => None,
             };
-            Ok((protocol, version))
+            Ok((protocol, version, features(3)?))
         };
         Ok(match action {
             "HELLO" => {
-                let (protocol, version) = hello("HELLO")?;
-                Self::Hello { protocol, version }
+                let (protocol, version, features) = hello("HELLO")?;
+                Self::Hello {
+                    protocol,
+                    version,
+                    features,
+                }
             }
             "HELLO_RETRY" => {
-                let (protocol, version) = hello("HELLO_RETRY")?;
-                Self::HelloRetry { protocol, version }
+                let (protocol, version, features) = hello("HELLO_RETRY")?;
+                Self::HelloRetry {
+                    protocol,
+                    version,
+                    features,
+                }
             }
-            "HELLO_OK" => Self::HelloOk,
+            "HELLO_OK" => Self::HelloOk {
+                features: features(1)?,
+            },
             "PING" => Self::Ping,
             "PONG" => {
                 need(frames, "PONG", 1)?;
@@ -285,6 +341,21 @@ impl ControlMessage {
             "STATUS" => Self::Status {
                 job: job("STATUS")?,
             },
+            "LOGS" => {
+                need(frames, "LOGS", 3)?;
+                Self::Logs {
+                    job: number(frames, 1, "LOGS")?,
+                    offset: number(frames, 2, "LOGS")?,
+                    data: frames[3].clone(),
+                }
+            }
+            "LOGS_OK" => {
+                need(frames, "LOGS_OK", 2)?;
+                Self::LogsOk {
+                    job: number(frames, 1, "LOGS_OK")?,
+                    stored: number(frames, 2, "LOGS_OK")?,
+                }
+            }
             other => return Err(FrameError::UnknownAction(other.to_owned())),
         })
     }
@@ -294,13 +365,39 @@ impl ControlMessage {
         let mut frames = vec![self.action().as_bytes().to_vec()];
         let mut push = |text: &str| frames.push(text.as_bytes().to_vec());
         match self {
-            Self::Hello { protocol, version } | Self::HelloRetry { protocol, version } => {
+            Self::Hello {
+                protocol,
+                version,
+                features,
+            }
+            | Self::HelloRetry {
+                protocol,
+                version,
+                features,
+            } => {
                 push(&protocol.to_string());
-                if let Some(version) = version {
-                    push(version);
+                if version.is_some() || !features.is_empty() {
+                    push(version.as_deref().unwrap_or(""));
+                }
+                if !features.is_empty() {
+                    push(&features.join(" "));
                 }
             }
-            Self::HelloOk | Self::Ping => {}
+            Self::HelloOk { features } => {
+                if !features.is_empty() {
+                    push(&features.join(" "));
+                }
+            }
+            Self::Ping => {}
+            Self::Logs { job, offset, data } => {
+                push(&job.to_string());
+                push(&offset.to_string());
+                frames.push(data.clone());
+            }
+            Self::LogsOk { job, stored } => {
+                push(&job.to_string());
+                push(&stored.to_string());
+            }
             Self::Pong { interval } => push(&interval.to_string()),
             Self::Start { job, files } => {
                 push(&job.to_string());
@@ -342,15 +439,21 @@ mod tests {
             ControlMessage::decode(&frames(&[b"HELLO", b"3"])).unwrap(),
             ControlMessage::Hello {
                 protocol: 3,
-                version: None
+                version: None,
+                features: vec![],
             }
         );
         assert_eq!(
             ControlMessage::decode(&frames(&[b"HELLO_RETRY", b"3", b"2020.04"])).unwrap(),
             ControlMessage::HelloRetry {
                 protocol: 3,
-                version: Some("2020.04".into())
+                version: Some("2020.04".into()),
+                features: vec![],
             }
+        );
+        assert_eq!(
+            ControlMessage::decode(&frames(&[b"HELLO_OK"])).unwrap(),
+            ControlMessage::HelloOk { features: vec![] }
         );
         assert_eq!(
             ControlMessage::decode(&frames(&[b"PONG", b"20"])).unwrap(),
@@ -388,12 +491,31 @@ mod tests {
             ControlMessage::Hello {
                 protocol: 3,
                 version: None,
+                features: vec![],
+            },
+            ControlMessage::Hello {
+                protocol: 3,
+                version: None,
+                features: vec![FEATURE_ACKED_LOGS.into()],
             },
             ControlMessage::HelloRetry {
                 protocol: 3,
                 version: Some("basalt 0.1".into()),
+                features: vec![FEATURE_ACKED_LOGS.into(), "other".into()],
             },
-            ControlMessage::HelloOk,
+            ControlMessage::HelloOk { features: vec![] },
+            ControlMessage::HelloOk {
+                features: vec![FEATURE_ACKED_LOGS.into()],
+            },
+            ControlMessage::Logs {
+                job: 7,
+                offset: 1024,
+                data: b"- {}\n".to_vec(),
+            },
+            ControlMessage::LogsOk {
+                job: 7,
+                stored: 1030,
+            },
             ControlMessage::Ping,
             ControlMessage::Pong { interval: 20 },
             ControlMessage::Start {
@@ -417,6 +539,11 @@ mod tests {
             let encoded = message.encode();
             assert_eq!(ControlMessage::decode(&encoded).unwrap(), message);
         }
+        assert_eq!(
+            ControlMessage::HelloOk { features: vec![] }.encode(),
+            vec![b"HELLO_OK".to_vec()],
+            "a LAVA slave gets exactly LAVA's HELLO_OK when nothing was negotiated"
+        );
         assert_eq!(
             ControlMessage::Start {
                 job: 1,
