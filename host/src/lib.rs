@@ -15,6 +15,7 @@ pub mod dispatcher;
 pub mod failure;
 pub mod job;
 pub mod joblog;
+pub mod master;
 pub mod pipeline;
 pub mod plugins;
 pub mod scheduler;

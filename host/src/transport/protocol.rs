@@ -90,6 +90,9 @@ pub enum ControlMessage {
         stderr: String,
         /// The job's `description.yaml`, xz-compressed (empty when it crashed).
         description: Vec<u8>,
+        /// (acked-logs) The length of the job's whole log: the master finishes the job only
+        /// once it holds all of it. A fifth frame, which LAVA's master ignores.
+        log_bytes: Option<u64>,
     },
     /// Master → slave: END received; the slave may forget the job.
     EndOk {
@@ -330,6 +333,10 @@ impl ControlMessage {
                     job: number(frames, 1, "END")?,
                     stderr: text(frames, 2)?.to_owned(),
                     description: frames[3].clone(),
+                    log_bytes: match frames.get(4) {
+                        Some(_) => Some(number(frames, 4, "END")?),
+                        None => None,
+                    },
                 }
             }
             "END_OK" => Self::EndOk {
@@ -415,10 +422,14 @@ impl ControlMessage {
                 job,
                 stderr,
                 description,
+                log_bytes,
             } => {
                 push(&job.to_string());
                 push(stderr);
                 frames.push(description.clone());
+                if let Some(bytes) = log_bytes {
+                    frames.push(bytes.to_string().into_bytes());
+                }
             }
         }
         frames
@@ -480,7 +491,8 @@ mod tests {
             ControlMessage::End {
                 job: 42,
                 stderr: String::new(),
-                description: b"\xfd7zXZ\x00".to_vec()
+                description: b"\xfd7zXZ\x00".to_vec(),
+                log_bytes: None,
             }
         );
     }
@@ -530,6 +542,13 @@ mod tests {
                 job: 7,
                 stderr: "oops".into(),
                 description: vec![0, 255],
+                log_bytes: None,
+            },
+            ControlMessage::End {
+                job: 7,
+                stderr: String::new(),
+                description: vec![],
+                log_bytes: Some(4096),
             },
             ControlMessage::EndOk { job: 7 },
             ControlMessage::Cancel { job: 7 },

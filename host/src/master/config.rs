@@ -1,0 +1,160 @@
+//! The master's settings: a TOML file (`--config`), then command-line overrides, then
+//! defaults that match LAVA's (ports 5556 control, 5555 logs) plus 8000 for HTTP.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `basalt master` can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MasterConfig {
+    /// Where the database, job logs, admin token and per-worker files live.
+    pub data_dir: PathBuf,
+    /// The address the three sockets listen on.
+    pub listen: String,
+    /// The control socket's port (LAVA: 5556).
+    pub control_port: u16,
+    /// The log socket's port (LAVA: 5555).
+    pub log_port: u16,
+    /// The HTTP API's port.
+    pub http_port: u16,
+    /// Device-type template directories searched before the shipped ones.
+    pub device_types: Vec<PathBuf>,
+    /// Protocol timing.
+    pub timing: Timing,
+}
+
+/// How often things are repeated and how long silence is tolerated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timing {
+    /// The ping interval told to slaves in PONG (LAVA: 20 s; at least 5 for LAVA slaves).
+    pub ping_interval_secs: u64,
+    /// Silence after which a worker is offline (LAVA: 60 s).
+    pub offline_after_secs: u64,
+    /// How often START and CANCEL are re-sent until answered (LAVA: 20 s).
+    pub resend_secs: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            ping_interval_secs: 20,
+            offline_after_secs: 60,
+            resend_secs: 5.0,
+        }
+    }
+}
+
+impl Timing {
+    /// [`Self::offline_after_secs`] as a duration.
+    pub fn offline_after(&self) -> Duration {
+        Duration::from_secs(self.offline_after_secs)
+    }
+
+    /// [`Self::resend_secs`] as a duration (at least 10 ms).
+    pub fn resend(&self) -> Duration {
+        Duration::from_secs_f64(self.resend_secs.max(0.01))
+    }
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/basalt/master"),
+            listen: "0.0.0.0".into(),
+            control_port: 5556,
+            log_port: 5555,
+            http_port: 8000,
+            device_types: Vec::new(),
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not readable.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or keys that do not exist.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What and where.
+        source: toml::de::Error,
+    },
+}
+
+/// Reads a TOML configuration file of type `T`.
+pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl MasterConfig {
+    /// The database file.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join("basalt.db")
+    }
+
+    /// The file holding the admin token.
+    pub fn token_file(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+
+    /// Where job logs and outputs go.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.data_dir.join("jobs")
+    }
+
+    /// `tcp://LISTEN:PORT` for ZMQ.
+    pub fn endpoint(&self, port: u16) -> String {
+        let host = if self.listen == "0.0.0.0" {
+            "*"
+        } else {
+            &self.listen
+        };
+        format!("tcp://{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_override_defaults_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.toml");
+        std::fs::write(
+            &path,
+            "http_port = 8080\n[timing]\nping_interval_secs = 5\n",
+        )
+        .unwrap();
+        let config: MasterConfig = read_toml(&path).unwrap();
+        assert_eq!((config.http_port, config.control_port), (8080, 5556));
+        assert_eq!(config.timing.ping_interval_secs, 5);
+        std::fs::write(&path, "htp_port = 8080\n").unwrap();
+        let error = read_toml::<MasterConfig>(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("htp_port") && error.contains("master.toml"),
+            "{error}"
+        );
+    }
+}

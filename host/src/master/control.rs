@@ -1,0 +1,495 @@
+//! The master's control loop: one thread owning the ZMQ sockets, answering slaves, running
+//! the scheduler when something changed and re-sending START and CANCEL until answered.
+//!
+//! It never blocks on a slave: every send is non-blocking and every important message is
+//! repeated (START until START_OK, CANCEL until END, STATUS once per restart as LAVA does),
+//! so a lost message costs a resend interval, never a job. Every malformed message is logged
+//! with its sender and dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::config::MasterConfig;
+use super::joblogs::JobLogs;
+use super::start::job_files;
+use crate::store::{Job, JobHealth, JobState, Store, StoreError};
+use crate::template::TemplateEngine;
+use crate::transport::{
+    ControlMessage, Incoming, MasterSockets, FEATURE_ACKED_LOGS, PROTOCOL_VERSION,
+};
+
+/// The longest the loop sleeps, so SIGTERM is noticed promptly.
+const MAX_WAIT: Duration = Duration::from_millis(250);
+
+/// What the master knows of a slave since it started.
+struct Peer {
+    last_seen: Instant,
+    /// When `last_seen` was last written to the database (it is written at most once per
+    /// ping interval, not per message).
+    recorded: Instant,
+    online: bool,
+}
+
+/// The control loop's state.
+pub struct ControlLoop {
+    config: MasterConfig,
+    store: Store,
+    sockets: MasterSockets,
+    engine: TemplateEngine,
+    logs: JobLogs,
+    peers: HashMap<String, Peer>,
+    start_sent: HashMap<u64, Instant>,
+    cancel_sent: HashMap<u64, Instant>,
+    /// Something changed that the scheduler should look at.
+    dirty: bool,
+    next_resend: Instant,
+    next_offline_check: Instant,
+    passes: u64,
+}
+
+impl ControlLoop {
+    /// A loop over bound sockets and an open store.
+    pub fn new(
+        config: MasterConfig,
+        store: Store,
+        sockets: MasterSockets,
+        engine: TemplateEngine,
+    ) -> Self {
+        let now = Instant::now();
+        let logs = JobLogs::new(config.jobs_dir());
+        Self {
+            config,
+            store,
+            sockets,
+            engine,
+            logs,
+            peers: HashMap::new(),
+            start_sent: HashMap::new(),
+            cancel_sent: HashMap::new(),
+            dirty: true,
+            next_resend: now,
+            next_offline_check: now,
+            passes: 0,
+        }
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let wait = self
+                .next_resend
+                .min(self.next_offline_check)
+                .saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), MAX_WAIT);
+            for incoming in self.sockets.poll(wait) {
+                self.handle(incoming);
+            }
+            if let Err(e) = self.tick() {
+                warn!("database error, retrying: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// Runs whatever is due: a scheduling pass if something changed, resends, the offline
+    /// check.
+    fn tick(&mut self) -> Result<(), StoreError> {
+        let now = Instant::now();
+        if self.dirty {
+            self.dirty = false;
+            self.schedule()?;
+            self.send_pending(false)?;
+        }
+        if now >= self.next_resend {
+            self.next_resend = now + self.config.timing.resend();
+            self.send_pending(true)?;
+        }
+        if now >= self.next_offline_check {
+            self.next_offline_check =
+                now + Duration::from_secs(self.config.timing.ping_interval_secs.max(1)) / 2;
+            self.mark_silent_offline()?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Wake => self.dirty = true,
+            Incoming::BadPeer { peer } => {
+                warn!("dropping a control message from a peer whose identity is not text: {peer:?}")
+            }
+            Incoming::Log { frames } => self.lava_log(&frames),
+            Incoming::Control { peer, frames } => match ControlMessage::decode(&frames) {
+                Ok(message) => {
+                    if let Err(e) = self.control(&peer, message) {
+                        warn!("{peer}: {e}");
+                    }
+                }
+                Err(e) => warn!("dropping an invalid message from {peer}: {e}"),
+            },
+        }
+    }
+
+    /// Notes that a slave spoke; a slave first heard from without HELLO means this master
+    /// restarted under it, so it is asked about every job it should hold (STATUS).
+    fn seen(&mut self, peer: &str, hello: bool, version: Option<&str>) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let interval = Duration::from_secs(self.config.timing.ping_interval_secs.max(1));
+        let known = self.peers.get(peer).map(|p| (p.online, p.recorded));
+        let record = match known {
+            None => true,
+            Some((online, recorded)) => {
+                !online || hello || now.duration_since(recorded) >= interval
+            }
+        };
+        if record {
+            let was_offline = self.store.worker_seen(peer, version)?;
+            if was_offline {
+                info!("worker {peer} is online");
+                self.dirty = true;
+            }
+        }
+        let entry = self.peers.entry(peer.to_owned()).or_insert(Peer {
+            last_seen: now,
+            recorded: now,
+            online: true,
+        });
+        entry.last_seen = now;
+        entry.online = true;
+        if record {
+            entry.recorded = now;
+        }
+        if known.is_none() && !hello {
+            for job in self.store.active_jobs_on(peer)? {
+                info!("asking {peer} about job {} (master restarted)", job.id);
+                self.sockets
+                    .send(peer, &ControlMessage::Status { job: job.id });
+            }
+        }
+        Ok(())
+    }
+
+    fn control(&mut self, peer: &str, message: ControlMessage) -> Result<(), StoreError> {
+        if peer == "lava-logs" {
+            // LAVA's log daemon only ever pings; it is not a worker.
+            if message == ControlMessage::Ping {
+                self.sockets.send(peer, &self.pong());
+            }
+            return Ok(());
+        }
+        match message {
+            ControlMessage::Hello {
+                protocol,
+                version,
+                features,
+            }
+            | ControlMessage::HelloRetry {
+                protocol,
+                version,
+                features,
+            } => {
+                if protocol != PROTOCOL_VERSION {
+                    warn!("{peer} speaks protocol {protocol}, not {PROTOCOL_VERSION}: ignored");
+                    return Ok(());
+                }
+                let accepted: Vec<String> = features
+                    .into_iter()
+                    .filter(|f| f == FEATURE_ACKED_LOGS)
+                    .collect();
+                self.sockets
+                    .send(peer, &ControlMessage::HelloOk { features: accepted });
+                info!(
+                    "{peer} connected ({})",
+                    version.as_deref().unwrap_or("LAVA")
+                );
+                self.seen(peer, true, version.as_deref())?;
+            }
+            ControlMessage::Ping => {
+                self.seen(peer, false, None)?;
+                self.sockets.send(peer, &self.pong());
+            }
+            ControlMessage::StartOk { job } => {
+                self.seen(peer, false, None)?;
+                self.start_sent.remove(&job);
+                match self.job_on(peer, job)? {
+                    Some(_) if self.store.mark_running(job)? => info!("job {job} runs on {peer}"),
+                    Some(_) => {}
+                    None => debug!("START_OK for job {job}, which {peer} does not hold"),
+                }
+            }
+            ControlMessage::Logs { job, offset, data } => {
+                self.seen(peer, false, None)?;
+                let stored = match self.job_on(peer, job)? {
+                    Some(_) => match self.logs.append(&self.store, job, offset, &data) {
+                        Ok(appended) => appended.stored,
+                        Err(e) => {
+                            warn!("{e}");
+                            return Ok(());
+                        }
+                    },
+                    // A job this master does not know: accept and drop, so the slave can
+                    // finish and forget it.
+                    None => offset + data.len() as u64,
+                };
+                self.sockets
+                    .send(peer, &ControlMessage::LogsOk { job, stored });
+            }
+            ControlMessage::End {
+                job,
+                stderr,
+                description,
+                log_bytes,
+            } => {
+                self.seen(peer, false, None)?;
+                self.end(peer, job, &stderr, &description, log_bytes)?;
+            }
+            other => warn!(
+                "{peer} sent {}, which only the master sends: dropped",
+                other.action()
+            ),
+        }
+        Ok(())
+    }
+
+    fn pong(&self) -> ControlMessage {
+        ControlMessage::Pong {
+            interval: self.config.timing.ping_interval_secs.max(1) as u32,
+        }
+    }
+
+    /// The job if it exists and belongs to this worker.
+    fn job_on(&self, peer: &str, id: u64) -> Result<Option<Job>, StoreError> {
+        Ok(self
+            .store
+            .job(id)?
+            .filter(|job| job.worker.as_deref() == Some(peer)))
+    }
+
+    fn end(
+        &mut self,
+        peer: &str,
+        id: u64,
+        stderr: &str,
+        description: &[u8],
+        log_bytes: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let Some(job) = self.job_on(peer, id)? else {
+            self.sockets.send(peer, &ControlMessage::EndOk { job: id });
+            return Ok(());
+        };
+        if job.state == JobState::Finished {
+            self.sockets.send(peer, &ControlMessage::EndOk { job: id });
+            return Ok(());
+        }
+        if let Some(expected) = log_bytes {
+            let held = self.logs.held(&self.store, id).unwrap_or(job.log_bytes);
+            if held < expected {
+                // Not all of the log is here yet: tell the slave where to resume; it sends
+                // END again once the rest is acknowledged.
+                self.sockets.send(
+                    peer,
+                    &ControlMessage::LogsOk {
+                        job: id,
+                        stored: held,
+                    },
+                );
+                return Ok(());
+            }
+        }
+        self.save_description(id, description);
+        let job = self.store.job(id)?.unwrap_or(job);
+        if description.is_empty() {
+            let mut comment = String::from("the job process crashed");
+            let tail = stderr.trim();
+            if !tail.is_empty() {
+                comment = format!("{comment}: {}", last_chars(tail, 2000));
+            }
+            self.finish(&job, None, &comment)?;
+        } else if log_bytes.is_some() || job.job_result.is_some() {
+            self.finish(&job, job.job_result.as_deref(), "")?;
+        }
+        // A LAVA slave's END without the final result yet: the log socket will finish it.
+        self.sockets.send(peer, &ControlMessage::EndOk { job: id });
+        Ok(())
+    }
+
+    fn save_description(&self, id: u64, description: &[u8]) {
+        if description.is_empty() {
+            return;
+        }
+        let mut text = Vec::new();
+        let mut input = description;
+        match lzma_rs::xz_decompress(&mut input, &mut text) {
+            Ok(()) => {
+                let path = self.config.jobs_dir().join(id.to_string());
+                let written = std::fs::create_dir_all(&path)
+                    .and_then(|()| std::fs::write(path.join("description.yaml"), &text));
+                if let Err(e) = written {
+                    warn!("job {id}: cannot save description.yaml: {e}");
+                }
+            }
+            Err(e) => warn!("job {id}: END carried a description that is not xz: {e}"),
+        }
+    }
+
+    /// Ends a job with the health its final result gives.
+    fn finish(&mut self, job: &Job, result: Option<&str>, comment: &str) -> Result<(), StoreError> {
+        let canceled =
+            job.state == JobState::Canceling || job.error_type.as_deref() == Some("Canceled");
+        let health = match result {
+            _ if canceled => JobHealth::Canceled,
+            Some("pass") => JobHealth::Complete,
+            _ => JobHealth::Incomplete,
+        };
+        let comment = match (comment, &job.error_msg, result) {
+            ("", Some(message), _) => message.clone(),
+            ("", None, None) => "the job ended without a final result".to_owned(),
+            (comment, _, _) => comment.to_owned(),
+        };
+        if self.store.finish(job.id, health, &comment)? {
+            info!("job {} finished: {health}", job.id);
+        }
+        self.logs.forget(job.id);
+        self.start_sent.remove(&job.id);
+        self.cancel_sent.remove(&job.id);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// A log line from a LAVA job process: `[job id, YAML line]`.
+    fn lava_log(&mut self, frames: &[Vec<u8>]) {
+        let [id, line, ..] = frames else {
+            warn!(
+                "dropping a log message with {} frame(s), not 2",
+                frames.len()
+            );
+            return;
+        };
+        let Some(id) = std::str::from_utf8(id)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            warn!("dropping a log message whose job id is not a number");
+            return;
+        };
+        if line.contains(&b'\n') || std::str::from_utf8(line).is_err() {
+            warn!("job {id}: dropping a log message that is not one line of text");
+            return;
+        }
+        let job = match self.store.job(id) {
+            Ok(Some(job)) if job.state != JobState::Finished => job,
+            Ok(_) => {
+                debug!("dropping a log line for job {id}, which is not running");
+                return;
+            }
+            Err(e) => {
+                warn!("{e}");
+                return;
+            }
+        };
+        let mut entry = Vec::with_capacity(line.len() + 3);
+        entry.extend_from_slice(b"- ");
+        entry.extend_from_slice(line);
+        entry.push(b'\n');
+        match self.logs.append_at_end(&self.store, id, &entry) {
+            Ok(appended) => {
+                if let Some((result, _, _)) = appended.job_result {
+                    let job = self.store.job(id).ok().flatten().unwrap_or(job);
+                    if let Err(e) = self.finish(&job, Some(&result), "") {
+                        warn!("{e}");
+                    }
+                }
+            }
+            Err(e) => warn!("{e}"),
+        }
+    }
+
+    /// One scheduling pass: queued jobs onto idle devices.
+    fn schedule(&mut self) -> Result<(), StoreError> {
+        self.passes += 1;
+        let snapshot = self.store.snapshot(self.passes)?;
+        if snapshot.queue.is_empty() {
+            return Ok(());
+        }
+        for assignment in crate::scheduler::schedule(&snapshot) {
+            if self.store.assign(assignment.job, &assignment.device)? {
+                info!("job {} scheduled on {}", assignment.job, assignment.device);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends START to scheduled jobs and CANCEL to canceling ones whose worker is online:
+    /// those never sent, and with `resend` those sent longer than the resend interval ago.
+    fn send_pending(&mut self, resend: bool) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let interval = self.config.timing.resend();
+        let due = |sent: Option<&Instant>| match sent {
+            None => true,
+            Some(at) => resend && now.duration_since(*at) >= interval,
+        };
+        for job in self.store.jobs_to_start()? {
+            if due(self.start_sent.get(&job.id)) {
+                self.send_start(&job)?;
+            }
+        }
+        for job in self.store.jobs_to_cancel()? {
+            if due(self.cancel_sent.get(&job.id)) {
+                if let Some(worker) = &job.worker {
+                    self.sockets
+                        .send(worker, &ControlMessage::Cancel { job: job.id });
+                }
+                self.cancel_sent.insert(job.id, now);
+            }
+        }
+        Ok(())
+    }
+
+    fn send_start(&mut self, job: &Job) -> Result<(), StoreError> {
+        let (Some(worker), Some(hostname)) = (&job.worker, &job.actual_device) else {
+            return Ok(());
+        };
+        let Some(device) = self.store.device(hostname)? else {
+            return self.finish(job, None, &format!("device {hostname} was removed"));
+        };
+        match job_files(&self.engine, &self.config.data_dir, job, &device, worker) {
+            Ok(files) => {
+                self.sockets
+                    .send(worker, &ControlMessage::Start { job: job.id, files });
+                self.start_sent.insert(job.id, Instant::now());
+                debug!("START {} to {worker}", job.id);
+                Ok(())
+            }
+            Err(e) => {
+                warn!("job {}: {e}", job.id);
+                self.finish(job, None, &e.to_string())
+            }
+        }
+    }
+
+    fn mark_silent_offline(&mut self) -> Result<(), StoreError> {
+        let limit = self.config.timing.offline_after();
+        let now = Instant::now();
+        for (name, peer) in &mut self.peers {
+            if peer.online && now.duration_since(peer.last_seen) > limit {
+                peer.online = false;
+                info!("worker {name} is offline (silent for {}s)", limit.as_secs());
+                self.store.set_worker_offline(name, "missed pings")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn last_chars(text: &str, count: usize) -> &str {
+    let start = text
+        .char_indices()
+        .rev()
+        .nth(count.saturating_sub(1))
+        .map_or(0, |(i, _)| i);
+    &text[start..]
+}

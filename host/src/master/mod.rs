@@ -1,0 +1,129 @@
+//! `basalt master`: the database, the scheduler, the control and log sockets and the HTTP
+//! API, in one process.
+//!
+//! Threads: the control loop ([`control`]) owns the ZMQ sockets and is the only writer of job
+//! states driven by slaves; the HTTP API ([`http`]) runs on a small tokio runtime with its
+//! own database connection and wakes the control loop when the scheduler should look again.
+//! Nothing the master knows lives only in memory: a `kill -9` at any moment loses no job,
+//! no log line and no result (see [`joblogs`]).
+
+pub mod config;
+mod control;
+pub mod http;
+pub mod joblogs;
+mod start;
+pub mod submit;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::info;
+
+pub use config::{MasterConfig, Timing};
+
+use crate::store::Store;
+use crate::template::{SearchPath, TemplateEngine};
+use crate::transport::MasterSockets;
+
+/// Reads the admin token, creating it (readable by the owner only) on first start.
+pub fn admin_token(path: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::fs::read_to_string(path) {
+        let token = token.trim().to_owned();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for the admin token")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    use std::io::Write;
+    writeln!(file, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
+/// The device-type search path of a master: its data directory's `device-types/` (where
+/// admins drop templates), then `extra` (configured and built-in directories).
+pub fn template_dirs(config: &MasterConfig, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = vec![config.data_dir.join("device-types")];
+    dirs.extend(config.device_types.iter().cloned());
+    dirs.extend(extra.iter().cloned());
+    dirs
+}
+
+/// Runs the master until SIGTERM or SIGINT.
+pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<()> {
+    for dir in [
+        config.data_dir.clone(),
+        config.jobs_dir(),
+        template_dirs[0].clone(),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let token = admin_token(&config.token_file())?;
+    let store = Store::open(&config.database())
+        .with_context(|| format!("cannot open the database {}", config.database().display()))?;
+    store.mark_all_workers_offline()?;
+    let sockets = MasterSockets::bind(
+        &config.endpoint(config.control_port),
+        &config.endpoint(config.log_port),
+    )?;
+    let http_address = format!("{}:{}", config.listen, config.http_port);
+    let listener = std::net::TcpListener::bind(&http_address)
+        .with_context(|| format!("cannot listen for HTTP on {http_address}"))?;
+    listener.set_nonblocking(true)?;
+    let api = Arc::new(http::Api {
+        store: std::sync::Mutex::new(Store::open(&config.database())?),
+        waker: sockets.waker()?,
+        engine: TemplateEngine::new(SearchPath::new(template_dirs.clone())),
+        token,
+        jobs_dir: config.jobs_dir(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("basalt-http")
+        .build()
+        .context("cannot start the HTTP runtime")?;
+    runtime.spawn(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!("HTTP listener: {e}");
+                return;
+            }
+        };
+        if let Err(e) = axum::serve(listener, http::router(api)).await {
+            tracing::error!("HTTP server stopped: {e}");
+        }
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    info!(
+        "master listening: control {}, logs {}, HTTP {http_address}, data in {}",
+        config.endpoint(config.control_port),
+        config.endpoint(config.log_port),
+        config.data_dir.display()
+    );
+    let engine = TemplateEngine::new(SearchPath::new(template_dirs));
+    let mut control = control::ControlLoop::new(config, store, sockets, engine);
+    control.run(&stop);
+    info!("master stopping");
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
