@@ -19,6 +19,7 @@ pub mod master;
 pub mod pipeline;
 pub mod plugins;
 pub mod scheduler;
+pub mod slave;
 pub mod store;
 pub mod template;
 pub mod transport;

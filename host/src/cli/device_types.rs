@@ -14,8 +14,10 @@ use crate::template::{extends_target, SearchPath, TemplateEngine, TemplateFile};
 #[derive(Subcommand, Debug)]
 pub enum DeviceTypesCommand {
     /// List every device-type template with its file, parent and whether it compiles (exit
-    /// status 1 if any does not).
+    /// status 1 if any does not); with --url or BASALT_URL, the device types a master has.
     List(ListArgs),
+    /// Register a device type on a master (its template must be on the master's path).
+    Add(AddArgs),
     /// Show one template: where it comes from, what it extends, what it overrides, and its
     /// source.
     Show(ShowArgs),
@@ -30,6 +32,22 @@ pub struct ListArgs {
     /// Where the templates are.
     #[command(flatten)]
     pub dirs: DeviceTypeDirs,
+    /// The master to ask instead of the local directories.
+    #[command(flatten)]
+    pub master: super::remote::MasterArgs,
+}
+
+/// Flags of `basalt device-types add`.
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// The device type (its template is `<name>.jinja2`).
+    pub name: String,
+    /// Free text.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// The master.
+    #[command(flatten)]
+    pub master: super::remote::MasterArgs,
 }
 
 /// Flags of `basalt device-types show`.
@@ -45,7 +63,13 @@ pub struct ShowArgs {
 /// Runs a `device-types` command.
 pub fn run(command: &DeviceTypesCommand) -> anyhow::Result<ExitCode> {
     match command {
+        DeviceTypesCommand::List(args) if args.master.url.is_some() => {
+            super::remote::device_types::list(args.format, &args.master)
+        }
         DeviceTypesCommand::List(args) => list(args),
+        DeviceTypesCommand::Add(args) => {
+            super::remote::device_types::add(&args.name, &args.description, &args.master)
+        }
         DeviceTypesCommand::Show(args) => show(args),
     }
 }

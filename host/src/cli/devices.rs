@@ -30,6 +30,19 @@ pub enum DevicesCommand {
     /// Render, validate and check the drivers of a device dictionary (exit status 1 on
     /// any error).
     Check(CheckArgs),
+    /// Add a device to a master (its dictionary is checked to render first).
+    Add(super::remote::devices::AddArgs),
+    /// List a master's devices with their state and health.
+    List(super::remote::devices::ListArgs),
+    /// Show one of a master's devices with its history.
+    Show(super::remote::devices::NameArgs),
+    /// Take a device out of service (running jobs finish; no new ones).
+    Maintenance(super::remote::devices::HealthArgs),
+    /// Put a device back into service (health good).
+    Activate(super::remote::devices::HealthArgs),
+    /// Get or set a device's dictionary on a master.
+    #[command(subcommand)]
+    Dict(super::remote::devices::DictCommand),
 }
 
 /// Output formats of `devices render`.
@@ -88,6 +101,14 @@ pub struct CheckArgs {
 /// Runs a `devices` command.
 pub fn run(command: &DevicesCommand) -> anyhow::Result<ExitCode> {
     match command {
+        DevicesCommand::Add(args) => super::remote::devices::add(args),
+        DevicesCommand::List(args) => super::remote::devices::list(args),
+        DevicesCommand::Show(args) => super::remote::devices::show(args),
+        DevicesCommand::Maintenance(args) => {
+            super::remote::devices::set_health(args, "maintenance")
+        }
+        DevicesCommand::Activate(args) => super::remote::devices::set_health(args, "good"),
+        DevicesCommand::Dict(command) => super::remote::devices::dict(command),
         DevicesCommand::Render(args) => render(args),
         DevicesCommand::Check(args) => check(args),
     }

@@ -19,6 +19,18 @@ pub enum JobsCommand {
     Validate(ValidateArgs),
     /// Print the pipeline a job would run on a device: every action with its timeout.
     Describe(DescribeArgs),
+    /// Submit a job to a master.
+    Submit(super::remote::jobs::SubmitArgs),
+    /// List a master's jobs, newest first.
+    List(super::remote::jobs::ListArgs),
+    /// Show one job.
+    Show(super::remote::jobs::JobArgs),
+    /// Cancel a job.
+    Cancel(super::remote::jobs::JobArgs),
+    /// Print a job's log.
+    Logs(super::remote::jobs::LogsArgs),
+    /// Print a job's test results.
+    Results(super::remote::jobs::JobArgs),
 }
 
 /// Flags of `basalt jobs describe`.
@@ -47,6 +59,12 @@ pub fn run(command: &JobsCommand) -> anyhow::Result<ExitCode> {
     match command {
         JobsCommand::Validate(args) => validate(args),
         JobsCommand::Describe(args) => describe_job(args),
+        JobsCommand::Submit(args) => super::remote::jobs::submit(args),
+        JobsCommand::List(args) => super::remote::jobs::list(args),
+        JobsCommand::Show(args) => super::remote::jobs::show(args),
+        JobsCommand::Cancel(args) => super::remote::jobs::cancel(args),
+        JobsCommand::Logs(args) => super::remote::jobs::logs(args),
+        JobsCommand::Results(args) => super::remote::jobs::results(args),
     }
 }
 

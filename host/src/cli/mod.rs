@@ -7,9 +7,12 @@ mod boot;
 mod device_types;
 mod devices;
 mod jobs;
+mod master;
 mod plugins;
 mod power;
+mod remote;
 mod run;
+mod slave;
 mod templates;
 
 use std::path::PathBuf;
@@ -49,6 +52,13 @@ pub enum Command {
     Jobs(jobs::JobsCommand),
     /// Run one job on one device, locally (what a slave runs for each job).
     Run(run::RunArgs),
+    /// Run the master: database, scheduler, control and log sockets, HTTP API.
+    Master(master::MasterArgs),
+    /// Run a slave: connect to a master and run the jobs it sends.
+    Slave(slave::SlaveArgs),
+    /// Manage a master's workers.
+    #[command(subcommand)]
+    Workers(remote::workers::WorkersCommand),
 }
 
 /// `basalt plugins ...`
@@ -108,6 +118,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Devices(command) => devices::run(&command),
         Command::Jobs(command) => jobs::run(&command),
         Command::Run(args) => run::run(&args),
+        Command::Master(args) => master::run(args),
+        Command::Slave(args) => slave::run(args),
+        Command::Workers(command) => remote::workers::run(&command),
     }
 }
 

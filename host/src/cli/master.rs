@@ -1,0 +1,80 @@
+//! `basalt master`: flags and configuration file merged into a [`MasterConfig`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::templates::DeviceTypeDirs;
+use crate::master::config::read_toml;
+use crate::master::MasterConfig;
+
+/// Flags of `basalt master`; each overrides the configuration file.
+#[derive(Args, Debug)]
+pub struct MasterArgs {
+    /// A TOML configuration file (see contrib/master.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the database, job logs and admin token live.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<String>,
+    /// The control socket's port (default 5556).
+    #[arg(long, value_name = "PORT")]
+    pub control_port: Option<u16>,
+    /// The log socket's port (default 5555).
+    #[arg(long, value_name = "PORT")]
+    pub log_port: Option<u16>,
+    /// The HTTP API's port (default 8000).
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// Seconds between slave pings (told to slaves in PONG).
+    #[arg(long, value_name = "SECONDS")]
+    pub ping_interval: Option<u64>,
+    /// Seconds of silence after which a worker is offline.
+    #[arg(long, value_name = "SECONDS")]
+    pub offline_after: Option<u64>,
+    /// Seconds between re-sends of unanswered START and CANCEL.
+    #[arg(long, value_name = "SECONDS")]
+    pub resend: Option<f64>,
+    /// Device-type template directories.
+    #[command(flatten)]
+    pub device_types: DeviceTypeDirs,
+}
+
+/// Runs the master.
+pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
+    let mut config: MasterConfig = match &args.config {
+        Some(path) => read_toml(path)?,
+        None => MasterConfig::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(port) = args.control_port {
+        config.control_port = port;
+    }
+    if let Some(port) = args.log_port {
+        config.log_port = port;
+    }
+    if let Some(port) = args.http_port {
+        config.http_port = port;
+    }
+    if let Some(secs) = args.ping_interval {
+        config.timing.ping_interval_secs = secs;
+    }
+    if let Some(secs) = args.offline_after {
+        config.timing.offline_after_secs = secs;
+    }
+    if let Some(secs) = args.resend {
+        config.timing.resend_secs = secs;
+    }
+    let dirs = crate::master::template_dirs(&config, &args.device_types.search_dirs());
+    crate::master::run(config, dirs)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,338 @@
+//! The slave's job table: one directory per job under `<state>/jobs/<id>/`, holding the
+//! files START brought, the job process's output directory, its stdout/stderr and a
+//! `record.json` that says what the slave did with it. Records are replaced atomically
+//! (write, fsync, rename), so a slave killed at any instant restarts knowing every job
+//! process it started — including one started just before it died, found by its command
+//! line — and never starts a job twice.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::config::RunSettings;
+use crate::transport::JobFiles;
+
+/// Where a job is, as the slave sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlaveJobState {
+    /// Files written, process being started.
+    Starting,
+    /// The job process runs.
+    Running,
+    /// CANCEL received; SIGTERM sent.
+    Canceling,
+    /// The job process has ended.
+    Finished,
+}
+
+/// What `record.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job id.
+    pub id: u64,
+    /// Its state.
+    pub state: SlaveJobState,
+    /// The job process (and its process group, as it leads its own session).
+    pub pid: Option<i32>,
+    /// When CANCEL arrived (seconds since the epoch).
+    pub cancel_at: Option<f64>,
+    /// The job process's exit status, when the slave saw it (it does not for processes it
+    /// re-adopted after a restart).
+    pub exit_code: Option<i32>,
+}
+
+/// One job the slave holds.
+pub struct SlaveJob {
+    /// What is on disk.
+    pub record: JobRecord,
+    /// The job's directory.
+    pub dir: PathBuf,
+    /// The process, when this slave started it (absent for re-adopted ones).
+    child: Option<Child>,
+}
+
+fn epoch_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl SlaveJob {
+    /// The job's log as the job process writes it.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("output").join("output.yaml")
+    }
+
+    /// Writes the record atomically.
+    pub fn save(&self) -> std::io::Result<()> {
+        let tmp = self.dir.join("record.json.tmp");
+        let text = serde_json::to_vec_pretty(&self.record).map_err(std::io::Error::other)?;
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, self.dir.join("record.json"))
+    }
+
+    /// Whether the job process is still there (not a zombie, and still this job's process:
+    /// its command line names the job's directory, which guards against reused pids).
+    pub fn alive(&mut self) -> bool {
+        if let Some(child) = &mut self.child {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.record.exit_code = status.code();
+                    self.child = None;
+                    return false;
+                }
+                Ok(None) => return true,
+                Err(_) => self.child = None,
+            }
+        }
+        match self.record.pid {
+            Some(pid) => process_runs_job(pid, &self.dir),
+            None => false,
+        }
+    }
+
+    /// Sends `signal` to the job's whole process group.
+    pub fn signal(&self, signal: Signal) {
+        if let Some(pid) = self.record.pid {
+            let _ = killpg(Pid::from_raw(pid), signal);
+        }
+    }
+
+    /// Records a CANCEL and asks the job to stop.
+    pub fn cancel(&mut self) -> std::io::Result<()> {
+        self.record.state = SlaveJobState::Canceling;
+        self.record.cancel_at = Some(epoch_secs());
+        self.save()?;
+        self.signal(Signal::SIGTERM);
+        Ok(())
+    }
+
+    /// Seconds since CANCEL.
+    pub fn canceling_for(&self) -> f64 {
+        self.record.cancel_at.map_or(0.0, |at| epoch_secs() - at)
+    }
+
+    /// What the job process printed on stderr.
+    pub fn stderr(&self) -> String {
+        std::fs::read(self.dir.join("stderr"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The job's outcome file, which `basalt run` writes last; absent if it crashed.
+    pub fn result_file(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.join("output").join("result.yaml")).ok()
+    }
+}
+
+/// Whether `pid` is a live process whose command line mentions `dir`.
+fn process_runs_job(pid: i32, dir: &Path) -> bool {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
+    // The state follows the parenthesised command name, which may contain anything.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    if matches!(state, Some('Z') | Some('X') | None) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(proc_dir.join("cmdline")) else {
+        return false;
+    };
+    let needle = dir.as_os_str().as_encoded_bytes();
+    memchr::memmem::find(&cmdline, needle).is_some()
+}
+
+/// Finds a process running the job in `dir` (a slave killed between starting the process
+/// and recording its pid).
+fn find_job_process(dir: &Path) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&pid| process_runs_job(pid, dir))
+}
+
+/// Loads every job record under `jobs_dir`, re-adopting running processes.
+pub fn load(jobs_dir: &Path) -> Vec<SlaveJob> {
+    let Ok(entries) = std::fs::read_dir(jobs_dir) else {
+        return Vec::new();
+    };
+    let mut jobs = Vec::new();
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let record: Option<JobRecord> = std::fs::read(dir.join("record.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(mut record) = record else {
+            tracing::warn!("{}: no readable record.json, removing", dir.display());
+            let _ = std::fs::remove_dir_all(&dir);
+            continue;
+        };
+        if record.state == SlaveJobState::Starting {
+            match find_job_process(&dir) {
+                Some(pid) => {
+                    record.pid = Some(pid);
+                    record.state = SlaveJobState::Running;
+                }
+                None => {
+                    // Never started: forget it; the master re-sends START.
+                    let _ = std::fs::remove_dir_all(&dir);
+                    continue;
+                }
+            }
+        }
+        let job = SlaveJob {
+            record,
+            dir,
+            child: None,
+        };
+        if let Err(e) = job.save() {
+            tracing::warn!("job {}: cannot save its record: {e}", job.record.id);
+        }
+        jobs.push(job);
+    }
+    jobs.sort_by_key(|j| j.record.id);
+    jobs
+}
+
+/// Why a job process could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("job {job}: {what}: {source}")]
+pub struct SpawnError {
+    job: u64,
+    what: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Writes the job's files and starts `basalt run` for it in its own session.
+pub fn start(
+    jobs_dir: &Path,
+    id: u64,
+    files: &JobFiles,
+    settings: &RunSettings,
+    basalt: &Path,
+) -> Result<SlaveJob, SpawnError> {
+    let dir = jobs_dir.join(id.to_string());
+    let fail = |what: &str| {
+        let what = what.to_owned();
+        move |source| SpawnError {
+            job: id,
+            what,
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir.join("output")).map_err(fail("cannot create its directory"))?;
+    for (name, text) in [
+        ("job.yaml", &files.job),
+        ("device.yaml", &files.device),
+        ("dispatcher.yaml", &files.dispatcher),
+        ("env.yaml", &files.env),
+        ("env.dut.yaml", &files.env_dut),
+    ] {
+        std::fs::write(dir.join(name), text).map_err(fail(&format!("cannot write {name}")))?;
+    }
+    let mut job = SlaveJob {
+        record: JobRecord {
+            id,
+            state: SlaveJobState::Starting,
+            pid: None,
+            cancel_at: None,
+            exit_code: None,
+        },
+        dir: dir.clone(),
+        child: None,
+    };
+    job.save().map_err(fail("cannot write its record"))?;
+
+    let dispatcher = crate::yaml11::from_str(&files.dispatcher).unwrap_or(Value::Null);
+    let server_ip = dispatcher
+        .get("dispatcher_ip")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| settings.server_ip.clone());
+    let mut command = Command::new(basalt);
+    command
+        .arg("run")
+        .arg("--quiet")
+        .arg("--job-id")
+        .arg(id.to_string())
+        .arg("--device")
+        .arg(dir.join("device.yaml"))
+        .arg("--output-dir")
+        .arg(dir.join("output"));
+    if let Some(ip) = server_ip {
+        command.arg("--server-ip").arg(ip);
+    }
+    if let Some(root) = &settings.tftp_root {
+        command.arg("--tftp-root").arg(root);
+    }
+    if let Some(root) = &settings.nfs_root {
+        command.arg("--nfs-root").arg(root);
+    }
+    for plugin_dir in &settings.plugin_dirs {
+        command.arg("--plugin-dir").arg(plugin_dir);
+    }
+    command.arg(dir.join("job.yaml"));
+    apply_env(&mut command, &files.env);
+    let stdout = std::fs::File::create(dir.join("stdout")).map_err(fail("cannot create stdout"))?;
+    let stderr = std::fs::File::create(dir.join("stderr")).map_err(fail("cannot create stderr"))?;
+    command
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let child = command.spawn().map_err(fail("cannot start basalt run"))?;
+    job.record.pid = Some(child.id() as i32);
+    job.record.state = SlaveJobState::Running;
+    job.child = Some(child);
+    job.save().map_err(fail("cannot write its record"))?;
+    Ok(job)
+}
+
+/// Applies LAVA's env.yaml (`purge`, `removes`, `overrides`) to the job process's
+/// environment.
+fn apply_env(command: &mut Command, env_yaml: &str) {
+    let Ok(env) = crate::yaml11::from_str(env_yaml) else {
+        return;
+    };
+    if env.get("purge").and_then(Value::as_bool) == Some(true) {
+        command.env_clear();
+    }
+    for name in crate::data::string_list(env.get("removes")) {
+        command.env_remove(name);
+    }
+    if let Some(overrides) = env.get("overrides").and_then(Value::as_object) {
+        for (name, value) in overrides {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            command.env(name, value);
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! `basalt slave`: connects out to the master, takes jobs, runs each as a separate
+//! `basalt run` process in its own session, ships their logs and reports their end.
+//!
+//! The slave knows nothing about devices: everything a job needs comes in START. Job
+//! processes outlive the slave (their own session; systemd's `KillMode=process`), and the
+//! job table on disk ([`jobs`]) lets a restarted slave re-adopt them. Towards a Basalt
+//! master, logs go as acknowledged byte ranges of each job's `output.yaml` (the durable
+//! spool), and END — carrying the log's length — goes only once all of it is acknowledged,
+//! so the master's copy is complete and has each line once however often either side is
+//! killed. Towards a LAVA master, lines are pushed to its log socket as LAVA's lava-run does.
+
+pub mod config;
+pub mod jobs;
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::sys::signal::Signal;
+use tracing::{debug, info, warn};
+
+pub use config::SlaveConfig;
+use jobs::{SlaveJob, SlaveJobState};
+
+use crate::transport::{
+    ControlMessage, LogPusher, SlaveSocket, FEATURE_ACKED_LOGS, PROTOCOL_VERSION,
+};
+
+/// The most log bytes one LOGS message carries.
+const LOG_CHUNK: u64 = 1024 * 1024;
+/// The most unacknowledged log bytes per job.
+const LOG_WINDOW: u64 = 4 * LOG_CHUNK;
+/// The longest the loop sleeps.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// Log delivery progress of one job (in memory: after a restart the master is asked).
+#[derive(Default)]
+struct Shipping {
+    /// Bytes the master confirmed; None until it said.
+    acked: Option<u64>,
+    /// Bytes sent (acknowledged or not).
+    sent: u64,
+    /// When the last LOGS went out / the last progress was acknowledged.
+    last_send: Option<Instant>,
+    last_progress: Option<Instant>,
+    /// When END was last sent.
+    end_sent: Option<Instant>,
+}
+
+/// The slave's state.
+pub struct Slave {
+    config: SlaveConfig,
+    name: String,
+    socket: SlaveSocket,
+    pusher: Option<LogPusher>,
+    basalt: PathBuf,
+    jobs: HashMap<u64, SlaveJob>,
+    shipping: HashMap<u64, Shipping>,
+    acked_logs: bool,
+    ping_interval: Duration,
+    last_heard: Instant,
+    last_ping: Instant,
+}
+
+impl Slave {
+    fn jobs_dir(&self) -> PathBuf {
+        self.config.state_dir.join("jobs")
+    }
+
+    /// Connects, says HELLO until the master answers, then serves until `stop` is set.
+    pub fn run(config: SlaveConfig, stop: &AtomicBool) -> anyhow::Result<()> {
+        let name = config.worker_name();
+        if name == "lava-logs" {
+            anyhow::bail!("the worker name lava-logs is reserved by LAVA's protocol");
+        }
+        let jobs_dir = config.state_dir.join("jobs");
+        std::fs::create_dir_all(&jobs_dir)
+            .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
+        let socket = SlaveSocket::connect(&config.endpoint(config.control_port), &name)?;
+        let basalt = std::env::current_exe().context("cannot find the basalt executable")?;
+        let jobs: HashMap<u64, SlaveJob> = jobs::load(&jobs_dir)
+            .into_iter()
+            .map(|j| (j.record.id, j))
+            .collect();
+        for job in jobs.values() {
+            info!("re-adopted job {} ({:?})", job.record.id, job.record.state);
+        }
+        let now = Instant::now();
+        let mut slave = Slave {
+            name,
+            socket,
+            pusher: None,
+            basalt,
+            shipping: jobs.keys().map(|&id| (id, Shipping::default())).collect(),
+            jobs,
+            acked_logs: false,
+            ping_interval: Duration::from_secs(5),
+            last_heard: now,
+            last_ping: now,
+            config,
+        };
+        if !slave.hello(stop) {
+            return Ok(());
+        }
+        slave.serve(stop);
+        info!("slave stopping; job processes keep running");
+        Ok(())
+    }
+
+    /// HELLO, then HELLO_RETRY until HELLO_OK. False if stopped first.
+    fn hello(&mut self, stop: &AtomicBool) -> bool {
+        let features = vec![FEATURE_ACKED_LOGS.to_owned()];
+        let version = Some(format!("basalt {}", env!("CARGO_PKG_VERSION")));
+        self.socket.send(&ControlMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            version: version.clone(),
+            features: features.clone(),
+        });
+        info!(
+            "{} connecting to {}",
+            self.name,
+            self.config.endpoint(self.config.control_port)
+        );
+        let mut last = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            for frames in self.socket.recv(MAX_WAIT) {
+                match ControlMessage::decode(&frames) {
+                    Ok(ControlMessage::HelloOk { features }) => {
+                        self.acked_logs = features.iter().any(|f| f == FEATURE_ACKED_LOGS);
+                        info!(
+                            "connected to the master ({} logs)",
+                            if self.acked_logs {
+                                "acknowledged"
+                            } else {
+                                "LAVA"
+                            }
+                        );
+                        if !self.acked_logs {
+                            self.pusher =
+                                LogPusher::connect(&self.config.endpoint(self.config.log_port))
+                                    .map_err(|e| warn!("{e}"))
+                                    .ok();
+                        }
+                        self.last_heard = Instant::now();
+                        return true;
+                    }
+                    Ok(other) => debug!("ignoring {} before HELLO_OK", other.action()),
+                    Err(e) => warn!("dropping an invalid message from the master: {e}"),
+                }
+            }
+            if last.elapsed() >= self.config.timing.hello_retry() {
+                last = Instant::now();
+                self.socket.send(&ControlMessage::HelloRetry {
+                    protocol: PROTOCOL_VERSION,
+                    version: version.clone(),
+                    features: features.clone(),
+                });
+            }
+        }
+        false
+    }
+
+    fn serve(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            for frames in self.socket.recv(MAX_WAIT) {
+                match ControlMessage::decode(&frames) {
+                    Ok(message) => {
+                        self.last_heard = Instant::now();
+                        self.handle(message);
+                    }
+                    Err(e) => warn!("dropping an invalid message from the master: {e}"),
+                }
+            }
+            if self.last_heard.elapsed() >= self.ping_interval
+                && self.last_ping.elapsed() >= self.ping_interval
+            {
+                self.socket.send(&ControlMessage::Ping);
+                self.last_ping = Instant::now();
+                if self.last_heard.elapsed() > 4 * self.ping_interval {
+                    warn!(
+                        "the master has been silent for {:?}",
+                        self.last_heard.elapsed()
+                    );
+                }
+            }
+            self.check_jobs();
+        }
+    }
+
+    fn handle(&mut self, message: ControlMessage) {
+        match message {
+            ControlMessage::Pong { interval } => {
+                if interval >= 1 {
+                    self.ping_interval = Duration::from_secs(interval as u64);
+                }
+            }
+            ControlMessage::HelloOk { .. } => debug!("HELLO_OK again"),
+            ControlMessage::Start { job, files } => self.start(job, &files),
+            ControlMessage::Cancel { job } => self.cancel(job),
+            ControlMessage::Status { job } => self.status(job),
+            ControlMessage::EndOk { job } => self.end_ok(job),
+            ControlMessage::LogsOk { job, stored } => self.logs_ok(job, stored),
+            other => warn!(
+                "the master sent {}, which only slaves send: dropped",
+                other.action()
+            ),
+        }
+    }
+
+    fn start(&mut self, id: u64, files: &crate::transport::JobFiles) {
+        if let Some(job) = self.jobs.get(&id) {
+            match job.record.state {
+                SlaveJobState::Finished => self.send_end(id),
+                _ => {
+                    self.socket.send(&ControlMessage::StartOk { job: id });
+                }
+            }
+            return;
+        }
+        match jobs::start(&self.jobs_dir(), id, files, &self.config.run, &self.basalt) {
+            Ok(job) => {
+                info!("job {id} started (pid {:?})", job.record.pid);
+                self.jobs.insert(id, job);
+                self.shipping.insert(
+                    id,
+                    Shipping {
+                        acked: Some(0),
+                        ..Default::default()
+                    },
+                );
+                self.socket.send(&ControlMessage::StartOk { job: id });
+            }
+            Err(e) => {
+                // Leave nothing behind: the master fails the job on the empty END.
+                warn!("{e}");
+                let _ = std::fs::remove_dir_all(self.jobs_dir().join(id.to_string()));
+                self.socket.send(&ControlMessage::StartOk { job: id });
+                self.socket.send(&ControlMessage::End {
+                    job: id,
+                    stderr: e.to_string(),
+                    description: Vec::new(),
+                    log_bytes: None,
+                });
+            }
+        }
+    }
+
+    fn cancel(&mut self, id: u64) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            self.socket.send(&ControlMessage::End {
+                job: id,
+                stderr: String::new(),
+                description: Vec::new(),
+                log_bytes: None,
+            });
+            return;
+        };
+        if job.record.state == SlaveJobState::Running {
+            info!("canceling job {id}");
+            if let Err(e) = job.cancel() {
+                warn!("job {id}: cannot save its record: {e}");
+            }
+        }
+    }
+
+    fn status(&mut self, id: u64) {
+        match self.jobs.get(&id).map(|j| j.record.state) {
+            Some(SlaveJobState::Finished) => self.send_end(id),
+            Some(_) => {
+                self.socket.send(&ControlMessage::StartOk { job: id });
+            }
+            None => {
+                self.socket.send(&ControlMessage::End {
+                    job: id,
+                    stderr: String::new(),
+                    description: Vec::new(),
+                    log_bytes: None,
+                });
+            }
+        }
+    }
+
+    fn end_ok(&mut self, id: u64) {
+        if let Some(job) = self.jobs.remove(&id) {
+            info!("job {id} delivered; removing {}", job.dir.display());
+            if let Err(e) = std::fs::remove_dir_all(&job.dir) {
+                warn!("cannot remove {}: {e}", job.dir.display());
+            }
+        }
+        self.shipping.remove(&id);
+    }
+
+    fn logs_ok(&mut self, id: u64, stored: u64) {
+        let Some(shipping) = self.shipping.get_mut(&id) else {
+            return;
+        };
+        if shipping.acked.is_none_or(|a| stored > a) {
+            shipping.last_progress = Some(Instant::now());
+        }
+        shipping.acked = Some(stored);
+        if shipping.sent < stored {
+            shipping.sent = stored;
+        }
+    }
+
+    /// Watches job processes, enforces cancel deadlines, ships logs, sends END.
+    fn check_jobs(&mut self) {
+        let ids: Vec<u64> = self.jobs.keys().copied().collect();
+        for id in ids {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if matches!(
+                job.record.state,
+                SlaveJobState::Running | SlaveJobState::Canceling
+            ) && !job.alive()
+            {
+                info!(
+                    "job {id} process ended (exit status {:?})",
+                    job.record.exit_code
+                );
+                job.record.state = SlaveJobState::Finished;
+                if let Err(e) = job.save() {
+                    warn!("job {id}: cannot save its record: {e}");
+                }
+            }
+            if job.record.state == SlaveJobState::Canceling
+                && job.canceling_for() > self.config.timing.cancel_grace().as_secs_f64()
+            {
+                warn!("job {id} did not stop after SIGTERM: killing it");
+                job.signal(Signal::SIGKILL);
+            }
+            let finished = job.record.state == SlaveJobState::Finished;
+            let complete = if self.acked_logs {
+                self.ship_acked(id)
+            } else {
+                self.ship_lava(id)
+            };
+            if finished && complete {
+                let due = self
+                    .shipping
+                    .get(&id)
+                    .and_then(|s| s.end_sent)
+                    .is_none_or(|at| at.elapsed() >= self.config.timing.end_resend());
+                if due {
+                    self.send_end(id);
+                }
+            }
+        }
+    }
+
+    /// The length of the job's log up to its last complete line.
+    fn whole_log_len(job: &SlaveJob, from: u64) -> std::io::Result<(u64, Vec<u8>)> {
+        let mut file = match std::fs::File::open(job.log_path()) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, Vec::new())),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if len <= from {
+            return Ok((from.min(len), Vec::new()));
+        }
+        let take = (len - from).min(LOG_CHUNK);
+        let mut data = vec![0; take as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut data)?;
+        match memchr::memrchr(b'\n', &data) {
+            Some(last) => {
+                data.truncate(last + 1);
+                Ok((from + data.len() as u64, data))
+            }
+            None => Ok((from, Vec::new())),
+        }
+    }
+
+    /// Sends the next pieces of a job's log; true when the master holds all of it.
+    fn ship_acked(&mut self, id: u64) -> bool {
+        let retry = self.config.timing.logs_retry();
+        let (Some(job), Some(shipping)) = (self.jobs.get(&id), self.shipping.get_mut(&id)) else {
+            return false;
+        };
+        let Some(acked) = shipping.acked else {
+            // After a restart: ask the master how much it holds.
+            if shipping.last_send.is_none_or(|at| at.elapsed() >= retry) {
+                self.socket.send(&ControlMessage::Logs {
+                    job: id,
+                    offset: 0,
+                    data: Vec::new(),
+                });
+                shipping.last_send = Some(Instant::now());
+            }
+            return false;
+        };
+        // Nothing acknowledged for a while: the master lost what was in flight (it
+        // restarted, or the queue dropped it); go back to what it confirmed.
+        if shipping.sent > acked
+            && shipping
+                .last_progress
+                .or(shipping.last_send)
+                .is_some_and(|at| at.elapsed() >= retry)
+        {
+            debug!("job {id}: resending its log from byte {acked}");
+            shipping.sent = acked;
+            shipping.last_progress = Some(Instant::now());
+        }
+        loop {
+            if shipping.sent - acked >= LOG_WINDOW {
+                return false;
+            }
+            let (end, data) = match Self::whole_log_len(job, shipping.sent) {
+                Ok(read) => read,
+                Err(e) => {
+                    warn!("job {id}: cannot read its log: {e}");
+                    return false;
+                }
+            };
+            if data.is_empty() {
+                return acked == end && shipping.sent == end;
+            }
+            let offset = shipping.sent;
+            if !self.socket.send(&ControlMessage::Logs {
+                job: id,
+                offset,
+                data,
+            }) {
+                return false;
+            }
+            shipping.sent = end;
+            shipping.last_send = Some(Instant::now());
+        }
+    }
+
+    /// Pushes new log lines to a LAVA master's log socket; true when all were pushed.
+    fn ship_lava(&mut self, id: u64) -> bool {
+        let (Some(job), Some(shipping), Some(pusher)) = (
+            self.jobs.get(&id),
+            self.shipping.get_mut(&id),
+            self.pusher.as_ref(),
+        ) else {
+            return true;
+        };
+        loop {
+            let (end, data) = match Self::whole_log_len(job, shipping.sent) {
+                Ok(read) => read,
+                Err(_) => return false,
+            };
+            if data.is_empty() {
+                return true;
+            }
+            for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let line = line.strip_prefix(b"- ").unwrap_or(line);
+                if !pusher.push(id, line) {
+                    return false;
+                }
+            }
+            shipping.sent = end;
+        }
+    }
+
+    fn send_end(&mut self, id: u64) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let description = match job.result_file() {
+            Some(text) => {
+                let mut xz = Vec::new();
+                let mut input = text.as_slice();
+                match lzma_rs::xz_compress(&mut input, &mut xz) {
+                    Ok(()) => xz,
+                    Err(_) => Vec::new(),
+                }
+            }
+            None => Vec::new(),
+        };
+        let log_bytes = self
+            .shipping
+            .get(&id)
+            .filter(|_| self.acked_logs)
+            .and_then(|s| s.acked);
+        self.socket.send(&ControlMessage::End {
+            job: id,
+            stderr: job.stderr(),
+            description,
+            log_bytes,
+        });
+        if let Some(shipping) = self.shipping.get_mut(&id) {
+            shipping.end_sent = Some(Instant::now());
+        }
+    }
+}
+
+/// Runs a slave until SIGTERM or SIGINT.
+pub fn run(config: SlaveConfig) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Slave::run(config, &stop)
+}
