@@ -5,6 +5,8 @@
 //! does); the harness finds `basalt` next to the test binary's directory, or at `BASALT_BIN`.
 #![deny(missing_docs)]
 
+pub mod cluster;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};

@@ -35,6 +35,9 @@ pub struct SlaveArgs {
     /// Seconds between re-sends of END and of unacknowledged log bytes.
     #[arg(long, value_name = "SECONDS")]
     pub resend: Option<f64>,
+    /// Keep finished jobs' directories under STATE_DIR/finished/ for inspection.
+    #[arg(long)]
+    pub keep_finished: bool,
     /// A plugin directory for job processes (may be repeated).
     #[arg(long = "plugin-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
@@ -69,6 +72,7 @@ pub fn run(args: SlaveArgs) -> anyhow::Result<ExitCode> {
         config.timing.logs_retry_secs = secs;
         config.timing.hello_retry_secs = secs;
     }
+    config.keep_finished |= args.keep_finished;
     config.run.plugin_dirs.extend(args.plugin_dirs);
     crate::slave::run(config)?;
     Ok(ExitCode::SUCCESS)

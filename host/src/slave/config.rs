@@ -20,6 +20,9 @@ pub struct SlaveConfig {
     pub name: Option<String>,
     /// Where jobs' files, logs and records live; survives restarts.
     pub state_dir: PathBuf,
+    /// Keep each job's directory (files, log, stderr) under `<state>/finished/` after the
+    /// master acknowledged it, instead of removing it.
+    pub keep_finished: bool,
     /// What job processes are given.
     pub run: RunSettings,
     /// Protocol timing.
@@ -97,6 +100,7 @@ impl Default for SlaveConfig {
             log_port: 5555,
             name: None,
             state_dir: PathBuf::from("/var/lib/basalt/slave"),
+            keep_finished: false,
             run: RunSettings::default(),
             timing: SlaveTiming::default(),
         }

@@ -286,9 +286,19 @@ impl Slave {
 
     fn end_ok(&mut self, id: u64) {
         if let Some(job) = self.jobs.remove(&id) {
-            info!("job {id} delivered; removing {}", job.dir.display());
-            if let Err(e) = std::fs::remove_dir_all(&job.dir) {
-                warn!("cannot remove {}: {e}", job.dir.display());
+            let done = if self.config.keep_finished {
+                let kept = self.config.state_dir.join("finished").join(id.to_string());
+                info!("job {id} delivered; keeping it in {}", kept.display());
+                let _ = std::fs::remove_dir_all(&kept);
+                kept.parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::rename(&job.dir, &kept))
+            } else {
+                info!("job {id} delivered; removing {}", job.dir.display());
+                std::fs::remove_dir_all(&job.dir)
+            };
+            if let Err(e) = done {
+                warn!("cannot clear {}: {e}", job.dir.display());
             }
         }
         self.shipping.remove(&id);

@@ -176,6 +176,14 @@ impl MasterSockets {
         incoming
     }
 
+    /// Sends raw frames to a peer, valid or not (for tests and benchmarks that play a
+    /// misbehaving master).
+    pub fn send_frames(&self, peer: &str, frames: Vec<Vec<u8>>) -> bool {
+        let mut all = vec![peer.as_bytes().to_vec()];
+        all.extend(frames);
+        self.control.send_multipart(all, zmq::DONTWAIT).is_ok()
+    }
+
     /// Sends a message to a slave. False if it could not be queued (the peer is not
     /// connected, or its queue is full); re-sends recover.
     pub fn send(&self, peer: &str, message: &ControlMessage) -> bool {
@@ -255,6 +263,12 @@ impl SlaveSocket {
             .is_ok()
     }
 
+    /// Sends raw frames, valid or not (for tests and benchmarks that play a misbehaving or
+    /// simulated slave).
+    pub fn send_frames(&self, frames: Vec<Vec<u8>>) -> bool {
+        self.socket.send_multipart(frames, zmq::DONTWAIT).is_ok()
+    }
+
     /// Waits up to `timeout` for messages and returns every one that is ready.
     pub fn recv(&self, timeout: Duration) -> Vec<Vec<Vec<u8>>> {
         let millis = timeout.as_millis().min(i64::MAX as u128) as i64;
@@ -286,6 +300,11 @@ impl LogPusher {
             socket,
             _context: context,
         })
+    }
+
+    /// Sends raw frames, valid or not (for tests).
+    pub fn send_frames(&self, frames: Vec<Vec<u8>>) -> bool {
+        self.socket.send_multipart(frames, zmq::DONTWAIT).is_ok()
     }
 
     /// Queues one log line (without the `- ` list prefix). False if the queue is full.

@@ -1,0 +1,370 @@
+//! A master and a slave on 127.0.0.1 with the simulated board registered: the harness of the
+//! master/slave tests. Daemons are real `basalt` processes on free ports, with fast protocol
+//! timing; each can be killed (`SIGKILL`) or stopped (`SIGTERM`) and started again on the
+//! same data. Dropping the cluster kills every process whose command line names its
+//! directory, job processes included.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{basalt_bin, test_program, Basalt, Output, TestDir};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits until `check` returns something, or panics saying what was awaited.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    /// SIGKILL, as a crash or `kill -9` would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("daemon did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A master, a slave named `w1` and a simulated beaglebone-black `sim-01`.
+pub struct Cluster {
+    /// The test directory.
+    pub dir: TestDir,
+    control_port: u16,
+    log_port: u16,
+    http_port: u16,
+    starts: u32,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cluster {
+    /// Ports and directories; nothing started.
+    pub fn new() -> Self {
+        let dir = TestDir::new();
+        dir.mkdir("board");
+        dir.write("kernel.img", b"not really a kernel");
+        Self {
+            dir,
+            control_port: free_port(),
+            log_port: free_port(),
+            http_port: free_port(),
+            starts: 0,
+        }
+    }
+
+    /// The master's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("master")
+    }
+
+    /// The slave's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("slave")
+    }
+
+    /// The master's control and log ports.
+    pub fn ports(&self) -> (u16, u16) {
+        (self.control_port, self.log_port)
+    }
+
+    fn spawn(&mut self, name: &str, args: &[String]) -> Daemon {
+        self.starts += 1;
+        let log = self.dir.path().join(format!("{name}-{}.log", self.starts));
+        let file = std::fs::File::create(&log).expect("daemon log");
+        let mut command = Command::new(basalt_bin());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BASALT_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .args(args)
+            .env("BASALT_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start basalt {name}: {e}"));
+        Daemon { child }
+    }
+
+    /// Starts the master and waits until its API answers.
+    pub fn start_master(&mut self) -> Daemon {
+        let args: Vec<String> = [
+            "master",
+            "--data-dir",
+            &self.data_dir().display().to_string(),
+            "--listen",
+            "127.0.0.1",
+            "--control-port",
+            &self.control_port.to_string(),
+            "--log-port",
+            &self.log_port.to_string(),
+            "--http-port",
+            &self.http_port.to_string(),
+            "--ping-interval",
+            "1",
+            "--offline-after",
+            "3",
+            "--resend",
+            "0.5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let daemon = self.spawn("master", &args);
+        let address = format!("127.0.0.1:{}", self.http_port);
+        wait_for("the master's HTTP API", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(&address).ok()
+        });
+        daemon
+    }
+
+    /// Starts the slave `w1`.
+    pub fn start_slave(&mut self) -> Daemon {
+        let args: Vec<String> = [
+            "slave",
+            "--master",
+            "127.0.0.1",
+            "--control-port",
+            &self.control_port.to_string(),
+            "--log-port",
+            &self.log_port.to_string(),
+            "--name",
+            "w1",
+            "--state-dir",
+            &self.state_dir().display().to_string(),
+            "--resend",
+            "0.5",
+            "--cancel-grace",
+            "5",
+            "--keep-finished",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        self.spawn("slave", &args)
+    }
+
+    /// `basalt ARGS` against the master, with its URL and admin token.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let token = std::fs::read_to_string(self.data_dir().join("admin-token"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        Basalt::new(args)
+            .env("BASALT_URL", format!("http://127.0.0.1:{}", self.http_port))
+            .env("BASALT_TOKEN", token)
+            .timeout(Duration::from_secs(120))
+            .run()
+    }
+
+    /// Registers worker `w1`, the device type and `sim-01`.
+    pub fn register_board(&self) {
+        let state = self.dir.path().join("board");
+        let power = state.join("power");
+        let dictionary = self.dir.write(
+            "sim-01.jinja2",
+            format!(
+                "{{% extends 'beaglebone-black.jinja2' %}}
+{{% set connection_command = '{} --state {}' %}}
+{{% set power_on_command = 'echo on > {p}' %}}
+{{% set hard_reset_command = 'echo on > {p}' %}}
+{{% set power_off_command = 'echo off > {p}' %}}
+{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
+",
+                test_program("simboard").display(),
+                state.display(),
+                p = power.display(),
+            ),
+        );
+        self.cli(&["workers", "add", "w1"]).success();
+        self.cli(&["device-types", "add", "beaglebone-black"])
+            .success();
+        self.cli(&[
+            "devices",
+            "add",
+            "sim-01",
+            "--type",
+            "beaglebone-black",
+            "--worker",
+            "w1",
+            "--dict",
+            &dictionary.display().to_string(),
+        ])
+        .success();
+    }
+
+    /// Writes a job whose test definition runs `steps` on the board.
+    pub fn job(&self, name: &str, steps: &[&str]) -> PathBuf {
+        let steps: String = steps.iter().map(|s| format!("          - {s}\n")).collect();
+        self.dir.write(
+            &format!("{name}.yaml"),
+            format!(
+                "job_name: {name}
+device_type: beaglebone-black
+timeouts:
+  job: {{minutes: 4}}
+  action: {{minutes: 2}}
+visibility: public
+priority: medium
+actions:
+- deploy:
+    to: tmpfs
+    kernel:
+      url: file://{}
+- boot:
+    method: minimal
+    timeout: {{seconds: 60}}
+    auto_login: {{login_prompt: 'login: ', username: root}}
+    prompts: ['root@simboard:~# ']
+- test:
+    timeout: {{minutes: 2}}
+    definitions:
+    - from: inline
+      name: smoke
+      path: inline/smoke.yaml
+      repository:
+        metadata: {{format: Lava-Test Test Definition 1.0, name: smoke}}
+        run:
+          steps:
+{steps}",
+                self.dir.path().join("kernel.img").display()
+            ),
+        )
+    }
+
+    /// Submits a job file; returns its id.
+    pub fn submit(&self, job: &Path) -> u64 {
+        let out = self
+            .cli(&["jobs", "submit", &job.display().to_string()])
+            .success();
+        out.stdout
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no job id in {:?}", out.stdout))
+    }
+
+    /// The job as the master's API shows it (None while the master is down).
+    pub fn try_job(&self, id: u64) -> Option<Value> {
+        let out = Basalt::new(["jobs", "show", &id.to_string(), "--format", "json"])
+            .env("BASALT_URL", format!("http://127.0.0.1:{}", self.http_port))
+            .run();
+        out.status.success().then(|| out.json())
+    }
+
+    /// Waits for a job to reach `state`.
+    pub fn wait_state(&self, id: u64, state: &str, timeout: Duration) -> Value {
+        wait_for(&format!("job {id} to be {state}"), timeout, || {
+            self.try_job(id).filter(|job| job["state"] == state)
+        })
+    }
+
+    /// The job's log as the master stored it.
+    pub fn master_log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.data_dir().join(format!("jobs/{id}/output.yaml")))
+            .unwrap_or_default()
+    }
+
+    /// The job's log as its job process wrote it on the slave (kept after delivery).
+    pub fn slave_log(&self, id: u64) -> String {
+        let kept = self
+            .state_dir()
+            .join(format!("finished/{id}/output/output.yaml"));
+        let live = self
+            .state_dir()
+            .join(format!("jobs/{id}/output/output.yaml"));
+        std::fs::read_to_string(kept)
+            .or_else(|_| std::fs::read_to_string(live))
+            .unwrap_or_default()
+    }
+
+    /// The job process's pid on the slave, from the slave's job record.
+    pub fn job_pid(&self, id: u64) -> Option<i32> {
+        let record = std::fs::read(self.state_dir().join(format!("jobs/{id}/record.json"))).ok()?;
+        let record: Value = serde_json::from_slice(&record).ok()?;
+        record["pid"].as_i64().map(|p| p as i32)
+    }
+
+    /// Whether the job process on the slave has ended (its outcome file is written).
+    pub fn job_process_done(&self, id: u64) -> bool {
+        self.state_dir()
+            .join(format!("jobs/{id}/output/result.yaml"))
+            .exists()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let marker = self.dir.path().as_os_str().as_encoded_bytes().to_vec();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if cmdline
+                .windows(marker.len())
+                .any(|w| w == marker.as_slice())
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}

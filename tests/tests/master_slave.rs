@@ -1,0 +1,309 @@
+//! Master and slave across processes on 127.0.0.1 (issue 5's acceptance): jobs run to the
+//! end and their logs arrive complete and once, whichever daemon is killed when.
+
+use std::time::Duration;
+
+use basalt_e2e::cluster::{wait_for, Cluster};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// A job that takes a few seconds in its test phase, so daemons can be killed during it.
+fn slow_job(cluster: &Cluster) -> std::path::PathBuf {
+    cluster.job(
+        "slow",
+        &[
+            "lava-test-case before --shell true",
+            "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done",
+            "lava-test-case middle --result pass --measurement 3 --units s",
+            "for i in 1 2 3 4; do echo tock $i; sleep 0.5; done",
+            "lava-test-case after --shell false",
+        ],
+    )
+}
+
+/// The log is complete and has each line once: byte for byte what the job process wrote,
+/// every line a distinct entry, ending with the job's final result.
+fn assert_log_delivered_once(cluster: &Cluster, id: u64) {
+    let master = cluster.master_log(id);
+    let slave = cluster.slave_log(id);
+    assert!(!master.is_empty(), "the master has no log for job {id}");
+    assert_eq!(
+        master, slave,
+        "the master's log differs from what the job process wrote"
+    );
+    let lines: Vec<&str> = master.lines().collect();
+    let unique: std::collections::HashSet<&str> = lines.iter().copied().collect();
+    assert_eq!(unique.len(), lines.len(), "a log line is doubled");
+    let entries = basalt::yaml11::from_str(&master).expect("the log is YAML");
+    let last = entries
+        .as_array()
+        .and_then(|e| e.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["lvl"], "info", "{last}");
+    let finals: Vec<&Value> = entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["lvl"] == "results" && e["msg"]["case"] == "job")
+        .collect();
+    assert_eq!(finals.len(), 1, "exactly one final job result");
+}
+
+fn results(cluster: &Cluster, id: u64) -> Vec<(String, String)> {
+    let out = cluster
+        .cli(&["jobs", "results", &id.to_string(), "--format", "json"])
+        .success();
+    out.json()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["result"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn assert_slow_job_results(cluster: &Cluster, id: u64) {
+    let results = results(cluster, id);
+    for (case, expected) in [
+        ("before", "pass"),
+        ("middle", "pass"),
+        ("after", "fail"),
+        ("job", "pass"),
+    ] {
+        let found: Vec<_> = results.iter().filter(|(name, _)| name == case).collect();
+        assert_eq!(found.len(), 1, "result {case} once: {results:?}");
+        assert_eq!(found[0].1, expected, "{case}: {results:?}");
+    }
+}
+
+/// Waits until the job's board is in the middle of the test phase.
+fn wait_mid_test(cluster: &Cluster, id: u64) {
+    wait_for("the job to reach its test phase", LONG, || {
+        cluster.slave_log(id).contains("tick 2").then_some(())
+    });
+}
+
+#[test]
+fn a_submitted_job_runs_on_the_slave_and_its_log_and_results_reach_the_master() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let job = cluster.job(
+        "smoke",
+        &[
+            "lava-test-case kernel-name --shell uname -s",
+            "lava-test-case boot-time --result pass --measurement 1.5 --units seconds",
+        ],
+    );
+    let out = cluster
+        .cli(&["jobs", "submit", &job.display().to_string(), "--follow"])
+        .success();
+    assert!(out.stdout.contains("kernel-name"), "{out}");
+    assert!(out.stdout.contains("complete"), "{out}");
+    let id = 1;
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+    assert_eq!(record["actual_device"], "sim-01");
+    assert_log_delivered_once(&cluster, id);
+    let results = results(&cluster, id);
+    assert!(
+        results.contains(&("boot-time".into(), "pass".into())),
+        "{results:?}"
+    );
+    let device = cluster
+        .cli(&["devices", "show", "sim-01", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(device["state"], "idle");
+    let worker = cluster
+        .cli(&["workers", "list", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(worker[0]["state"], "online");
+}
+
+#[test]
+fn killing_the_master_mid_job_loses_no_line_and_doubles_none() {
+    let mut cluster = Cluster::new();
+    let master = cluster.start_master();
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let id = cluster.submit(&slow_job(&cluster));
+    cluster.wait_state(id, "running", LONG);
+    wait_mid_test(&cluster, id);
+    master.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _master = cluster.start_master();
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+    assert_log_delivered_once(&cluster, id);
+    assert_slow_job_results(&cluster, id);
+}
+
+#[test]
+fn killing_the_slave_mid_job_leaves_the_job_running_and_the_new_slave_adopts_it() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let slave = cluster.start_slave();
+    let id = cluster.submit(&slow_job(&cluster));
+    cluster.wait_state(id, "running", LONG);
+    wait_mid_test(&cluster, id);
+    let pid = cluster
+        .job_pid(id)
+        .expect("the slave recorded the job process");
+    slave.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the job process died with the slave"
+    );
+    let _slave = cluster.start_slave();
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+    assert_log_delivered_once(&cluster, id);
+    assert_slow_job_results(&cluster, id);
+}
+
+#[test]
+fn a_job_that_ends_while_the_master_is_down_is_reported_when_it_returns() {
+    let mut cluster = Cluster::new();
+    let master = cluster.start_master();
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let id = cluster.submit(&slow_job(&cluster));
+    cluster.wait_state(id, "running", LONG);
+    master.kill();
+    wait_for("the job process to end", LONG, || {
+        cluster.job_process_done(id).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let _master = cluster.start_master();
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+    assert_log_delivered_once(&cluster, id);
+    assert_slow_job_results(&cluster, id);
+}
+
+#[test]
+fn a_canceled_job_stops_and_frees_its_device() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let id = cluster.submit(&slow_job(&cluster));
+    cluster.wait_state(id, "running", LONG);
+    wait_mid_test(&cluster, id);
+    cluster.cli(&["jobs", "cancel", &id.to_string()]).success();
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "canceled", "{record}");
+    assert!(
+        !cluster.master_log(id).contains("tock 4"),
+        "the job ran to its end"
+    );
+    let device = cluster
+        .cli(&["devices", "show", "sim-01", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(device["state"], "idle", "{device}");
+    // A queued job canceled before it started ends at once.
+    let slave_down = cluster.cli(&["workers", "maintenance", "w1"]).success();
+    drop(slave_down);
+    let queued = cluster.submit(&slow_job(&cluster));
+    cluster
+        .cli(&["jobs", "cancel", &queued.to_string()])
+        .success();
+    let record = cluster.wait_state(queued, "finished", Duration::from_secs(10));
+    assert_eq!(record["health"], "canceled");
+}
+
+#[test]
+fn a_job_for_an_offline_worker_waits_and_runs_when_it_returns() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let slave = cluster.start_slave();
+    wait_for("w1 online", LONG, || {
+        let workers = cluster
+            .cli(&["workers", "list", "--format", "json"])
+            .success()
+            .json();
+        (workers[0]["state"] == "online").then_some(())
+    });
+    assert!(slave.stop().success(), "the slave stops cleanly on SIGTERM");
+    wait_for("w1 offline", LONG, || {
+        let workers = cluster
+            .cli(&["workers", "list", "--format", "json"])
+            .success()
+            .json();
+        (workers[0]["state"] == "offline").then_some(())
+    });
+    let id = cluster.submit(&cluster.job("waiting", &["lava-test-case ok --shell true"]));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(cluster.try_job(id).unwrap()["state"], "submitted");
+    let _slave = cluster.start_slave();
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+}
+
+#[test]
+fn garbage_on_both_master_sockets_leaves_both_daemons_working() {
+    use std::io::Write;
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let (control, logs) = cluster.ports();
+    // Raw bytes that are not ZMTP at all.
+    for port in [control, logs] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = stream.write_all(&[0xff; 64]);
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\n\r\n");
+    }
+    // Well-formed ZMTP carrying malformed messages.
+    let rogue =
+        basalt::transport::SlaveSocket::connect(&format!("tcp://127.0.0.1:{control}"), "rogue")
+            .unwrap();
+    let frames: Vec<Vec<Vec<u8>>> = vec![
+        vec![],
+        vec![b"\xff\xfe".to_vec()],
+        vec![b"START_OK".to_vec()],
+        vec![b"START_OK".to_vec(), b"-1".to_vec()],
+        vec![b"END".to_vec(), b"1".to_vec()],
+        vec![
+            b"LOGS".to_vec(),
+            b"1".to_vec(),
+            b"x".to_vec(),
+            b"data".to_vec(),
+        ],
+        vec![
+            b"LOGS".to_vec(),
+            b"999".to_vec(),
+            b"0".to_vec(),
+            b"- {}\n".to_vec(),
+        ],
+        vec![b"HELLO".to_vec(), b"99".to_vec()],
+        vec![b"START".to_vec(), b"1".to_vec()],
+        vec![b"REBOOT".to_vec()],
+    ];
+    for message in frames {
+        rogue.send_frames(message);
+    }
+    let pusher = basalt::transport::LogPusher::connect(&format!("tcp://127.0.0.1:{logs}")).unwrap();
+    pusher.send_frames(vec![b"1".to_vec()]);
+    pusher.send_frames(vec![b"x".to_vec(), b"- {}".to_vec()]);
+    pusher.send_frames(vec![b"1".to_vec(), b"\xff".to_vec()]);
+    pusher.push(12345, b"{\"lvl\": \"info\"}");
+    std::thread::sleep(Duration::from_millis(500));
+    let id = cluster.submit(&cluster.job("after-garbage", &["lava-test-case ok --shell true"]));
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+    assert_log_delivered_once(&cluster, id);
+}
