@@ -341,6 +341,21 @@ actions:
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The daemons' logs say why a test failed.
+            let mut logs: Vec<_> = std::fs::read_dir(self.dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect();
+            logs.sort();
+            for log in logs {
+                eprintln!("==== {} ====", log.display());
+                eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        }
         let marker = self.dir.path().as_os_str().as_encoded_bytes().to_vec();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return;

@@ -127,7 +127,8 @@ impl Slave {
         );
         let mut last = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            for frames in self.socket.recv(MAX_WAIT) {
+            let mut batch = self.socket.recv(MAX_WAIT).into_iter();
+            while let Some(frames) = batch.next() {
                 match ControlMessage::decode(&frames) {
                     Ok(ControlMessage::HelloOk { features }) => {
                         self.acked_logs = features.iter().any(|f| f == FEATURE_ACKED_LOGS);
@@ -146,6 +147,10 @@ impl Slave {
                                     .ok();
                         }
                         self.last_heard = Instant::now();
+                        // What came right behind HELLO_OK is already the main loop's.
+                        for frames in batch {
+                            self.receive(&frames);
+                        }
                         return true;
                     }
                     Ok(other) => debug!("ignoring {} before HELLO_OK", other.action()),
@@ -167,13 +172,7 @@ impl Slave {
     fn serve(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             for frames in self.socket.recv(MAX_WAIT) {
-                match ControlMessage::decode(&frames) {
-                    Ok(message) => {
-                        self.last_heard = Instant::now();
-                        self.handle(message);
-                    }
-                    Err(e) => warn!("dropping an invalid message from the master: {e}"),
-                }
+                self.receive(&frames);
             }
             if self.last_heard.elapsed() >= self.ping_interval
                 && self.last_ping.elapsed() >= self.ping_interval
@@ -188,6 +187,16 @@ impl Slave {
                 }
             }
             self.check_jobs();
+        }
+    }
+
+    fn receive(&mut self, frames: &[Vec<u8>]) {
+        match ControlMessage::decode(frames) {
+            Ok(message) => {
+                self.last_heard = Instant::now();
+                self.handle(message);
+            }
+            Err(e) => warn!("dropping an invalid message from the master: {e}"),
         }
     }
 

@@ -380,3 +380,32 @@ mod tests {
         );
     }
 }
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn messages_after_the_first_reply_arrive_in_order() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = format!("tcp://127.0.0.1:{port}");
+        let master = MasterSockets::bind(&endpoint, "tcp://127.0.0.1:0").unwrap();
+        let slave = SlaveSocket::connect(&endpoint, "w1").unwrap();
+        slave.send(&ControlMessage::Ping);
+        let mut got = Vec::new();
+        while got.is_empty() {
+            got = master.poll(Duration::from_millis(100));
+        }
+        assert!(master.send("w1", &ControlMessage::HelloOk { features: vec![] }));
+        assert!(master.send_frames("w1", vec![b"\xff".to_vec()]));
+        assert!(master.send("w1", &ControlMessage::Status { job: 77 }));
+        let mut received = Vec::new();
+        for _ in 0..20 {
+            received.extend(slave.recv(Duration::from_millis(100)));
+        }
+        assert_eq!(received.len(), 3, "{received:?}");
+    }
+}

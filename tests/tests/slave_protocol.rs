@@ -1,0 +1,169 @@
+//! `basalt slave` against a stand-in LAVA master (bound with Basalt's own transport, which
+//! offers no Basalt features): the slave speaks LAVA's protocol 3 — HELLO, START/START_OK,
+//! log lines pushed to the log socket, END with an xz description — and survives garbage.
+
+use std::time::{Duration, Instant};
+
+use basalt::transport::{ControlMessage, Incoming, JobFiles, MasterSockets, FEATURE_ACKED_LOGS};
+use basalt_e2e::cluster::Cluster;
+use basalt_e2e::Basalt;
+
+/// Polls the stand-in master until `want` picks a message, collecting log lines meanwhile.
+fn expect<T>(
+    master: &MasterSockets,
+    logs: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    what: &str,
+    mut want: impl FnMut(&str, ControlMessage) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        for incoming in master.poll(Duration::from_millis(100)) {
+            match incoming {
+                Incoming::Control { peer, frames } => {
+                    if let Ok(message) = ControlMessage::decode(&frames) {
+                        if let Some(found) = want(&peer, message) {
+                            return found;
+                        }
+                    }
+                }
+                Incoming::Log { frames } if frames.len() == 2 => {
+                    logs.push((frames[0].clone(), frames[1].clone()))
+                }
+                _ => {}
+            }
+        }
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
+    let mut cluster = Cluster::new();
+    let (control, log) = cluster.ports();
+    let master = MasterSockets::bind(
+        &format!("tcp://127.0.0.1:{control}"),
+        &format!("tcp://127.0.0.1:{log}"),
+    )
+    .unwrap();
+    let _slave = cluster.start_slave();
+    let mut logs = Vec::new();
+    let offered = expect(&master, &mut logs, "HELLO", |peer, message| match message {
+        ControlMessage::Hello {
+            protocol: 3,
+            features,
+            ..
+        } if peer == "w1" => Some(features),
+        _ => None,
+    });
+    assert!(offered.iter().any(|f| f == FEATURE_ACKED_LOGS));
+    // A LAVA master's answer: no features.
+    master.send("w1", &ControlMessage::HelloOk { features: vec![] });
+
+    for garbage in [
+        vec![],
+        vec![b"\xff\xfe".to_vec()],
+        vec![b"START".to_vec(), b"1".to_vec()],
+        vec![b"PONG".to_vec(), b"soon".to_vec()],
+        vec![b"START_OK".to_vec(), b"1".to_vec()],
+        vec![b"CANCEL".to_vec()],
+    ] {
+        master.send_frames("w1", garbage);
+    }
+    // Still answering: STATUS of a job it never had is an END with no description.
+    master.send("w1", &ControlMessage::Status { job: 77 });
+    let (stderr, description) = expect(&master, &mut logs, "END 77", |_, message| match message {
+        ControlMessage::End {
+            job: 77,
+            stderr,
+            description,
+            ..
+        } => Some((stderr, description)),
+        _ => None,
+    });
+    assert!(stderr.is_empty() && description.is_empty());
+
+    // A whole job, LAVA style.
+    let job = cluster.job("lava-style", &["lava-test-case ok --shell true"]);
+    let dictionary = cluster.dir.write(
+        "sim-01.jinja2",
+        format!(
+            "{{% extends 'beaglebone-black.jinja2' %}}
+{{% set connection_command = '{} --state {}' %}}
+{{% set power_on_command = 'echo on > {power}' %}}
+{{% set hard_reset_command = 'echo on > {power}' %}}
+{{% set power_off_command = 'echo off > {power}' %}}
+{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
+",
+            basalt_e2e::test_program("simboard").display(),
+            cluster.dir.path().join("board").display(),
+            power = cluster.dir.path().join("board/power").display(),
+        ),
+    );
+    let device = Basalt::new(["devices", "render", &dictionary.display().to_string()])
+        .run()
+        .success()
+        .stdout;
+    let files = JobFiles {
+        job: std::fs::read_to_string(&job).unwrap(),
+        device,
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        // A repeated START is answered, never run twice.
+        master.send(
+            "w1",
+            &ControlMessage::Start {
+                job: 5,
+                files: files.clone(),
+            },
+        );
+        expect(&master, &mut logs, "START_OK 5", |_, message| {
+            (message == ControlMessage::StartOk { job: 5 }).then_some(())
+        });
+    }
+    let description = expect(&master, &mut logs, "END 5", |_, message| match message {
+        ControlMessage::End {
+            job: 5,
+            description,
+            log_bytes,
+            ..
+        } => {
+            assert_eq!(log_bytes, None, "no Basalt frames towards a LAVA master");
+            Some(description)
+        }
+        _ => None,
+    });
+    assert!(description.starts_with(b"\xfd7zXZ\x00"), "END carries xz");
+    master.send("w1", &ControlMessage::EndOk { job: 5 });
+    // Log lines went to the log socket as LAVA's lava-run sends them.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && !logs
+            .iter()
+            .any(|(_, l)| l.starts_with(b"{\"dt\"") && l.windows(9).any(|w| w == b"\"job\", \""))
+    {
+        for incoming in master.poll(Duration::from_millis(100)) {
+            if let Incoming::Log { frames } = incoming {
+                logs.push((frames[0].clone(), frames[1].clone()));
+            }
+        }
+    }
+    assert!(!logs.is_empty(), "no log lines on the log socket");
+    assert!(logs
+        .iter()
+        .all(|(id, line)| id == b"5" && line.starts_with(b"{")));
+    let text: Vec<String> = logs
+        .iter()
+        .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    assert!(
+        text.iter().any(|l| l.contains("\"results\"")
+            && l.contains("\"case\": \"ok\"")
+            && l.contains("pass")),
+        "{text:#?}"
+    );
+    let started = std::fs::read_dir(cluster.state_dir().join("finished"))
+        .unwrap()
+        .count();
+    assert_eq!(started, 1, "the job ran once and was cleared after END_OK");
+}
