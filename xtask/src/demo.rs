@@ -1,15 +1,56 @@
-//! `cargo xtask demo`: what Basalt does today, end to end, on this machine.
+//! `cargo xtask demo`: the product's main job on this machine — a master with its embedded
+//! store, a slave, the simulated board registered as a device, a LAVA job submitted and
+//! followed to its results.
 //!
-//! A lab of one simulated board (see `lab.rs`): its device dictionary is checked live, a LAVA
-//! job is validated and described, then run with `basalt run` exactly as a slave will run it,
-//! and its results shown.
+//! Everything runs on 127.0.0.1 on free ports, in a temporary directory that is kept for
+//! inspection; both daemons are stopped with SIGTERM at the end (the job processes they
+//! ran have ended by then).
 
-use std::path::Path;
-use std::process::Command;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
 use crate::lab::write_lab;
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A daemon stopped with SIGTERM when dropped.
+struct Daemon(Child, &'static str);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                println!("{} stopped", self.1);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+    }
+}
+
+fn spawn(basalt: &Path, name: &'static str, args: &[&str], log: &Path) -> anyhow::Result<Daemon> {
+    let file = std::fs::File::create(log)?;
+    let child = Command::new(basalt)
+        .args(args)
+        .env("BASALT_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("cannot start basalt {name}"))?;
+    Ok(Daemon(child, name))
+}
 
 pub fn run(root: &Path) -> anyhow::Result<()> {
     super::cargo(root, &["build", "--workspace"])?;
@@ -18,72 +59,160 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("basalt-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("create demo directory")?;
     let lab = write_lab(&dir, &bin_dir)?;
-    let dictionary = lab.dictionary.display().to_string();
-    let job = lab.job.display().to_string();
-    let out = lab.dir.join("job-output");
-    let out_arg = out.display().to_string();
+    let (control, logs, http) = (free_port()?, free_port()?, free_port()?);
+    let data_dir = dir.join("master");
+    let state_dir = dir.join("slave");
+    let url = format!("http://127.0.0.1:{http}");
 
-    step(&basalt, "basalt plugins list", &["plugins", "list"])?;
-    step(
+    println!("== basalt master --data-dir {} ==", data_dir.display());
+    let _master = spawn(
         &basalt,
-        "basalt device-types list",
-        &["device-types", "list"],
-    )?;
-    step(
-        &basalt,
-        "basalt devices check --live: the dictionary renders, validates, its drivers load, \
-         the PDU answers and the console opens",
-        &["devices", "check", "--live", &dictionary],
-    )?;
-    step(&basalt, "basalt jobs validate", &["jobs", "validate", &job])?;
-    step(
-        &basalt,
-        "basalt jobs describe: the pipeline and its timeouts",
-        &["jobs", "describe", &job, "--device", &dictionary],
-    )?;
-    step(
-        &basalt,
-        "basalt run: deploy, power-cycle and boot the board, log in, run the tests",
+        "master",
         &[
-            "run",
-            "--quiet",
-            "--device",
-            &dictionary,
-            "--output-dir",
-            &out_arg,
-            &job,
+            "master",
+            "--data-dir",
+            &path(&data_dir),
+            "--listen",
+            "127.0.0.1",
+            "--control-port",
+            &control.to_string(),
+            "--log-port",
+            &logs.to_string(),
+            "--http-port",
+            &http.to_string(),
+        ],
+        &dir.join("master.log"),
+    )?;
+    wait_for_port(http)?;
+    let token = std::fs::read_to_string(data_dir.join("admin-token"))
+        .context("the master wrote no admin token")?
+        .trim()
+        .to_owned();
+    let cli = Cli {
+        basalt: basalt.clone(),
+        url,
+        token,
+    };
+
+    cli.step(
+        "register the worker, the device type and the board",
+        &["workers", "add", "demo-worker"],
+    )?;
+    cli.step("", &["device-types", "add", "beaglebone-black"])?;
+    cli.step(
+        "",
+        &[
+            "devices",
+            "add",
+            "demo-01",
+            "--type",
+            "beaglebone-black",
+            "--worker",
+            "demo-worker",
+            "--dict",
+            &path(&lab.dictionary),
         ],
     )?;
-    println!("\n== results.yaml ==");
-    print!(
-        "{}",
-        std::fs::read_to_string(out.join("results.yaml")).unwrap_or_default()
-    );
-    println!("\n== the job log (first lines of board output) ==");
-    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
-    for line in log.lines().filter(|l| l.contains("\"target\"")).take(8) {
-        println!("{line}");
-    }
+
+    println!("\n== basalt slave --master 127.0.0.1 --name demo-worker ==");
+    let _slave = spawn(
+        &basalt,
+        "slave",
+        &[
+            "slave",
+            "--master",
+            "127.0.0.1",
+            "--control-port",
+            &control.to_string(),
+            "--log-port",
+            &logs.to_string(),
+            "--name",
+            "demo-worker",
+            "--state-dir",
+            &path(&state_dir),
+        ],
+        &dir.join("slave.log"),
+    )?;
+    wait_until_online(&cli)?;
+    cli.step("workers", &["workers", "list"])?;
+    cli.step("devices", &["devices", "list"])?;
+    cli.step(
+        "submit the job and follow its log (deploy, power-cycle, boot, log in, test)",
+        &["jobs", "submit", &path(&lab.job), "--follow"],
+    )?;
+    cli.step("the job", &["jobs", "show", "1"])?;
+    cli.step("devices after the job", &["devices", "list"])?;
     println!("\n== the outlet log written by the power commands ==");
     print!(
         "{}",
         std::fs::read_to_string(&lab.power_log).unwrap_or_default()
     );
     println!(
-        "\nthe job's log, results (YAML and JUnit), device configuration and pipeline are in {}",
-        out.display()
+        "\nmaster data (database, job logs, admin token) in {}\ndaemon logs: {}/master.log, {}/slave.log",
+        data_dir.display(),
+        dir.display(),
+        dir.display()
     );
     Ok(())
 }
 
-fn step(basalt: &Path, title: &str, args: &[&str]) -> anyhow::Result<()> {
-    println!("\n== {title} ==");
-    let status = Command::new(basalt)
-        .args(args)
-        .status()
-        .with_context(|| format!("cannot run {}", basalt.display()))?;
-    if !status.success() {
-        bail!("{title}: basalt exited with {status}");
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn wait_for_port(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(())
+    bail!("the master did not open its HTTP port {port} within 30 s")
+}
+
+fn wait_until_online(cli: &Cli) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let out = cli
+            .command(&["workers", "list", "--format", "json"])
+            .output()?;
+        if String::from_utf8_lossy(&out.stdout).contains("\"online\"") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("the slave did not come online within 30 s")
+}
+
+struct Cli {
+    basalt: PathBuf,
+    url: String,
+    token: String,
+}
+
+impl Cli {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.basalt);
+        command
+            .args(args)
+            .env("BASALT_URL", &self.url)
+            .env("BASALT_TOKEN", &self.token);
+        command
+    }
+
+    fn step(&self, title: &str, args: &[&str]) -> anyhow::Result<()> {
+        if !title.is_empty() {
+            println!("\n== {title} ==");
+        }
+        println!("$ basalt {}", args.join(" "));
+        let status = self
+            .command(args)
+            .status()
+            .with_context(|| format!("cannot run {}", self.basalt.display()))?;
+        if !status.success() {
+            bail!("basalt {} exited with {status}", args.join(" "));
+        }
+        Ok(())
+    }
 }

@@ -19,7 +19,7 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   test [ARGS...]        build the workspace (binary, plugins, fixtures), then cargo test --workspace
-  demo                  load the plugins, then power and boot a simulated board with them
+  demo                  a master, a slave and a simulated board: submit a job, follow it, show results
   bench plugin-call     host -> plugin -> host call overhead (release build)
   bench render          render + parse LAVA's 69 test devices, cold and warm (release build)
   bench console         console matcher throughput over a 256 MiB boot log (release build)
