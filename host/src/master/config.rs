@@ -158,3 +158,19 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod contrib_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_configurations_parse() {
+        let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib");
+        let master: MasterConfig = read_toml(&contrib.join("master.toml")).unwrap();
+        assert_eq!(master.control_port, 5556);
+        let slave: crate::slave::SlaveConfig = read_toml(&contrib.join("slave.toml")).unwrap();
+        assert_eq!(slave.timing.cancel_grace_secs, 120.0);
+        let unit = std::fs::read_to_string(contrib.join("basalt-slave.service")).unwrap();
+        assert!(unit.contains("KillMode=process"));
+    }
+}
