@@ -25,6 +25,8 @@ tasks:
   bench console         console matcher throughput over a 256 MiB boot log (release build)
   bench run             peak RSS of `basalt run` on a passing job (release build)
   bench scheduler       one scheduling pass: 10,000 queued jobs, 1,000 devices (release build)
+  bench master          the master end to end: store-backed scheduling pass, submit->START
+                        latency, log lines/s into storage, CPU with 2,000 pinging slaves
   ci                    cargo fmt --check, clippy -D warnings, then test";
 
 fn main() -> ExitCode {
@@ -59,6 +61,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             Some("scheduler") => cargo(
                 &root,
                 &["bench", "--package", "basalt", "--bench", "scheduler"],
+            ),
+            Some("master") => cargo(
+                &root,
+                &["bench", "--package", "basalt", "--bench", "master"],
             ),
             Some("render") => cargo(
                 &root,

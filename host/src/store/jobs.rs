@@ -225,19 +225,29 @@ impl Store {
                 tags: d.tags.into_iter().collect(),
             })
             .collect();
-        let queue = self
-            .jobs_where("state = 'submitted'", &[])?
-            .into_iter()
-            .map(|j| scheduler::QueuedJob {
-                id: j.id,
-                device_type: j.device_type,
-                priority: j.priority,
-                submit_time: j.submit_time.max(0) as u64,
-                requested_device: j.requested_device,
-                requested_worker: None,
-                tags: j.tags.into_iter().collect::<BTreeSet<_>>(),
-            })
-            .collect();
+        // Only the columns the scheduler reads: the queue can be tens of thousands of jobs
+        // and their definitions are not needed here.
+        let mut statement = self.conn.prepare_cached(
+            "SELECT id, device_type, priority, submit_time, requested_device, tags
+             FROM jobs WHERE state = 'submitted'",
+        )?;
+        let queue = statement
+            .query_map([], |row| {
+                let tags: String = row.get(5)?;
+                Ok(scheduler::QueuedJob {
+                    id: row.get(0)?,
+                    device_type: row.get(1)?,
+                    priority: row.get(2)?,
+                    submit_time: row.get::<_, i64>(3)?.max(0) as u64,
+                    requested_device: row.get(4)?,
+                    requested_worker: None,
+                    tags: serde_json::from_str::<Vec<String>>(&tags)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect::<BTreeSet<_>>(),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(scheduler::Snapshot {
             workers,
             devices,
