@@ -263,11 +263,15 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn bench_many_slaves(count: usize, interval: Duration, measure: Duration) {
+    basalt::master::raise_open_file_limit();
     let master = Master::start(interval.as_secs().max(1));
-    let context = zmq::Context::new();
+    // A libzmq context holds at most 1,023 sockets: one context per 500 slaves.
+    let contexts: Vec<zmq::Context> = (0..count.div_ceil(500))
+        .map(|_| zmq::Context::new())
+        .collect();
     let sockets: Vec<zmq::Socket> = (0..count)
         .map(|i| {
-            let socket = context.socket(zmq::DEALER).unwrap();
+            let socket = contexts[i / 500].socket(zmq::DEALER).unwrap();
             socket
                 .set_identity(format!("sim-{i:04}").as_bytes())
                 .unwrap();

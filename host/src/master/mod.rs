@@ -62,8 +62,27 @@ pub fn template_dirs(config: &MasterConfig, extra: &[PathBuf]) -> Vec<PathBuf> {
     dirs
 }
 
+/// Raises the open-file limit to its hard maximum: every connected slave holds a socket, and
+/// the usual soft limit (1024) would cap a lab at about a thousand workers.
+pub fn raise_open_file_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
+    }
+}
+
 /// Runs the master until SIGTERM or SIGINT.
 pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<()> {
+    let files = raise_open_file_limit();
+    tracing::debug!("open-file limit {files}");
     for dir in [
         config.data_dir.clone(),
         config.jobs_dir(),
