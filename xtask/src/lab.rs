@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 
 /// The files of the lab.
 pub struct Lab {
-    /// The directory holding everything.
-    pub dir: PathBuf,
     /// The device dictionary.
     pub dictionary: PathBuf,
     /// The job definition.
@@ -81,7 +79,6 @@ actions:
         ),
     )?;
     Ok(Lab {
-        dir: dir.to_path_buf(),
         dictionary,
         job,
         power_log,
