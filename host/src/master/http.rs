@@ -161,6 +161,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Serves the API on `listener` until the runtime stops.
+pub async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>) -> std::io::Result<()> {
+    axum::serve(listener, router(api)).await
+}
+
 /// The API's routes.
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()

@@ -124,7 +124,7 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
                 return;
             }
         };
-        if let Err(e) = axum::serve(listener, http::router(api)).await {
+        if let Err(e) = http::serve(listener, api).await {
             tracing::error!("HTTP server stopped: {e}");
         }
     });

@@ -1,3 +1,5 @@
+//! The store against a real SQLite file: migrations, the job state machine, log commits.
+
 use super::*;
 
 fn store() -> (tempfile::TempDir, Store) {
