@@ -189,6 +189,11 @@ impl Cluster {
         self.spawn("slave", &args)
     }
 
+    /// The master's HTTP API.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
     /// `basalt ARGS` against the master, with its URL and admin token.
     pub fn cli(&self, args: &[&str]) -> Output {
         let token = std::fs::read_to_string(self.data_dir().join("admin-token"))

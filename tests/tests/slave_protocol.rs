@@ -8,30 +8,47 @@ use basalt::transport::{ControlMessage, Incoming, JobFiles, MasterSockets, FEATU
 use basalt_e2e::cluster::Cluster;
 use basalt_e2e::Basalt;
 
-/// Polls the stand-in master until `want` picks a message, collecting log lines meanwhile.
+/// The stand-in master's inbox: control messages not yet looked at, and every log line.
+#[derive(Default)]
+struct Inbox {
+    control: std::collections::VecDeque<(String, ControlMessage)>,
+    logs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Inbox {
+    /// Receives whatever is ready, keeping everything.
+    fn poll(&mut self, master: &MasterSockets) {
+        for incoming in master.poll(Duration::from_millis(100)) {
+            match incoming {
+                Incoming::Control { peer, frames } => {
+                    if let Ok(message) = ControlMessage::decode(&frames) {
+                        self.control.push_back((peer, message));
+                    }
+                }
+                Incoming::Log { frames } if frames.len() == 2 => {
+                    self.logs.push((frames[0].clone(), frames[1].clone()))
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Waits until `want` picks a control message (those before it are dropped).
 fn expect<T>(
     master: &MasterSockets,
-    logs: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    inbox: &mut Inbox,
     what: &str,
     mut want: impl FnMut(&str, ControlMessage) -> Option<T>,
 ) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        for incoming in master.poll(Duration::from_millis(100)) {
-            match incoming {
-                Incoming::Control { peer, frames } => {
-                    if let Ok(message) = ControlMessage::decode(&frames) {
-                        if let Some(found) = want(&peer, message) {
-                            return found;
-                        }
-                    }
-                }
-                Incoming::Log { frames } if frames.len() == 2 => {
-                    logs.push((frames[0].clone(), frames[1].clone()))
-                }
-                _ => {}
+        while let Some((peer, message)) = inbox.control.pop_front() {
+            if let Some(found) = want(&peer, message) {
+                return found;
             }
         }
+        inbox.poll(master);
     }
     panic!("timed out waiting for {what}");
 }
@@ -46,15 +63,20 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
     )
     .unwrap();
     let _slave = cluster.start_slave();
-    let mut logs = Vec::new();
-    let offered = expect(&master, &mut logs, "HELLO", |peer, message| match message {
-        ControlMessage::Hello {
-            protocol: 3,
-            features,
-            ..
-        } if peer == "w1" => Some(features),
-        _ => None,
-    });
+    let mut inbox = Inbox::default();
+    let offered = expect(
+        &master,
+        &mut inbox,
+        "HELLO",
+        |peer, message| match message {
+            ControlMessage::Hello {
+                protocol: 3,
+                features,
+                ..
+            } if peer == "w1" => Some(features),
+            _ => None,
+        },
+    );
     assert!(offered.iter().any(|f| f == FEATURE_ACKED_LOGS));
     // A LAVA master's answer: no features.
     master.send("w1", &ControlMessage::HelloOk { features: vec![] });
@@ -71,7 +93,7 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
     }
     // Still answering: STATUS of a job it never had is an END with no description.
     master.send("w1", &ControlMessage::Status { job: 77 });
-    let (stderr, description) = expect(&master, &mut logs, "END 77", |_, message| match message {
+    let (stderr, description) = expect(&master, &mut inbox, "END 77", |_, message| match message {
         ControlMessage::End {
             job: 77,
             stderr,
@@ -117,11 +139,11 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
                 files: files.clone(),
             },
         );
-        expect(&master, &mut logs, "START_OK 5", |_, message| {
+        expect(&master, &mut inbox, "START_OK 5", |_, message| {
             (message == ControlMessage::StartOk { job: 5 }).then_some(())
         });
     }
-    let description = expect(&master, &mut logs, "END 5", |_, message| match message {
+    let description = expect(&master, &mut inbox, "END 5", |_, message| match message {
         ControlMessage::End {
             job: 5,
             description,
@@ -135,19 +157,19 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
     });
     assert!(description.starts_with(b"\xfd7zXZ\x00"), "END carries xz");
     master.send("w1", &ControlMessage::EndOk { job: 5 });
-    // Log lines went to the log socket as LAVA's lava-run sends them.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline
-        && !logs
+    // Log lines went to the log socket as LAVA's lava-run sends them; the last one may
+    // arrive after END, which travels on the other socket.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last = |inbox: &Inbox| {
+        inbox
+            .logs
             .iter()
-            .any(|(_, l)| l.starts_with(b"{\"dt\"") && l.windows(9).any(|w| w == b"\"job\", \""))
-    {
-        for incoming in master.poll(Duration::from_millis(100)) {
-            if let Incoming::Log { frames } = incoming {
-                logs.push((frames[0].clone(), frames[1].clone()));
-            }
-        }
+            .any(|(_, l)| String::from_utf8_lossy(l).contains("Job finished"))
+    };
+    while Instant::now() < deadline && !last(&inbox) {
+        inbox.poll(&master);
     }
+    let logs = inbox.logs;
     assert!(!logs.is_empty(), "no log lines on the log socket");
     assert!(logs
         .iter()

@@ -470,11 +470,17 @@ impl Slave {
             if data.is_empty() {
                 return true;
             }
-            for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                let line = line.strip_prefix(b"- ").unwrap_or(line);
-                if !pusher.push(id, line) {
+            let start = shipping.sent;
+            let mut at = start;
+            for line in data.split_inclusive(|&b| b == b'\n') {
+                let text = line.strip_suffix(b"\n").unwrap_or(line);
+                let text = text.strip_prefix(b"- ").unwrap_or(text);
+                if !text.is_empty() && !pusher.push(id, text) {
+                    // Resume at this line next time: nothing is pushed twice.
+                    shipping.sent = at;
                     return false;
                 }
+                at += line.len() as u64;
             }
             shipping.sent = end;
         }

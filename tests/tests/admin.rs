@@ -1,0 +1,164 @@
+//! The admin commands against a running master: what they change, and the errors they give
+//! for bad input (each says what is wrong and what to do).
+
+use basalt_e2e::cluster::Cluster;
+use basalt_e2e::Basalt;
+
+#[test]
+fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+
+    let error = cluster
+        .cli(&["device-types", "add", "no-such-board"])
+        .failure()
+        .stderr;
+    assert!(
+        error.contains("has no template: drop no-such-board.jinja2 into"),
+        "{error}"
+    );
+
+    let broken = cluster
+        .dir
+        .write("broken.yaml", "job_name: x\nactions: [\n");
+    let error = cluster
+        .cli(&["jobs", "submit", &broken.display().to_string()])
+        .failure()
+        .stderr;
+    assert!(
+        error.contains("invalid job definition") && error.contains("line"),
+        "{error}"
+    );
+
+    let other_type = cluster.dir.write(
+        "other.yaml",
+        std::fs::read_to_string(cluster.job("x", &["true"]))
+            .unwrap()
+            .replace("device_type: beaglebone-black", "device_type: qemu"),
+    );
+    let error = cluster
+        .cli(&["jobs", "submit", &other_type.display().to_string()])
+        .failure()
+        .stderr;
+    assert!(error.contains("basalt device-types add qemu"), "{error}");
+
+    let wrong = cluster
+        .dir
+        .write("wrong.jinja2", "{% extends 'qemu.jinja2' %}\n");
+    let error = cluster
+        .cli(&[
+            "devices",
+            "add",
+            "sim-02",
+            "--type",
+            "beaglebone-black",
+            "--worker",
+            "w1",
+            "--dict",
+            &wrong.display().to_string(),
+        ])
+        .failure()
+        .stderr;
+    assert!(
+        error.contains("make it extend 'beaglebone-black.jinja2'"),
+        "{error}"
+    );
+
+    // No token, then a wrong one: refused, nothing added.
+    let port_args = cluster.url();
+    let error = Basalt::new(["workers", "add", "intruder"])
+        .env("BASALT_URL", &port_args)
+        .run()
+        .failure()
+        .stderr;
+    assert!(error.contains("needs the admin token"), "{error}");
+    let error = Basalt::new(["workers", "add", "intruder"])
+        .env("BASALT_URL", &port_args)
+        .env("BASALT_TOKEN", "guess")
+        .run()
+        .failure()
+        .stderr;
+    assert!(error.contains("token is not valid"), "{error}");
+    let workers = cluster
+        .cli(&["workers", "list", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(workers.as_array().map(Vec::len), Some(1), "{workers}");
+}
+
+#[test]
+fn devices_and_workers_are_managed_and_the_token_survives_a_restart() {
+    let mut cluster = Cluster::new();
+    let master = cluster.start_master();
+    cluster.register_board();
+    let token = std::fs::read_to_string(cluster.data_dir().join("admin-token")).unwrap();
+
+    let dictionary = cluster
+        .cli(&["devices", "dict", "get", "sim-01"])
+        .success()
+        .stdout;
+    assert!(dictionary.contains("extends 'beaglebone-black.jinja2'"));
+    let edited = cluster.dir.write(
+        "edited.jinja2",
+        format!("{dictionary}{{% set boot_character_delay = 5 %}}\n"),
+    );
+    cluster
+        .cli(&[
+            "devices",
+            "dict",
+            "set",
+            "sim-01",
+            &edited.display().to_string(),
+        ])
+        .success();
+    let now = cluster
+        .cli(&["devices", "dict", "get", "sim-01"])
+        .success()
+        .stdout;
+    assert!(now.contains("boot_character_delay = 5"));
+
+    cluster
+        .cli(&["devices", "maintenance", "sim-01", "--reason", "new cable"])
+        .success();
+    let device = cluster
+        .cli(&["devices", "show", "sim-01", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(device["health"], "maintenance");
+    assert_eq!(device["history"][0]["reason"], "new cable", "{device}");
+    cluster.cli(&["devices", "activate", "sim-01"]).success();
+    cluster.cli(&["workers", "maintenance", "w1"]).success();
+    let worker = cluster.cli(&["workers", "show", "w1"]).success().json();
+    assert_eq!(worker["health"], "maintenance");
+    assert_eq!(worker["devices"][0], "sim-01");
+
+    assert!(
+        master.stop().success(),
+        "the master stops cleanly on SIGTERM"
+    );
+    let _master = cluster.start_master();
+    assert_eq!(
+        std::fs::read_to_string(cluster.data_dir().join("admin-token")).unwrap(),
+        token
+    );
+    let device = cluster
+        .cli(&["devices", "show", "sim-01", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(device["health"], "good");
+}
+
+#[test]
+fn a_configuration_file_with_a_typo_is_refused_with_its_name_and_key() {
+    let dir = basalt_e2e::TestDir::new();
+    let config = dir.write("master.toml", "data_dir = \"x\"\nhttp_prot = 8080\n");
+    let error = Basalt::new(["master", "--config", &config.display().to_string()])
+        .run()
+        .failure()
+        .stderr;
+    assert!(
+        error.contains("master.toml") && error.contains("http_prot"),
+        "{error}"
+    );
+}
