@@ -23,4 +23,5 @@ pub mod slave;
 pub mod store;
 pub mod template;
 pub mod transport;
+pub mod xmlrpc;
 pub mod yaml11;

@@ -72,7 +72,10 @@ fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
         .run()
         .failure()
         .stderr;
-    assert!(error.contains("needs the admin token"), "{error}");
+    assert!(
+        error.contains("Authentication with user and token required"),
+        "{error}"
+    );
     let error = Basalt::new(["workers", "add", "intruder"])
         .env("BASALT_URL", &port_args)
         .env("BASALT_TOKEN", "guess")
@@ -126,7 +129,10 @@ fn devices_and_workers_are_managed_and_the_token_survives_a_restart() {
         .success()
         .json();
     assert_eq!(device["health"], "maintenance");
-    assert_eq!(device["history"][0]["reason"], "new cable", "{device}");
+    assert_eq!(
+        device["history"][0]["reason"], "new cable (by admin)",
+        "{device}"
+    );
     cluster.cli(&["devices", "activate", "sim-01"]).success();
     cluster.cli(&["workers", "maintenance", "w1"]).success();
     let worker = cluster.cli(&["workers", "show", "w1"]).success().json();

@@ -59,6 +59,9 @@ pub enum Command {
     /// Manage a master's workers.
     #[command(subcommand)]
     Workers(remote::workers::WorkersCommand),
+    /// Manage a master's users and their API tokens.
+    #[command(subcommand, alias = "users")]
+    User(remote::users::UserCommand),
 }
 
 /// `basalt plugins ...`
@@ -121,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Master(args) => master::run(args),
         Command::Slave(args) => slave::run(args),
         Command::Workers(command) => remote::workers::run(&command),
+        Command::User(command) => remote::users::run(&command),
     }
 }
 

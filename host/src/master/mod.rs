@@ -11,10 +11,11 @@ pub mod config;
 mod control;
 pub mod http;
 pub mod joblogs;
+pub mod lava_api;
+pub mod service;
 mod start;
 pub mod submit;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -36,11 +37,7 @@ pub fn admin_token(path: &Path) -> anyhow::Result<String> {
             return Ok(token);
         }
     }
-    let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("cannot read /dev/urandom for the admin token")?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = service::random_token().context("cannot read /dev/urandom for the admin token")?;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -103,13 +100,17 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     let listener = std::net::TcpListener::bind(&http_address)
         .with_context(|| format!("cannot listen for HTTP on {http_address}"))?;
     listener.set_nonblocking(true)?;
-    let api = Arc::new(http::Api {
-        store: std::sync::Mutex::new(Store::open(&config.database())?),
-        waker: sockets.waker()?,
-        engine: TemplateEngine::new(SearchPath::new(template_dirs.clone())),
-        token,
-        jobs_dir: config.jobs_dir(),
-    });
+    let waker = sockets.waker()?;
+    let service = Arc::new(service::Service::new(
+        Store::open(&config.database())?,
+        move || waker.wake(),
+        TemplateEngine::new(SearchPath::new(template_dirs.clone())),
+        config.data_dir.clone(),
+        config.jobs_dir(),
+    ));
+    service
+        .ensure_admin(&token)
+        .context("cannot register the admin token")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -124,7 +125,7 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
                 return;
             }
         };
-        if let Err(e) = http::serve(listener, api).await {
+        if let Err(e) = http::serve(listener, service).await {
             tracing::error!("HTTP server stopped: {e}");
         }
     });

@@ -55,23 +55,45 @@ pub fn job_files(
             device: device.hostname.clone(),
             message: e.to_string(),
         })?;
-    let per_worker = data_dir.join("dispatcher.d");
+    let paths = WorkerFilePaths::new(data_dir, worker);
     Ok(JobFiles {
         job: job.definition.clone(),
         device: rendered.text,
-        dispatcher: worker_file(&[
-            per_worker.join(worker).join("dispatcher.yaml"),
-            per_worker.join(format!("{worker}.yaml")),
-        ])?,
-        env: worker_file(&[
-            per_worker.join(worker).join("env.yaml"),
-            data_dir.join("env.yaml"),
-        ])?,
-        env_dut: worker_file(&[
-            per_worker.join(worker).join("env.dut.yaml"),
-            data_dir.join("env.dut.yaml"),
-        ])?,
+        dispatcher: worker_file(&paths.dispatcher)?,
+        env: worker_file(&paths.env)?,
+        env_dut: worker_file(&paths.env_dut)?,
     })
+}
+
+/// Where a worker's dispatcher configuration and environments may be, most specific first.
+pub struct WorkerFilePaths {
+    /// `dispatcher.yaml` candidates.
+    pub dispatcher: [PathBuf; 2],
+    /// `env.yaml` candidates.
+    pub env: [PathBuf; 2],
+    /// `env.dut.yaml` candidates.
+    pub env_dut: [PathBuf; 2],
+}
+
+impl WorkerFilePaths {
+    /// The candidates for `worker` under `data_dir`.
+    pub fn new(data_dir: &Path, worker: &str) -> Self {
+        let per_worker = data_dir.join("dispatcher.d");
+        Self {
+            dispatcher: [
+                per_worker.join(worker).join("dispatcher.yaml"),
+                per_worker.join(format!("{worker}.yaml")),
+            ],
+            env: [
+                per_worker.join(worker).join("env.yaml"),
+                data_dir.join("env.yaml"),
+            ],
+            env_dut: [
+                per_worker.join(worker).join("env.dut.yaml"),
+                data_dir.join("env.dut.yaml"),
+            ],
+        }
+    }
 }
 
 /// The first of `candidates` that exists, checked to be YAML; empty if none does.

@@ -59,7 +59,7 @@ fn device_row(row: &Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
-fn is_unique_violation(error: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(
         error,
         rusqlite::Error::SqliteFailure(e, _)
@@ -336,6 +336,45 @@ impl Store {
             kind: "device",
             name: hostname.to_owned(),
         })
+    }
+
+    /// Changes a device's worker or description (each when given).
+    pub fn update_device(
+        &self,
+        hostname: &str,
+        worker: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.existing_device(hostname)?;
+        self.conn.execute(
+            "UPDATE devices SET worker = coalesce(?2, worker),
+                                description = coalesce(?3, description)
+             WHERE hostname = ?1",
+            params![hostname, worker, description],
+        )?;
+        Ok(())
+    }
+
+    /// Changes a worker's description or job limit (each when given).
+    pub fn update_worker(
+        &self,
+        hostname: &str,
+        description: Option<&str>,
+        job_limit: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE workers SET description = coalesce(?2, description),
+                                job_limit = coalesce(?3, job_limit)
+             WHERE hostname = ?1",
+            params![hostname, description, job_limit],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                kind: "worker",
+                name: hostname.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Replaces a device's dictionary.

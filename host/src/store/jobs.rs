@@ -150,11 +150,31 @@ impl Store {
 
     /// Jobs, newest first, optionally only those in `state`, at most `limit`.
     pub fn jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>, StoreError> {
-        let mut statement = self.conn.prepare(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR state = ?1)
-             ORDER BY id DESC LIMIT ?2"
+        self.jobs_filtered(state, None, 0, limit)
+    }
+
+    /// Jobs in `state` with `health` (each when given), newest first, skipping `offset`.
+    pub fn jobs_filtered(
+        &self,
+        state: Option<JobState>,
+        health: Option<JobHealth>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR health = ?2)
+             ORDER BY id DESC LIMIT ?3 OFFSET ?4"
         ))?;
-        let rows = statement.query_map(params![state.map(JobState::as_str), limit], job_row)?;
+        let rows = statement.query_map(
+            params![
+                state.map(JobState::as_str),
+                health.map(JobHealth::as_str),
+                limit,
+                offset
+            ],
+            job_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -12,6 +12,7 @@ mod inventory;
 mod jobs;
 pub mod model;
 mod schema;
+mod users;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -275,3 +275,29 @@ pub struct HistoryEntry {
     /// Why.
     pub reason: String,
 }
+
+/// Someone who may use the API.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct User {
+    /// Login name (what lavacli sends as `username`).
+    pub name: String,
+    /// May change the lab (devices, workers, types, users), not only submit jobs.
+    pub superuser: bool,
+    /// Inactive users' tokens are refused, as LAVA refuses inactive accounts.
+    pub active: bool,
+    /// When it was created (ms since the epoch).
+    pub created: i64,
+}
+
+/// What is known about one token; the secret itself is never stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// Whose it is.
+    pub user: String,
+    /// What the admin said it is for.
+    pub description: String,
+    /// When it was made (ms since the epoch).
+    pub created: i64,
+    /// When it was last presented (ms since the epoch, to the minute).
+    pub last_used: Option<i64>,
+}

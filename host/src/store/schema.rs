@@ -82,6 +82,21 @@ const MIGRATIONS: &[&str] = &[
          reason TEXT NOT NULL
      );
      CREATE INDEX history_by_object ON history(kind, object);",
+    // 2: users and their API tokens (only a token's SHA-256 is kept).
+    "CREATE TABLE users (
+         name      TEXT PRIMARY KEY,
+         superuser INTEGER NOT NULL DEFAULT 0,
+         active    INTEGER NOT NULL DEFAULT 1,
+         created   INTEGER NOT NULL
+     );
+     CREATE TABLE tokens (
+         digest      TEXT PRIMARY KEY,
+         user        TEXT NOT NULL REFERENCES users(name),
+         description TEXT NOT NULL DEFAULT '',
+         created     INTEGER NOT NULL,
+         last_used   INTEGER
+     );
+     CREATE INDEX tokens_by_user ON tokens(user);",
 ];
 
 /// The schema version this build writes.

@@ -169,6 +169,14 @@ impl TemplateEngine {
             .map_err(|e| self.convert(e))
     }
 
+    /// Parses template text given directly (an upload through the API) without rendering it.
+    pub fn check_source(&self, name: &str, source: &str) -> Result<(), TemplateError> {
+        self.env
+            .template_from_named_str(name, source)
+            .map(|_| ())
+            .map_err(|e| self.convert(e))
+    }
+
     fn convert(&self, error: minijinja::Error) -> TemplateError {
         let template = error.name().map(str::to_owned);
         let line = error.line();

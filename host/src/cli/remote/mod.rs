@@ -5,6 +5,7 @@
 pub mod device_types;
 pub mod devices;
 pub mod jobs;
+pub mod users;
 pub mod workers;
 
 use anyhow::{bail, Context};
@@ -17,7 +18,8 @@ pub struct MasterArgs {
     /// The master's HTTP API (default http://localhost:8000).
     #[arg(long, env = "BASALT_URL", value_name = "URL")]
     pub url: Option<String>,
-    /// The admin token (the master writes it to DATA_DIR/admin-token).
+    /// An API token: the admin token the master writes to DATA_DIR/admin-token, or one made
+    /// with `basalt user token`.
     #[arg(
         long,
         env = "BASALT_TOKEN",

@@ -1,0 +1,132 @@
+//! `basalt user add|token|list|tokens`: the accounts lavacli and the admin commands log in
+//! with. A token is printed once, when it is made; the master keeps only its digest.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::{field, print_table, MasterArgs};
+use crate::cli::Format;
+
+/// `basalt user ...`
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user (needs a superuser's token, e.g. the master's admin token).
+    Add(AddArgs),
+    /// Make a new API token for a user and print it (the only time it is shown).
+    Token(TokenArgs),
+    /// List users.
+    List(ListArgs),
+    /// List a user's tokens (descriptions and dates, never the secrets).
+    Tokens(NameArgs),
+}
+
+/// Flags of `basalt user add`.
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// The login name (what lavacli's `--username` says).
+    pub name: String,
+    /// May change the lab (devices, workers, device types, users), not only submit jobs.
+    #[arg(long)]
+    pub superuser: bool,
+    /// Also make a token and print it.
+    #[arg(long)]
+    pub with_token: bool,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Flags of `basalt user token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Whose token.
+    pub name: String,
+    /// What it is for (shown by `basalt user tokens`).
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Flags of `basalt user list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Flags naming one user.
+#[derive(Args, Debug)]
+pub struct NameArgs {
+    /// The user.
+    pub name: String,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+fn make_token(master: &MasterArgs, name: &str, description: &str) -> anyhow::Result<String> {
+    let answer = master.client().post(
+        &format!("/api/v1/users/{name}/tokens"),
+        &json!({ "description": description }),
+    )?;
+    Ok(field(&answer, "token"))
+}
+
+/// Runs a `basalt user` command.
+pub fn run(command: &UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Add(args) => {
+            args.master.client().post(
+                "/api/v1/users",
+                &json!({ "name": args.name, "superuser": args.superuser }),
+            )?;
+            eprintln!(
+                "user {} added{}",
+                args.name,
+                if args.superuser { " (superuser)" } else { "" }
+            );
+            if args.with_token {
+                println!(
+                    "{}",
+                    make_token(&args.master, &args.name, "made with the user")?
+                );
+            }
+        }
+        UserCommand::Token(args) => {
+            println!(
+                "{}",
+                make_token(&args.master, &args.name, &args.description)?
+            );
+        }
+        UserCommand::List(args) => {
+            let users = args.master.client().get("/api/v1/users")?;
+            if args.format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                let rows: Vec<Vec<String>> = users
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|u| vec![field(u, "name"), field(u, "superuser"), field(u, "active")])
+                    .collect();
+                print_table(&["NAME", "SUPERUSER", "ACTIVE"], &rows);
+            }
+        }
+        UserCommand::Tokens(args) => {
+            let tokens = args
+                .master
+                .client()
+                .get(&format!("/api/v1/users/{}/tokens", args.name))?;
+            println!("{}", serde_json::to_string_pretty(&tokens)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,78 @@
+//! The master's HTTP port: the REST API ([`rest`], `/api/v1/`), LAVA's XML-RPC API ([`rpc`],
+//! `/RPC2`) and the web pages ([`web`]), all adapters over the [`Service`].
+//!
+//! Credentials are read here, once per request: `Authorization: Bearer TOKEN` (Basalt's
+//! clients), or `Basic` with `username:token` (lavacli and Python's XML-RPC client, which
+//! take them from the URL). No header means an anonymous caller, who may read.
+
+mod rest;
+mod rpc;
+mod web;
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use axum::Router;
+use base64::Engine;
+
+use super::service::{Caller, ErrorKind, Service, ServiceError};
+
+/// The largest request body accepted (a job definition or a template is far smaller).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Serves everything on `listener` until the runtime stops.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(service)).await
+}
+
+/// All routes of the HTTP port.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .merge(rest::routes())
+        .merge(rpc::routes())
+        .merge(web::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(service)
+}
+
+/// Who sent the request; an error when credentials were given but are not valid.
+fn caller(service: &Service, headers: &HeaderMap) -> Result<Caller, ServiceError> {
+    let Some(value) = headers.get("authorization") else {
+        return Ok(Caller::Anonymous);
+    };
+    let invalid = |what: &str| ServiceError::new(ErrorKind::Unauthorized, what.to_owned());
+    let value = value
+        .to_str()
+        .map_err(|_| invalid("the Authorization header is not text"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" | "token" if !rest.is_empty() => service.authenticate(rest),
+        "basic" => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| invalid("the Basic credentials are not base64 text"))?;
+            let (user, token) = decoded
+                .split_once(':')
+                .ok_or_else(|| invalid("the Basic credentials are not username:token"))?;
+            if user.is_empty() && token.is_empty() {
+                return Ok(Caller::Anonymous);
+            }
+            service.authenticate_as(user, token)
+        }
+        _ => Err(invalid(
+            "the Authorization header must be `Bearer TOKEN` or Basic username:token",
+        )),
+    }
+}
+
+/// The HTTP status for a service error.
+fn status(kind: ErrorKind) -> axum::http::StatusCode {
+    axum::http::StatusCode::from_u16(kind.code())
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+}

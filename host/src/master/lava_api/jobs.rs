@@ -1,0 +1,251 @@
+//! `scheduler.jobs.*`, the legacy flat job methods and `results.*`.
+
+use super::{datetime, display, Fault, MethodResult, Params};
+use crate::master::service::{Caller, JobFilter, Service};
+use crate::store::{Job, JobHealth, JobState};
+use crate::xmlrpc::Value;
+
+/// LAVA's `jobs.list` caps a page at this many.
+const LIST_MAX: i64 = 100;
+
+/// LAVA's display state: a scheduled job is "Scheduled", one waiting is "Submitted".
+fn state_name(state: JobState) -> String {
+    display(state.as_str())
+}
+
+pub fn submit(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    let definition = params.string(0, "definition")?;
+    Ok(Value::from(service.submit(caller, &definition, None)?))
+}
+
+pub fn resubmit(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    let id = params.id(0, "job_id")?;
+    Ok(Value::from(service.resubmit(caller, id)?))
+}
+
+pub fn cancel(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    service.cancel(caller, params.id(0, "job_id")?)?;
+    Ok(Value::Nil)
+}
+
+pub fn cancel_legacy(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    cancel(service, caller, params)?;
+    Ok(Value::Bool(true))
+}
+
+fn show_value(job: &Job) -> Value {
+    let failure = job.failure_comment.trim();
+    Value::structure([
+        ("id", Value::from(job.id)),
+        ("description", Value::from(job.name.as_str())),
+        ("device", Value::opt_string(job.actual_device.as_deref())),
+        ("device_type", Value::from(job.device_type.as_str())),
+        ("health_check", Value::Bool(false)),
+        ("pipeline", Value::Bool(true)),
+        ("health", Value::String(display(job.health.as_str()))),
+        ("state", Value::String(state_name(job.state))),
+        ("submitter", Value::from(job.submitter.as_str())),
+        ("submit_time", datetime(Some(job.submit_time))),
+        ("start_time", datetime(job.start_time)),
+        ("end_time", datetime(job.end_time)),
+        (
+            "tags",
+            Value::Array(job.tags.iter().map(|t| Value::from(t.as_str())).collect()),
+        ),
+        ("visibility", Value::from("Public")),
+        (
+            "failure_comment",
+            Value::opt_string((!failure.is_empty()).then_some(failure)),
+        ),
+        ("error_msg", Value::opt_string(job.error_msg.as_deref())),
+        ("error_type", Value::opt_string(job.error_type.as_deref())),
+    ])
+}
+
+pub fn show(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    Ok(show_value(&service.job(params.id(0, "job_id")?)?))
+}
+
+pub fn definition(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    Ok(Value::String(
+        service.job(params.id(0, "job_id")?)?.definition,
+    ))
+}
+
+/// `[finished, Binary(lines start..end)]`: lavacli counts the lines it parsed and asks again
+/// from there until `finished`.
+pub fn logs(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(3)?;
+    let id = params.id(0, "job_id")?;
+    let start = params.opt_int(1, "start")?.unwrap_or(0).max(0) as u64;
+    let end = params.opt_int(2, "end")?.map(|e| e.max(0) as u64);
+    let lines = service.log_lines(id, start, end)?;
+    Ok(Value::Array(vec![
+        Value::Bool(lines.finished),
+        Value::Base64(lines.text.into_bytes()),
+    ]))
+}
+
+fn parse_state(text: &str) -> Result<JobState, Fault> {
+    JobState::parse(text).ok_or_else(|| {
+        Fault::new(
+            400,
+            format!(
+                "{text:?} is not a job state: SUBMITTED, SCHEDULED, RUNNING, CANCELING or FINISHED"
+            ),
+        )
+    })
+}
+
+fn parse_health(text: &str) -> Result<JobHealth, Fault> {
+    JobHealth::parse(text).ok_or_else(|| {
+        Fault::new(
+            400,
+            format!("{text:?} is not a job health: UNKNOWN, COMPLETE, INCOMPLETE or CANCELED"),
+        )
+    })
+}
+
+/// `list(state=None, health=None, start=0, limit=25, since=0, verbose=False)`.
+pub fn list(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(7)?;
+    let state = params
+        .opt_string(0, "state")?
+        .map(|s| parse_state(&s))
+        .transpose()?;
+    let health = params
+        .opt_string(1, "health")?
+        .map(|h| parse_health(&h))
+        .transpose()?;
+    let start = params.opt_int(2, "start")?.unwrap_or(0).max(0);
+    let limit = params.opt_int(3, "limit")?.unwrap_or(25).clamp(0, LIST_MAX);
+    let since_minutes = params.opt_int(4, "since")?.unwrap_or(0).max(0);
+    let verbose = params.bool_or(5, "verbose", false)?;
+    let filter = JobFilter {
+        state,
+        health,
+        offset: start as u32,
+        limit: limit as u32,
+    };
+    let cutoff = (since_minutes > 0).then(|| crate::store::now_ms() - since_minutes * 60_000);
+    let jobs = service.jobs(&filter)?;
+    Ok(Value::Array(
+        jobs.iter()
+            .filter(|job| match cutoff {
+                Some(cutoff) => job.end_time.is_some_and(|end| end >= cutoff),
+                None => true,
+            })
+            .map(|job| {
+                let mut members = vec![
+                    ("id", Value::from(job.id)),
+                    ("description", Value::from(job.name.as_str())),
+                    ("device_type", Value::from(job.device_type.as_str())),
+                    ("health", Value::String(display(job.health.as_str()))),
+                    ("state", Value::String(state_name(job.state))),
+                    ("submitter", Value::from(job.submitter.as_str())),
+                ];
+                if verbose {
+                    members.extend([
+                        (
+                            "actual_device",
+                            Value::opt_string(job.actual_device.as_deref()),
+                        ),
+                        // Strings here, as LAVA sends them: lavacli dumps lists as JSON.
+                        ("start_time", time_text(job.start_time)),
+                        ("end_time", time_text(job.end_time)),
+                        ("error_msg", Value::opt_string(job.error_msg.as_deref())),
+                        ("error_type", Value::opt_string(job.error_type.as_deref())),
+                    ]);
+                }
+                Value::structure(members)
+            })
+            .collect(),
+    ))
+}
+
+/// A time as text (`2026-11-25 10:00:00+00:00`, Python's `str(datetime)`), or nil.
+fn time_text(ms: Option<i64>) -> Value {
+    match datetime(ms) {
+        Value::DateTime(_) => {
+            let at = std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(ms.unwrap_or(0).max(0) as u64);
+            let rfc = humantime::format_rfc3339_seconds(at).to_string();
+            Value::String(rfc.replace('T', " ").replace('Z', "+00:00"))
+        }
+        _ => Value::Nil,
+    }
+}
+
+/// `{}` when valid, `{path, msg}` for the first problem otherwise.
+pub fn validate(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(2)?;
+    let definition = params.string(0, "definition")?;
+    params.bool_or(1, "strict", false)?;
+    Ok(match service.validate(&definition) {
+        Ok(()) => Value::Struct(Vec::new()),
+        Err(problems) => {
+            let first = problems.first();
+            let path = first.map(|p| p.path.clone()).unwrap_or_default();
+            let message = problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            Value::structure([
+                ("path", Value::String(path)),
+                ("msg", Value::String(message)),
+            ])
+        }
+    })
+}
+
+pub fn state_legacy(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    let job = service.job(params.id(0, "job_id")?)?;
+    Ok(Value::structure([(
+        "job_state",
+        Value::String(state_name(job.state)),
+    )]))
+}
+
+pub fn health_legacy(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    let job = service.job(params.id(0, "job_id")?)?;
+    Ok(Value::structure([(
+        "job_health",
+        Value::String(display(job.health.as_str())),
+    )]))
+}
+
+/// The job's results as a YAML list, in log order, with LAVA's keys.
+pub fn results_yaml(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    let id = params.id(0, "job_id")?;
+    let results = service.results(id)?;
+    let entries: Vec<serde_json::Value> = results
+        .iter()
+        .enumerate()
+        .map(|(index, r)| {
+            serde_json::json!({
+                "id": index + 1,
+                "job": id.to_string(),
+                "suite": r.suite,
+                "name": r.name,
+                "result": r.result,
+                "measurement": r.measurement,
+                "unit": r.units.clone().unwrap_or_default(),
+                "level": r.data.get("level").cloned().unwrap_or(serde_json::Value::Null),
+                "log_start_line": r.log_line + 1,
+                "metadata": r.data,
+            })
+        })
+        .collect();
+    serde_yaml::to_string(&entries)
+        .map(Value::String)
+        .map_err(|e| Fault::new(500, format!("cannot write the results as YAML: {e}")))
+}

@@ -1,0 +1,458 @@
+//! Workers, device types and devices.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{check_name, Caller, ServiceError, ServiceResult};
+use crate::store::{
+    Device, DeviceHealth, DeviceType, HistoryEntry, StoreError, Worker, WorkerHealth,
+};
+use crate::template::extends_target;
+
+/// A device type as lists show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceTypeSummary {
+    /// Its name.
+    pub name: String,
+    /// What the admin said about it.
+    pub description: String,
+    /// How many devices of it are not retired.
+    pub devices: usize,
+    /// The template file that defines it, if one is on the search path.
+    pub template: Option<String>,
+}
+
+/// Which of a worker's own files exist (LAVA shows the others as "default").
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WorkerFiles {
+    /// A `dispatcher.yaml` of its own.
+    pub config: bool,
+    /// An `env.yaml` (its own or the master-wide one).
+    pub env: bool,
+    /// An `env.dut.yaml` (its own or the master-wide one).
+    pub env_dut: bool,
+}
+
+/// What adding a device takes.
+#[derive(Debug, Clone, Default)]
+pub struct NewDevice {
+    /// Its name.
+    pub hostname: String,
+    /// Its type, which must be known.
+    pub device_type: String,
+    /// The worker it hangs off, which must be known.
+    pub worker: String,
+    /// Its dictionary; empty until set (the device gets no jobs without one).
+    pub dictionary: String,
+    /// Tags jobs can ask for.
+    pub tags: Vec<String>,
+    /// Free text.
+    pub description: String,
+}
+
+impl super::Service {
+    /// All workers.
+    pub fn workers(&self) -> ServiceResult<Vec<Worker>> {
+        Ok(self.store()?.workers()?)
+    }
+
+    /// One worker, with the names of its devices and its history.
+    pub fn worker(&self, name: &str) -> ServiceResult<(Worker, Vec<String>, Vec<HistoryEntry>)> {
+        let store = self.store()?;
+        let worker = store.worker(name)?.ok_or(StoreError::NotFound {
+            kind: "worker",
+            name: name.to_owned(),
+        })?;
+        let devices = store
+            .devices()?
+            .into_iter()
+            .filter(|d| d.worker.as_deref() == Some(name))
+            .map(|d| d.hostname)
+            .collect();
+        Ok((worker, devices, store.history("worker", name)?))
+    }
+
+    /// Registers a worker before its slave first connects.
+    pub fn add_worker(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: &str,
+        job_limit: u32,
+    ) -> ServiceResult<Worker> {
+        caller.require_superuser()?;
+        check_name("worker", name)?;
+        let store = self.store()?;
+        store.add_worker(name, description, job_limit)?;
+        Ok(store.worker(name)?.ok_or(StoreError::NotFound {
+            kind: "worker",
+            name: name.to_owned(),
+        })?)
+    }
+
+    /// Which of its dispatcher files a worker has.
+    pub fn worker_files(&self, name: &str) -> WorkerFiles {
+        let paths = crate::master::start::WorkerFilePaths::new(&self.data_dir, name);
+        let any = |candidates: &[std::path::PathBuf]| candidates.iter().any(|p| p.is_file());
+        WorkerFiles {
+            config: any(&paths.dispatcher),
+            env: any(&paths.env),
+            env_dut: any(&paths.env_dut),
+        }
+    }
+
+    /// Changes a worker's description or job limit.
+    pub fn update_worker(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: Option<&str>,
+        job_limit: Option<u32>,
+    ) -> ServiceResult<Worker> {
+        caller.require_superuser()?;
+        let store = self.store()?;
+        store.update_worker(name, description, job_limit)?;
+        self.reschedule();
+        Ok(store.worker(name)?.ok_or(StoreError::NotFound {
+            kind: "worker",
+            name: name.to_owned(),
+        })?)
+    }
+
+    /// Puts a worker into maintenance, back to active, or retires it.
+    pub fn set_worker_health(
+        &self,
+        caller: &Caller,
+        name: &str,
+        health: &str,
+        reason: &str,
+    ) -> ServiceResult<Worker> {
+        let user = caller.require_superuser()?;
+        let health = WorkerHealth::parse(&health.to_ascii_lowercase()).ok_or_else(|| {
+            ServiceError::bad_request(format!(
+                "{health:?} is not a worker health: use active, maintenance or retired"
+            ))
+        })?;
+        let store = self.store()?;
+        store.set_worker_health(name, health, &with_who(reason, &user.name))?;
+        self.reschedule();
+        Ok(store.worker(name)?.ok_or(StoreError::NotFound {
+            kind: "worker",
+            name: name.to_owned(),
+        })?)
+    }
+
+    /// The template file for `device_type`, if one is on the search path.
+    fn template_file(&self, device_type: &str) -> ServiceResult<Option<std::path::PathBuf>> {
+        Ok(self
+            .engine
+            .search_path()
+            .resolve(&format!("{device_type}.jinja2"))
+            .map_err(|e| ServiceError::bad_request(e.to_string()))?
+            .map(|f| f.path))
+    }
+
+    /// Fails with what to do when `device_type` has no template.
+    fn require_template(&self, device_type: &str) -> ServiceResult<()> {
+        if self.template_file(device_type)?.is_none() {
+            return Err(ServiceError::bad_request(format!(
+                "device type {device_type} has no template: drop {device_type}.jinja2 into {} \
+                 (or set it with `lavacli device-types template set`)",
+                self.template_dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The names of all templates on the search path (device types one could add).
+    pub fn template_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .engine
+            .search_path()
+            .list()
+            .into_iter()
+            .filter_map(|f| {
+                let name = f.name.strip_suffix(".jinja2")?.to_owned();
+                (!name.starts_with("base")).then_some(name)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// All registered device types.
+    pub fn device_types(&self) -> ServiceResult<Vec<DeviceTypeSummary>> {
+        let store = self.store()?;
+        let devices = store.devices()?;
+        store
+            .device_types()?
+            .into_iter()
+            .map(|t| {
+                let count = devices
+                    .iter()
+                    .filter(|d| d.device_type == t.name && d.health != DeviceHealth::Retired)
+                    .count();
+                Ok(DeviceTypeSummary {
+                    template: self
+                        .template_file(&t.name)?
+                        .map(|p| p.display().to_string()),
+                    name: t.name,
+                    description: t.description,
+                    devices: count,
+                })
+            })
+            .collect()
+    }
+
+    /// One device type.
+    pub fn device_type(&self, name: &str) -> ServiceResult<DeviceTypeSummary> {
+        self.device_types()?
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| {
+                StoreError::NotFound {
+                    kind: "device type",
+                    name: name.to_owned(),
+                }
+                .into()
+            })
+    }
+
+    /// Registers a device type. With `require_template` (Basalt's own API) its template must
+    /// already be on the search path; LAVA's API allows setting the template afterwards.
+    pub fn add_device_type(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: &str,
+        require_template: bool,
+    ) -> ServiceResult<DeviceType> {
+        caller.require_superuser()?;
+        check_name("device type", name)?;
+        if require_template {
+            self.require_template(name)?;
+        }
+        let store = self.store()?;
+        store.add_device_type(name, description)?;
+        Ok(store.device_type(name)?.ok_or(StoreError::NotFound {
+            kind: "device type",
+            name: name.to_owned(),
+        })?)
+    }
+
+    /// The text of a device type's template (the file the search path finds first).
+    pub fn template(&self, name: &str) -> ServiceResult<String> {
+        let path = self.template_file(name)?.ok_or_else(|| {
+            ServiceError::new(
+                super::ErrorKind::NotFound,
+                format!("device type {name} has no template"),
+            )
+        })?;
+        std::fs::read_to_string(&path)
+            .map_err(|e| ServiceError::internal(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes a device type's template into the data directory's `device-types/` (where it
+    /// overrides a built-in one); empty text removes that override.
+    pub fn set_template(&self, caller: &Caller, name: &str, text: &str) -> ServiceResult<()> {
+        caller.require_superuser()?;
+        check_name("device type", name)?;
+        let path = self.template_dir.join(format!("{name}.jinja2"));
+        let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
+        if text.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+                _ => Ok(()),
+            };
+        }
+        self.engine
+            .check_source(&format!("{name}.jinja2"), text)
+            .map_err(|e| {
+                ServiceError::bad_request(format!("the template of {name} is not valid: {e}"))
+            })?;
+        std::fs::create_dir_all(&self.template_dir).map_err(io)?;
+        // Write then rename, so the scheduler never renders half a template.
+        let partial = self.template_dir.join(format!(".{name}.jinja2.partial"));
+        std::fs::write(&partial, text)
+            .and_then(|_| std::fs::rename(&partial, &path))
+            .map_err(io)
+    }
+
+    /// All devices.
+    pub fn devices(&self) -> ServiceResult<Vec<Device>> {
+        Ok(self.store()?.devices()?)
+    }
+
+    /// One device and its history.
+    pub fn device(&self, name: &str) -> ServiceResult<(Device, Vec<HistoryEntry>)> {
+        let store = self.store()?;
+        let device = store.device(name)?.ok_or(StoreError::NotFound {
+            kind: "device",
+            name: name.to_owned(),
+        })?;
+        Ok((device, store.history("device", name)?))
+    }
+
+    /// Checks that a dictionary extends its type's template and renders.
+    fn check_dictionary(&self, hostname: &str, device_type: &str, text: &str) -> ServiceResult<()> {
+        match extends_target(text) {
+            Some(target) if target == format!("{device_type}.jinja2") => {}
+            Some(target) => {
+                return Err(ServiceError::bad_request(format!(
+                    "the dictionary of {hostname} extends {target}, but the device is a \
+                     {device_type}: make it extend '{device_type}.jinja2'"
+                )))
+            }
+            None => {
+                return Err(ServiceError::bad_request(format!(
+                    "the dictionary of {hostname} extends no template: start it with \
+                     {{% extends '{device_type}.jinja2' %}}"
+                )))
+            }
+        }
+        self.require_template(device_type)?;
+        self.engine
+            .render_source(&format!("{hostname}.jinja2"), text, &json!({}))
+            .map_err(|e| {
+                ServiceError::bad_request(format!(
+                    "the dictionary of {hostname} does not render: {e}"
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// Adds a device. Its type and worker must exist; a dictionary, if given, must render.
+    pub fn add_device(&self, caller: &Caller, new: &NewDevice) -> ServiceResult<Device> {
+        caller.require_superuser()?;
+        check_name("device", &new.hostname)?;
+        {
+            let store = self.store()?;
+            if store.device_type(&new.device_type)?.is_none() {
+                return Err(ServiceError::bad_request(format!(
+                    "device type {} is not known: add it first with `basalt device-types add {}`",
+                    new.device_type, new.device_type
+                )));
+            }
+            if store.worker(&new.worker)?.is_none() {
+                return Err(ServiceError::bad_request(format!(
+                    "worker {} is not known: add it first with `basalt workers add {}`",
+                    new.worker, new.worker
+                )));
+            }
+        }
+        if !new.dictionary.is_empty() {
+            self.check_dictionary(&new.hostname, &new.device_type, &new.dictionary)?;
+        }
+        let store = self.store()?;
+        store.add_device(
+            &new.hostname,
+            &new.device_type,
+            &new.worker,
+            &new.dictionary,
+            &new.tags,
+            &new.description,
+        )?;
+        self.reschedule();
+        Ok(store.device(&new.hostname)?.ok_or(StoreError::NotFound {
+            kind: "device",
+            name: new.hostname.clone(),
+        })?)
+    }
+
+    /// Moves a device to another worker or changes its description.
+    pub fn update_device(
+        &self,
+        caller: &Caller,
+        name: &str,
+        worker: Option<&str>,
+        description: Option<&str>,
+    ) -> ServiceResult<Device> {
+        caller.require_superuser()?;
+        let store = self.store()?;
+        if let Some(worker) = worker {
+            if store.worker(worker)?.is_none() {
+                return Err(ServiceError::bad_request(format!(
+                    "worker {worker} is not known: add it first with `basalt workers add {worker}`"
+                )));
+            }
+        }
+        store.update_device(name, worker, description)?;
+        self.reschedule();
+        Ok(store.device(name)?.ok_or(StoreError::NotFound {
+            kind: "device",
+            name: name.to_owned(),
+        })?)
+    }
+
+    /// A device's dictionary (Jinja2 text); not found when it has none.
+    pub fn dictionary(&self, name: &str) -> ServiceResult<String> {
+        let (device, _) = self.device(name)?;
+        if device.dictionary.is_empty() {
+            return Err(ServiceError::new(
+                super::ErrorKind::NotFound,
+                format!("device {name} has no dictionary: set one with `basalt devices dict set`"),
+            ));
+        }
+        Ok(device.dictionary)
+    }
+
+    /// A device's dictionary rendered with `context` (the job context a job would give).
+    pub fn rendered_dictionary(
+        &self,
+        name: &str,
+        context: &serde_json::Value,
+    ) -> ServiceResult<String> {
+        let text = self.dictionary(name)?;
+        self.engine
+            .render_source_text(&format!("{name}.jinja2"), &text, context)
+            .map_err(|e| {
+                ServiceError::bad_request(format!("the dictionary of {name} does not render: {e}"))
+            })
+    }
+
+    /// Replaces a device's dictionary after checking that it renders; empty text removes it
+    /// (the device then gets no jobs).
+    pub fn set_dictionary(&self, caller: &Caller, name: &str, text: &str) -> ServiceResult<()> {
+        caller.require_superuser()?;
+        let (device, _) = self.device(name)?;
+        if !text.is_empty() {
+            self.check_dictionary(name, &device.device_type, text)?;
+        }
+        self.store()?.set_dictionary(name, text)?;
+        self.reschedule();
+        Ok(())
+    }
+
+    /// Changes a device's health (maintenance, back to good, retired).
+    pub fn set_device_health(
+        &self,
+        caller: &Caller,
+        name: &str,
+        health: &str,
+        reason: &str,
+    ) -> ServiceResult<Device> {
+        let user = caller.require_superuser()?;
+        let health = DeviceHealth::parse(&health.to_ascii_lowercase()).ok_or_else(|| {
+            ServiceError::bad_request(format!(
+                "{health:?} is not a device health: use good, unknown, maintenance, looping, \
+                 bad or retired"
+            ))
+        })?;
+        let store = self.store()?;
+        store.set_device_health(name, health, &with_who(reason, &user.name))?;
+        self.reschedule();
+        Ok(store.device(name)?.ok_or(StoreError::NotFound {
+            kind: "device",
+            name: name.to_owned(),
+        })?)
+    }
+}
+
+/// A history reason that names who made the change.
+fn with_who(reason: &str, user: &str) -> String {
+    match reason.trim() {
+        "" => format!("by {user}"),
+        reason => format!("{reason} (by {user})"),
+    }
+}

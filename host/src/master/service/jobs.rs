@@ -1,0 +1,198 @@
+//! Jobs: submission, the queue, cancelling, logs and results.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{Caller, ErrorKind, ServiceError, ServiceResult};
+use crate::job::{parse_job, JobError, JobProblem};
+use crate::master::submit::{submit, SubmitError};
+use crate::store::{HistoryEntry, Job, JobHealth, JobState, StoreError, TestResult};
+
+/// The largest piece of a log one request returns.
+pub const LOG_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// Which jobs a list shows, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs with this health.
+    pub health: Option<JobHealth>,
+    /// How many to skip.
+    pub offset: u32,
+    /// How many at most.
+    pub limit: u32,
+}
+
+/// A byte range of a job's log, as the REST API and the web page poll it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogChunk {
+    /// First byte returned.
+    pub start: u64,
+    /// One past the last byte returned (the next request's offset).
+    pub end: u64,
+    /// Bytes the master holds so far.
+    pub size: u64,
+    /// The bytes (YAML lines).
+    pub text: String,
+    /// The job's state, so a follower knows when to stop.
+    pub state: JobState,
+    /// The job's health.
+    pub health: JobHealth,
+}
+
+/// A range of a job's log lines, as LAVA's `scheduler.jobs.logs` returns them.
+#[derive(Debug, Clone)]
+pub struct LogLines {
+    /// The job has finished: no more lines will come.
+    pub finished: bool,
+    /// The lines, YAML text.
+    pub text: String,
+}
+
+fn not_found_job(id: u64) -> ServiceError {
+    StoreError::NotFound {
+        kind: "job",
+        name: id.to_string(),
+    }
+    .into()
+}
+
+impl super::Service {
+    /// Jobs matching `filter`, newest first.
+    pub fn jobs(&self, filter: &JobFilter) -> ServiceResult<Vec<Job>> {
+        Ok(self
+            .store()?
+            .jobs_filtered(filter.state, filter.health, filter.offset, filter.limit)?)
+    }
+
+    /// One job.
+    pub fn job(&self, id: u64) -> ServiceResult<Job> {
+        self.store()?.job(id)?.ok_or_else(|| not_found_job(id))
+    }
+
+    /// One job's state and health history.
+    pub fn job_history(&self, id: u64) -> ServiceResult<Vec<HistoryEntry>> {
+        Ok(self.store()?.history("job", &id.to_string())?)
+    }
+
+    /// Checks a definition as submission would, without queueing it.
+    pub fn validate(&self, text: &str) -> Result<(), Vec<JobProblem>> {
+        match parse_job(text) {
+            Ok(_) => Ok(()),
+            Err(JobError::Invalid(problems)) => Err(problems),
+            Err(other) => Err(vec![JobProblem {
+                path: String::new(),
+                line: None,
+                column: None,
+                message: other.to_string(),
+            }]),
+        }
+    }
+
+    /// Validates and queues a job for the caller; `device` pins it to one device.
+    pub fn submit(&self, caller: &Caller, text: &str, device: Option<&str>) -> ServiceResult<u64> {
+        let user = caller.require_user()?;
+        let id = {
+            let store = self.store()?;
+            submit(&store, text, &user.name, device).map_err(|e| match e {
+                SubmitError::Store(e) => ServiceError::from(e),
+                other => ServiceError::bad_request(other.to_string()),
+            })?
+        };
+        self.reschedule();
+        Ok(id)
+    }
+
+    /// Queues a job again with the same definition (and device, if it was pinned).
+    pub fn resubmit(&self, caller: &Caller, id: u64) -> ServiceResult<u64> {
+        let job = self.job(id)?;
+        self.submit(caller, &job.definition, job.requested_device.as_deref())
+    }
+
+    /// Cancels a job: its submitter or a superuser may.
+    pub fn cancel(&self, caller: &Caller, id: u64) -> ServiceResult<JobState> {
+        let user = caller.require_user()?;
+        let job = self.job(id)?;
+        if !user.superuser && job.submitter != user.name {
+            return Err(ServiceError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "job {id} was submitted by {}: only they or a superuser may cancel it",
+                    job.submitter
+                ),
+            ));
+        }
+        let state = self.store()?.request_cancel(id)?;
+        self.reschedule();
+        Ok(state)
+    }
+
+    fn log_path(&self, id: u64) -> PathBuf {
+        self.jobs_dir.join(id.to_string()).join("output.yaml")
+    }
+
+    /// Reads `range` of a job's committed log.
+    fn read_log(&self, id: u64, start: u64, stop: u64) -> ServiceResult<Vec<u8>> {
+        if stop <= start {
+            return Ok(Vec::new());
+        }
+        let path = self.log_path(id);
+        let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(&path).map_err(io)?;
+        let mut buffer = vec![0; (stop - start) as usize];
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| file.read_exact(&mut buffer))
+            .map_err(io)?;
+        Ok(buffer)
+    }
+
+    /// The log from byte `offset` on, at most [`LOG_CHUNK`] bytes.
+    pub fn log_bytes(&self, id: u64, offset: u64) -> ServiceResult<LogChunk> {
+        let job = self.job(id)?;
+        // Only what the database says is committed: bytes past it may be cut off after a crash.
+        let size = job.log_bytes;
+        let start = offset.min(size);
+        let stop = size.min(start + LOG_CHUNK);
+        let bytes = self.read_log(id, start, stop)?;
+        Ok(LogChunk {
+            start,
+            end: stop,
+            size,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            state: job.state,
+            health: job.health,
+        })
+    }
+
+    /// Log lines `start..end` (all from `start` when `end` is `None`), counted from 0.
+    pub fn log_lines(&self, id: u64, start: u64, end: Option<u64>) -> ServiceResult<LogLines> {
+        let job = self.job(id)?;
+        let finished = job.state == JobState::Finished;
+        let all = self.read_log(id, 0, job.log_bytes)?;
+        let line_starts: Vec<usize> = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', &all).map(|i| i + 1))
+            .filter(|&i| i < all.len())
+            .collect();
+        let offset_of = |line: u64| {
+            usize::try_from(line)
+                .ok()
+                .and_then(|line| line_starts.get(line).copied())
+                .unwrap_or(all.len())
+        };
+        let from = offset_of(start);
+        let to = end.map_or(all.len(), offset_of).max(from);
+        Ok(LogLines {
+            finished,
+            text: String::from_utf8_lossy(&all[from..to]).into_owned(),
+        })
+    }
+
+    /// A job's test results, in log order.
+    pub fn results(&self, id: u64) -> ServiceResult<Vec<TestResult>> {
+        self.job(id)?;
+        Ok(self.store()?.results(id)?)
+    }
+}

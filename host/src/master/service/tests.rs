@@ -1,0 +1,268 @@
+//! The service's rules against a real SQLite file and the repository's device types: who
+//! may do what, tokens, templates, log ranges.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::*;
+use crate::store::{JobLogBatch, JobState};
+use crate::template::SearchPath;
+
+pub(crate) const JOB: &str = "job_name: smoke
+device_type: qemu
+timeouts:
+  job: {minutes: 4}
+visibility: public
+actions:
+- deploy:
+    to: tmpfs
+    images:
+      kernel: {url: 'file:///k'}
+- boot:
+    method: qemu
+    media: tmpfs
+    prompts: ['# ']
+";
+
+pub(crate) const DICTIONARY: &str = "{% extends 'qemu.jinja2' %}\n{% set arch = 'amd64' %}\n";
+
+/// A service over a fresh data directory; returns the admin caller and the wake-up count.
+pub(crate) fn service(dir: &Path) -> (Service, Caller, Arc<AtomicUsize>) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("jobs")).unwrap();
+    let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../device-types");
+    let engine = TemplateEngine::new(SearchPath::new(vec![data.join("device-types"), builtin]));
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let counter = wakes.clone();
+    let service = Service::new(
+        Store::open(&data.join("basalt.db")).unwrap(),
+        move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+        engine,
+        data.clone(),
+        data.join("jobs"),
+    );
+    service.ensure_admin("admin-secret").unwrap();
+    let admin = service.authenticate("admin-secret").unwrap();
+    (service, admin, wakes)
+}
+
+/// The admin adds a qemu type, a worker and a device with a dictionary.
+pub(crate) fn lab(service: &Service, admin: &Caller) {
+    service.add_device_type(admin, "qemu", "", true).unwrap();
+    service.add_worker(admin, "w1", "", 0).unwrap();
+    service
+        .add_device(
+            admin,
+            &NewDevice {
+                hostname: "qemu-01".into(),
+                device_type: "qemu".into(),
+                worker: "w1".into(),
+                dictionary: DICTIONARY.into(),
+                ..NewDevice::default()
+            },
+        )
+        .unwrap();
+}
+
+fn user(service: &Service, admin: &Caller, name: &str) -> Caller {
+    service.add_user(admin, name, false).unwrap();
+    let token = service.add_token(admin, name, "test").unwrap();
+    service.authenticate(&token).unwrap()
+}
+
+#[test]
+fn the_admin_token_is_registered_once_and_stored_only_as_a_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    service.ensure_admin("admin-secret").unwrap();
+    assert_eq!(admin.name(), Some(ADMIN));
+    assert_eq!(service.tokens(&admin, ADMIN).unwrap().len(), 1);
+    drop(service);
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            bytes.extend(std::fs::read(path).unwrap());
+        }
+    }
+    assert!(!bytes.windows(12).any(|w| w == b"admin-secret"));
+}
+
+#[test]
+fn wrong_tokens_and_wrong_usernames_are_unauthorized() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, _, _) = service(dir.path());
+    for result in [
+        service.authenticate("guess"),
+        service.authenticate_as("someone", "admin-secret"),
+    ] {
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Unauthorized);
+    }
+    assert!(service.authenticate_as(ADMIN, "admin-secret").is_ok());
+}
+
+#[test]
+fn anonymous_callers_read_but_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let nobody = Caller::Anonymous;
+    assert_eq!(service.devices().unwrap().len(), 1);
+    let refusals = [
+        service.add_worker(&nobody, "w2", "", 0).map(|_| ()),
+        service
+            .add_device_type(&nobody, "qemu-aarch64", "", true)
+            .map(|_| ()),
+        service.set_dictionary(&nobody, "qemu-01", "").map(|_| ()),
+        service
+            .set_device_health(&nobody, "qemu-01", "maintenance", "")
+            .map(|_| ()),
+        service.submit(&nobody, JOB, None).map(|_| ()),
+        service.set_template(&nobody, "qemu", "x").map(|_| ()),
+        service.add_user(&nobody, "eve", true).map(|_| ()),
+    ];
+    for refusal in refusals {
+        assert_eq!(refusal.unwrap_err().kind, ErrorKind::Unauthorized);
+    }
+    assert_eq!(service.workers().unwrap().len(), 1);
+    assert_eq!(service.dictionary("qemu-01").unwrap(), DICTIONARY);
+}
+
+#[test]
+fn users_submit_and_cancel_their_own_jobs_but_do_not_change_the_lab() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, wakes) = service(dir.path());
+    lab(&service, &admin);
+    let alice = user(&service, &admin, "alice");
+    let bob = user(&service, &admin, "bob");
+    assert_eq!(
+        service.add_worker(&alice, "w2", "", 0).unwrap_err().kind,
+        ErrorKind::Forbidden
+    );
+    assert_eq!(
+        service.add_token(&alice, "bob", "").unwrap_err().kind,
+        ErrorKind::Forbidden
+    );
+    let before = wakes.load(Ordering::SeqCst);
+    let id = service.submit(&alice, JOB, None).unwrap();
+    assert!(
+        wakes.load(Ordering::SeqCst) > before,
+        "submitting wakes the scheduler"
+    );
+    assert_eq!(service.job(id).unwrap().submitter, "alice");
+    assert_eq!(
+        service.cancel(&bob, id).unwrap_err().kind,
+        ErrorKind::Forbidden
+    );
+    assert_eq!(service.cancel(&alice, id).unwrap(), JobState::Finished);
+    let again = service.resubmit(&bob, id).unwrap();
+    assert_eq!(service.job(again).unwrap().submitter, "bob");
+    assert_eq!(service.cancel(&admin, again).unwrap(), JobState::Finished);
+}
+
+#[test]
+fn unknown_users_bad_names_and_taken_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    assert_eq!(
+        service.add_token(&admin, "ghost", "").unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        service.add_user(&admin, "../etc", false).unwrap_err().kind,
+        ErrorKind::BadRequest
+    );
+    assert_eq!(
+        service.add_user(&admin, ADMIN, false).unwrap_err().kind,
+        ErrorKind::Conflict
+    );
+}
+
+#[test]
+fn templates_set_through_the_api_override_and_can_be_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    let builtin = service.template("qemu").unwrap();
+    let mine = format!("{{# local #}}\n{builtin}");
+    service.set_template(&admin, "qemu", &mine).unwrap();
+    assert_eq!(service.template("qemu").unwrap(), mine);
+    let error = service
+        .set_template(&admin, "qemu", "{% if %}")
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::BadRequest);
+    assert!(error.message.contains("not valid"), "{}", error.message);
+    assert_eq!(
+        service.template("qemu").unwrap(),
+        mine,
+        "a bad upload changes nothing"
+    );
+    service.set_template(&admin, "qemu", "").unwrap();
+    assert_eq!(service.template("qemu").unwrap(), builtin);
+    assert_eq!(
+        service.template("no-such-board").unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn a_device_without_a_dictionary_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    service.set_dictionary(&admin, "qemu-01", "").unwrap();
+    let error = service.dictionary("qemu-01").unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotFound);
+    let error = service
+        .set_dictionary(&admin, "qemu-01", "{% extends 'beaglebone-black.jinja2' %}")
+        .unwrap_err();
+    assert!(
+        error.message.contains("make it extend 'qemu.jinja2'"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn log_lines_are_counted_from_zero_and_end_at_what_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let id = service.submit(&admin, JOB, None).unwrap();
+    let log_dir = dir.path().join("data/jobs").join(id.to_string());
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let lines = "- a\n- b\n- c\n- d\n";
+    // A fifth line was written but not committed (the master died while writing it).
+    std::fs::write(log_dir.join("output.yaml"), format!("{lines}- e")).unwrap();
+    service
+        .store()
+        .unwrap()
+        .commit_log(
+            id,
+            &JobLogBatch {
+                bytes: lines.len() as u64,
+                lines: 4,
+                results: vec![],
+                job_result: None,
+            },
+        )
+        .unwrap();
+    let text = |start, end| service.log_lines(id, start, end).unwrap().text;
+    assert_eq!(text(0, None), lines);
+    assert_eq!(text(1, Some(3)), "- b\n- c\n");
+    assert_eq!(text(3, None), "- d\n");
+    assert_eq!(text(4, None), "");
+    assert_eq!(text(9, Some(2)), "");
+    assert!(!service.log_lines(id, 0, None).unwrap().finished);
+    let chunk = service.log_bytes(id, 4).unwrap();
+    assert_eq!(
+        (chunk.start, chunk.end, chunk.text.as_str()),
+        (4, 16, "- b\n- c\n- d\n")
+    );
+    assert_eq!(
+        service.log_lines(id + 1, 0, None).unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+}

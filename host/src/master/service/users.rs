@@ -1,0 +1,80 @@
+//! Users and their API tokens.
+
+use std::io::Read;
+
+use super::{check_name, Caller, ErrorKind, ServiceError, ServiceResult};
+use crate::store::{TokenInfo, User};
+
+/// A new secret: 32 bytes from the kernel's generator, as 64 hex digits (lowercase
+/// alphanumerics, which lavacli and URLs carry without quoting).
+pub fn random_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl super::Service {
+    /// All users (superusers only).
+    pub fn users(&self, caller: &Caller) -> ServiceResult<Vec<User>> {
+        caller.require_superuser()?;
+        Ok(self.store()?.users()?)
+    }
+
+    /// Creates a user (superusers only).
+    pub fn add_user(&self, caller: &Caller, name: &str, superuser: bool) -> ServiceResult<User> {
+        caller.require_superuser()?;
+        check_name("user", name)?;
+        let store = self.store()?;
+        store.add_user(name, superuser)?;
+        store.user(name)?.ok_or_else(|| {
+            ServiceError::internal(format!("user {name} vanished right after it was added"))
+        })
+    }
+
+    /// Makes a new token for `name` and returns the secret, which is not kept: a user may
+    /// make their own, a superuser anyone's.
+    pub fn add_token(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: &str,
+    ) -> ServiceResult<String> {
+        let me = caller.require_user()?;
+        if !me.superuser && me.name != name {
+            return Err(ServiceError::new(
+                ErrorKind::Forbidden,
+                format!("only {name} or a superuser may make tokens for {name}"),
+            ));
+        }
+        let secret = random_token()
+            .map_err(|e| ServiceError::internal(format!("cannot read /dev/urandom: {e}")))?;
+        self.store()?.add_token(name, &secret, description)?;
+        Ok(secret)
+    }
+
+    /// What is known about `name`'s tokens (never the secrets).
+    pub fn tokens(&self, caller: &Caller, name: &str) -> ServiceResult<Vec<TokenInfo>> {
+        let me = caller.require_user()?;
+        if !me.superuser && me.name != name {
+            return Err(ServiceError::new(
+                ErrorKind::Forbidden,
+                format!("only {name} or a superuser may list the tokens of {name}"),
+            ));
+        }
+        Ok(self.store()?.tokens(name)?)
+    }
+
+    /// Makes sure the admin user exists and that `token` (the data directory's `admin-token`)
+    /// is one of its tokens: the bootstrap credential of a fresh master.
+    pub fn ensure_admin(&self, token: &str) -> ServiceResult<()> {
+        let store = self.store()?;
+        if store.user(ADMIN)?.is_none() {
+            store.add_user(ADMIN, true)?;
+        }
+        store.add_token(ADMIN, token, "DATA_DIR/admin-token")?;
+        Ok(())
+    }
+}
+
+/// The superuser every master has; its first token is written to `DATA_DIR/admin-token`.
+pub const ADMIN: &str = "admin";
