@@ -209,23 +209,7 @@ impl Cluster {
 
     /// Registers worker `w1`, the device type and `sim-01`.
     pub fn register_board(&self) {
-        let state = self.dir.path().join("board");
-        let power = state.join("power");
-        let dictionary = self.dir.write(
-            "sim-01.jinja2",
-            format!(
-                "{{% extends 'beaglebone-black.jinja2' %}}
-{{% set connection_command = '{} --state {}' %}}
-{{% set power_on_command = 'echo on > {p}' %}}
-{{% set hard_reset_command = 'echo on > {p}' %}}
-{{% set power_off_command = 'echo off > {p}' %}}
-{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
-",
-                test_program("simboard").display(),
-                state.display(),
-                p = power.display(),
-            ),
-        );
+        let dictionary = self.board_dictionary();
         self.cli(&["workers", "add", "w1"]).success();
         self.cli(&["device-types", "add", "beaglebone-black"])
             .success();
@@ -241,6 +225,28 @@ impl Cluster {
             &dictionary.display().to_string(),
         ])
         .success();
+    }
+
+    /// Writes the dictionary of the simulated board `sim-01` (a beaglebone-black whose
+    /// console and power are the simulator's) and returns its path.
+    pub fn board_dictionary(&self) -> PathBuf {
+        let state = self.dir.path().join("board");
+        let power = state.join("power");
+        self.dir.write(
+            "sim-01.jinja2",
+            format!(
+                "{{% extends 'beaglebone-black.jinja2' %}}
+{{% set connection_command = '{} --state {}' %}}
+{{% set power_on_command = 'echo on > {p}' %}}
+{{% set hard_reset_command = 'echo on > {p}' %}}
+{{% set power_off_command = 'echo off > {p}' %}}
+{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
+",
+                test_program("simboard").display(),
+                state.display(),
+                p = power.display(),
+            ),
+        )
     }
 
     /// Writes a job whose test definition runs `steps` on the board.

@@ -167,6 +167,22 @@ impl std::fmt::Display for Output {
     }
 }
 
+/// Whether `program` is on `PATH`. Tests of third-party clients skip without them locally,
+/// but CI (which sets `BASALT_REQUIRE_TOOLS=1` after installing them) fails instead.
+pub fn tool_available(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("BASALT_REQUIRE_TOOLS").is_none(),
+            "{program} is not installed, and BASALT_REQUIRE_TOOLS says tests need it"
+        );
+        eprintln!("skipping: {program} is not installed (CI installs it)");
+    }
+    found
+}
+
 /// A `basalt` invocation, with `BASALT_*` variables of the caller's environment removed.
 pub struct Basalt {
     command: Command,
@@ -199,6 +215,27 @@ impl Basalt {
             shown,
             timeout: Duration::from_secs(60),
         }
+    }
+
+    /// Another program (`lavacli`, `chromium`), run with the same care: captured output, a
+    /// timeout, `BASALT_*` variables removed.
+    pub fn program<I, S>(program: &str, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut this = Self::new(std::iter::empty::<&str>());
+        this.command = Command::new(program);
+        this.shown = program.to_owned();
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BASALT_") {
+                this.command.env_remove(key);
+            }
+        }
+        for arg in args {
+            this = this.arg(arg);
+        }
+        this
     }
 
     /// Adds an argument.

@@ -5,7 +5,8 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::model::*;
 use super::{now_ms, Store, StoreError};
 
-const WORKER_COLUMNS: &str = "hostname, description, state, health, job_limit, last_seen, version";
+const WORKER_COLUMNS: &str =
+    "hostname, description, state, health, job_limit, last_seen, version, created";
 const DEVICE_COLUMNS: &str =
     "hostname, device_type, worker, dictionary, tags, description, state, health, current_job";
 
@@ -42,6 +43,7 @@ fn worker_row(row: &Row<'_>) -> rusqlite::Result<Worker> {
         job_limit: row.get(4)?,
         last_seen: row.get(5)?,
         version: row.get(6)?,
+        created: row.get(7)?,
     })
 }
 

@@ -166,6 +166,8 @@ pub struct Worker {
     pub last_seen: Option<i64>,
     /// The software version its HELLO carried.
     pub version: Option<String>,
+    /// When it was registered (ms since the epoch).
+    pub created: i64,
 }
 
 /// A device.

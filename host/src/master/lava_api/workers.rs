@@ -24,7 +24,7 @@ pub fn show(service: &Service, _: &Caller, params: &Params) -> MethodResult {
     let name = params.string(0, "hostname")?;
     let (worker, devices, _) = service.worker(&name)?;
     let files = service.worker_files(&name);
-    let mut members = vec![
+    let members = vec![
         ("hostname", Value::from(worker.hostname.as_str())),
         ("description", Value::from(worker.description.as_str())),
         ("state", Value::String(display(worker.state.as_str()))),
@@ -38,11 +38,12 @@ pub fn show(service: &Service, _: &Caller, params: &Params) -> MethodResult {
         ("default_config", Value::Bool(!files.config)),
         ("default_env", Value::Bool(!files.env)),
         ("default_env_dut", Value::Bool(!files.env_dut)),
+        // lavacli always reads it as a dateTime; LAVA starts it at the worker's creation.
+        (
+            "last_ping",
+            datetime(Some(worker.last_seen.unwrap_or(worker.created))),
+        ),
     ];
-    // lavacli reads `last_ping` as a dateTime when present: a worker never seen has none.
-    if worker.last_seen.is_some() {
-        members.push(("last_ping", datetime(worker.last_seen)));
-    }
     Ok(Value::structure(members))
 }
 

@@ -117,8 +117,8 @@ impl Caller {
             Self::User(user) => Ok(user),
             Self::Anonymous => Err(ServiceError::new(
                 ErrorKind::Unauthorized,
-                "Authentication with user and token required for this API: pass --token or \
-                 set BASALT_TOKEN (make one with `basalt user token NAME`)",
+                "Authentication with user and token required for this API (a token comes from \
+                 `basalt user token NAME`; the admin's is in DATA_DIR/admin-token)",
             )),
         }
     }
