@@ -125,3 +125,71 @@ fn engines_stay_behind_their_modules() {
         }
     }
 }
+
+/// The `(METHOD, path)` pairs a Rust router file declares with `.route("path", get(..).post(..))`.
+fn declared_routes(text: &str) -> std::collections::BTreeSet<(String, String)> {
+    let mut routes = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(".route(") {
+        rest = &rest[start + ".route(".len()..];
+        // The call's arguments end at the parenthesis that balances the opening one.
+        let mut depth = 1;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })
+            .map(|(i, _)| i)
+            .unwrap_or(rest.len());
+        let call = &rest[..end];
+        let path = call.split('"').nth(1).unwrap_or_default().to_owned();
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let named = call.contains(&format!(" {method}("))
+                || call.contains(&format!("\t{method}("))
+                || call.contains(&format!("\n{method}("))
+                || call.contains(&format!(".{method}("))
+                || call.contains(&format!(",{method}("));
+            if named {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        rest = &rest[end..];
+    }
+    routes
+}
+
+/// docs/openapi.yaml describes exactly the REST routes the master serves.
+#[test]
+fn the_openapi_document_matches_the_rest_routes() {
+    let root = super::project_root();
+    let rest = std::fs::read_to_string(root.join("host/src/master/http/rest.rs"))
+        .expect("the REST module");
+    let served = declared_routes(&rest);
+    assert!(served.len() > 10, "no routes found in rest.rs: {served:?}");
+    let document: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root.join("docs/openapi.yaml")).expect("docs/openapi.yaml"),
+    )
+    .expect("openapi.yaml is YAML");
+    let mut described = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_mapping().expect("paths") {
+        let path = path.as_str().unwrap_or_default().to_owned();
+        for method in item.as_mapping().expect("a path item").keys() {
+            let method = method.as_str().unwrap_or_default();
+            if ["get", "post", "put", "delete", "patch"].contains(&method) {
+                described.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let undocumented: Vec<_> = served.difference(&described).collect();
+    let unserved: Vec<_> = described.difference(&served).collect();
+    assert!(
+        undocumented.is_empty() && unserved.is_empty(),
+        "served but not in docs/openapi.yaml: {undocumented:?}\n\
+         in docs/openapi.yaml but not served: {unserved:?}"
+    );
+}

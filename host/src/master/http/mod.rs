@@ -34,6 +34,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(rest::routes())
         .merge(rpc::routes())
         .merge(web::routes())
+        .fallback(web::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }
