@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use basalt::transport::{ControlMessage, Incoming, JobFiles, MasterSockets, FEATURE_ACKED_LOGS};
-use basalt_e2e::cluster::Cluster;
+use basalt_e2e::cluster::{wait_for, Cluster};
 use basalt_e2e::Basalt;
 
 /// The stand-in master's inbox: control messages not yet looked at, and every log line.
@@ -184,8 +184,17 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
             && l.contains("pass")),
         "{text:#?}"
     );
-    let started = std::fs::read_dir(cluster.state_dir().join("finished"))
-        .unwrap()
-        .count();
+    // The slave files the job away just after END_OK reaches it.
+    let finished = cluster.state_dir().join("finished");
+    let started = wait_for(
+        "the slave to file the job away",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_dir(&finished)
+                .ok()
+                .map(|dir| dir.count())
+                .filter(|&n| n > 0)
+        },
+    );
     assert_eq!(started, 1, "the job ran once and was cleared after END_OK");
 }
