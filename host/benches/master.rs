@@ -365,6 +365,7 @@ fn bench_snapshot_pass() {
                 context: json!({}),
                 priority: (j % 3 * 50) as u8,
                 submitter: "bench".into(),
+                health_check: false,
             })
             .unwrap();
     }

@@ -23,6 +23,7 @@ fn lab() -> Snapshot {
         .collect();
     let devices = (0..1000)
         .map(|i| DeviceView {
+            needs_health_check: false,
             hostname: format!("dev-{i:04}"),
             device_type: format!("type-{:02}", i % 20),
             worker: Some(format!("worker-{:03}", i % 100)),
@@ -46,6 +47,7 @@ fn lab() -> Snapshot {
         .collect();
     let queue = (0..10_000u64)
         .map(|i| QueuedJob {
+            health_check: false,
             id: i,
             device_type: format!("type-{:02}", i % 20),
             priority: [0, 50, 50, 100][(i % 4) as usize],

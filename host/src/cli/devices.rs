@@ -38,7 +38,8 @@ pub enum DevicesCommand {
     Show(super::remote::devices::NameArgs),
     /// Take a device out of service (running jobs finish; no new ones).
     Maintenance(super::remote::devices::HealthArgs),
-    /// Put a device back into service (health good).
+    /// Put a device back into service: health unknown, so its type's health check runs before
+    /// any other job (types without one take jobs at once); `--skip-health-check`: good.
     Activate(super::remote::devices::HealthArgs),
     /// Get or set a device's dictionary on a master.
     #[command(subcommand)]
@@ -107,7 +108,14 @@ pub fn run(command: &DevicesCommand) -> anyhow::Result<ExitCode> {
         DevicesCommand::Maintenance(args) => {
             super::remote::devices::set_health(args, "maintenance")
         }
-        DevicesCommand::Activate(args) => super::remote::devices::set_health(args, "good"),
+        DevicesCommand::Activate(args) => {
+            let health = if args.skip_health_check {
+                "good"
+            } else {
+                "unknown"
+            };
+            super::remote::devices::set_health(args, health)
+        }
         DevicesCommand::Dict(command) => super::remote::devices::dict(command),
         DevicesCommand::Render(args) => render(args),
         DevicesCommand::Check(args) => check(args),

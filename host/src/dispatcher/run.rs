@@ -28,6 +28,8 @@ const SUPPORTED_DEPLOYS: &[&str] = &["tmpfs", "tftp", "nfs", "overlay", "downloa
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the final power-off may take when the device sets no `power-off` timeout.
 const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long reading the power state back may take at the end of a job.
+const POWER_STATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +125,8 @@ struct Job<'a> {
     kernel_type: Option<String>,
     suites: usize,
     job_deadline: Instant,
+    /// The power state read back at the end (`on`, `off`, `unknown`), when the board has power.
+    power_state: Option<String>,
 }
 
 /// Runs a job to its end. Never panics on bad input: every problem ends the job with a
@@ -148,6 +152,7 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
         deployed: Map::new(),
         kernel_type: None,
         suites: 0,
+        power_state: None,
         job_deadline: Instant::now(),
     };
     let outcome = job.run();
@@ -536,6 +541,20 @@ impl Job<'_> {
                 Ok(()) => self.log.info("finalize: board powered off"),
                 Err(e) => self.log.error(&format!("finalize: power off failed: {e}")),
             }
+            // Read back what the PDU says, for the master's view of the device; drivers that
+            // cannot tell answer unknown.
+            self.power_state = Some(match power.state(POWER_STATE_TIMEOUT) {
+                Ok(state) => state.name().to_owned(),
+                Err(e) => {
+                    self.log
+                        .error(&format!("finalize: power state read-back failed: {e}"));
+                    "unknown".to_owned()
+                }
+            });
+            if let Some(state) = &self.power_state {
+                self.log
+                    .info(&format!("finalize: power state read back: {state}"));
+            }
         }
         if let Some(console) = self.board.console.take() {
             let _ = console.close();
@@ -550,6 +569,7 @@ impl Job<'_> {
             "status": outcome.status.name(),
             "error_type": outcome.failure.as_ref().map(|f| f.class.lava_name()),
             "error_msg": outcome.failure.as_ref().map(|f| f.message.clone()),
+            "power_state": self.power_state,
         });
         std::fs::write(
             self.request.output_dir.join("result.yaml"),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::config::MasterConfig;
+use super::health::HealthChecks;
 use super::joblogs::JobLogs;
 use super::start::job_files;
 use crate::store::{Job, JobHealth, JobState, Store, StoreError};
@@ -39,6 +40,7 @@ pub struct ControlLoop {
     store: Store,
     sockets: MasterSockets,
     engine: TemplateEngine,
+    health: HealthChecks,
     logs: JobLogs,
     peers: HashMap<String, Peer>,
     start_sent: HashMap<u64, Instant>,
@@ -60,7 +62,9 @@ impl ControlLoop {
     ) -> Self {
         let now = Instant::now();
         let logs = JobLogs::new(config.jobs_dir());
+        let health = HealthChecks::new(&config.data_dir);
         Self {
+            health,
             config,
             store,
             sockets,
@@ -300,7 +304,9 @@ impl ControlLoop {
                 return Ok(());
             }
         }
-        self.save_description(id, description);
+        if let Some(summary) = self.save_description(id, description) {
+            self.note_power_state(&job, &summary);
+        }
         let job = self.store.job(id)?.unwrap_or(job);
         if description.is_empty() {
             let mut comment = String::from("the job process crashed");
@@ -317,9 +323,11 @@ impl ControlLoop {
         Ok(())
     }
 
-    fn save_description(&self, id: u64, description: &[u8]) {
+    /// Saves END's description (xz-compressed YAML) as the job's `description.yaml`; returns
+    /// the text.
+    fn save_description(&self, id: u64, description: &[u8]) -> Option<Vec<u8>> {
         if description.is_empty() {
-            return;
+            return None;
         }
         let mut text = Vec::new();
         let mut input = description;
@@ -331,8 +339,34 @@ impl ControlLoop {
                 if let Err(e) = written {
                     warn!("job {id}: cannot save description.yaml: {e}");
                 }
+                Some(text)
             }
-            Err(e) => warn!("job {id}: END carried a description that is not xz: {e}"),
+            Err(e) => {
+                warn!("job {id}: END carried a description that is not xz: {e}");
+                None
+            }
+        }
+    }
+
+    /// Records the power state a Basalt job process read back at its end (`power_state` in its
+    /// summary; LAVA's slaves send none).
+    fn note_power_state(&self, job: &Job, summary: &[u8]) {
+        let Some(device) = &job.actual_device else {
+            return;
+        };
+        let state = std::str::from_utf8(summary)
+            .ok()
+            .and_then(|text| crate::yaml11::from_str(text).ok())
+            .and_then(|value| {
+                value
+                    .get("power_state")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned)
+            });
+        if let Some(state) = state.filter(|s| ["on", "off", "unknown"].contains(&s.as_str())) {
+            if let Err(e) = self.store.set_power_state(device, &state) {
+                warn!("{device}: cannot record its power state: {e}");
+            }
         }
     }
 
@@ -411,7 +445,9 @@ impl ControlLoop {
     /// One scheduling pass: queued jobs onto idle devices.
     fn schedule(&mut self) -> Result<(), StoreError> {
         self.passes += 1;
-        let snapshot = self.store.snapshot(self.passes)?;
+        self.health.queue_missing(&self.store)?;
+        let mut snapshot = self.store.snapshot(self.passes)?;
+        self.health.mark(&mut snapshot);
         if snapshot.queue.is_empty() {
             return Ok(());
         }

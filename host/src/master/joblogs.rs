@@ -264,6 +264,7 @@ mod tests {
                 context: Value::Null,
                 priority: 50,
                 submitter: "admin".into(),
+                health_check: false,
             })
             .unwrap();
         let logs = JobLogs::new(dir.path().join("jobs"));

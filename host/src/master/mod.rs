@@ -9,6 +9,7 @@
 
 pub mod config;
 mod control;
+pub mod health;
 pub mod http;
 pub mod joblogs;
 pub mod lava_api;

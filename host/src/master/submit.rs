@@ -34,6 +34,44 @@ fn priority(value: Option<&Value>) -> u8 {
     }
 }
 
+/// Who health checks are submitted as (LAVA's name for it).
+pub const HEALTH_CHECK_SUBMITTER: &str = "lava-health";
+
+/// Queues `text` as the health check of `device` (of `device_type`): pinned to it, ahead of
+/// every other job. The definition must be valid and ask for the device's type.
+pub fn submit_health_check(
+    store: &Store,
+    text: &str,
+    device: &str,
+    device_type: &str,
+) -> Result<u64, SubmitError> {
+    let parsed = parse_job(text)?;
+    let definition = JobDefinition::from_value(parsed.value);
+    if definition.device_type.as_deref() != Some(device_type) {
+        return Err(SubmitError::Unrunnable(format!(
+            "the health check of {device_type} asks for device type {}: it must say \
+             device_type: {device_type}",
+            definition.device_type.as_deref().unwrap_or("(none)")
+        )));
+    }
+    let raw = &definition.raw;
+    let job = NewJob {
+        name: definition.name.clone(),
+        definition: text.to_owned(),
+        device_type: device_type.to_owned(),
+        requested_device: Some(device.to_owned()),
+        tags: Vec::new(),
+        context: raw
+            .get("context")
+            .cloned()
+            .unwrap_or(Value::Object(Default::default())),
+        priority: 100,
+        submitter: HEALTH_CHECK_SUBMITTER.to_owned(),
+        health_check: true,
+    };
+    Ok(store.submit(&job)?)
+}
+
 /// Validates `text` and queues it; returns the job id.
 pub fn submit(
     store: &Store,
@@ -85,6 +123,7 @@ pub fn submit(
             .unwrap_or(Value::Object(Default::default())),
         priority: priority(raw.get("priority")),
         submitter: submitter.to_owned(),
+        health_check: false,
     };
     Ok(store.submit(&job)?)
 }

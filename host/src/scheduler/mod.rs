@@ -7,7 +7,9 @@
 //! model): a device takes at most one job per pass; it must be Idle with health Good or
 //! Unknown, on a worker that is online, active and under its job limit; it takes the first
 //! queued job of its type by priority (high first), then submit time, then id, whose pinned
-//! device and worker (if any) are it and its worker and whose tags it all carries. Devices are
+//! device and worker (if any) are it and its worker and whose tags it all carries. A device
+//! that needs a health check (Unknown or Looping, its type having one) takes only its health
+//! check, and health checks go nowhere else. Devices are
 //! visited in an order shuffled by the pass's seed, so load spreads across equal devices
 //! while a given snapshot always gives the same answer.
 
@@ -69,6 +71,9 @@ pub struct DeviceView {
     pub health: DeviceHealth,
     /// Its tags.
     pub tags: BTreeSet<String>,
+    /// Its health is Unknown or Looping and its type has a health check: it takes only a
+    /// health-check job pinned to it.
+    pub needs_health_check: bool,
 }
 
 /// A job waiting for a device.
@@ -88,6 +93,8 @@ pub struct QueuedJob {
     pub requested_worker: Option<String>,
     /// Tags the device must carry.
     pub tags: BTreeSet<String>,
+    /// A health check (always pinned to its device).
+    pub health_check: bool,
 }
 
 /// Everything a scheduling pass looks at.
@@ -165,7 +172,11 @@ pub fn schedule(snapshot: &Snapshot) -> Vec<Assignment> {
         .devices
         .iter()
         .filter(|d| d.state == DeviceState::Idle)
-        .filter(|d| matches!(d.health, DeviceHealth::Good | DeviceHealth::Unknown))
+        .filter(|d| match d.health {
+            DeviceHealth::Good | DeviceHealth::Unknown => true,
+            DeviceHealth::Looping => d.needs_health_check,
+            _ => false,
+        })
         .filter(|d| queues.contains_key(d.device_type.as_str()))
         .collect();
     candidates.sort_by_key(|d| order_key(&d.hostname, snapshot.seed));
@@ -192,6 +203,7 @@ pub fn schedule(snapshot: &Snapshot) -> Vec<Assignment> {
                 .is_none_or(|d| d == device.hostname)
                 && job.requested_worker.as_deref().is_none_or(|w| w == worker)
                 && job.tags.is_subset(&device.tags)
+                && job.health_check == device.needs_health_check
         };
         let Some(index) = (start..jobs.len()).find(|&i| !done[i] && fits(jobs[i])) else {
             continue;
@@ -234,6 +246,7 @@ mod tests {
             state: DeviceState::Idle,
             health: DeviceHealth::Good,
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            needs_health_check: false,
         }
     }
 
@@ -246,6 +259,7 @@ mod tests {
             requested_device: None,
             requested_worker: None,
             tags: BTreeSet::new(),
+            health_check: false,
         }
     }
 
@@ -375,5 +389,46 @@ mod tests {
             .map(|seed| schedule(&snapshot(seed))[0].device.clone())
             .collect();
         assert!(chosen.len() > 1, "always the same device: {chosen:?}");
+    }
+
+    #[test]
+    fn a_device_needing_a_health_check_takes_only_its_health_check() {
+        let mut unknown = device("qemu-01", "qemu", "w1", &[]);
+        unknown.health = DeviceHealth::Unknown;
+        unknown.needs_health_check = true;
+        let mut looping = device("qemu-02", "qemu", "w1", &[]);
+        looping.health = DeviceHealth::Looping;
+        looping.needs_health_check = true;
+        let good = device("qemu-03", "qemu", "w1", &[]);
+        let mut check = job(1, "qemu", 100, 1);
+        check.health_check = true;
+        check.requested_device = Some("qemu-02".into());
+        let mut stray = job(2, "qemu", 100, 2);
+        stray.health_check = true;
+        stray.requested_device = Some("qemu-03".into());
+        let normal = job(3, "qemu", 50, 3);
+        let snapshot = Snapshot {
+            workers: vec![worker("w1")],
+            devices: vec![unknown, looping, good],
+            queue: vec![check, stray, normal],
+            seed: 7,
+        };
+        let mut got = schedule(&snapshot);
+        got.sort_by_key(|a| a.job);
+        assert_eq!(
+            got,
+            vec![
+                Assignment {
+                    job: 1,
+                    device: "qemu-02".into()
+                },
+                Assignment {
+                    job: 3,
+                    device: "qemu-03".into()
+                },
+            ],
+            "the unknown device waits for its own health check; a health check never runs on a \
+             device that does not need one"
+        );
     }
 }

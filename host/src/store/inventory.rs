@@ -8,7 +8,8 @@ use super::{now_ms, Store, StoreError};
 const WORKER_COLUMNS: &str =
     "hostname, description, state, health, job_limit, last_seen, version, created";
 const DEVICE_COLUMNS: &str =
-    "hostname, device_type, worker, dictionary, tags, description, state, health, current_job";
+    "hostname, device_type, worker, dictionary, tags, description, state, health, current_job,
+     power_state, power_checked";
 
 /// Reads a text-enum column, treating an unknown value as corruption.
 pub(super) fn enum_column<T>(
@@ -58,6 +59,8 @@ fn device_row(row: &Row<'_>) -> rusqlite::Result<Device> {
         state: enum_column(row, 6, DeviceState::parse)?,
         health: enum_column(row, 7, DeviceHealth::parse)?,
         current_job: row.get(8)?,
+        power_state: row.get(9)?,
+        power_checked: row.get(10)?,
     })
 }
 
@@ -338,6 +341,16 @@ impl Store {
             kind: "device",
             name: hostname.to_owned(),
         })
+    }
+
+    /// Records a device's power state as its power driver read it back.
+    pub fn set_power_state(&self, hostname: &str, state: &str) -> Result<(), StoreError> {
+        self.existing_device(hostname)?;
+        self.conn.execute(
+            "UPDATE devices SET power_state = ?2, power_checked = ?3 WHERE hostname = ?1",
+            params![hostname, state, now_ms()],
+        )?;
+        Ok(())
     }
 
     /// Changes a device's worker or description (each when given).

@@ -11,7 +11,8 @@ use crate::scheduler;
 
 const JOB_COLUMNS: &str = "id, name, definition, device_type, requested_device, tags, context,
     priority, submitter, state, health, actual_device, worker, submit_time, start_time,
-    end_time, failure_comment, log_bytes, log_lines, job_result, error_type, error_msg";
+    end_time, failure_comment, log_bytes, log_lines, job_result, error_type, error_msg,
+    health_check";
 
 /// A job as submitted, already validated.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct NewJob {
     pub priority: u8,
     /// Who submitted it.
     pub submitter: String,
+    /// A health check: its outcome sets the (pinned) device's health.
+    pub health_check: bool,
 }
 
 /// One test result read from a log line.
@@ -92,6 +95,7 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         job_result: row.get(19)?,
         error_type: row.get(20)?,
         error_msg: row.get(21)?,
+        health_check: row.get(22)?,
     })
 }
 
@@ -101,8 +105,8 @@ impl Store {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
             "INSERT INTO jobs (name, definition, device_type, requested_device, tags, context,
-                               priority, submitter, state, health, submit_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'submitted', 'unknown', ?9)",
+                               priority, submitter, state, health, submit_time, health_check)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'submitted', 'unknown', ?9, ?10)",
             params![
                 job.name,
                 job.definition,
@@ -112,7 +116,8 @@ impl Store {
                 job.context.to_string(),
                 job.priority,
                 job.submitter,
-                now_ms()
+                now_ms(),
+                job.health_check
             ],
         )?;
         let id = tx.last_insert_rowid() as u64;
@@ -214,7 +219,8 @@ impl Store {
         )
     }
 
-    /// What the scheduler needs: usable workers, devices, the queue.
+    /// What the scheduler needs: usable workers, devices, the queue. Which devices need a
+    /// health check depends on the master's health-check files: the caller marks them.
     pub fn snapshot(&self, seed: u64) -> Result<scheduler::Snapshot, StoreError> {
         let devices = self.devices()?;
         let workers = self
@@ -234,8 +240,10 @@ impl Store {
                 }
             })
             .collect();
+        // A device without a dictionary cannot be rendered for a job: it takes none.
         let devices = devices
             .into_iter()
+            .filter(|d| !d.dictionary.trim().is_empty())
             .map(|d| scheduler::DeviceView {
                 hostname: d.hostname,
                 device_type: d.device_type,
@@ -243,12 +251,13 @@ impl Store {
                 state: d.state.into(),
                 health: d.health.into(),
                 tags: d.tags.into_iter().collect(),
+                needs_health_check: false,
             })
             .collect();
         // Only the columns the scheduler reads: the queue can be tens of thousands of jobs
         // and their definitions are not needed here.
         let mut statement = self.conn.prepare_cached(
-            "SELECT id, device_type, priority, submit_time, requested_device, tags
+            "SELECT id, device_type, priority, submit_time, requested_device, tags, health_check
              FROM jobs WHERE state = 'submitted'",
         )?;
         let queue = statement
@@ -265,6 +274,7 @@ impl Store {
                         .unwrap_or_default()
                         .into_iter()
                         .collect::<BTreeSet<_>>(),
+                    health_check: row.get(6)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -383,17 +393,71 @@ impl Store {
         }
     }
 
+    /// A health check's outcome decides its device's health, as LAVA does: Complete makes it
+    /// Good (a Looping device stays Looping and is checked again), a failure Bad (it gets no
+    /// jobs until an admin acts), a cancel Unknown (checked again). Devices an admin took
+    /// out of service meanwhile (maintenance, retired) stay so.
+    fn health_check_verdict(
+        tx: &rusqlite::Connection,
+        device: &str,
+        job: u64,
+        health: JobHealth,
+    ) -> Result<(), StoreError> {
+        let old: Option<String> = tx
+            .query_row(
+                "SELECT health FROM devices WHERE hostname = ?1",
+                [device],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(old) = old else {
+            return Ok(());
+        };
+        if old == DeviceHealth::Maintenance.as_str() || old == DeviceHealth::Retired.as_str() {
+            return Ok(());
+        }
+        let new = match health {
+            JobHealth::Complete if old == DeviceHealth::Looping.as_str() => DeviceHealth::Looping,
+            JobHealth::Complete => DeviceHealth::Good,
+            JobHealth::Canceled | JobHealth::Unknown => DeviceHealth::Unknown,
+            JobHealth::Incomplete => DeviceHealth::Bad,
+        };
+        tx.execute(
+            "UPDATE devices SET health = ?2 WHERE hostname = ?1",
+            params![device, new.as_str()],
+        )?;
+        Self::record(
+            tx,
+            "device",
+            device,
+            "health",
+            &old,
+            new.as_str(),
+            &format!("health check job {job}: {health}"),
+        )
+    }
+
+    /// Active (not finished) health-check jobs, by the device they are pinned to.
+    pub fn active_health_checks(&self) -> Result<Vec<String>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT requested_device FROM jobs
+             WHERE health_check = 1 AND state != 'finished' AND requested_device IS NOT NULL",
+        )?;
+        let rows = statement.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Ends a job and frees its device. False if it had already ended (a duplicate END).
     pub fn finish(&self, id: u64, health: JobHealth, comment: &str) -> Result<bool, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
-        let before: Option<(String, Option<String>)> = tx
+        let before: Option<(String, Option<String>, bool)> = tx
             .query_row(
-                "SELECT state, actual_device FROM jobs WHERE id = ?1",
+                "SELECT state, actual_device, health_check FROM jobs WHERE id = ?1",
                 [id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()?;
-        let Some((state, device)) = before else {
+        let Some((state, device, health_check)) = before else {
             return Err(StoreError::NotFound {
                 kind: "job",
                 name: id.to_string(),
@@ -441,6 +505,9 @@ impl Store {
                     "idle",
                     &format!("job {id} ended"),
                 )?;
+            }
+            if health_check {
+                Self::health_check_verdict(&tx, &device, id, health)?;
             }
         }
         tx.commit()?;

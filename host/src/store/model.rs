@@ -191,6 +191,11 @@ pub struct Device {
     pub health: DeviceHealth,
     /// The job holding it.
     pub current_job: Option<u64>,
+    /// Its power as last read back from its power driver (`on`, `off`, or `unknown` when the
+    /// driver cannot tell), at the end of its last job.
+    pub power_state: String,
+    /// When that was read (ms since the epoch).
+    pub power_checked: Option<i64>,
 }
 
 /// A job.
@@ -240,6 +245,8 @@ pub struct Job {
     pub error_type: Option<String>,
     /// The error message of a failed job.
     pub error_msg: Option<String>,
+    /// A health check: its outcome decides the device's health.
+    pub health_check: bool,
 }
 
 /// One test result.

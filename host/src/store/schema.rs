@@ -97,6 +97,10 @@ const MIGRATIONS: &[&str] = &[
          last_used   INTEGER
      );
      CREATE INDEX tokens_by_user ON tokens(user);",
+    // 3: health-check jobs, and each device's power state as last read back.
+    "ALTER TABLE jobs ADD COLUMN health_check INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE devices ADD COLUMN power_state TEXT NOT NULL DEFAULT 'unknown';
+     ALTER TABLE devices ADD COLUMN power_checked INTEGER;",
 ];
 
 /// The schema version this build writes.

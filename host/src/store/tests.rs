@@ -33,6 +33,7 @@ fn new_job() -> NewJob {
         context: serde_json::json!({}),
         priority: 50,
         submitter: "admin".into(),
+        health_check: false,
     }
 }
 

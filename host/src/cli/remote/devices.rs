@@ -67,6 +67,10 @@ pub struct HealthArgs {
     /// Why (kept in its history).
     #[arg(long, default_value = "")]
     pub reason: String,
+    /// `activate`: trust the device at once (health good) instead of running its type's
+    /// health check first.
+    #[arg(long)]
+    pub skip_health_check: bool,
     /// The master.
     #[command(flatten)]
     pub master: MasterArgs,

@@ -42,7 +42,10 @@ pub fn show(service: &Service, _: &Caller, params: &Params) -> MethodResult {
         ("device_type", Value::from(device.device_type.as_str())),
         ("health", Value::String(display(device.health.as_str()))),
         ("state", Value::String(display(device.state.as_str()))),
-        ("health_job", Value::Bool(false)),
+        (
+            "health_job",
+            Value::Bool(service.has_health_check(&device.device_type)),
+        ),
         ("description", Value::from(device.description.as_str())),
         ("pipeline", Value::Bool(true)),
         (
@@ -196,7 +199,10 @@ pub fn show_type(service: &Service, _: &Caller, params: &Params) -> MethodResult
         ("name", Value::from(name.as_str())),
         ("description", Value::String(summary.description)),
         ("display", Value::Bool(true)),
-        ("health_disabled", Value::Bool(true)),
+        (
+            "health_disabled",
+            Value::Bool(!service.has_health_check(&name)),
+        ),
         ("health_denominator", Value::from("hours")),
         ("health_frequency", Value::Int(24)),
         ("aliases", Value::Array(Vec::new())),

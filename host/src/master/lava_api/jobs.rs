@@ -43,7 +43,7 @@ fn show_value(job: &Job) -> Value {
         ("description", Value::from(job.name.as_str())),
         ("device", Value::opt_string(job.actual_device.as_deref())),
         ("device_type", Value::from(job.device_type.as_str())),
-        ("health_check", Value::Bool(false)),
+        ("health_check", Value::Bool(job.health_check)),
         ("pipeline", Value::Bool(true)),
         ("health", Value::String(display(job.health.as_str()))),
         ("state", Value::String(state_name(job.state))),

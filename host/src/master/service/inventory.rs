@@ -279,6 +279,11 @@ impl super::Service {
             .map_err(io)
     }
 
+    /// Whether `device_type` has a health check (`DATA_DIR/health-checks/<type>.yaml`).
+    pub fn has_health_check(&self, device_type: &str) -> bool {
+        crate::master::health::HealthChecks::new(&self.data_dir).exists(device_type)
+    }
+
     /// All devices.
     pub fn devices(&self) -> ServiceResult<Vec<Device>> {
         Ok(self.store()?.devices()?)
