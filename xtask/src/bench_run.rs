@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::lab::write_lab;
+use crate::simlab::write_lab;
 
 /// Builds release binaries, runs the job, and prints the job process's peak RSS.
 pub fn run(root: &Path) -> anyhow::Result<()> {

@@ -1,12 +1,14 @@
 //! Project automation, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 //!
-//! Tasks: `test` (build everything, then run every test), `demo` (the product's main job, as
-//! far as it exists), `bench <name>` (benchmarks that print figures), `ci` (what `.ci/run`
-//! checks). Only cargo and a shell are needed.
+//! Tasks: `test` (build everything, then run every test), `demo` (the product's main job),
+//! `lab` (a real lab of qemu boards on this machine), `bench <name>` (benchmarks that print
+//! figures), `ci` (what `.ci/run` checks). Only cargo and a shell are needed, and for `lab`
+//! Debian's packages, which it installs.
 
 mod bench_run;
 mod demo;
 mod lab;
+mod simlab;
 #[cfg(test)]
 mod tidy;
 
@@ -27,6 +29,12 @@ tasks:
   bench scheduler       one scheduling pass: 10,000 queued jobs, 1,000 devices (release build)
   bench master          the master end to end: store-backed scheduling pass, submit->START
                         latency, log lines/s into storage, CPU with 2,000 pinging slaves
+  lab up|down|status    a real lab on this machine (Debian packages, 127.0.0.1): board A an
+                        x86_64 qemu, board B qemu + u-boot + ser2net + pdudaemon + TFTP; a
+                        master and a slave; health checks; `down` leaves no process
+  lab run [--kill-slave-during-boot]
+                        one job per board (examples/jobs/), results, boot and job times,
+                        peak memory of the slave and the job processes
   ci                    cargo fmt --check, clippy -D warnings, then test";
 
 fn main() -> ExitCode {
@@ -45,6 +53,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo::run(&root),
+        Some("lab") => lab::main(&root, &args[1..]),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("plugin-call") => {
                 cargo(&root, &["build", "--release", "--workspace"])?;

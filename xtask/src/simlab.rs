@@ -1,4 +1,4 @@
-//! A one-board lab on this machine: the simulated board (`simboard`, built by the `tests`
+//! A one-board simulated lab on this machine: the simulated board (`simboard`, built by the `tests`
 //! crate) as a beaglebone-black whose console and power are local processes and files, plus a
 //! LAVA job for it. Used by the demo and the dispatcher benchmark.
 

@@ -1,0 +1,182 @@
+//! The lab's generated files: ser2net's and pdudaemon's configuration, the PDU's outlet
+//! script, the slave's configuration, the two device dictionaries and the worker's
+//! dispatcher configuration. Each says what it is, for whoever opens it.
+
+use std::path::Path;
+
+use super::layout::*;
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// ser2net exports board B's serial port (the host end of its cable) as telnet.
+pub fn ser2net(lab: &Layout) -> anyhow::Result<()> {
+    write(
+        &lab.etc().join("ser2net.yaml"),
+        &format!(
+            "%YAML 1.1
+---
+# Board {BOARD_B}'s console: the host end of its serial cable, as telnet on 127.0.0.1.
+connection: &{name}
+    accepter: telnet,tcp,127.0.0.1,{CONSOLE_PORT}
+    enable: on
+    options:
+      kickolduser: true
+    connector: serialdev,{tty},115200n81,local
+",
+            name = BOARD_B.replace('-', ""),
+            tty = lab.serial_host_end().display(),
+        ),
+    )
+}
+
+/// pdudaemon with one PDU whose outlets are the lab's power script.
+pub fn pdudaemon(lab: &Layout) -> anyhow::Result<()> {
+    let script = lab.dir.join("boards/power.sh");
+    write(
+        &lab.etc().join("pdudaemon.conf"),
+        &format!(
+            r#"{{
+    "daemon": {{
+        "hostname": "127.0.0.1",
+        "port": {PDU_PORT},
+        "logging_level": "INFO",
+        "listener": "http"
+    }},
+    "pdus": {{
+        "lab-pdu": {{
+            "driver": "localcmdline",
+            "cmd_on": "{script} on %s",
+            "cmd_off": "{script} off %s"
+        }}
+    }}
+}}
+"#,
+            script = script.display()
+        ),
+    )
+}
+
+/// The PDU's outlets: outlet 1 powers board B, a qemu running u-boot from its firmware with
+/// its serial port on the board end of the cable and a network whose TFTP server is the
+/// worker's TFTP root.
+pub fn power_script(lab: &Layout) -> anyhow::Result<()> {
+    let path = lab.dir.join("boards/power.sh");
+    write(
+        &path,
+        &format!(
+            r#"#!/bin/sh
+# The lab PDU's outlets, run by pdudaemon's localcmdline driver: power.sh on|off OUTLET.
+# Outlet {BOARD_B_OUTLET} is board {BOARD_B}: "on" starts its machine, "off" pulls the plug.
+set -u
+action=$1
+outlet=$2
+case "$outlet" in
+    {BOARD_B_OUTLET}) board={board} ;;
+    *) echo "no board on outlet $outlet" >&2; exit 1 ;;
+esac
+pidfile=$board/qemu.pid
+off() {{
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    kill -TERM "-$pid" 2>/dev/null
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "-$pid" 2>/dev/null
+    rm -f "$pidfile"
+}}
+echo "$(date +%T.%N) outlet $outlet $action" >> "$board/power.log"
+case "$action" in
+    on)
+        off
+        setsid qemu-system-x86_64 -bios /usr/lib/u-boot/qemu-x86/u-boot.rom -m 512 \
+            -display none -monitor none \
+            -netdev user,id=n0,tftp={tftp} -device e1000,netdev=n0 \
+            -chardev serial,id=s0,path={tty} -serial chardev:s0 \
+            >> "$board/qemu.log" 2>&1 < /dev/null &
+        echo $! > "$pidfile"
+        ;;
+    off) off ;;
+    *) echo "unknown action $action" >&2; exit 1 ;;
+esac
+"#,
+            board = lab.board_b().display(),
+            tftp = lab.tftp_root().display(),
+            tty = lab.serial_board_end().display(),
+        ),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// The slave's configuration: its TFTP root is the one board B's network serves.
+pub fn slave(lab: &Layout) -> anyhow::Result<()> {
+    write(
+        &lab.etc().join("slave.toml"),
+        &format!(
+            "# The lab's slave.
+master = \"127.0.0.1\"
+control_port = {CONTROL_PORT}
+log_port = {LOG_PORT}
+name = \"{WORKER}\"
+state_dir = \"{state}\"
+
+[run]
+tftp_root = \"{tftp}\"
+",
+            state = lab.slave_state().display(),
+            tftp = lab.tftp_root().display(),
+        ),
+    )
+}
+
+/// The worker's dispatcher configuration on the master: board B's bootloader reaches the
+/// TFTP server at qemu's user-network host address.
+pub fn dispatcher(lab: &Layout) -> anyhow::Result<()> {
+    write(
+        &lab.master_data()
+            .join("dispatcher.d")
+            .join(WORKER)
+            .join("dispatcher.yaml"),
+        "# {SERVER_IP} as board B sees the TFTP server (qemu's user network).\ndispatcher_ip: 10.0.2.2\n",
+    )
+}
+
+/// Board A's dictionary: x86_64 qemu without KVM.
+pub fn board_a_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
+    let path = lab.etc().join(format!("{BOARD_A}.jinja2"));
+    write(
+        &path,
+        "{% extends 'qemu.jinja2' %}
+{# No KVM on this machine: qemu emulates (TCG). #}
+{% set no_kvm = True %}
+{% set memory = 512 %}
+",
+    )?;
+    Ok(path)
+}
+
+/// Board B's dictionary: console through ser2net, power through pdudaemon.
+pub fn board_b_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
+    let path = lab.etc().join(format!("{BOARD_B}.jinja2"));
+    write(
+        &path,
+        &format!(
+            "{{% extends 'qemu-x86-uboot.jinja2' %}}
+{{% set connection_command = 'telnet 127.0.0.1 {CONSOLE_PORT}' %}}
+{{% set pdu_hostname = 'lab-pdu' %}}
+{{% set pdu_port = {BOARD_B_OUTLET} %}}
+{{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
+{{# The kernel needs no network of its own: the initramfs is the whole system. #}}
+{{% set base_ip_args = '' %}}
+"
+        ),
+    )?;
+    Ok(path)
+}

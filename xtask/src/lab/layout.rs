@@ -1,0 +1,107 @@
+//! Where the lab lives and which loopback ports it uses.
+//!
+//! Everything is under `target/lab/` of the workspace, so `cargo clean` removes it and
+//! nothing is written elsewhere; every process the lab starts names that directory on its
+//! command line, which is how `lab down` finds them all.
+
+use std::path::{Path, PathBuf};
+
+/// The master's HTTP port (web UI, REST, XML-RPC).
+pub const HTTP_PORT: u16 = 18080;
+/// The master's control socket (LAVA's 5556).
+pub const CONTROL_PORT: u16 = 18556;
+/// The master's log socket (LAVA's 5555).
+pub const LOG_PORT: u16 = 18555;
+/// The HTTP server the jobs download kernel and initramfs from.
+pub const IMAGES_PORT: u16 = 18090;
+/// ser2net's telnet port for board B's console.
+pub const CONSOLE_PORT: u16 = 18001;
+/// pdudaemon's HTTP listener.
+pub const PDU_PORT: u16 = 18421;
+/// The worker (slave) name.
+pub const WORKER: &str = "lab-worker";
+/// Board A: x86_64 qemu, booted by the boot-qemu plugin.
+pub const BOARD_A: &str = "qemu-01";
+/// Board B: qemu running u-boot, console over ser2net, power through pdudaemon.
+pub const BOARD_B: &str = "uboot-01";
+/// Board B's outlet on the lab PDU.
+pub const BOARD_B_OUTLET: u32 = 1;
+
+/// The lab's directories and files.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The workspace.
+    pub root: PathBuf,
+    /// `target/lab`.
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    /// The lab of the workspace at `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            dir: root.join("target/lab"),
+        }
+    }
+
+    /// Built binaries and plugins.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.root.join("target/debug")
+    }
+
+    /// `basalt`.
+    pub fn basalt(&self) -> PathBuf {
+        self.bin_dir().join("basalt")
+    }
+
+    /// Kernel and initramfs, served over HTTP to the jobs.
+    pub fn images(&self) -> PathBuf {
+        self.dir.join("images")
+    }
+
+    /// The master's data directory.
+    pub fn master_data(&self) -> PathBuf {
+        self.dir.join("master")
+    }
+
+    /// The slave's state directory.
+    pub fn slave_state(&self) -> PathBuf {
+        self.dir.join("slave")
+    }
+
+    /// The worker's TFTP root: tftp deploys put files here, board B's qemu serves it.
+    pub fn tftp_root(&self) -> PathBuf {
+        self.dir.join("tftp")
+    }
+
+    /// Board B's files: power script, qemu pid and log, the serial cable's two ends.
+    pub fn board_b(&self) -> PathBuf {
+        self.dir.join("boards").join(BOARD_B)
+    }
+
+    /// The end of board B's serial cable that ser2net opens.
+    pub fn serial_host_end(&self) -> PathBuf {
+        self.board_b().join("ttyS0-host")
+    }
+
+    /// The end of board B's serial cable that its qemu opens.
+    pub fn serial_board_end(&self) -> PathBuf {
+        self.board_b().join("ttyS0-board")
+    }
+
+    /// Daemon logs.
+    pub fn logs(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// Generated configuration (ser2net, pdudaemon, dictionaries).
+    pub fn etc(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+
+    /// The master's URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{HTTP_PORT}")
+    }
+}

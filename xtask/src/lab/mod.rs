@@ -1,0 +1,376 @@
+//! `cargo xtask lab up|down|status|run`: a real lab on this machine, from Debian's packages,
+//! all on 127.0.0.1.
+//!
+//! Board A is an x86_64 qemu guest booted by the `boot-qemu` plugin (deploy tmpfs, boot
+//! qemu). Board B is wired as a board in a LAVA lab is: a qemu PC running Debian's u-boot
+//! from its firmware, its serial port on a "cable" (a pty pair kept open by socat) exported
+//! by ser2net as telnet, its power an outlet of pdudaemon (localcmdline driver running the
+//! lab's outlet script), its kernel and initramfs loaded by u-boot over TFTP from the
+//! worker's TFTP root (deploy tftp, boot u-boot, commands ramdisk). A master with its
+//! embedded store and a slave run both; the boards' device types have health checks, so
+//! `lab up` ends with both devices checked.
+
+mod config;
+mod images;
+mod layout;
+mod packages;
+mod processes;
+mod run;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use layout::*;
+
+const USAGE: &str = "usage: cargo xtask lab up|down|status|run [--kill-slave-during-boot]";
+
+/// Runs a lab command.
+pub fn main(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let lab = Layout::new(root);
+    match args.first().map(String::as_str) {
+        Some("up") => up(&lab),
+        Some("down") => down(&lab),
+        Some("status") => status(&lab),
+        Some("run") => run::run(&lab, args.iter().any(|a| a == "--kill-slave-during-boot")),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+/// `basalt` commands against the lab's master, with its admin token.
+pub struct Cli<'a> {
+    lab: &'a Layout,
+}
+
+impl<'a> Cli<'a> {
+    fn new(lab: &'a Layout) -> Self {
+        Self { lab }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let token = std::fs::read_to_string(self.lab.master_data().join("admin-token"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let mut command = Command::new(self.lab.basalt());
+        command
+            .args(args)
+            .env("BASALT_URL", self.lab.url())
+            .env("BASALT_TOKEN", token);
+        command
+    }
+
+    /// Runs and returns stdout; fails with stderr.
+    pub fn output(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self
+            .command(args)
+            .output()
+            .with_context(|| format!("cannot run {}", self.lab.basalt().display()))?;
+        if !out.status.success() {
+            bail!(
+                "basalt {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Whether the command succeeds (for "does it exist" checks).
+    pub fn succeeds(&self, args: &[&str]) -> bool {
+        self.command(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn wait_for_port(port: u16, what: &str, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!(
+        "{what} did not open port {port} within {}s",
+        within.as_secs()
+    )
+}
+
+/// Starts the slave (also used to restart it after killing it).
+pub fn start_slave(lab: &Layout) -> anyhow::Result<u32> {
+    processes::spawn(
+        &path(&lab.basalt()),
+        &[
+            "slave".into(),
+            "--config".into(),
+            path(&lab.etc().join("slave.toml")),
+        ],
+        &lab.logs().join("slave.log"),
+    )
+}
+
+fn up(lab: &Layout) -> anyhow::Result<()> {
+    let started = Instant::now();
+    packages::ensure()?;
+    let running = processes::find(&lab.dir);
+    if !running.is_empty() {
+        println!(
+            "lab: already up ({} processes); `cargo xtask lab down` first to restart it",
+            running.len()
+        );
+        return status(lab);
+    }
+    crate::cargo(&lab.root, &["build", "--workspace"])?;
+    for dir in [
+        lab.logs(),
+        lab.etc(),
+        lab.board_b(),
+        lab.tftp_root(),
+        lab.master_data(),
+    ] {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    println!("lab: kernel and initramfs in {}", lab.images().display());
+    images::build(&lab.images())?;
+    config::ser2net(lab)?;
+    config::pdudaemon(lab)?;
+    config::power_script(lab)?;
+    config::slave(lab)?;
+    config::dispatcher(lab)?;
+    let logs = lab.logs();
+
+    println!("lab: images over HTTP on 127.0.0.1:{IMAGES_PORT}");
+    processes::spawn(
+        "busybox",
+        &[
+            "httpd".into(),
+            "-f".into(),
+            "-p".into(),
+            format!("127.0.0.1:{IMAGES_PORT}"),
+            "-h".into(),
+            path(&lab.images()),
+        ],
+        &logs.join("images-httpd.log"),
+    )?;
+    println!("lab: board {BOARD_B}'s serial cable, console on telnet 127.0.0.1:{CONSOLE_PORT}");
+    // The cable: a pty pair. The board end is held open so the cable survives the board's
+    // qemu closing it at power-off, as a real serial line survives a board switched off.
+    let (host_end, board_end) = (lab.serial_host_end(), lab.serial_board_end());
+    processes::spawn(
+        "socat",
+        &[
+            format!("pty,link={},raw,echo=0", host_end.display()),
+            format!("pty,link={},raw,echo=0", board_end.display()),
+        ],
+        &logs.join("serial-cable.log"),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(host_end.exists() && board_end.exists()) {
+        if Instant::now() > deadline {
+            bail!(
+                "socat made no serial cable (see {})",
+                logs.join("serial-cable.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    processes::spawn(
+        "sh",
+        &[
+            "-c".into(),
+            "exec 3<>\"$0\"; while :; do sleep 3600; done".into(),
+            path(&board_end),
+        ],
+        &logs.join("serial-cable.log"),
+    )?;
+    processes::spawn(
+        "ser2net",
+        &[
+            "-n".into(),
+            "-c".into(),
+            path(&lab.etc().join("ser2net.yaml")),
+            "-P".into(),
+            path(&lab.dir.join("ser2net.pid")),
+        ],
+        &logs.join("ser2net.log"),
+    )?;
+    println!("lab: pdudaemon on 127.0.0.1:{PDU_PORT} (outlet {BOARD_B_OUTLET}: {BOARD_B})");
+    processes::spawn(
+        "pdudaemon",
+        &[
+            "--conf".into(),
+            path(&lab.etc().join("pdudaemon.conf")),
+            "--logfile".into(),
+            path(&logs.join("pdudaemon.log")),
+        ],
+        &logs.join("pdudaemon.out"),
+    )?;
+    println!(
+        "lab: basalt master on {} (data in {})",
+        lab.url(),
+        lab.master_data().display()
+    );
+    processes::spawn(
+        &path(&lab.basalt()),
+        &[
+            "master".into(),
+            "--data-dir".into(),
+            path(&lab.master_data()),
+            "--listen".into(),
+            "127.0.0.1".into(),
+            "--http-port".into(),
+            HTTP_PORT.to_string(),
+            "--control-port".into(),
+            CONTROL_PORT.to_string(),
+            "--log-port".into(),
+            LOG_PORT.to_string(),
+        ],
+        &logs.join("master.log"),
+    )?;
+    wait_for_port(HTTP_PORT, "the master", Duration::from_secs(30))?;
+    wait_for_port(IMAGES_PORT, "the images server", Duration::from_secs(10))?;
+    wait_for_port(CONSOLE_PORT, "ser2net", Duration::from_secs(10))?;
+    wait_for_port(PDU_PORT, "pdudaemon", Duration::from_secs(30))?;
+    register(lab)?;
+
+    println!("lab: basalt slave {WORKER}");
+    start_slave(lab)?;
+    let cli = Cli::new(lab);
+    wait_until("the slave to come online", Duration::from_secs(60), || {
+        Ok(cli
+            .output(&["workers", "show", WORKER])?
+            .contains("\"online\""))
+    })?;
+    println!("lab: health checks of both boards (a new device is checked before it takes jobs)");
+    for board in [BOARD_A, BOARD_B] {
+        run::wait_healthy(lab, board, Duration::from_secs(600))?;
+    }
+    println!("lab: up in {:.0}s", started.elapsed().as_secs_f64());
+    status(lab)
+}
+
+/// Polls `check` every second until it says yes.
+pub fn wait_until(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().unwrap_or(false) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {}s waiting for {what}", within.as_secs());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Registers the worker, the device types, the boards and the health checks (what is
+/// already registered is left alone, so `lab up` after `lab down` keeps the history).
+fn register(lab: &Layout) -> anyhow::Result<()> {
+    let cli = Cli::new(lab);
+    let checks = lab.master_data().join("health-checks");
+    std::fs::create_dir_all(&checks)?;
+    for entry in std::fs::read_dir(lab.root.join("examples/health-checks"))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), checks.join(entry.file_name()))?;
+    }
+    if !cli.succeeds(&["workers", "show", WORKER]) {
+        cli.output(&[
+            "workers",
+            "add",
+            WORKER,
+            "--description",
+            "this machine's lab",
+        ])?;
+    }
+    for device_type in ["qemu", "qemu-x86-uboot"] {
+        let known = cli.output(&["device-types", "list", "--format", "json"])?;
+        if !known.contains(&format!("\"{device_type}\"")) {
+            cli.output(&["device-types", "add", device_type])?;
+        }
+    }
+    let boards = [
+        (BOARD_A, "qemu", config::board_a_dictionary(lab)?),
+        (BOARD_B, "qemu-x86-uboot", config::board_b_dictionary(lab)?),
+    ];
+    for (name, device_type, dictionary) in boards {
+        let dictionary = path(&dictionary);
+        if cli.succeeds(&["devices", "show", name]) {
+            cli.output(&["devices", "dict", "set", name, &dictionary])?;
+        } else {
+            cli.output(&[
+                "devices",
+                "add",
+                name,
+                "--type",
+                device_type,
+                "--worker",
+                WORKER,
+                "--dict",
+                &dictionary,
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn down(lab: &Layout) -> anyhow::Result<()> {
+    let found = processes::find(&lab.dir);
+    if found.is_empty() {
+        println!("lab: nothing running");
+        return Ok(());
+    }
+    // Everything the lab started, job processes included (they outlive slaves by design).
+    println!("lab: stopping {} processes", found.len());
+    let stopped = processes::stop(&found, Duration::from_secs(15));
+    // Board B's qemu is the outlet script's child in its own session; it names the lab too,
+    // but may have been started after the scan: look again.
+    let left = processes::find(&lab.dir);
+    let stopped = stopped && (left.is_empty() || processes::stop(&left, Duration::from_secs(5)));
+    let left = processes::find(&lab.dir);
+    if !stopped || !left.is_empty() {
+        for process in &left {
+            eprintln!("  still running: {} {}", process.pid, process.command);
+        }
+        bail!("{} lab processes would not stop", left.len());
+    }
+    let _ = std::fs::remove_file(lab.board_b().join("qemu.pid"));
+    println!("lab: down, no process left");
+    Ok(())
+}
+
+fn status(lab: &Layout) -> anyhow::Result<()> {
+    let found = processes::find(&lab.dir);
+    if found.is_empty() {
+        println!("lab: down");
+        return Ok(());
+    }
+    println!("lab: {} processes", found.len());
+    for process in &found {
+        let short: String = process.command.chars().take(150).collect();
+        println!("  {:>7}  {short}", process.pid);
+    }
+    let cli = Cli::new(lab);
+    if let Ok(devices) = cli.output(&["devices", "list"]) {
+        println!("\n{devices}");
+    }
+    println!(
+        "web UI {}/ · console of {BOARD_B}: telnet 127.0.0.1 {CONSOLE_PORT} · logs in {}",
+        lab.url(),
+        lab.logs().display()
+    );
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The Debian packages the lab runs on, installed when missing (as root; otherwise the
+//! error says which command to run).
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// Package, and what the lab uses it for.
+pub const PACKAGES: &[(&str, &str)] = &[
+    ("qemu-system-x86", "both boards' machines"),
+    ("linux-image-amd64", "the boards' kernel"),
+    (
+        "busybox-static",
+        "the boards' userland (initramfs) and the images HTTP server",
+    ),
+    ("cpio", "packing the initramfs"),
+    ("u-boot-qemu", "board B's firmware (qemu-x86/u-boot.rom)"),
+    ("ser2net", "board B's console server"),
+    ("telnet", "the console client (connection_command)"),
+    ("socat", "board B's serial cable (a pty pair)"),
+    ("pdudaemon", "board B's PDU daemon (localcmdline driver)"),
+];
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Abbrev}", package])
+        .output()
+        .map(|out| out.status.success() && out.stdout.starts_with(b"ii"))
+        .unwrap_or(false)
+}
+
+/// The packages not installed yet.
+pub fn missing() -> Vec<&'static str> {
+    PACKAGES
+        .iter()
+        .map(|(package, _)| *package)
+        .filter(|p| !installed(p))
+        .collect()
+}
+
+/// Installs what is missing.
+pub fn ensure() -> anyhow::Result<()> {
+    let missing = missing();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let command = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        bail!("the lab needs Debian packages that are missing; as root, run: {command}");
+    }
+    println!("lab: installing {}", missing.join(", "));
+    let update = Command::new("apt-get")
+        .args(["update", "-q"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("cannot run apt-get")?;
+    if !update.success() {
+        bail!("apt-get update failed ({update})");
+    }
+    let status = Command::new("sh")
+        .args(["-c", &command])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("cannot run apt-get")?;
+    if !status.success() {
+        bail!("`{command}` failed ({status})");
+    }
+    // pdudaemon's package starts its own service where systemd runs; the lab runs its own
+    // instance on its own port, so a system one does not matter.
+    Ok(())
+}
