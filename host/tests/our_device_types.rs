@@ -45,6 +45,7 @@ fn every_shipped_template_renders_alone_into_a_valid_configuration() {
         "x86.jinja2",
         "dragonboard-410c.jinja2",
         "hi6220-hikey.jinja2",
+        "qemu-x86-uboot.jinja2",
     ] {
         assert!(names.iter().any(|n| n == required), "{required} missing");
     }
@@ -174,4 +175,54 @@ fn qemu_follows_the_job_architecture() {
         .as_array()
         .unwrap()
         .contains(&json!("-enable-kvm")));
+}
+
+#[test]
+fn an_x86_uboot_board_boots_with_zboot_and_its_pdu_comes_from_the_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("uboot-01.jinja2"),
+        "{% extends 'qemu-x86-uboot.jinja2' %}\n\
+         {% set connection_command = 'telnet 127.0.0.1 18001' %}\n\
+         {% set pdu_hostname = 'lab-pdu' %}\n\
+         {% set pdu_port = 1 %}\n\
+         {% set pdu_daemon_url = 'http://127.0.0.1:18421' %}\n\
+         {% set base_ip_args = '' %}\n",
+    )
+    .unwrap();
+    let engine = TemplateEngine::new(SearchPath::new(vec![dir.path().to_path_buf(), ours()]));
+    let config = engine
+        .render(
+            "uboot-01.jinja2",
+            &json!({"scheduled_device_name": "uboot-01", "scheduled_device_type": "qemu-x86-uboot"}),
+        )
+        .unwrap()
+        .config;
+    assert_valid("uboot-01", &config);
+    assert_eq!(
+        config["power"],
+        json!({"driver": "pdudaemon", "url": "http://127.0.0.1:18421", "hostname": "lab-pdu", "port": "1"})
+    );
+    let commands: Vec<&str> = config["actions"]["boot"]["methods"]["u-boot"]["ramdisk"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands.last(),
+        Some(&"zboot {KERNEL_ADDR} 0 {RAMDISK_ADDR} ${initrd_size}")
+    );
+    assert!(commands.contains(&"setenv bootargs 'console=ttyS0,115200n8 root=/dev/ram0'"));
+    assert!(commands.contains(&"tftp {KERNEL_ADDR} {KERNEL}"));
+    // Without pdu_hostname there is no power: mapping (the power commands apply).
+    assert!(engine
+        .render(
+            "beaglebone-black.jinja2",
+            &json!({"scheduled_device_name": "b", "scheduled_device_type": "beaglebone-black"}),
+        )
+        .unwrap()
+        .config
+        .get("power")
+        .is_none());
 }

@@ -170,3 +170,87 @@ fn log_commits_carry_results_and_the_job_result() {
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].measurement.as_deref(), Some("1.5"));
 }
+
+fn health_check_job(device: &str) -> NewJob {
+    NewJob {
+        requested_device: Some(device.into()),
+        priority: 100,
+        submitter: "lava-health".into(),
+        health_check: true,
+        ..new_job()
+    }
+}
+
+/// Runs a health check on qemu-01 to its end with `health`; returns the device's health.
+fn check_ends(store: &Store, health: JobHealth) -> DeviceHealth {
+    let id = store.submit(&health_check_job("qemu-01")).unwrap();
+    assert_eq!(
+        store.active_health_checks().unwrap(),
+        vec!["qemu-01".to_owned()]
+    );
+    assert!(store.assign(id, "qemu-01").unwrap());
+    assert!(store.mark_running(id).unwrap());
+    assert!(store.finish(id, health, "").unwrap());
+    assert!(store.active_health_checks().unwrap().is_empty());
+    store.device("qemu-01").unwrap().unwrap().health
+}
+
+#[test]
+fn a_health_check_sets_its_devices_health() {
+    let (_dir, store) = store();
+    lab(&store);
+    assert_eq!(check_ends(&store, JobHealth::Complete), DeviceHealth::Good);
+    assert_eq!(check_ends(&store, JobHealth::Incomplete), DeviceHealth::Bad);
+    assert_eq!(
+        check_ends(&store, JobHealth::Canceled),
+        DeviceHealth::Unknown
+    );
+    store
+        .set_device_health("qemu-01", DeviceHealth::Looping, "soak")
+        .unwrap();
+    assert_eq!(
+        check_ends(&store, JobHealth::Complete),
+        DeviceHealth::Looping
+    );
+    store
+        .set_device_health("qemu-01", DeviceHealth::Maintenance, "new cable")
+        .unwrap();
+    assert_eq!(
+        check_ends(&store, JobHealth::Incomplete),
+        DeviceHealth::Maintenance,
+        "an admin's maintenance outlives a health check that was already running"
+    );
+    let reasons: Vec<String> = store
+        .history("device", "qemu-01")
+        .unwrap()
+        .into_iter()
+        .map(|h| h.reason)
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("health check job 2: incomplete")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn an_ordinary_job_leaves_the_health_alone_and_power_is_recorded() {
+    let (_dir, store) = store();
+    lab(&store);
+    let id = store.submit(&new_job()).unwrap();
+    assert!(store.assign(id, "qemu-01").unwrap());
+    assert!(store.mark_running(id).unwrap());
+    assert!(store.finish(id, JobHealth::Incomplete, "boom").unwrap());
+    let device = store.device("qemu-01").unwrap().unwrap();
+    assert_eq!(device.health, DeviceHealth::Unknown);
+    assert_eq!(
+        (device.power_state.as_str(), device.power_checked),
+        ("unknown", None)
+    );
+    store.set_power_state("qemu-01", "off").unwrap();
+    let device = store.device("qemu-01").unwrap().unwrap();
+    assert_eq!(device.power_state, "off");
+    assert!(device.power_checked.is_some());
+    assert!(store.set_power_state("nope", "on").is_err());
+}

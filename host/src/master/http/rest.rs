@@ -79,6 +79,10 @@ pub fn routes() -> Router<Arc<Service>> {
             "/api/v1/device-types/{name}/template",
             get(get_template).put(set_template),
         )
+        .route(
+            "/api/v1/device-types/{name}/health-check",
+            get(get_health_check).put(set_health_check),
+        )
         .route("/api/v1/devices", get(list_devices).post(add_device))
         .route("/api/v1/devices/{name}", get(show_device))
         .route(
@@ -244,6 +248,20 @@ async fn set_template(
     body: String,
 ) -> ApiResult<Json<Value>> {
     service.set_template(&caller, &name, &body)?;
+    Ok(Json(json!({ "name": name })))
+}
+
+async fn get_health_check(State(service): Shared, Path(name): Path<String>) -> ApiResult<String> {
+    Ok(service.health_check(&name)?)
+}
+
+async fn set_health_check(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+    body: String,
+) -> ApiResult<Json<Value>> {
+    service.set_health_check(&caller, &name, &body)?;
     Ok(Json(json!({ "name": name })))
 }
 

@@ -238,3 +238,17 @@ pub fn set_template(service: &Service, caller: &Caller, params: &Params) -> Meth
     service.set_template(caller, &name, &text)?;
     Ok(Value::Nil)
 }
+
+pub fn get_health_check(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    let name = params.string(0, "name")?;
+    Ok(Value::Base64(service.health_check(&name)?.into_bytes()))
+}
+
+pub fn set_health_check(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    params.at_most(2)?;
+    let name = params.string(0, "name")?;
+    let text = params.string(1, "config")?;
+    service.set_health_check(caller, &name, &text)?;
+    Ok(Value::Nil)
+}

@@ -147,6 +147,16 @@ pub const METHODS: &[(&str, Method, &str)] = &[
         "Replace a device type's template.",
     ),
     (
+        "scheduler.device_types.get_health_check",
+        devices::get_health_check,
+        "A device type's health-check job.",
+    ),
+    (
+        "scheduler.device_types.set_health_check",
+        devices::set_health_check,
+        "Replace a device type's health check (empty removes it).",
+    ),
+    (
         "scheduler.jobs.submit",
         jobs::submit,
         "Submit a job definition; returns its id.",

@@ -284,6 +284,63 @@ impl super::Service {
         crate::master::health::HealthChecks::new(&self.data_dir).exists(device_type)
     }
 
+    /// The text of `device_type`'s health check; not found when it has none.
+    pub fn health_check(&self, device_type: &str) -> ServiceResult<String> {
+        let path = crate::master::health::HealthChecks::new(&self.data_dir).path(device_type);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ServiceError::new(
+                super::ErrorKind::NotFound,
+                format!(
+                    "device type {device_type} has no health check ({})",
+                    path.display()
+                ),
+            )),
+            Err(e) => Err(ServiceError::internal(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Sets `device_type`'s health check (a job definition for that type, checked as a
+    /// submission is); empty text removes it.
+    pub fn set_health_check(
+        &self,
+        caller: &Caller,
+        device_type: &str,
+        text: &str,
+    ) -> ServiceResult<()> {
+        caller.require_superuser()?;
+        check_name("device type", device_type)?;
+        let path = crate::master::health::HealthChecks::new(&self.data_dir).path(device_type);
+        let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
+        if text.trim().is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+                _ => Ok(()),
+            };
+        }
+        let parsed = crate::job::parse_job(text).map_err(|e| {
+            ServiceError::bad_request(format!("the health check is not a valid job: {e}"))
+        })?;
+        let asks = parsed.value.get("device_type").and_then(|v| v.as_str());
+        if asks != Some(device_type) {
+            return Err(ServiceError::bad_request(format!(
+                "the health check of {device_type} must say device_type: {device_type} (it says {})",
+                asks.unwrap_or("nothing")
+            )));
+        }
+        let dir = path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let partial = dir.join(format!(".{device_type}.yaml.partial"));
+        std::fs::write(&partial, text)
+            .and_then(|_| std::fs::rename(&partial, &path))
+            .map_err(io)?;
+        self.reschedule();
+        Ok(())
+    }
+
     /// All devices.
     pub fn devices(&self) -> ServiceResult<Vec<Device>> {
         Ok(self.store()?.devices()?)

@@ -266,3 +266,64 @@ fn log_lines_are_counted_from_zero_and_end_at_what_is_committed() {
         ErrorKind::NotFound
     );
 }
+
+#[test]
+fn health_checks_are_checked_when_set_and_queued_for_unknown_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let checks = crate::master::health::HealthChecks::new(&dir.path().join("data"));
+    assert_eq!(
+        service.health_check("qemu").unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    let wrong_type = JOB.replace("device_type: qemu", "device_type: beaglebone-black");
+    let error = service
+        .set_health_check(&admin, "qemu", &wrong_type)
+        .unwrap_err();
+    assert!(
+        error.message.contains("must say device_type: qemu"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        service
+            .set_health_check(&admin, "qemu", "job_name: [")
+            .unwrap_err()
+            .kind,
+        ErrorKind::BadRequest
+    );
+    assert_eq!(
+        service
+            .set_health_check(&Caller::Anonymous, "qemu", JOB)
+            .unwrap_err()
+            .kind,
+        ErrorKind::Unauthorized
+    );
+    service.set_health_check(&admin, "qemu", JOB).unwrap();
+    assert!(service.has_health_check("qemu"));
+    assert_eq!(service.health_check("qemu").unwrap(), JOB);
+
+    // The unknown device gets its health check queued, once.
+    let store = service.store().unwrap();
+    checks.queue_missing(&store).unwrap();
+    checks.queue_missing(&store).unwrap();
+    let queued = store.jobs(None, 10).unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].health_check);
+    assert_eq!(queued[0].requested_device.as_deref(), Some("qemu-01"));
+    assert_eq!(queued[0].priority, 100);
+    drop(store);
+
+    // A definition that went bad on disk makes the device Bad rather than unchecked.
+    service.cancel(&admin, queued[0].id).unwrap();
+    std::fs::write(checks.path("qemu"), "job_name: [").unwrap();
+    let store = service.store().unwrap();
+    checks.queue_missing(&store).unwrap();
+    let device = store.device("qemu-01").unwrap().unwrap();
+    assert_eq!(device.health, crate::store::DeviceHealth::Bad);
+    drop(store);
+
+    service.set_health_check(&admin, "qemu", "").unwrap();
+    assert!(!service.has_health_check("qemu"));
+}

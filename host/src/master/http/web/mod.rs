@@ -134,6 +134,7 @@ async fn lab(State(service): Shared) -> PageResult {
                 badge(d.state.as_str()),
                 badge(d.health.as_str()),
                 d.current_job.map(job_link).unwrap_or_default(),
+                badge(&d.power_state),
             ]
         })
         .collect();
@@ -169,7 +170,7 @@ async fn lab(State(service): Shared) -> PageResult {
 <section><h2>Queue</h2>{}</section>",
         table(
             "devices",
-            &["Hostname", "Type", "Worker", "State", "Health", "Job"],
+            &["Hostname", "Type", "Worker", "State", "Health", "Job", "Power"],
             &device_rows,
             "No devices yet: add one with `basalt devices add`.",
         ),
@@ -291,6 +292,10 @@ async fn device(State(service): Shared, Path(name): Path<String>) -> PageResult 
             ("State", badge(device.state.as_str())),
             ("Health", badge(device.health.as_str())),
             ("Current job", device.current_job.map(job_link).unwrap_or_else(|| "-".into())),
+            (
+                "Power (read back)",
+                format!("{} at {}", badge(&device.power_state), time(device.power_checked)),
+            ),
             ("Tags", esc(&device.tags.join(", "))),
             ("Description", esc(&device.description)),
         ]),
