@@ -18,6 +18,8 @@ pub enum DeviceTypesCommand {
     List(ListArgs),
     /// Register a device type on a master (its template must be on the master's path).
     Add(AddArgs),
+    /// Change a master's device type: description, health-check schedule.
+    Update(UpdateArgs),
     /// Show one template: where it comes from, what it extends, what it overrides, and its
     /// source.
     Show(ShowArgs),
@@ -45,6 +47,40 @@ pub struct AddArgs {
     /// Free text.
     #[arg(long, default_value = "")]
     pub description: String,
+    /// How often its health check runs.
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// The master.
+    #[command(flatten)]
+    pub master: super::remote::MasterArgs,
+}
+
+/// A device type's health-check schedule (unset flags leave it as it is; a new type checks
+/// every 24 hours).
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    /// A Good device's health check is due again after this many hours or jobs.
+    #[arg(long, value_name = "N")]
+    pub health_frequency: Option<u32>,
+    /// What the frequency counts.
+    #[arg(long, value_name = "hours|jobs")]
+    pub health_denominator: Option<String>,
+    /// Turn the type's health checks off (`true`) or on (`false`).
+    #[arg(long, value_name = "true|false")]
+    pub health_disabled: Option<bool>,
+}
+
+/// Flags of `basalt device-types update`.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// The device type.
+    pub name: String,
+    /// Free text.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// How often its health check runs.
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
     /// The master.
     #[command(flatten)]
     pub master: super::remote::MasterArgs,
@@ -67,9 +103,8 @@ pub fn run(command: &DeviceTypesCommand) -> anyhow::Result<ExitCode> {
             super::remote::device_types::list(args.format, &args.master)
         }
         DeviceTypesCommand::List(args) => list(args),
-        DeviceTypesCommand::Add(args) => {
-            super::remote::device_types::add(&args.name, &args.description, &args.master)
-        }
+        DeviceTypesCommand::Add(args) => super::remote::device_types::add(args),
+        DeviceTypesCommand::Update(args) => super::remote::device_types::update(args),
         DeviceTypesCommand::Show(args) => show(args),
     }
 }

@@ -24,6 +24,8 @@ use crate::transport::{
 
 /// The longest the loop sleeps, so SIGTERM is noticed promptly.
 const MAX_WAIT: Duration = Duration::from_millis(250);
+/// How often the scheduler looks again without an event, for health checks due by the clock.
+const HEALTH_REVIEW: Duration = Duration::from_secs(60);
 
 /// What the master knows of a slave since it started.
 struct Peer {
@@ -49,6 +51,8 @@ pub struct ControlLoop {
     dirty: bool,
     next_resend: Instant,
     next_offline_check: Instant,
+    /// When to look for health checks that fell due with time (no event announces those).
+    next_health_review: Instant,
     passes: u64,
 }
 
@@ -76,6 +80,7 @@ impl ControlLoop {
             dirty: true,
             next_resend: now,
             next_offline_check: now,
+            next_health_review: now + HEALTH_REVIEW,
             passes: 0,
         }
     }
@@ -103,6 +108,10 @@ impl ControlLoop {
     /// check.
     fn tick(&mut self) -> Result<(), StoreError> {
         let now = Instant::now();
+        if now >= self.next_health_review {
+            self.next_health_review = now + HEALTH_REVIEW;
+            self.dirty = true;
+        }
         if self.dirty {
             self.dirty = false;
             self.schedule()?;
@@ -447,7 +456,7 @@ impl ControlLoop {
         self.passes += 1;
         self.health.queue_missing(&self.store)?;
         let mut snapshot = self.store.snapshot(self.passes)?;
-        self.health.mark(&mut snapshot);
+        self.health.mark(&self.store, &mut snapshot)?;
         if snapshot.queue.is_empty() {
             return Ok(());
         }

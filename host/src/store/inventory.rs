@@ -35,6 +35,19 @@ pub(super) fn string_list_column(row: &Row<'_>, index: usize) -> rusqlite::Resul
     })
 }
 
+const DEVICE_TYPE_COLUMNS: &str =
+    "name, description, health_frequency, health_denominator, health_disabled";
+
+fn device_type_row(row: &Row<'_>) -> rusqlite::Result<DeviceType> {
+    Ok(DeviceType {
+        name: row.get(0)?,
+        description: row.get(1)?,
+        health_frequency: row.get(2)?,
+        health_denominator: enum_column(row, 3, HealthDenominator::parse)?,
+        health_disabled: row.get(4)?,
+    })
+}
+
 fn worker_row(row: &Row<'_>) -> rusqlite::Result<Worker> {
     Ok(Worker {
         hostname: row.get(0)?,
@@ -93,15 +106,10 @@ impl Store {
 
     /// Every device type, by name.
     pub fn device_types(&self) -> Result<Vec<DeviceType>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT name, description FROM device_types ORDER BY name")?;
-        let rows = statement.query_map([], |row| {
-            Ok(DeviceType {
-                name: row.get(0)?,
-                description: row.get(1)?,
-            })
-        })?;
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT {DEVICE_TYPE_COLUMNS} FROM device_types ORDER BY name"
+        ))?;
+        let rows = statement.query_map([], device_type_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -110,16 +118,43 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT name, description FROM device_types WHERE name = ?1",
+                &format!("SELECT {DEVICE_TYPE_COLUMNS} FROM device_types WHERE name = ?1"),
                 [name],
-                |row| {
-                    Ok(DeviceType {
-                        name: row.get(0)?,
-                        description: row.get(1)?,
-                    })
-                },
+                device_type_row,
             )
             .optional()?)
+    }
+
+    /// Changes a device type's description and health-check schedule (each when given).
+    pub fn update_device_type(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        health_frequency: Option<u32>,
+        health_denominator: Option<HealthDenominator>,
+        health_disabled: Option<bool>,
+    ) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE device_types SET description = coalesce(?2, description),
+                                     health_frequency = coalesce(?3, health_frequency),
+                                     health_denominator = coalesce(?4, health_denominator),
+                                     health_disabled = coalesce(?5, health_disabled)
+             WHERE name = ?1",
+            params![
+                name,
+                description,
+                health_frequency,
+                health_denominator.map(HealthDenominator::as_str),
+                health_disabled
+            ],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                kind: "device type",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Registers a worker (offline until its slave says HELLO).

@@ -437,6 +437,43 @@ impl Store {
         )
     }
 
+    /// Whether `device`'s periodic health check is due under `schedule` at `now` (ms): the
+    /// frequency counts from its last health check or the last change of its health by
+    /// anyone (an admin trusting a device restarts the count), whichever is later.
+    pub fn health_check_due(
+        &self,
+        device: &str,
+        schedule: &DeviceType,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let last_check: Option<i64> = self.conn.query_row(
+            "SELECT max(end_time) FROM jobs
+             WHERE health_check = 1 AND actual_device = ?1 AND state = 'finished'",
+            [device],
+            |row| row.get(0),
+        )?;
+        let last_change: Option<i64> = self.conn.query_row(
+            "SELECT max(at) FROM history WHERE kind = 'device' AND object = ?1 AND field = 'health'",
+            [device],
+            |row| row.get(0),
+        )?;
+        let since = last_check.max(last_change).unwrap_or(0);
+        let frequency = i64::from(schedule.health_frequency.max(1));
+        Ok(match schedule.health_denominator {
+            HealthDenominator::Hours => now - since >= frequency * 3_600_000,
+            HealthDenominator::Jobs => {
+                let jobs: i64 = self.conn.query_row(
+                    "SELECT count(*) FROM jobs
+                     WHERE health_check = 0 AND actual_device = ?1 AND state = 'finished'
+                       AND end_time > ?2",
+                    params![device, since],
+                    |row| row.get(0),
+                )?;
+                jobs >= frequency
+            }
+        })
+    }
+
     /// Active (not finished) health-check jobs, by the device they are pinned to.
     pub fn active_health_checks(&self) -> Result<Vec<String>, StoreError> {
         let mut statement = self.conn.prepare_cached(

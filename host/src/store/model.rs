@@ -66,6 +66,16 @@ text_enum!(
 );
 
 text_enum!(
+    /// What a device type's health-check frequency counts.
+    HealthDenominator {
+        /// Hours since the device's last health check.
+        Hours = "hours",
+        /// Jobs the device ran since its last health check.
+        Jobs = "jobs",
+    }
+);
+
+text_enum!(
     /// Whether a worker is talking to the master.
     WorkerState {
         /// Heard from within the offline timeout.
@@ -147,6 +157,12 @@ pub struct DeviceType {
     pub name: String,
     /// Free text.
     pub description: String,
+    /// A device's health check is due again after this many hours or jobs.
+    pub health_frequency: u32,
+    /// What `health_frequency` counts.
+    pub health_denominator: HealthDenominator,
+    /// No health checks for this type at all (its Unknown devices take jobs at once).
+    pub health_disabled: bool,
 }
 
 /// A worker (a slave's host).

@@ -101,6 +101,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE jobs ADD COLUMN health_check INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE devices ADD COLUMN power_state TEXT NOT NULL DEFAULT 'unknown';
      ALTER TABLE devices ADD COLUMN power_checked INTEGER;",
+    // 4: how often a device type's health check runs (LAVA's defaults: every 24 hours).
+    "ALTER TABLE device_types ADD COLUMN health_frequency INTEGER NOT NULL DEFAULT 24;
+     ALTER TABLE device_types ADD COLUMN health_denominator TEXT NOT NULL DEFAULT 'hours';
+     ALTER TABLE device_types ADD COLUMN health_disabled INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

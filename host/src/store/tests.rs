@@ -254,3 +254,64 @@ fn an_ordinary_job_leaves_the_health_alone_and_power_is_recorded() {
     assert!(device.power_checked.is_some());
     assert!(store.set_power_state("nope", "on").is_err());
 }
+
+#[test]
+fn a_periodic_health_check_falls_due_by_hours_or_by_jobs() {
+    let (_dir, store) = store();
+    lab(&store);
+    let mut schedule = store.device_type("qemu").unwrap().unwrap();
+    assert_eq!(
+        (schedule.health_frequency, schedule.health_denominator),
+        (24, HealthDenominator::Hours),
+        "LAVA's default"
+    );
+    let hour = 3_600_000;
+    assert!(
+        store
+            .health_check_due("qemu-01", &schedule, now_ms())
+            .unwrap(),
+        "never checked"
+    );
+    check_ends(&store, JobHealth::Complete);
+    let checked = now_ms();
+    assert!(!store
+        .health_check_due("qemu-01", &schedule, checked + hour)
+        .unwrap());
+    assert!(store
+        .health_check_due("qemu-01", &schedule, checked + 25 * hour)
+        .unwrap());
+
+    store
+        .update_device_type("qemu", None, Some(2), Some(HealthDenominator::Jobs), None)
+        .unwrap();
+    schedule = store.device_type("qemu").unwrap().unwrap();
+    let run_one = || {
+        let id = store.submit(&new_job()).unwrap();
+        assert!(store.assign(id, "qemu-01").unwrap());
+        assert!(store.mark_running(id).unwrap());
+        assert!(store.finish(id, JobHealth::Complete, "").unwrap());
+    };
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    run_one();
+    assert!(!store
+        .health_check_due("qemu-01", &schedule, now_ms())
+        .unwrap());
+    run_one();
+    assert!(store
+        .health_check_due("qemu-01", &schedule, now_ms())
+        .unwrap());
+    // An admin trusting the device again restarts the count.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    store
+        .set_device_health("qemu-01", DeviceHealth::Maintenance, "")
+        .unwrap();
+    store
+        .set_device_health("qemu-01", DeviceHealth::Good, "")
+        .unwrap();
+    assert!(!store
+        .health_check_due("qemu-01", &schedule, now_ms())
+        .unwrap());
+    assert!(store
+        .update_device_type("nope", Some("x"), None, None, None)
+        .is_err());
+}

@@ -97,8 +97,13 @@ impl Client {
 
     /// POST a JSON body.
     pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send_json("POST", path, body)
+    }
+
+    /// Sends a JSON body with `method` (POST, PATCH).
+    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
         let text = self.finish(
-            self.request("POST", path)
+            self.request(method, path)
                 .set("Content-Type", "application/json")
                 .send_string(&body.to_string()),
         )?;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{caller, status};
-use crate::master::service::{Caller, JobFilter, NewDevice, Service, ServiceError};
+use crate::master::service::{Caller, HealthSchedule, JobFilter, NewDevice, Service, ServiceError};
 use crate::store::{JobHealth, JobState};
 
 /// An error response.
@@ -74,7 +74,10 @@ pub fn routes() -> Router<Arc<Service>> {
             "/api/v1/device-types",
             get(list_device_types).post(add_device_type),
         )
-        .route("/api/v1/device-types/{name}", get(show_device_type))
+        .route(
+            "/api/v1/device-types/{name}",
+            get(show_device_type).patch(update_device_type),
+        )
         .route(
             "/api/v1/device-types/{name}/template",
             get(get_template).put(set_template),
@@ -223,6 +226,26 @@ struct NewDeviceType {
     name: String,
     #[serde(default)]
     description: String,
+    #[serde(flatten)]
+    schedule: ScheduleBody,
+}
+
+/// A device type's health-check schedule, as request bodies give it.
+#[derive(Deserialize, Default)]
+struct ScheduleBody {
+    health_frequency: Option<u32>,
+    health_denominator: Option<String>,
+    health_disabled: Option<bool>,
+}
+
+impl From<ScheduleBody> for HealthSchedule {
+    fn from(body: ScheduleBody) -> Self {
+        Self {
+            frequency: body.health_frequency,
+            denominator: body.health_denominator,
+            disabled: body.health_disabled,
+        }
+    }
 }
 
 async fn add_device_type(
@@ -231,10 +254,30 @@ async fn add_device_type(
     Json(new): Json<NewDeviceType>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     service.add_device_type(&caller, &new.name, &new.description, true)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!(service.device_type(&new.name)?)),
-    ))
+    let summary = service.update_device_type(&caller, &new.name, None, &new.schedule.into())?;
+    Ok((StatusCode::CREATED, Json(json!(summary))))
+}
+
+#[derive(Deserialize)]
+struct DeviceTypeChange {
+    description: Option<String>,
+    #[serde(flatten)]
+    schedule: ScheduleBody,
+}
+
+async fn update_device_type(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+    Json(change): Json<DeviceTypeChange>,
+) -> ApiResult<Json<Value>> {
+    let summary = service.update_device_type(
+        &caller,
+        &name,
+        change.description.as_deref(),
+        &change.schedule.into(),
+    )?;
+    Ok(Json(json!(summary)))
 }
 
 async fn get_template(State(service): Shared, Path(name): Path<String>) -> ApiResult<String> {

@@ -1,7 +1,7 @@
 //! `scheduler.devices.*` and `scheduler.device_types.*`.
 
 use super::{display, Fault, MethodResult, Params};
-use crate::master::service::{Caller, NewDevice, Service};
+use crate::master::service::{Caller, HealthSchedule, NewDevice, Service};
 use crate::store::{Device, DeviceHealth};
 use crate::xmlrpc::Value;
 
@@ -201,10 +201,16 @@ pub fn show_type(service: &Service, _: &Caller, params: &Params) -> MethodResult
         ("display", Value::Bool(true)),
         (
             "health_disabled",
-            Value::Bool(!service.has_health_check(&name)),
+            Value::Bool(summary.health_disabled || !summary.health_check),
         ),
-        ("health_denominator", Value::from("hours")),
-        ("health_frequency", Value::Int(24)),
+        (
+            "health_denominator",
+            Value::from(summary.health_denominator.as_str()),
+        ),
+        (
+            "health_frequency",
+            Value::from(u64::from(summary.health_frequency)),
+        ),
         ("aliases", Value::Array(Vec::new())),
         ("devices", Value::Array(devices)),
         ("default_template", Value::Bool(summary.template.is_some())),
@@ -219,9 +225,40 @@ pub fn add_type(service: &Service, caller: &Caller, params: &Params) -> MethodRe
     let description = params.opt_string(1, "description")?.unwrap_or_default();
     params.bool_or(2, "display", true)?;
     params.bool_or(3, "owners_only", false)?;
-    params.opt_int(4, "health_frequency")?;
-    params.opt_string(5, "health_denominator")?;
+    let schedule = HealthSchedule {
+        frequency: frequency(params, 4)?,
+        denominator: params.opt_string(5, "health_denominator")?,
+        disabled: None,
+    };
     service.add_device_type(caller, &name, &description, false)?;
+    service.update_device_type(caller, &name, None, &schedule)?;
+    Ok(Value::Nil)
+}
+
+fn frequency(params: &Params, index: usize) -> Result<Option<u32>, Fault> {
+    params
+        .opt_int(index, "health_frequency")?
+        .map(|n| u32::try_from(n).map_err(|_| Fault::new(400, "health_frequency must be positive")))
+        .transpose()
+}
+
+/// `update(name, description, display, owners_only, health_frequency, health_denominator,
+/// health_disabled)`.
+pub fn update_type(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    params.at_most(7)?;
+    let name = params.string(0, "name")?;
+    let description = params.opt_string(1, "description")?;
+    params.bool_or(2, "display", true)?;
+    params.bool_or(3, "owners_only", false)?;
+    let schedule = HealthSchedule {
+        frequency: frequency(params, 4)?,
+        denominator: params.opt_string(5, "health_denominator")?,
+        disabled: match params.values().get(6) {
+            None | Some(Value::Nil) => None,
+            Some(_) => Some(params.bool_or(6, "health_disabled", false)?),
+        },
+    };
+    service.update_device_type(caller, &name, description.as_deref(), &schedule)?;
     Ok(Value::Nil)
 }
 

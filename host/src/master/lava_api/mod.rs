@@ -137,6 +137,11 @@ pub const METHODS: &[(&str, Method, &str)] = &[
         "Add a device type.",
     ),
     (
+        "scheduler.device_types.update",
+        devices::update_type,
+        "Change a device type's description and health-check schedule.",
+    ),
+    (
         "scheduler.device_types.get_template",
         devices::get_template,
         "A device type's template.",

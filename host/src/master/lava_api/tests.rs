@@ -357,3 +357,79 @@ fn datetimes_are_xmlrpc_basic_format_in_utc() {
     );
     assert_eq!(datetime(None), Value::Nil);
 }
+
+#[test]
+fn device_type_health_schedules_round_trip_through_add_update_and_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    call(
+        &service,
+        &admin,
+        "scheduler.device_types.add",
+        vec![
+            Value::from("qemu"),
+            Value::from("emulated"),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(5),
+            Value::from("jobs"),
+        ],
+    )
+    .unwrap();
+    let show = |service: &crate::master::service::Service| {
+        call(
+            service,
+            &admin,
+            "scheduler.device_types.show",
+            vec![Value::from("qemu")],
+        )
+        .unwrap()
+    };
+    let shown = show(&service);
+    assert_eq!(shown.member("health_frequency"), Some(&Value::Int(5)));
+    assert_eq!(
+        shown.member("health_denominator"),
+        Some(&Value::from("jobs"))
+    );
+    assert_eq!(shown.member("description"), Some(&Value::from("emulated")));
+    // No health check file: LAVA shows health checks as disabled.
+    assert_eq!(shown.member("health_disabled"), Some(&Value::Bool(true)));
+    call(
+        &service,
+        &admin,
+        "scheduler.device_types.update",
+        vec![
+            Value::from("qemu"),
+            Value::Nil,
+            Value::Nil,
+            Value::Nil,
+            Value::Int(12),
+            Value::from("hours"),
+            Value::Nil,
+        ],
+    )
+    .unwrap();
+    let shown = show(&service);
+    assert_eq!(shown.member("health_frequency"), Some(&Value::Int(12)));
+    assert_eq!(
+        shown.member("health_denominator"),
+        Some(&Value::from("hours"))
+    );
+    assert_eq!(shown.member("description"), Some(&Value::from("emulated")));
+    assert_eq!(
+        fault_code(call(
+            &service,
+            &admin,
+            "scheduler.device_types.update",
+            vec![
+                Value::from("qemu"),
+                Value::Nil,
+                Value::Nil,
+                Value::Nil,
+                Value::Int(1),
+                Value::from("weeks")
+            ],
+        )),
+        400
+    );
+}

@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::{check_name, Caller, ServiceError, ServiceResult};
 use crate::store::{
-    Device, DeviceHealth, DeviceType, HistoryEntry, StoreError, Worker, WorkerHealth,
+    Device, DeviceHealth, DeviceType, HealthDenominator, HistoryEntry, StoreError, Worker,
+    WorkerHealth,
 };
 use crate::template::extends_target;
 
@@ -20,6 +21,25 @@ pub struct DeviceTypeSummary {
     pub devices: usize,
     /// The template file that defines it, if one is on the search path.
     pub template: Option<String>,
+    /// Whether it has a health check (`DATA_DIR/health-checks/<name>.yaml`).
+    pub health_check: bool,
+    /// A Good device's health check is due again after this many hours or jobs.
+    pub health_frequency: u32,
+    /// `hours` or `jobs`.
+    pub health_denominator: HealthDenominator,
+    /// Health checks are off for this type.
+    pub health_disabled: bool,
+}
+
+/// Changes to a device type's health-check schedule; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct HealthSchedule {
+    /// Hours or jobs between health checks (at least 1).
+    pub frequency: Option<u32>,
+    /// `hours` or `jobs`.
+    pub denominator: Option<String>,
+    /// Turn health checks off (true) or on (false).
+    pub disabled: Option<bool>,
 }
 
 /// Which of a worker's own files exist (LAVA shows the others as "default").
@@ -197,6 +217,10 @@ impl super::Service {
                     template: self
                         .template_file(&t.name)?
                         .map(|p| p.display().to_string()),
+                    health_check: self.has_health_check(&t.name),
+                    health_frequency: t.health_frequency,
+                    health_denominator: t.health_denominator,
+                    health_disabled: t.health_disabled,
                     name: t.name,
                     description: t.description,
                     devices: count,
@@ -239,6 +263,39 @@ impl super::Service {
             kind: "device type",
             name: name.to_owned(),
         })?)
+    }
+
+    /// Changes a device type's description and health-check schedule.
+    pub fn update_device_type(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: Option<&str>,
+        schedule: &HealthSchedule,
+    ) -> ServiceResult<DeviceTypeSummary> {
+        caller.require_superuser()?;
+        if schedule.frequency == Some(0) {
+            return Err(ServiceError::bad_request(
+                "health_frequency must be at least 1 (turn health checks off with health_disabled)",
+            ));
+        }
+        let denominator = match schedule.denominator.as_deref() {
+            None => None,
+            Some(text) => Some(HealthDenominator::parse(text).ok_or_else(|| {
+                ServiceError::bad_request(format!(
+                    "{text:?} is not a health denominator: use hours or jobs"
+                ))
+            })?),
+        };
+        self.store()?.update_device_type(
+            name,
+            description,
+            schedule.frequency,
+            denominator,
+            schedule.disabled,
+        )?;
+        self.reschedule();
+        self.device_type(name)
     }
 
     /// The text of a device type's template (the file the search path finds first).

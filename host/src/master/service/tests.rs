@@ -327,3 +327,101 @@ fn health_checks_are_checked_when_set_and_queued_for_unknown_devices() {
     service.set_health_check(&admin, "qemu", "").unwrap();
     assert!(!service.has_health_check("qemu"));
 }
+
+#[test]
+fn a_types_health_schedule_is_changed_by_superusers_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let change = |frequency, denominator: &str| HealthSchedule {
+        frequency,
+        denominator: Some(denominator.to_owned()),
+        disabled: None,
+    };
+    assert_eq!(
+        service
+            .update_device_type(&admin, "qemu", None, &change(Some(0), "hours"))
+            .unwrap_err()
+            .kind,
+        ErrorKind::BadRequest
+    );
+    assert_eq!(
+        service
+            .update_device_type(&admin, "qemu", None, &change(Some(3), "fortnights"))
+            .unwrap_err()
+            .kind,
+        ErrorKind::BadRequest
+    );
+    assert_eq!(
+        service
+            .update_device_type(&Caller::Anonymous, "qemu", None, &change(Some(3), "jobs"))
+            .unwrap_err()
+            .kind,
+        ErrorKind::Unauthorized
+    );
+    let summary = service
+        .update_device_type(&admin, "qemu", Some("emulated"), &change(Some(3), "JOBS"))
+        .unwrap();
+    assert_eq!(summary.description, "emulated");
+    assert_eq!(summary.health_frequency, 3);
+    assert_eq!(summary.health_denominator.as_str(), "jobs");
+    assert!(!summary.health_check);
+
+    // With a health check and a Good device, the check is queued once it is due (never
+    // checked: due at once), unless the type's checks are off.
+    service.set_health_check(&admin, "qemu", JOB).unwrap();
+    service
+        .set_device_health(&admin, "qemu-01", "good", "trusted")
+        .unwrap();
+    service
+        .update_device_type(
+            &admin,
+            "qemu",
+            None,
+            &HealthSchedule {
+                disabled: Some(true),
+                ..HealthSchedule::default()
+            },
+        )
+        .unwrap();
+    let checks = crate::master::health::HealthChecks::new(&dir.path().join("data"));
+    let store = service.store().unwrap();
+    checks.queue_missing(&store).unwrap();
+    assert!(store.jobs(None, 10).unwrap().is_empty(), "checks are off");
+    drop(store);
+    service
+        .update_device_type(
+            &admin,
+            "qemu",
+            None,
+            &HealthSchedule {
+                frequency: Some(1),
+                disabled: Some(false),
+                ..HealthSchedule::default()
+            },
+        )
+        .unwrap();
+    let store = service.store().unwrap();
+    checks.queue_missing(&store).unwrap();
+    assert!(
+        store.jobs(None, 10).unwrap().is_empty(),
+        "every 1 job: not due before a job has run since the admin trusted it"
+    );
+    drop(store);
+    // A job runs; the next pass queues the check, and only the check may take the device.
+    let id = service.submit(&admin, JOB, None).unwrap();
+    let store = service.store().unwrap();
+    assert!(store.assign(id, "qemu-01").unwrap());
+    assert!(store.mark_running(id).unwrap());
+    assert!(store
+        .finish(id, crate::store::JobHealth::Complete, "")
+        .unwrap());
+    checks.queue_missing(&store).unwrap();
+    assert_eq!(
+        store.active_health_checks().unwrap(),
+        vec!["qemu-01".to_owned()]
+    );
+    let mut snapshot = store.snapshot(1).unwrap();
+    checks.mark(&store, &mut snapshot).unwrap();
+    assert!(snapshot.devices[0].needs_health_check);
+}
