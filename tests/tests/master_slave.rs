@@ -307,3 +307,34 @@ fn garbage_on_both_master_sockets_leaves_both_daemons_working() {
     assert_eq!(record["health"], "complete", "{record}");
     assert_log_delivered_once(&cluster, id);
 }
+
+#[test]
+fn the_workers_dut_environment_reaches_the_test_shell() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    // LAVA's master-wide env.dut.yaml: sent with START, applied by `basalt run --env-dut`.
+    std::fs::write(
+        cluster.data_dir().join("env.dut.yaml"),
+        "overrides:\n  LAB_PROXY: http://proxy.lab:3128\n  LAB_NOTE: \"it's here\"\n",
+    )
+    .unwrap();
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let job = cluster.job(
+        "env",
+        &[
+            "lava-test-case proxy --shell test \"$LAB_PROXY\" = http://proxy.lab:3128",
+            "lava-test-case quoted --shell test \"$LAB_NOTE\" = \"it's here\"",
+        ],
+    );
+    let id = cluster.submit(&job);
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+    let got = results(&cluster, id);
+    for case in ["proxy", "quoted"] {
+        assert!(
+            got.contains(&(case.to_owned(), "pass".to_owned())),
+            "{case}: {got:?}"
+        );
+    }
+}

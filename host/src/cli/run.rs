@@ -18,7 +18,7 @@ use super::PluginDirs;
 use basalt_plugin_api::DriverKind;
 
 use crate::device_drivers::{connection_driver, power_driver};
-use crate::dispatcher::{run_job, Cancel, JobStatus, RunRequest, ServerDirs};
+use crate::dispatcher::{run_job, Cancel, DutEnvironment, JobStatus, RunRequest, ServerDirs};
 use crate::failure::FailureClass;
 
 /// Flags of `basalt run`.
@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// The job's name in the TFTP and NFS directories (default: the output directory's name).
     #[arg(long, value_name = "ID")]
     pub job_id: Option<String>,
+    /// The worker's environment for test shells on the board: LAVA's `env.dut.yaml`
+    /// (`overrides:` to export, `removes:` to unset).
+    #[arg(long, value_name = "FILE")]
+    pub env_dut: Option<PathBuf>,
     /// Where the device-type templates are.
     #[command(flatten)]
     pub device_types: DeviceTypeDirs,
@@ -108,7 +112,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     for error in registry.errors() {
         eprintln!("warning: {error}");
     }
+    let dut_env = match &args.env_dut {
+        None => DutEnvironment::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            DutEnvironment::parse(&text)
+                .with_context(|| format!("{} is not a usable env.dut.yaml", path.display()))?
+        }
+    };
     let request = RunRequest {
+        dut_env,
         job,
         job_text,
         device,

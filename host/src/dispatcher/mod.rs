@@ -7,6 +7,7 @@
 
 mod cancel;
 mod deploy;
+mod dut_env;
 mod failure;
 mod log;
 mod results;
@@ -15,6 +16,7 @@ mod testshell;
 
 pub use cancel::Cancel;
 pub use deploy::ServerDirs;
+pub use dut_env::{DutEnvError, DutEnvironment};
 pub use failure::Failure;
 pub use log::JobLogger;
 pub use results::{CaseResult, Results};

@@ -82,6 +82,8 @@ pub struct RunRequest {
     pub server_ip: String,
     /// Where this worker's TFTP and NFS servers take files from.
     pub servers: ServerDirs,
+    /// The worker's environment for test shells on the board (`env.dut.yaml`).
+    pub dut_env: super::DutEnvironment,
 }
 
 /// The console of a device that has no connection, until a boot method attaches one.
@@ -476,6 +478,7 @@ impl Job<'_> {
         let suite_base = self.suites;
         let log = self.log.clone();
         let mut results = std::mem::take(&mut self.results);
+        let request = self.request;
         let console = self.console()?;
         let mut shell = TestShell {
             expecter: console,
@@ -484,6 +487,7 @@ impl Job<'_> {
             results: &mut results,
             workdir: &workdir,
             board_dir,
+            dut_env: &request.dut_env,
         };
         let outcome = shell.run(params, suite_base, deadline);
         self.results = results;

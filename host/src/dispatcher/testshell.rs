@@ -98,6 +98,8 @@ pub struct TestShell<'a> {
     pub workdir: &'a Path,
     /// The directory on the board for scripts (`/lava-<id>`).
     pub board_dir: String,
+    /// The worker's environment for every test script (`env.dut.yaml`).
+    pub dut_env: &'a super::DutEnvironment,
 }
 
 fn quote(text: &str) -> String {
@@ -275,6 +277,7 @@ impl TestShell<'_> {
             })
             .unwrap_or_default();
         let mut script = String::from("#!/bin/sh\n");
+        script.push_str(&self.dut_env.script_lines());
         let mut params = test
             .get("params")
             .and_then(Value::as_object)

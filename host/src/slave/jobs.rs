@@ -282,6 +282,9 @@ pub fn start(
     if let Some(root) = &settings.tftp_root {
         command.arg("--tftp-root").arg(root);
     }
+    if !files.env_dut.trim().is_empty() {
+        command.arg("--env-dut").arg(dir.join("env.dut.yaml"));
+    }
     if let Some(root) = &settings.nfs_root {
         command.arg("--nfs-root").arg(root);
     }
