@@ -312,13 +312,40 @@ fn garbage_on_both_master_sockets_leaves_both_daemons_working() {
 fn the_workers_dut_environment_reaches_the_test_shell() {
     let mut cluster = Cluster::new();
     let _master = cluster.start_master();
-    // LAVA's master-wide env.dut.yaml: sent with START, applied by `basalt run --env-dut`.
-    std::fs::write(
-        cluster.data_dir().join("env.dut.yaml"),
-        "overrides:\n  LAB_PROXY: http://proxy.lab:3128\n  LAB_NOTE: \"it's here\"\n",
-    )
-    .unwrap();
     cluster.register_board();
+    // The worker's env.dut.yaml, set through the API: sent with START, applied by
+    // `basalt run --env-dut`.
+    let env = cluster.dir.write(
+        "env.dut.yaml",
+        "overrides:\n  LAB_PROXY: http://proxy.lab:3128\n  LAB_NOTE: \"it's here\"\n",
+    );
+    cluster
+        .cli(&[
+            "workers",
+            "env-dut",
+            "set",
+            "w1",
+            &env.display().to_string(),
+        ])
+        .success();
+    let shown = cluster.cli(&["workers", "env-dut", "get", "w1"]).success();
+    assert!(shown.stdout.contains("LAB_PROXY"), "{shown}");
+    let bad = cluster
+        .dir
+        .write("bad.yaml", "overrides: [not, a, mapping]\n");
+    let refused = cluster
+        .cli(&[
+            "workers",
+            "env-dut",
+            "set",
+            "w1",
+            &bad.display().to_string(),
+        ])
+        .failure();
+    assert!(
+        refused.stderr.contains("overrides must be a mapping"),
+        "{refused}"
+    );
     let _slave = cluster.start_slave();
     let job = cluster.job(
         "env",

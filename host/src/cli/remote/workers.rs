@@ -1,7 +1,8 @@
-//! `basalt workers add|list|show|maintenance|activate`.
+//! `basalt workers add|list|show|maintenance|activate|config|env|env-dut`.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -21,6 +22,36 @@ pub enum WorkersCommand {
     Maintenance(HealthArgs),
     /// Give the worker jobs again.
     Activate(HealthArgs),
+    /// Get or set the worker's dispatcher.yaml (dispatcher_ip, ...), kept on the master.
+    #[command(subcommand)]
+    Config(FileCommand),
+    /// Get or set the environment of the worker's job processes (env.yaml).
+    #[command(subcommand)]
+    Env(FileCommand),
+    /// Get or set the environment of its boards' test shells (env.dut.yaml).
+    #[command(subcommand, name = "env-dut")]
+    EnvDut(FileCommand),
+}
+
+/// `basalt workers config|env|env-dut get|set`.
+#[derive(Subcommand, Debug)]
+pub enum FileCommand {
+    /// Print the file the worker's jobs get (its own, else the master-wide one).
+    Get(ShowArgs),
+    /// Replace the worker's own file (an empty file removes it).
+    Set(SetFileArgs),
+}
+
+/// Flags of `basalt workers config|env|env-dut set`.
+#[derive(Args, Debug)]
+pub struct SetFileArgs {
+    /// The worker.
+    pub name: String,
+    /// The YAML file.
+    pub file: std::path::PathBuf,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
 }
 
 /// Flags of `basalt workers add`.
@@ -73,9 +104,35 @@ pub struct HealthArgs {
     pub master: MasterArgs,
 }
 
+fn file(kind: &str, command: &FileCommand) -> anyhow::Result<()> {
+    match command {
+        FileCommand::Get(args) => {
+            let text = args
+                .master
+                .client()
+                .get_text(&format!("/api/v1/workers/{}/files/{kind}", args.name))?;
+            print!("{text}");
+        }
+        FileCommand::Set(args) => {
+            let text = std::fs::read_to_string(&args.file)
+                .with_context(|| format!("cannot read {}", args.file.display()))?;
+            args.master.client().send_text(
+                "PUT",
+                &format!("/api/v1/workers/{}/files/{kind}", args.name),
+                &text,
+            )?;
+            println!("worker {}: {kind} set", args.name);
+        }
+    }
+    Ok(())
+}
+
 /// Runs a `basalt workers` command.
 pub fn run(command: &WorkersCommand) -> anyhow::Result<ExitCode> {
     match command {
+        WorkersCommand::Config(command) => file("config", command)?,
+        WorkersCommand::Env(command) => file("env", command)?,
+        WorkersCommand::EnvDut(command) => file("env-dut", command)?,
         WorkersCommand::Add(args) => {
             let body = json!({ "hostname": args.name, "description": args.description, "job_limit": args.job_limit });
             args.master.client().post("/api/v1/workers", &body)?;

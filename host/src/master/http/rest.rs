@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{caller, status};
+use crate::master::service::WorkerFile;
 use crate::master::service::{Caller, HealthSchedule, JobFilter, NewDevice, Service, ServiceError};
 use crate::store::{JobHealth, JobState};
 
@@ -70,6 +71,10 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/workers", get(list_workers).post(add_worker))
         .route("/api/v1/workers/{name}", get(show_worker))
         .route("/api/v1/workers/{name}/health", post(set_worker_health))
+        .route(
+            "/api/v1/workers/{name}/files/{file}",
+            get(get_worker_file).put(set_worker_file),
+        )
         .route(
             "/api/v1/device-types",
             get(list_device_types).post(add_device_type),
@@ -208,6 +213,31 @@ async fn set_worker_health(
 ) -> ApiResult<Json<Value>> {
     let worker = service.set_worker_health(&caller, &name, &change.health, &change.reason)?;
     Ok(Json(json!(worker)))
+}
+
+fn worker_file_kind(file: &str) -> ApiResult<WorkerFile> {
+    WorkerFile::parse(file).ok_or_else(|| {
+        bad_request(format!(
+            "{file:?} is not a worker file: use config (dispatcher.yaml), env or env-dut"
+        ))
+    })
+}
+
+async fn get_worker_file(
+    State(service): Shared,
+    Path((name, file)): Path<(String, String)>,
+) -> ApiResult<String> {
+    Ok(service.worker_file(&name, worker_file_kind(&file)?)?)
+}
+
+async fn set_worker_file(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path((name, file)): Path<(String, String)>,
+    body: String,
+) -> ApiResult<Json<Value>> {
+    service.set_worker_file(&caller, &name, worker_file_kind(&file)?, &body)?;
+    Ok(Json(json!({ "hostname": name, "file": file })))
 }
 
 async fn list_device_types(State(service): Shared) -> ApiResult<Json<Value>> {

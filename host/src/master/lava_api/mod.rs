@@ -223,6 +223,36 @@ pub const METHODS: &[(&str, Method, &str)] = &[
         "Change a worker's description or health.",
     ),
     (
+        "scheduler.workers.get_config",
+        workers::get_config,
+        "A worker's dispatcher.yaml.",
+    ),
+    (
+        "scheduler.workers.set_config",
+        workers::set_config,
+        "Replace a worker's dispatcher.yaml (empty removes it).",
+    ),
+    (
+        "scheduler.workers.get_env",
+        workers::get_env,
+        "A worker's env.yaml.",
+    ),
+    (
+        "scheduler.workers.set_env",
+        workers::set_env,
+        "Replace a worker's env.yaml.",
+    ),
+    (
+        "scheduler.workers.get_env_dut",
+        workers::get_env_dut,
+        "A worker's env.dut.yaml.",
+    ),
+    (
+        "scheduler.workers.set_env_dut",
+        workers::set_env_dut,
+        "Replace a worker's env.dut.yaml.",
+    ),
+    (
         "results.get_testjob_results_yaml",
         jobs::results_yaml,
         "A job's results as YAML.",

@@ -1,7 +1,7 @@
 //! `scheduler.workers.*`.
 
 use super::{datetime, display, MethodResult, Params};
-use crate::master::service::{Caller, Service};
+use crate::master::service::{Caller, Service, WorkerFile};
 use crate::store::WorkerHealth;
 use crate::xmlrpc::Value;
 
@@ -76,4 +76,44 @@ pub fn update(service: &Service, caller: &Caller, params: &Params) -> MethodResu
         service.set_worker_health(caller, &name, &health, "")?;
     }
     Ok(Value::Nil)
+}
+
+fn get_file(service: &Service, params: &Params, file: WorkerFile) -> MethodResult {
+    params.at_most(1)?;
+    let name = params.string(0, "hostname")?;
+    Ok(Value::Base64(
+        service.worker_file(&name, file)?.into_bytes(),
+    ))
+}
+
+fn set_file(service: &Service, caller: &Caller, params: &Params, file: WorkerFile) -> MethodResult {
+    params.at_most(2)?;
+    let name = params.string(0, "hostname")?;
+    let text = params.string(1, "contents")?;
+    service.set_worker_file(caller, &name, file, &text)?;
+    Ok(Value::Bool(true))
+}
+
+pub fn get_config(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    get_file(service, params, WorkerFile::Config)
+}
+
+pub fn set_config(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    set_file(service, caller, params, WorkerFile::Config)
+}
+
+pub fn get_env(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    get_file(service, params, WorkerFile::Env)
+}
+
+pub fn set_env(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    set_file(service, caller, params, WorkerFile::Env)
+}
+
+pub fn get_env_dut(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    get_file(service, params, WorkerFile::EnvDut)
+}
+
+pub fn set_env_dut(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    set_file(service, caller, params, WorkerFile::EnvDut)
 }

@@ -53,6 +53,38 @@ pub struct WorkerFiles {
     pub env_dut: bool,
 }
 
+/// One of a worker's dispatcher files, kept under `DATA_DIR/dispatcher.d/<worker>/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerFile {
+    /// `dispatcher.yaml`: the worker's dispatcher settings (`dispatcher_ip`, ...).
+    Config,
+    /// `env.yaml`: the environment of its job processes.
+    Env,
+    /// `env.dut.yaml`: the environment of its boards' test shells.
+    EnvDut,
+}
+
+impl WorkerFile {
+    /// The file's name.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Config => "dispatcher.yaml",
+            Self::Env => "env.yaml",
+            Self::EnvDut => "env.dut.yaml",
+        }
+    }
+
+    /// From an API name: `config`, `env`, `env-dut` (or `env_dut`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "config" | "dispatcher" => Some(Self::Config),
+            "env" => Some(Self::Env),
+            "env-dut" | "env_dut" => Some(Self::EnvDut),
+            _ => None,
+        }
+    }
+}
+
 /// What adding a device takes.
 #[derive(Debug, Clone, Default)]
 pub struct NewDevice {
@@ -119,6 +151,57 @@ impl super::Service {
             env: any(&paths.env),
             env_dut: any(&paths.env_dut),
         }
+    }
+
+    /// The text a worker's jobs get for `file`: its own, else the master-wide one (for the
+    /// environments), else empty.
+    pub fn worker_file(&self, name: &str, file: WorkerFile) -> ServiceResult<String> {
+        self.worker(name)?;
+        let paths = crate::master::start::WorkerFilePaths::new(&self.data_dir, name);
+        let candidates = match file {
+            WorkerFile::Config => &paths.dispatcher,
+            WorkerFile::Env => &paths.env,
+            WorkerFile::EnvDut => &paths.env_dut,
+        };
+        match candidates.iter().find(|p| p.is_file()) {
+            None => Ok(String::new()),
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| ServiceError::internal(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Replaces a worker's own `file` (checked to be YAML, and for `env.dut.yaml` to be
+    /// LAVA's shape); empty text removes it, so the master-wide one applies again.
+    pub fn set_worker_file(
+        &self,
+        caller: &Caller,
+        name: &str,
+        file: WorkerFile,
+        text: &str,
+    ) -> ServiceResult<()> {
+        caller.require_superuser()?;
+        self.worker(name)?;
+        let dir = self.data_dir.join("dispatcher.d").join(name);
+        let path = dir.join(file.file_name());
+        let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
+        if text.trim().is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+                _ => Ok(()),
+            };
+        }
+        crate::yaml11::from_str(text).map_err(|e| {
+            ServiceError::bad_request(format!("{} is not valid YAML: {e}", file.file_name()))
+        })?;
+        if file == WorkerFile::EnvDut {
+            crate::dispatcher::DutEnvironment::parse(text)
+                .map_err(|e| ServiceError::bad_request(format!("env.dut.yaml: {e}")))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let partial = dir.join(format!(".{}.partial", file.file_name()));
+        std::fs::write(&partial, text)
+            .and_then(|_| std::fs::rename(&partial, &path))
+            .map_err(io)
     }
 
     /// Changes a worker's description or job limit.

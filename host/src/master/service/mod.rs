@@ -14,7 +14,7 @@ mod users;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-pub use inventory::{DeviceTypeSummary, HealthSchedule, NewDevice, WorkerFiles};
+pub use inventory::{DeviceTypeSummary, HealthSchedule, NewDevice, WorkerFile, WorkerFiles};
 pub use jobs::{JobFilter, LogChunk, LogLines};
 pub use users::{random_token, ADMIN};
 

@@ -425,3 +425,63 @@ fn a_types_health_schedule_is_changed_by_superusers_and_checked() {
     checks.mark(&store, &mut snapshot).unwrap();
     assert!(snapshot.devices[0].needs_health_check);
 }
+
+#[test]
+fn worker_files_fall_back_to_the_master_wide_ones_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let data = dir.path().join("data");
+    assert_eq!(service.worker_file("w1", WorkerFile::Env).unwrap(), "");
+    std::fs::write(data.join("env.yaml"), "overrides: {A: 1}\n").unwrap();
+    assert_eq!(
+        service.worker_file("w1", WorkerFile::Env).unwrap(),
+        "overrides: {A: 1}\n",
+        "the master-wide env.yaml applies to a worker without its own"
+    );
+    service
+        .set_worker_file(&admin, "w1", WorkerFile::Env, "overrides: {B: 2}\n")
+        .unwrap();
+    assert_eq!(
+        service.worker_file("w1", WorkerFile::Env).unwrap(),
+        "overrides: {B: 2}\n"
+    );
+    assert!(data.join("dispatcher.d/w1/env.yaml").is_file());
+    for (file, text, expected) in [
+        (WorkerFile::Config, "dispatcher_ip: [", "not valid YAML"),
+        (
+            WorkerFile::EnvDut,
+            "removes: {a: 1}",
+            "removes must be a list",
+        ),
+    ] {
+        let error = service
+            .set_worker_file(&admin, "w1", file, text)
+            .unwrap_err();
+        assert_eq!(error.kind, ErrorKind::BadRequest);
+        assert!(error.message.contains(expected), "{}", error.message);
+    }
+    assert_eq!(
+        service
+            .set_worker_file(&Caller::Anonymous, "w1", WorkerFile::Config, "a: 1")
+            .unwrap_err()
+            .kind,
+        ErrorKind::Unauthorized
+    );
+    assert_eq!(
+        service
+            .worker_file("w9", WorkerFile::Config)
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
+    service
+        .set_worker_file(&admin, "w1", WorkerFile::Env, "")
+        .unwrap();
+    assert_eq!(
+        service.worker_file("w1", WorkerFile::Env).unwrap(),
+        "overrides: {A: 1}\n"
+    );
+    assert_eq!(WorkerFile::parse("env-dut"), Some(WorkerFile::EnvDut));
+    assert_eq!(WorkerFile::parse("nope"), None);
+}
