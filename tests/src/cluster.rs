@@ -14,10 +14,21 @@ use crate::{basalt_bin, test_program, Basalt, Output, TestDir};
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free TCP ports on 127.0.0.1 (held open together while chosen, so the kernel
+/// cannot hand out the same one twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .map(|a| a.port())
+            .expect("a bound port")
+    })
 }
 
 /// Waits until `check` returns something, or panics saying what was awaited.
@@ -86,11 +97,12 @@ impl Cluster {
         let dir = TestDir::new();
         dir.mkdir("board");
         dir.write("kernel.img", b"not really a kernel");
+        let ports = free_ports::<3>();
         Self {
             dir,
-            control_port: free_port(),
-            log_port: free_port(),
-            http_port: free_port(),
+            control_port: ports[0],
+            log_port: ports[1],
+            http_port: ports[2],
             starts: 0,
         }
     }

@@ -15,8 +15,18 @@ use anyhow::{bail, Context};
 
 use crate::simlab::write_lab;
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Three distinct free ports (held open together while chosen, so none repeats).
+fn free_ports() -> anyhow::Result<(u16, u16, u16)> {
+    let held = [
+        TcpListener::bind("127.0.0.1:0")?,
+        TcpListener::bind("127.0.0.1:0")?,
+        TcpListener::bind("127.0.0.1:0")?,
+    ];
+    Ok((
+        held[0].local_addr()?.port(),
+        held[1].local_addr()?.port(),
+        held[2].local_addr()?.port(),
+    ))
 }
 
 /// A daemon stopped with SIGTERM when dropped.
@@ -59,7 +69,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("basalt-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("create demo directory")?;
     let lab = write_lab(&dir, &bin_dir)?;
-    let (control, logs, http) = (free_port()?, free_port()?, free_port()?);
+    let (control, logs, http) = free_ports()?;
     let data_dir = dir.join("master");
     let state_dir = dir.join("slave");
     let url = format!("http://127.0.0.1:{http}");

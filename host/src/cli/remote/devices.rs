@@ -145,6 +145,7 @@ pub fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
                 "state",
                 "health",
                 "current_job",
+                "power_state",
             ]
             .iter()
             .map(|f| field(d, f))
@@ -152,7 +153,9 @@ pub fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     print_table(
-        &["HOSTNAME", "TYPE", "WORKER", "STATE", "HEALTH", "JOB"],
+        &[
+            "HOSTNAME", "TYPE", "WORKER", "STATE", "HEALTH", "JOB", "POWER",
+        ],
         &rows,
     );
     Ok(ExitCode::SUCCESS)

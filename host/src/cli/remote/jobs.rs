@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 
-use super::{field, print_table, Client, MasterArgs};
+use super::{field, print_table, time_field, Client, MasterArgs};
 use crate::cli::Format;
 
 /// Flags of `basalt jobs submit`.
@@ -205,8 +205,14 @@ pub fn show(args: &JobArgs) -> anyhow::Result<ExitCode> {
         "start_time",
         "end_time",
         "failure_comment",
+        "health_check",
     ] {
-        println!("{name:<16} {}", field(&job, name));
+        let shown = if name.ends_with("_time") {
+            time_field(&job, name)
+        } else {
+            field(&job, name)
+        };
+        println!("{name:<16} {shown}");
     }
     Ok(ExitCode::SUCCESS)
 }
