@@ -170,3 +170,28 @@ fn a_configuration_file_with_a_typo_is_refused_with_its_name_and_key() {
         "{error}"
     );
 }
+
+#[test]
+fn oversized_bodies_are_refused_and_the_master_keeps_answering() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    let token = std::fs::read_to_string(cluster.data_dir().join("admin-token")).unwrap();
+    let url = format!("{}/api/v1/device-types/qemu/template", cluster.url());
+    let huge = "x".repeat(17 * 1024 * 1024);
+    let refused = ureq::put(&url)
+        .set("Authorization", &format!("Bearer {}", token.trim()))
+        .send_string(&huge);
+    match refused {
+        Err(ureq::Error::Status(code, _)) => assert_eq!(code, 413),
+        other => panic!(
+            "a 17 MiB template was not refused: {:?}",
+            other.map(|r| r.status())
+        ),
+    }
+    // Meanwhile and after, reads and writes go on.
+    let workers = cluster
+        .cli(&["workers", "list", "--format", "json"])
+        .success();
+    assert_eq!(workers.json(), serde_json::json!([]));
+    cluster.cli(&["workers", "add", "w1"]).success();
+}

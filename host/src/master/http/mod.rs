@@ -28,15 +28,42 @@ pub async fn serve(
     axum::serve(listener, router(service)).await
 }
 
-/// All routes of the HTTP port.
+/// All routes of the HTTP port. Needs a multi-threaded tokio runtime (see [`off_workers`]).
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .merge(rest::routes())
         .merge(rpc::routes())
         .merge(web::routes())
         .fallback(web::not_found)
+        .layer(axum::middleware::from_fn(off_workers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
+}
+
+/// Runs each request where blocking is allowed. Handlers call the [`Service`] synchronously
+/// (SQLite, job log files); on the runtime's few worker threads one slow request would stall
+/// every other connection, so each request tells tokio it blocks (`block_in_place`, which
+/// moves the thread's other work elsewhere) and is driven to its end right there. The body is
+/// read first, asynchronously: the connection that delivers it is polled by this same task,
+/// so a handler blocked while waiting for its body would wait forever.
+async fn off_workers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return (
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cannot read the request body (at most {MAX_BODY} bytes): {e}"),
+            )
+                .into_response()
+        }
+    };
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(next.run(request)))
 }
 
 /// Who sent the request; an error when credentials were given but are not valid.
