@@ -168,25 +168,33 @@ impl super::Service {
     }
 
     /// Log lines `start..end` (all from `start` when `end` is `None`), counted from 0.
+    /// At most [`LOG_CHUNK`] bytes of whole lines are returned; `finished` is true only when
+    /// the job has ended and nothing is left to read, since lavacli stops polling then.
     pub fn log_lines(&self, id: u64, start: u64, end: Option<u64>) -> ServiceResult<LogLines> {
         let job = self.job(id)?;
-        let finished = job.state == JobState::Finished;
-        let all = self.read_log(id, 0, job.log_bytes)?;
-        let line_starts: Vec<usize> = std::iter::once(0)
-            .chain(memchr::memchr_iter(b'\n', &all).map(|i| i + 1))
-            .filter(|&i| i < all.len())
-            .collect();
-        let offset_of = |line: u64| {
-            usize::try_from(line)
-                .ok()
-                .and_then(|line| line_starts.get(line).copied())
-                .unwrap_or(all.len())
+        let committed = job.log_bytes;
+        let path = self.log_path(id);
+        let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
+        let (from, mut to) = {
+            let mut indexes = self
+                .line_indexes
+                .lock()
+                .map_err(|_| ServiceError::internal("log index lock poisoned"))?;
+            indexes
+                .range(id, &path, committed, start, end)
+                .map_err(io)?
         };
-        let from = offset_of(start);
-        let to = end.map_or(all.len(), offset_of).max(from);
+        let mut bytes = self.read_log(id, from, to.min(from + LOG_CHUNK))?;
+        if to > from + LOG_CHUNK {
+            // Cut at the last whole line; the next call starts after it.
+            let keep = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
+            bytes.truncate(keep);
+            to = from + keep as u64;
+        }
+        let everything = end.is_none() && to == committed;
         Ok(LogLines {
-            finished,
-            text: String::from_utf8_lossy(&all[from..to]).into_owned(),
+            finished: job.state == JobState::Finished && everything,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         })
     }
 

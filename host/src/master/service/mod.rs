@@ -9,6 +9,7 @@
 
 mod inventory;
 mod jobs;
+mod lines;
 mod users;
 
 use std::path::PathBuf;
@@ -146,6 +147,7 @@ pub struct Service {
     jobs_dir: PathBuf,
     data_dir: PathBuf,
     template_dir: PathBuf,
+    line_indexes: Mutex<lines::LineIndexes>,
 }
 
 impl Service {
@@ -167,6 +169,7 @@ impl Service {
             jobs_dir,
             template_dir: data_dir.join("device-types"),
             data_dir,
+            line_indexes: Mutex::default(),
         }
     }
 

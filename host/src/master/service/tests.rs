@@ -485,3 +485,43 @@ fn worker_files_fall_back_to_the_master_wide_ones_and_are_checked() {
     assert_eq!(WorkerFile::parse("env-dut"), Some(WorkerFile::EnvDut));
     assert_eq!(WorkerFile::parse("nope"), None);
 }
+
+#[test]
+fn a_big_finished_log_comes_in_whole_line_pieces_and_only_the_last_says_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let id = service.submit(&admin, JOB, None).unwrap();
+    let log_dir = dir.path().join("data/jobs").join(id.to_string());
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let line = format!("- {{\"msg\": \"{}\"}}\n", "x".repeat(90));
+    let count = 60_000u64; // about 5.6 MiB, more than one piece
+    std::fs::write(log_dir.join("output.yaml"), line.repeat(count as usize)).unwrap();
+    service
+        .store()
+        .unwrap()
+        .commit_log(
+            id,
+            &JobLogBatch {
+                bytes: line.len() as u64 * count,
+                lines: count,
+                results: vec![],
+                job_result: None,
+            },
+        )
+        .unwrap();
+    service.cancel(&admin, id).unwrap();
+    let (mut seen, mut calls) = (0u64, 0);
+    loop {
+        let piece = service.log_lines(id, seen, None).unwrap();
+        calls += 1;
+        assert!(piece.text.is_empty() || piece.text.ends_with('\n'));
+        seen += piece.text.lines().count() as u64;
+        if piece.finished {
+            break;
+        }
+        assert!(calls < 10, "no progress");
+    }
+    assert_eq!(seen, count, "every line once");
+    assert!(calls >= 2, "a 5.6 MiB log came in one piece");
+}
