@@ -365,3 +365,31 @@ fn the_workers_dut_environment_reaches_the_test_shell() {
         );
     }
 }
+
+#[test]
+fn a_job_asking_for_a_tag_waits_until_a_device_carries_it() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let job = cluster.job("tagged", &["true"]);
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        "visibility: public\n",
+        "visibility: public\ntags: [usb-hub]\n",
+    );
+    let job = cluster.dir.write("tagged.yaml", text);
+    let id = cluster.submit(&job);
+    std::thread::sleep(Duration::from_secs(3));
+    let record = cluster.try_job(id).expect("the master answers");
+    assert_eq!(
+        record["state"], "submitted",
+        "no device has the tag yet: {record}"
+    );
+    let out = cluster
+        .cli(&["devices", "tags", "add", "sim-01", "usb-hub"])
+        .success();
+    assert!(out.stdout.contains("usb-hub"), "{out}");
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+    assert_eq!(record["actual_device"], "sim-01");
+}

@@ -153,7 +153,8 @@ fn declared_routes(text: &str) -> std::collections::BTreeSet<(String, String)> {
                 || call.contains(&format!("\t{method}("))
                 || call.contains(&format!("\n{method}("))
                 || call.contains(&format!(".{method}("))
-                || call.contains(&format!(",{method}("));
+                || call.contains(&format!(",{method}("))
+                || call.contains(&format!(":{method}("));
             if named {
                 routes.insert((method.to_uppercase(), path.clone()));
             }

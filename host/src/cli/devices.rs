@@ -44,6 +44,9 @@ pub enum DevicesCommand {
     /// Get or set a device's dictionary on a master.
     #[command(subcommand)]
     Dict(super::remote::devices::DictCommand),
+    /// Add or delete a device's tags on a master.
+    #[command(subcommand)]
+    Tags(super::remote::devices::TagsCommand),
 }
 
 /// Output formats of `devices render`.
@@ -117,6 +120,7 @@ pub fn run(command: &DevicesCommand) -> anyhow::Result<ExitCode> {
             super::remote::devices::set_health(args, health)
         }
         DevicesCommand::Dict(command) => super::remote::devices::dict(command),
+        DevicesCommand::Tags(command) => super::remote::devices::tags(command),
         DevicesCommand::Render(args) => render(args),
         DevicesCommand::Check(args) => check(args),
     }

@@ -378,6 +378,19 @@ impl Store {
         })
     }
 
+    /// Replaces a device's tags.
+    pub fn set_device_tags(&self, hostname: &str, tags: &[String]) -> Result<(), StoreError> {
+        self.existing_device(hostname)?;
+        self.conn.execute(
+            "UPDATE devices SET tags = ?2 WHERE hostname = ?1",
+            params![
+                hostname,
+                serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Records a device's power state as its power driver read it back.
     pub fn set_power_state(&self, hostname: &str, state: &str) -> Result<(), StoreError> {
         self.existing_device(hostname)?;

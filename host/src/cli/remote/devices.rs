@@ -85,6 +85,56 @@ pub enum DictCommand {
     Set(DictSetArgs),
 }
 
+/// `basalt devices tags ...`
+#[derive(Subcommand, Debug)]
+pub enum TagsCommand {
+    /// Give a device a tag (jobs whose `tags:` name it may then run there).
+    Add(TagArgs),
+    /// Take a tag off a device.
+    Delete(TagArgs),
+}
+
+/// Flags of `basalt devices tags add|delete`.
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// The device.
+    pub name: String,
+    /// The tag.
+    pub tag: String,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Runs a `basalt devices tags` command.
+pub fn tags(command: &TagsCommand) -> anyhow::Result<ExitCode> {
+    let (args, method) = match command {
+        TagsCommand::Add(args) => (args, "PUT"),
+        TagsCommand::Delete(args) => (args, "DELETE"),
+    };
+    let tags = args.master.client().send_text(
+        method,
+        &format!("/api/v1/devices/{}/tags/{}", args.name, args.tag),
+        "",
+    )?;
+    let names: Vec<String> = tags
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
+    println!(
+        "{}: tags {}",
+        args.name,
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Flags of `basalt devices dict get`.
 #[derive(Args, Debug)]
 pub struct DictGetArgs {

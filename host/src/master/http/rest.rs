@@ -8,7 +8,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -98,6 +98,10 @@ pub fn routes() -> Router<Arc<Service>> {
             get(get_dictionary).put(set_dictionary),
         )
         .route("/api/v1/devices/{name}/health", post(set_device_health))
+        .route(
+            "/api/v1/devices/{name}/tags/{tag}",
+            put(add_device_tag).delete(remove_device_tag),
+        )
         .route("/api/v1/jobs", get(list_jobs).post(submit_job))
         .route("/api/v1/jobs/validate", post(validate_job))
         .route("/api/v1/jobs/{id}", get(show_job))
@@ -416,6 +420,24 @@ async fn set_device_health(
 ) -> ApiResult<Json<Value>> {
     let device = service.set_device_health(&caller, &name, &change.health, &change.reason)?;
     Ok(Json(json!(device)))
+}
+
+async fn add_device_tag(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path((name, tag)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    service.add_device_tag(&caller, &name, &tag)?;
+    Ok(Json(json!(service.device(&name)?.0.tags)))
+}
+
+async fn remove_device_tag(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path((name, tag)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    service.remove_device_tag(&caller, &name, &tag)?;
+    Ok(Json(json!(service.device(&name)?.0.tags)))
 }
 
 #[derive(Deserialize)]

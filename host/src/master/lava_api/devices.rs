@@ -289,3 +289,30 @@ pub fn set_health_check(service: &Service, caller: &Caller, params: &Params) -> 
     service.set_health_check(caller, &name, &text)?;
     Ok(Value::Nil)
 }
+
+/// `tags.add(hostname, tag)`.
+pub fn add_tag(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    params.at_most(2)?;
+    let hostname = params.string(0, "hostname")?;
+    let tag = params.string(1, "name")?;
+    service.add_device_tag(caller, &hostname, &tag)?;
+    Ok(Value::Nil)
+}
+
+/// `tags.list(hostname)`: the tag names.
+pub fn list_tags(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(1)?;
+    let (device, _) = service.device(&params.string(0, "hostname")?)?;
+    Ok(Value::Array(
+        device.tags.into_iter().map(Value::String).collect(),
+    ))
+}
+
+/// `tags.delete(hostname, tag)`.
+pub fn delete_tag(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    params.at_most(2)?;
+    let hostname = params.string(0, "hostname")?;
+    let tag = params.string(1, "name")?;
+    service.remove_device_tag(caller, &hostname, &tag)?;
+    Ok(Value::Nil)
+}

@@ -122,6 +122,21 @@ pub const METHODS: &[(&str, Method, &str)] = &[
         "Replace a device's dictionary.",
     ),
     (
+        "scheduler.devices.tags.add",
+        devices::add_tag,
+        "Give a device a tag.",
+    ),
+    (
+        "scheduler.devices.tags.list",
+        devices::list_tags,
+        "A device's tags.",
+    ),
+    (
+        "scheduler.devices.tags.delete",
+        devices::delete_tag,
+        "Take a tag off a device.",
+    ),
+    (
         "scheduler.device_types.list",
         devices::list_types,
         "Device types.",

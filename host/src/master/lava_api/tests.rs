@@ -433,3 +433,58 @@ fn device_type_health_schedules_round_trip_through_add_update_and_show() {
         400
     );
 }
+
+#[test]
+fn device_tags_are_added_listed_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let tags = |service: &crate::master::service::Service| {
+        call(
+            service,
+            &admin,
+            "scheduler.devices.tags.list",
+            vec![Value::from("qemu-01")],
+        )
+        .unwrap()
+    };
+    for tag in ["usb", "fast", "usb"] {
+        call(
+            &service,
+            &admin,
+            "scheduler.devices.tags.add",
+            vec![Value::from("qemu-01"), Value::from(tag)],
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        tags(&service),
+        Value::Array(vec![Value::from("fast"), Value::from("usb")])
+    );
+    call(
+        &service,
+        &admin,
+        "scheduler.devices.tags.delete",
+        vec![Value::from("qemu-01"), Value::from("usb")],
+    )
+    .unwrap();
+    assert_eq!(tags(&service), Value::Array(vec![Value::from("fast")]));
+    assert_eq!(
+        fault_code(call(
+            &service,
+            &Caller::Anonymous,
+            "scheduler.devices.tags.add",
+            vec![Value::from("qemu-01"), Value::from("x")],
+        )),
+        401
+    );
+    assert_eq!(
+        fault_code(call(
+            &service,
+            &admin,
+            "scheduler.devices.tags.add",
+            vec![Value::from("qemu-01"), Value::from("no spaces")],
+        )),
+        400
+    );
+}

@@ -587,6 +587,30 @@ impl super::Service {
         })?)
     }
 
+    /// Gives a device a tag (jobs asking for it may then run there); already there is fine.
+    pub fn add_device_tag(&self, caller: &Caller, name: &str, tag: &str) -> ServiceResult<()> {
+        caller.require_superuser()?;
+        check_name("tag", tag)?;
+        let (device, _) = self.device(name)?;
+        if !device.tags.iter().any(|t| t == tag) {
+            let mut tags = device.tags;
+            tags.push(tag.to_owned());
+            tags.sort();
+            self.store()?.set_device_tags(name, &tags)?;
+            self.reschedule();
+        }
+        Ok(())
+    }
+
+    /// Takes a tag off a device; not having it is fine.
+    pub fn remove_device_tag(&self, caller: &Caller, name: &str, tag: &str) -> ServiceResult<()> {
+        caller.require_superuser()?;
+        let (device, _) = self.device(name)?;
+        let tags: Vec<String> = device.tags.into_iter().filter(|t| t != tag).collect();
+        self.store()?.set_device_tags(name, &tags)?;
+        Ok(())
+    }
+
     /// A device's dictionary (Jinja2 text); not found when it has none.
     pub fn dictionary(&self, name: &str) -> ServiceResult<String> {
         let (device, _) = self.device(name)?;
