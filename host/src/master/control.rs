@@ -53,6 +53,8 @@ pub struct ControlLoop {
     next_offline_check: Instant,
     /// When to look for health checks that fell due with time (no event announces those).
     next_health_review: Instant,
+    /// The next scheduling pass also looks for Good devices whose health check is due.
+    review_due: bool,
     passes: u64,
 }
 
@@ -81,6 +83,7 @@ impl ControlLoop {
             next_resend: now,
             next_offline_check: now,
             next_health_review: now + HEALTH_REVIEW,
+            review_due: true,
             passes: 0,
         }
     }
@@ -110,6 +113,7 @@ impl ControlLoop {
         let now = Instant::now();
         if now >= self.next_health_review {
             self.next_health_review = now + HEALTH_REVIEW;
+            self.review_due = true;
             self.dirty = true;
         }
         if self.dirty {
@@ -454,7 +458,8 @@ impl ControlLoop {
     /// One scheduling pass: queued jobs onto idle devices.
     fn schedule(&mut self) -> Result<(), StoreError> {
         self.passes += 1;
-        self.health.queue_missing(&self.store)?;
+        self.health
+            .queue_missing(&self.store, std::mem::take(&mut self.review_due))?;
         let mut snapshot = self.store.snapshot(self.passes)?;
         self.health.mark(&self.store, &mut snapshot)?;
         if snapshot.queue.is_empty() {

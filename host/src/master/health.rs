@@ -52,9 +52,12 @@ impl HealthChecks {
     }
 
     /// Queues a health check for every idle device that needs one and has none queued or
-    /// running. A definition that cannot be read or is not a valid job for the type makes the
-    /// device Bad, with the reason in its history, rather than letting it run unchecked.
-    pub fn queue_missing(&self, store: &Store) -> Result<(), StoreError> {
+    /// running: Unknown and Looping ones always, Good ones that are due only with
+    /// `review_due` (that costs a few queries per device, so the master does it once a
+    /// minute, not on every scheduling pass). A definition that cannot be read or is not a
+    /// valid job for the type makes the device Bad, with the reason in its history, rather
+    /// than letting it run unchecked.
+    pub fn queue_missing(&self, store: &Store, review_due: bool) -> Result<(), StoreError> {
         let enabled = self.enabled(store)?;
         if enabled.is_empty() {
             return Ok(());
@@ -74,7 +77,7 @@ impl HealthChecks {
             let why = match device.health {
                 DeviceHealth::Unknown | DeviceHealth::Looping => "its health is not known",
                 DeviceHealth::Good
-                    if store.health_check_due(&device.hostname, schedule, now)? =>
+                    if review_due && store.health_check_due(&device.hostname, schedule, now)? =>
                 {
                     "it is due"
                 }

@@ -306,8 +306,8 @@ fn health_checks_are_checked_when_set_and_queued_for_unknown_devices() {
 
     // The unknown device gets its health check queued, once.
     let store = service.store().unwrap();
-    checks.queue_missing(&store).unwrap();
-    checks.queue_missing(&store).unwrap();
+    checks.queue_missing(&store, true).unwrap();
+    checks.queue_missing(&store, true).unwrap();
     let queued = store.jobs(None, 10).unwrap();
     assert_eq!(queued.len(), 1);
     assert!(queued[0].health_check);
@@ -319,7 +319,7 @@ fn health_checks_are_checked_when_set_and_queued_for_unknown_devices() {
     service.cancel(&admin, queued[0].id).unwrap();
     std::fs::write(checks.path("qemu"), "job_name: [").unwrap();
     let store = service.store().unwrap();
-    checks.queue_missing(&store).unwrap();
+    checks.queue_missing(&store, true).unwrap();
     let device = store.device("qemu-01").unwrap().unwrap();
     assert_eq!(device.health, crate::store::DeviceHealth::Bad);
     drop(store);
@@ -386,7 +386,7 @@ fn a_types_health_schedule_is_changed_by_superusers_and_checked() {
         .unwrap();
     let checks = crate::master::health::HealthChecks::new(&dir.path().join("data"));
     let store = service.store().unwrap();
-    checks.queue_missing(&store).unwrap();
+    checks.queue_missing(&store, true).unwrap();
     assert!(store.jobs(None, 10).unwrap().is_empty(), "checks are off");
     drop(store);
     service
@@ -402,7 +402,7 @@ fn a_types_health_schedule_is_changed_by_superusers_and_checked() {
         )
         .unwrap();
     let store = service.store().unwrap();
-    checks.queue_missing(&store).unwrap();
+    checks.queue_missing(&store, true).unwrap();
     assert!(
         store.jobs(None, 10).unwrap().is_empty(),
         "every 1 job: not due before a job has run since the admin trusted it"
@@ -416,7 +416,12 @@ fn a_types_health_schedule_is_changed_by_superusers_and_checked() {
     assert!(store
         .finish(id, crate::store::JobHealth::Complete, "")
         .unwrap());
-    checks.queue_missing(&store).unwrap();
+    checks.queue_missing(&store, false).unwrap();
+    assert!(
+        store.active_health_checks().unwrap().is_empty(),
+        "due checks of Good devices wait for the periodic review"
+    );
+    checks.queue_missing(&store, true).unwrap();
     assert_eq!(
         store.active_health_checks().unwrap(),
         vec!["qemu-01".to_owned()]
