@@ -195,3 +195,28 @@ fn oversized_bodies_are_refused_and_the_master_keeps_answering() {
     assert_eq!(workers.json(), serde_json::json!([]));
     cluster.cli(&["workers", "add", "w1"]).success();
 }
+
+#[test]
+fn a_job_is_resubmitted_with_the_same_definition() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let job = cluster.job("again", &["true"]);
+    let id = cluster.submit(&job);
+    let out = cluster
+        .cli(&["jobs", "resubmit", &id.to_string()])
+        .success();
+    let again: u64 = out
+        .stdout
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no new id in {out}"));
+    assert_ne!(again, id);
+    let first = cluster.try_job(id).expect("the master answers");
+    let second = cluster.try_job(again).expect("the master answers");
+    assert_eq!(first["definition"], second["definition"]);
+    assert_eq!(second["state"], "submitted");
+    let error = cluster.cli(&["jobs", "resubmit", "999"]).failure().stderr;
+    assert!(error.contains("does not exist"), "{error}");
+}

@@ -27,6 +27,8 @@ pub enum JobsCommand {
     Show(super::remote::jobs::JobArgs),
     /// Cancel a job.
     Cancel(super::remote::jobs::JobArgs),
+    /// Submit a job's definition again (pinned to the same device if it was); prints the new id.
+    Resubmit(super::remote::jobs::JobArgs),
     /// Print a job's log.
     Logs(super::remote::jobs::LogsArgs),
     /// Print a job's test results.
@@ -63,6 +65,7 @@ pub fn run(command: &JobsCommand) -> anyhow::Result<ExitCode> {
         JobsCommand::List(args) => super::remote::jobs::list(args),
         JobsCommand::Show(args) => super::remote::jobs::show(args),
         JobsCommand::Cancel(args) => super::remote::jobs::cancel(args),
+        JobsCommand::Resubmit(args) => super::remote::jobs::resubmit(args),
         JobsCommand::Logs(args) => super::remote::jobs::logs(args),
         JobsCommand::Results(args) => super::remote::jobs::results(args),
     }

@@ -217,6 +217,20 @@ pub fn show(args: &JobArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `basalt jobs resubmit`.
+pub fn resubmit(args: &JobArgs) -> anyhow::Result<ExitCode> {
+    let answer = args
+        .master
+        .client()
+        .post(&format!("/api/v1/jobs/{}/resubmit", args.id), &Value::Null)?;
+    println!(
+        "submitted job {} (again from job {})",
+        field(&answer, "id"),
+        args.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `basalt jobs cancel`.
 pub fn cancel(args: &JobArgs) -> anyhow::Result<ExitCode> {
     let answer = args
