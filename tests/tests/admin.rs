@@ -220,3 +220,34 @@ fn a_job_is_resubmitted_with_the_same_definition() {
     let error = cluster.cli(&["jobs", "resubmit", "999"]).failure().stderr;
     assert!(error.contains("does not exist"), "{error}");
 }
+
+#[test]
+fn garbage_on_the_xmlrpc_endpoint_gets_faults_and_the_master_keeps_answering() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    let url = format!("{}/RPC2", cluster.url());
+    let post = |body: &str| -> String {
+        ureq::post(&url)
+            .set("Content-Type", "text/xml")
+            .send_string(body)
+            .expect("faults come with HTTP 200")
+            .into_string()
+            .unwrap()
+    };
+    for body in [
+        "",
+        "garbage",
+        "<methodCall><methodName>x</methodName><params><param><value><int>no</int></value></param></params></methodCall>",
+        &format!(
+            "<methodCall><methodName>x</methodName><params><param>{}</param></params></methodCall>",
+            "<value><array><data>".repeat(5000)
+        ),
+    ] {
+        let answer = post(body);
+        assert!(answer.contains("<name>faultCode</name>\n<value><int>400</int>"), "{answer}");
+    }
+    let unknown = post("<methodCall><methodName>no.such.method</methodName></methodCall>");
+    assert!(unknown.contains("<int>-32601</int>"), "{unknown}");
+    let version = post("<methodCall><methodName>system.version</methodName></methodCall>");
+    assert!(version.contains("basalt"), "{version}");
+}

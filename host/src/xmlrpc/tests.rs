@@ -111,3 +111,94 @@ fn faults_carry_code_and_string() {
     assert!(written.contains("<name>faultCode</name>\n<value><int>404</int></value>"));
     assert!(written.contains("job 9 does not exist"));
 }
+
+/// A small deterministic generator, so the mutation test needs no extra crate and always
+/// tries the same inputs.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_requests_are_errors_or_calls_never_panics() {
+    let valid = "<?xml version='1.0'?><methodCall><methodName>scheduler.jobs.submit</methodName>\
+        <params><param><value><string>job_name: x &amp; y</string></value></param>\
+        <param><value><struct><member><name>k</name><value><array><data><value><i4>7</i4>\
+        </value><value><base64>aGk=</base64></value><value><nil/></value></data></array>\
+        </value></member></struct></value></param></params></methodCall>";
+    assert!(parse_call(valid).is_ok());
+    let pieces: &[&str] = &[
+        "<",
+        ">",
+        "/",
+        "&",
+        ";",
+        "&amp;",
+        "&#0;",
+        "&#x110000;",
+        "<![CDATA[",
+        "]]>",
+        "<value>",
+        "</value>",
+        "<struct>",
+        "<member>",
+        "<name>",
+        "<array>",
+        "<data>",
+        "\"",
+        "'",
+        "\u{0}",
+        "\u{fffd}",
+        "é",
+        "<!--",
+        "-->",
+        "<?",
+        "?>",
+        "<!DOCTYPE x [<!ENTITY a \"b\">]>",
+    ];
+    let mut rng = Lcg(42);
+    let (mut parsed, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        let mut text = valid.to_owned();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(text.len() + 1);
+            let at = (0..=at)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            match rng.below(3) {
+                0 => text.insert_str(at, pieces[rng.below(pieces.len())]),
+                1 => {
+                    let end = (at + 1 + rng.below(12)).min(text.len());
+                    let end = (end..=text.len())
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(text.len());
+                    text.replace_range(at..end, "");
+                }
+                _ => text.truncate(at),
+            }
+        }
+        match parse_call(&text) {
+            Ok(_) => parsed += 1,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        parsed > 0 && refused > 0,
+        "parsed {parsed}, refused {refused}"
+    );
+}

@@ -247,6 +247,7 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
             s.id,
             record["health"].as_str().unwrap_or("?")
         );
+        println!("   {}/jobs/{}", lab.url(), s.id);
         print!("{}", cli.output(&["jobs", "results", &s.id.to_string()])?);
         if record["health"] != "complete" {
             failures.push(format!(
