@@ -385,6 +385,126 @@ fn bench_snapshot_pass() {
     );
 }
 
+/// Sends `chunks` MiB of log lines for job `id` and waits until the master holds them all;
+/// returns (bytes, lines).
+fn send_log(slave: &SlaveSocket, id: u64, chunks: u64) -> (u64, u64) {
+    let mut chunk = Vec::new();
+    let mut lines_per_chunk = 0u64;
+    while chunk.len() < 1024 * 1024 - 200 {
+        chunk.extend_from_slice(
+            format!("- {{\"dt\": \"2026-11-25T12:00:00.{lines_per_chunk:06}+00:00\", \"lvl\": \"target\", \"msg\": \"[   12.345678] console output line {lines_per_chunk:08}\"}}\n")
+                .as_bytes(),
+        );
+        lines_per_chunk += 1;
+    }
+    let total = chunk.len() as u64 * chunks;
+    let (mut sent, mut acked) = (0u64, 0u64);
+    while acked < total {
+        while sent < total && sent - acked < 4 * chunk.len() as u64 {
+            slave.send(&ControlMessage::Logs {
+                job: id,
+                offset: sent,
+                data: chunk.clone(),
+            });
+            sent += chunk.len() as u64;
+        }
+        if let ControlMessage::LogsOk { stored, .. } =
+            wait(slave, |m| matches!(m, ControlMessage::LogsOk { .. }))
+        {
+            acked = acked.max(stored);
+        }
+    }
+    (total, lines_per_chunk * chunks)
+}
+
+/// Median and requests per second of `request` from `clients` threads for `seconds`.
+fn load(clients: usize, seconds: u64, request: impl Fn() + Sync) -> (Duration, f64) {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut all: Vec<Duration> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut times = Vec::new();
+                    while Instant::now() < until {
+                        let at = Instant::now();
+                        request();
+                        times.push(at.elapsed());
+                    }
+                    times
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    all.sort();
+    (percentile(&all, 0.5), all.len() as f64 / seconds as f64)
+}
+
+fn xmlrpc_logs(master: &Master, id: u64, start: u64) -> usize {
+    let body = format!(
+        "<?xml version='1.0'?><methodCall><methodName>scheduler.jobs.logs</methodName><params>\
+         <param><value><int>{id}</int></value></param><param><value><int>{start}</int></value>\
+         </param></params></methodCall>"
+    );
+    ureq::post(&format!("{}/RPC2", master.http))
+        .send_string(&body)
+        .unwrap()
+        .into_string()
+        .unwrap()
+        .len()
+}
+
+/// The HTTP port under load: REST reads, the web job page, and lavacli's log polling on a
+/// large running job.
+fn bench_api() {
+    let master = Master::start(20);
+    let slave = lab(&master);
+    let (id, _) = started_job(&master, &slave);
+    let (bytes, lines) = send_log(&slave, id, 100);
+    let get = |path: &str| {
+        ureq::get(&format!("{}{path}", master.http))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+    };
+    for (what, path) in [
+        ("REST GET /api/v1/devices", "/api/v1/devices".to_owned()),
+        (
+            "REST GET /api/v1/jobs?limit=100",
+            "/api/v1/jobs?limit=100".to_owned(),
+        ),
+        ("web lab page /", "/".to_owned()),
+        (
+            "REST log follow (GET /api/v1/jobs/ID/logs at the end)",
+            format!("/api/v1/jobs/{id}/logs?offset={bytes}"),
+        ),
+    ] {
+        let (median, rate) = load(8, 3, || get(&path));
+        println!(
+            "{what}, 8 clients: median {:.2} ms, {rate:.0} requests/s",
+            median.as_secs_f64() * 1e3
+        );
+    }
+    let first = Instant::now();
+    xmlrpc_logs(&master, id, lines - 10);
+    let first = first.elapsed();
+    let (median, rate) = load(8, 3, || {
+        xmlrpc_logs(&master, id, lines - 10);
+    });
+    println!(
+        "XML-RPC scheduler.jobs.logs tail poll on a {} MiB, {lines}-line running job: first call \
+         {:.1} ms (indexes the log), then median {:.2} ms, {rate:.0} calls/s with 8 clients",
+        bytes >> 20,
+        first.as_secs_f64() * 1e3,
+        median.as_secs_f64() * 1e3,
+    );
+    end_job(&slave, id, bytes);
+}
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)
@@ -399,6 +519,9 @@ fn main() {
     }
     if wants("logs") {
         bench_logs();
+    }
+    if wants("api") {
+        bench_api();
     }
     if wants("slaves") {
         bench_many_slaves(2000, Duration::from_secs(20), Duration::from_secs(40));
