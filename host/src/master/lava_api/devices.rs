@@ -316,3 +316,24 @@ pub fn delete_tag(service: &Service, caller: &Caller, params: &Params) -> Method
     service.remove_device_tag(caller, &hostname, &tag)?;
     Ok(Value::Nil)
 }
+
+/// Legacy `all_devices()`: `[[hostname, type, state, current_job|nil, true]]`.
+pub fn all_legacy(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(0)?;
+    Ok(Value::Array(
+        service
+            .devices()?
+            .iter()
+            .filter(|d| d.health != DeviceHealth::Retired)
+            .map(|d| {
+                Value::Array(vec![
+                    Value::from(d.hostname.as_str()),
+                    Value::from(d.device_type.as_str()),
+                    Value::String(display(d.state.as_str())),
+                    current_job(d),
+                    Value::Bool(true),
+                ])
+            })
+            .collect(),
+    ))
+}

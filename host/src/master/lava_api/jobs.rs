@@ -249,3 +249,57 @@ pub fn results_yaml(service: &Service, _: &Caller, params: &Params) -> MethodRes
         .map(Value::String)
         .map_err(|e| Fault::new(500, format!("cannot write the results as YAML: {e}")))
 }
+
+/// `queue(device_types=None, start=0, limit=25)`: jobs waiting for a device, oldest first.
+pub fn queue(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(3)?;
+    let types: Option<Vec<String>> = match params.values().first() {
+        None | Some(Value::Nil) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(|v| v.as_text().map(str::to_owned))
+                .collect(),
+        ),
+        Some(other) => {
+            return Err(Fault::invalid_params(format!(
+                "scheduler.jobs.queue: device_types must be a list, not {}",
+                other.kind()
+            )))
+        }
+    };
+    let start = params.opt_int(1, "start")?.unwrap_or(0).max(0) as usize;
+    let limit = params.opt_int(2, "limit")?.unwrap_or(25).clamp(0, LIST_MAX) as usize;
+    let mut waiting = service.jobs(&JobFilter {
+        state: Some(JobState::Submitted),
+        limit: 100_000,
+        ..JobFilter::default()
+    })?;
+    waiting.reverse();
+    Ok(Value::Array(
+        waiting
+            .iter()
+            .filter(|j| types.as_ref().is_none_or(|t| t.contains(&j.device_type)))
+            .skip(start)
+            .take(limit)
+            .map(|j| {
+                Value::structure([
+                    ("id", Value::from(j.id)),
+                    ("description", Value::from(j.name.as_str())),
+                    ("requested_device_type", Value::from(j.device_type.as_str())),
+                    ("submitter", Value::from(j.submitter.as_str())),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+/// Legacy `job_output(job_id, offset=0)`: the log from byte `offset`, as base64.
+pub fn output_legacy(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+    params.at_most(2)?;
+    let id = params.id(0, "job_id")?;
+    let offset = params.opt_int(1, "offset")?.unwrap_or(0).max(0) as u64;
+    Ok(Value::Base64(
+        service.log_bytes(id, offset)?.text.into_bytes(),
+    ))
+}

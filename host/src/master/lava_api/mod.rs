@@ -205,6 +205,21 @@ pub const METHODS: &[(&str, Method, &str)] = &[
         "Submit a job's definition again.",
     ),
     (
+        "scheduler.jobs.queue",
+        jobs::queue,
+        "Jobs waiting for a device, oldest first.",
+    ),
+    (
+        "scheduler.job_output",
+        jobs::output_legacy,
+        "Legacy: a job's log from a byte offset.",
+    ),
+    (
+        "scheduler.all_devices",
+        devices::all_legacy,
+        "Legacy: [[hostname, type, state, current job, true]].",
+    ),
+    (
         "scheduler.submit_job",
         jobs::submit,
         "Legacy name of scheduler.jobs.submit.",

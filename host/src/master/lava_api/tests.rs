@@ -488,3 +488,63 @@ fn device_tags_are_added_listed_and_deleted() {
         400
     );
 }
+
+#[test]
+fn the_queue_and_the_legacy_calls_scripts_still_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let first = service.submit(&admin, JOB, None).unwrap();
+    let second = service.submit(&admin, JOB, None).unwrap();
+    let queue = call(
+        &service,
+        &admin,
+        "scheduler.jobs.queue",
+        vec![
+            Value::Array(vec![Value::from("qemu")]),
+            Value::Int(0),
+            Value::Int(25),
+        ],
+    )
+    .unwrap();
+    let Value::Array(queue) = queue else {
+        panic!("{queue:?}")
+    };
+    let ids: Vec<_> = queue.iter().map(|j| j.member("id").cloned()).collect();
+    assert_eq!(
+        ids,
+        vec![Some(Value::from(first)), Some(Value::from(second))],
+        "oldest first"
+    );
+    assert_eq!(
+        queue[0].member("requested_device_type"),
+        Some(&Value::from("qemu"))
+    );
+    let other = call(
+        &service,
+        &admin,
+        "scheduler.jobs.queue",
+        vec![Value::Array(vec![Value::from("beaglebone-black")])],
+    )
+    .unwrap();
+    assert_eq!(other, Value::Array(vec![]));
+    let all = call(&service, &admin, "scheduler.all_devices", vec![]).unwrap();
+    assert_eq!(
+        all,
+        Value::Array(vec![Value::Array(vec![
+            Value::from("qemu-01"),
+            Value::from("qemu"),
+            Value::from("Idle"),
+            Value::Nil,
+            Value::Bool(true),
+        ])])
+    );
+    let output = call(
+        &service,
+        &admin,
+        "scheduler.job_output",
+        vec![Value::Int(first as i64)],
+    )
+    .unwrap();
+    assert_eq!(output, Value::Base64(Vec::new()), "no log yet");
+}
