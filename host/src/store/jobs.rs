@@ -474,6 +474,18 @@ impl Store {
         })
     }
 
+    /// How many jobs are in each (state, health, device type), for the master's metrics.
+    pub fn job_counts(&self) -> Result<Vec<(String, String, String, u64)>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT state, health, device_type, count(*) FROM jobs
+             GROUP BY state, health, device_type ORDER BY state, health, device_type",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Active (not finished) health-check jobs, by the device they are pinned to.
     pub fn active_health_checks(&self) -> Result<Vec<String>, StoreError> {
         let mut statement = self.conn.prepare_cached(

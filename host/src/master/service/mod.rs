@@ -10,6 +10,7 @@
 mod inventory;
 mod jobs;
 mod lines;
+mod metrics;
 mod users;
 
 use std::path::PathBuf;

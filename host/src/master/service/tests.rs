@@ -530,3 +530,32 @@ fn a_big_finished_log_comes_in_whole_line_pieces_and_only_the_last_says_finished
     assert_eq!(seen, count, "every line once");
     assert!(calls >= 2, "a 5.6 MiB log came in one piece");
 }
+
+#[test]
+fn metrics_count_devices_workers_jobs_and_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    service.submit(&admin, JOB, None).unwrap();
+    let cancelled = service.submit(&admin, JOB, None).unwrap();
+    service.cancel(&admin, cancelled).unwrap();
+    let text = service.metrics().unwrap();
+    for line in [
+        "# TYPE basalt_devices gauge",
+        "basalt_devices{device_type=\"qemu\",state=\"idle\",health=\"unknown\"} 1",
+        "basalt_device_power{state=\"unknown\"} 1",
+        "basalt_worker_up{worker=\"w1\",health=\"active\"} 0",
+        "basalt_jobs{state=\"submitted\",health=\"unknown\",device_type=\"qemu\"} 1",
+        "basalt_jobs{state=\"finished\",health=\"canceled\",device_type=\"qemu\"} 1",
+        "basalt_queue_length{device_type=\"qemu\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(text.lines().all(|l| l.starts_with('#')
+        || l.rsplit(' ')
+            .next()
+            .is_some_and(|v| v.parse::<u64>().is_ok())));
+}

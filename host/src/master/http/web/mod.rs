@@ -38,6 +38,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/devices/{name}", get(device))
         .route("/workers/{name}", get(worker))
         .route("/api", get(api_help))
+        .route("/metrics", get(metrics))
         .route("/static/basalt.css", get(|| asset("text/css", STYLE)))
         .route(
             "/static/job.js",
@@ -352,6 +353,19 @@ async fn worker(State(service): Shared, Path(name): Path<String>) -> PageResult 
         ),
     );
     Ok(Html(page(&worker.hostname, &body, Some(10))))
+}
+
+/// Prometheus's scrape endpoint.
+async fn metrics(State(service): Shared) -> Result<Response, PageError> {
+    let text = service.metrics()?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn api_help() -> Html<String> {
