@@ -97,7 +97,14 @@ fn job_rows(jobs: &[Job]) -> Vec<Vec<String>> {
         .map(|j| {
             vec![
                 job_link(j.id),
-                esc(&j.name),
+                if j.health_check {
+                    format!(
+                        "{} <span class=\"badge check\">health check</span>",
+                        esc(&j.name)
+                    )
+                } else {
+                    esc(&j.name)
+                },
                 esc(&j.device_type),
                 j.actual_device
                     .as_deref()
@@ -248,7 +255,14 @@ async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
 <script src=\"/static/job.js\"></script>",
         state = job.state,
         facts = facts(&[
-            ("Name", esc(&job.name)),
+            (
+                "Name",
+                if job.health_check {
+                    format!("{} (health check of its device)", esc(&job.name))
+                } else {
+                    esc(&job.name)
+                },
+            ),
             ("State", format!("<span id=\"job-state\">{}</span>", badge(job.state.as_str()))),
             ("Health", format!("<span id=\"job-health\">{}</span>", badge(job.health.as_str()))),
             ("Device type", esc(&job.device_type)),
