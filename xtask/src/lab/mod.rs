@@ -129,6 +129,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         );
         return status(lab);
     }
+    check_ports_free()?;
     crate::cargo(&lab.root, &["build", "--workspace"])?;
     for dir in [
         lab.logs(),
@@ -257,6 +258,27 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     }
     println!("lab: up in {:.0}s", started.elapsed().as_secs_f64());
     status(lab)
+}
+
+/// Fails, naming the port and its use, if another program already listens on one of the
+/// lab's ports (a lab from another checkout, a system pdudaemon on the same port, ...).
+fn check_ports_free() -> anyhow::Result<()> {
+    for (port, what) in [
+        (HTTP_PORT, "the master's HTTP"),
+        (CONTROL_PORT, "the master's control socket"),
+        (LOG_PORT, "the master's log socket"),
+        (IMAGES_PORT, "the images server"),
+        (CONSOLE_PORT, "board B's console (ser2net)"),
+        (PDU_PORT, "pdudaemon"),
+    ] {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!(
+                "port {port} ({what}) is in use on 127.0.0.1: another lab (another checkout's \
+                 `cargo xtask lab down`) or another program holds it"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Polls `check` every second until it says yes.
