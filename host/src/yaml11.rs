@@ -85,9 +85,23 @@ enum Frame {
     Mapping(Map<String, Value>, Option<String>, Option<String>, String),
 }
 
+/// How many nodes aliases may copy in one document: PyYAML shares aliased nodes, a copy-based
+/// reader must bound them, or ten lines of nested aliases ("billion laughs") fill memory.
+const ALIAS_NODE_BUDGET: usize = 1_000_000;
+
+fn node_count(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(node_count).sum::<usize>(),
+        Value::Object(map) => 1 + map.values().map(node_count).sum::<usize>(),
+        _ => 1,
+    }
+}
+
 #[derive(Default)]
 struct Builder<'p> {
     stack: Vec<Frame>,
+    /// Nodes copied through aliases so far.
+    aliased: usize,
     anchors: HashMap<String, Value>,
     document: Option<Value>,
     positions: Option<&'p mut Positions>,
@@ -181,8 +195,19 @@ impl Builder<'_> {
                 };
                 self.push(value, anchor, mark)
             }
-            EventData::Alias { anchor } => match self.anchors.get(&anchor).cloned() {
+            EventData::Alias { anchor } => match self.anchors.get(&anchor) {
                 Some(value) => {
+                    self.aliased += node_count(value);
+                    if self.aliased > ALIAS_NODE_BUDGET {
+                        return Err(YamlError::at(
+                            mark,
+                            format!(
+                                "aliases expand to more than {ALIAS_NODE_BUDGET} nodes: \
+                                 refusing a document that would fill memory"
+                            ),
+                        ));
+                    }
+                    let value = value.clone();
                     self.start_node(mark);
                     self.push(value, None, mark)
                 }
@@ -416,5 +441,24 @@ mod tests {
         assert!(error.line >= 1, "{error}");
         assert!(!error.message.is_empty());
         assert_eq!(from_str("").unwrap(), Value::Null);
+    }
+}
+
+#[cfg(test)]
+mod alias_budget_tests {
+    #[test]
+    fn an_alias_bomb_is_refused_not_expanded() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let error = super::from_str(&text).unwrap_err().to_string();
+        assert!(error.contains("aliases expand to more than"), "{error}");
+        // Ordinary aliases still work.
+        let value = super::from_str("base: &b {x: 1}\nuse: *b\n").unwrap();
+        assert_eq!(value["use"]["x"], 1);
     }
 }

@@ -191,6 +191,14 @@ impl ControlLoop {
     }
 
     fn control(&mut self, peer: &str, message: ControlMessage) -> Result<(), StoreError> {
+        if !crate::store::is_valid_name(peer) {
+            // The identity becomes a worker name and a directory under dispatcher.d/.
+            warn!(
+                "dropping a message from peer {peer:?}: a worker name has letters, digits, '-', \
+                 '_' and '.' only (start the slave with --name)"
+            );
+            return Ok(());
+        }
         if peer == "lava-logs" {
             // LAVA's log daemon only ever pings; it is not a worker.
             if message == ControlMessage::Ping {

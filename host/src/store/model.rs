@@ -326,3 +326,15 @@ pub struct TokenInfo {
     /// When it was last presented (ms since the epoch, to the minute).
     pub last_used: Option<i64>,
 }
+
+/// Whether `name` may name a worker, device, device type, user or tag: letters, digits, `-`,
+/// `_` and `.`, not starting with `.`, at most 200 bytes. Names become file names under the
+/// data directory (templates, health checks, dispatcher files), so nothing else is allowed.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}

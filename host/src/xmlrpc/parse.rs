@@ -7,6 +7,10 @@ use quick_xml::Reader;
 
 use super::{MethodCall, Value, XmlRpcError, MAX_DEPTH};
 
+/// How many elements a request may have: each costs far more memory than its bytes, so a
+/// body within the size limit could otherwise take hundreds of megabytes.
+const MAX_ELEMENTS: usize = 200_000;
+
 /// An element: its name, its child elements and its text (for leaves).
 #[derive(Debug, Default)]
 struct Element {
@@ -24,6 +28,7 @@ fn read_tree(body: &str) -> Result<Element, XmlRpcError> {
     let mut reader = Reader::from_str(body);
     reader.config_mut().expand_empty_elements = true;
     let mut stack: Vec<Element> = Vec::new();
+    let mut elements = 0usize;
     let xml_error = |reader: &Reader<&[u8]>, e: quick_xml::Error| XmlRpcError::Xml {
         position: reader.error_position(),
         message: e.to_string(),
@@ -32,6 +37,10 @@ fn read_tree(body: &str) -> Result<Element, XmlRpcError> {
         let event = reader.read_event().map_err(|e| xml_error(&reader, e))?;
         match event {
             Event::Start(start) => {
+                elements += 1;
+                if elements > MAX_ELEMENTS {
+                    return Err(shape(format!("more than {MAX_ELEMENTS} elements")));
+                }
                 if stack.len() >= MAX_DEPTH * 3 {
                     return Err(shape(format!("nested deeper than {MAX_DEPTH} values")));
                 }

@@ -202,3 +202,13 @@ fn mutated_requests_are_errors_or_calls_never_panics() {
         "parsed {parsed}, refused {refused}"
     );
 }
+
+#[test]
+fn too_many_elements_are_refused() {
+    let body = format!(
+        "<methodCall><methodName>x</methodName><params><param><value><array><data>{}</data></array></value></param></params></methodCall>",
+        "<value>x</value>".repeat(250_000)
+    );
+    let error = parse_call(&body).expect_err("too many").to_string();
+    assert!(error.contains("more than"), "{error}");
+}

@@ -516,15 +516,25 @@ async fn validate_job(State(service): Shared, body: String) -> Json<Value> {
     }
 }
 
-async fn show_job(State(service): Shared, Path(id): Path<u64>) -> ApiResult<Json<Value>> {
+async fn show_job(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Value>> {
     let job = service.job(id)?;
     let mut value = json!(job);
+    value["definition"] = json!(service.definition_for(&caller, &job));
     value["history"] = json!(service.job_history(id)?);
     Ok(Json(value))
 }
 
-async fn job_definition(State(service): Shared, Path(id): Path<u64>) -> ApiResult<String> {
-    Ok(service.job(id)?.definition)
+async fn job_definition(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(id): Path<u64>,
+) -> ApiResult<String> {
+    let job = service.job(id)?;
+    Ok(service.definition_for(&caller, &job))
 }
 
 async fn cancel_job(

@@ -37,12 +37,9 @@ async fn rpc(State(service): State<Arc<Service>>, headers: HeaderMap, body: Stri
     let caller = match caller(&service, &headers) {
         Ok(caller) => caller,
         Err(error) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Basic realm=\"basalt\"")],
-                error.message,
-            )
-                .into_response()
+            // No WWW-Authenticate: clients send their credentials unasked, and a browser
+            // must not be invited to remember some for cross-site requests.
+            return (StatusCode::UNAUTHORIZED, error.message).into_response();
         }
     };
     let request = match parse_call(&body) {

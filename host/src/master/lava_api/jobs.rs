@@ -70,11 +70,10 @@ pub fn show(service: &Service, _: &Caller, params: &Params) -> MethodResult {
     Ok(show_value(&service.job(params.id(0, "job_id")?)?))
 }
 
-pub fn definition(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn definition(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(1)?;
-    Ok(Value::String(
-        service.job(params.id(0, "job_id")?)?.definition,
-    ))
+    let job = service.job(params.id(0, "job_id")?)?;
+    Ok(Value::String(service.definition_for(caller, &job)))
 }
 
 /// `[finished, Binary(lines start..end)]`: lavacli counts the lines it parsed and asks again

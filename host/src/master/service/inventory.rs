@@ -156,6 +156,7 @@ impl super::Service {
     /// The text a worker's jobs get for `file`: its own, else the master-wide one (for the
     /// environments), else empty.
     pub fn worker_file(&self, name: &str, file: WorkerFile) -> ServiceResult<String> {
+        check_name("worker", name)?;
         self.worker(name)?;
         let paths = crate::master::start::WorkerFilePaths::new(&self.data_dir, name);
         let candidates = match file {
@@ -180,6 +181,7 @@ impl super::Service {
         text: &str,
     ) -> ServiceResult<()> {
         caller.require_superuser()?;
+        check_name("worker", name)?;
         self.worker(name)?;
         let dir = self.data_dir.join("dispatcher.d").join(name);
         let path = dir.join(file.file_name());
@@ -383,6 +385,7 @@ impl super::Service {
 
     /// The text of a device type's template (the file the search path finds first).
     pub fn template(&self, name: &str) -> ServiceResult<String> {
+        check_name("device type", name)?;
         let path = self.template_file(name)?.ok_or_else(|| {
             ServiceError::new(
                 super::ErrorKind::NotFound,
@@ -421,11 +424,13 @@ impl super::Service {
 
     /// Whether `device_type` has a health check (`DATA_DIR/health-checks/<type>.yaml`).
     pub fn has_health_check(&self, device_type: &str) -> bool {
-        crate::master::health::HealthChecks::new(&self.data_dir).exists(device_type)
+        crate::store::is_valid_name(device_type)
+            && crate::master::health::HealthChecks::new(&self.data_dir).exists(device_type)
     }
 
     /// The text of `device_type`'s health check; not found when it has none.
     pub fn health_check(&self, device_type: &str) -> ServiceResult<String> {
+        check_name("device type", device_type)?;
         let path = crate::master::health::HealthChecks::new(&self.data_dir).path(device_type);
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok(text),

@@ -73,6 +73,41 @@ impl super::Service {
         self.store()?.job(id)?.ok_or_else(|| not_found_job(id))
     }
 
+    /// A job's definition as `caller` may see it: whole for its submitter and superusers;
+    /// for anyone else the values of its `secrets:` are masked (LAVA accepts secrets in
+    /// public jobs; they must still not be published).
+    pub fn definition_for(&self, caller: &Caller, job: &Job) -> String {
+        let trusted = match caller {
+            Caller::User(user) => user.superuser || user.name == job.submitter,
+            Caller::Anonymous => false,
+        };
+        if trusted {
+            return job.definition.clone();
+        }
+        let secrets: Vec<String> = crate::yaml11::from_str(&job.definition)
+            .ok()
+            .and_then(|v| v.get("secrets").cloned())
+            .and_then(|s| s.as_object().cloned())
+            .map(|map| {
+                map.values()
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut text = job.definition.clone();
+        // Longest first, so a secret containing another is masked whole.
+        let mut secrets = secrets;
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for secret in secrets {
+            text = text.replace(&secret, "********");
+        }
+        text
+    }
+
     /// One job's state and health history.
     pub fn job_history(&self, id: u64) -> ServiceResult<Vec<HistoryEntry>> {
         Ok(self.store()?.history("job", &id.to_string())?)
@@ -109,6 +144,15 @@ impl super::Service {
     /// Queues a job again with the same definition (and device, if it was pinned).
     pub fn resubmit(&self, caller: &Caller, id: u64) -> ServiceResult<u64> {
         let job = self.job(id)?;
+        if self.definition_for(caller, &job) != job.definition {
+            return Err(ServiceError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "job {id} carries secrets: only {} or a superuser may resubmit it",
+                    job.submitter
+                ),
+            ));
+        }
         self.submit(caller, &job.definition, job.requested_device.as_deref())
     }
 

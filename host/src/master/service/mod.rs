@@ -209,15 +209,9 @@ impl Service {
     }
 }
 
-/// Checks a name given for a new worker, device, device type or user.
+/// Checks a name given for a worker, device, device type, user or tag.
 fn check_name(kind: &str, name: &str) -> ServiceResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && !name.starts_with('.');
-    if !ok {
+    if !crate::store::is_valid_name(name) {
         return Err(ServiceError::bad_request(format!(
             "{kind} name {name:?} is not valid: use letters, digits, '-', '_' and '.'"
         )));

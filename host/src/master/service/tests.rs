@@ -559,3 +559,34 @@ fn metrics_count_devices_workers_jobs_and_the_queue() {
             .next()
             .is_some_and(|v| v.parse::<u64>().is_ok())));
 }
+
+#[test]
+fn secrets_are_masked_for_everyone_but_the_submitter_and_superusers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let alice = user(&service, &admin, "alice");
+    let bob = user(&service, &admin, "bob");
+    let text = JOB.replace(
+        "visibility: public\n",
+        "visibility: public\nsecrets:\n  API_TOKEN: s3cr3t-value\n",
+    );
+    let id = service.submit(&alice, &text, None).unwrap();
+    let job = service.job(id).unwrap();
+    for caller in [&alice, &admin] {
+        assert!(service
+            .definition_for(caller, &job)
+            .contains("s3cr3t-value"));
+    }
+    for caller in [&bob, &Caller::Anonymous] {
+        let shown = service.definition_for(caller, &job);
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(shown.contains("API_TOKEN: ********"), "{shown}");
+    }
+    assert_eq!(
+        service.resubmit(&bob, id).unwrap_err().kind,
+        ErrorKind::Forbidden,
+        "resubmitting would hand bob the secrets"
+    );
+    assert!(service.resubmit(&alice, id).is_ok());
+}

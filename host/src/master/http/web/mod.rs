@@ -279,7 +279,8 @@ async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
             &result_rows,
             "No results yet.",
         ),
-        definition = esc(&job.definition),
+        // The web pages are anonymous: secrets are masked.
+        definition = esc(&service.definition_for(&crate::master::service::Caller::Anonymous, &job)),
     );
     Ok(Html(page(&format!("Job {id}"), &body, None)))
 }
