@@ -125,13 +125,24 @@ pub fn list(service: &Service, _: &Caller, params: &Params) -> MethodResult {
     let limit = params.opt_int(3, "limit")?.unwrap_or(25).clamp(0, LIST_MAX);
     let since_minutes = params.opt_int(4, "since")?.unwrap_or(0).max(0);
     let verbose = params.bool_or(5, "verbose", false)?;
-    let filter = JobFilter {
-        state,
-        health,
-        offset: start as u32,
-        limit: limit as u32,
+    let cutoff = (since_minutes > 0)
+        .then(|| crate::store::now_ms().saturating_sub(since_minutes.saturating_mul(60_000)));
+    // With `since`, the window applies before the page: read enough to page through it.
+    let filter = match cutoff {
+        None => JobFilter {
+            state,
+            health,
+            offset: u32::try_from(start).unwrap_or(u32::MAX),
+            limit: limit as u32,
+        },
+        Some(_) => JobFilter {
+            state,
+            health,
+            offset: 0,
+            limit: 100_000,
+        },
     };
-    let cutoff = (since_minutes > 0).then(|| crate::store::now_ms() - since_minutes * 60_000);
+    let skip = if cutoff.is_some() { start as usize } else { 0 };
     let jobs = service.jobs(&filter)?;
     Ok(Value::Array(
         jobs.iter()
@@ -139,6 +150,8 @@ pub fn list(service: &Service, _: &Caller, params: &Params) -> MethodResult {
                 Some(cutoff) => job.end_time.is_some_and(|end| end >= cutoff),
                 None => true,
             })
+            .skip(skip)
+            .take(limit as usize)
             .map(|job| {
                 let mut members = vec![
                     ("id", Value::from(job.id)),

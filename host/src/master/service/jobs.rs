@@ -193,14 +193,27 @@ impl super::Service {
         Ok(buffer)
     }
 
-    /// The log from byte `offset` on, at most [`LOG_CHUNK`] bytes.
+    /// The log from byte `offset` on, at most [`LOG_CHUNK`] bytes, ending at a line end when
+    /// cut (so no character is split); a single longer line comes whole.
     pub fn log_bytes(&self, id: u64, offset: u64) -> ServiceResult<LogChunk> {
         let job = self.job(id)?;
         // Only what the database says is committed: bytes past it may be cut off after a crash.
         let size = job.log_bytes;
         let start = offset.min(size);
-        let stop = size.min(start + LOG_CHUNK);
-        let bytes = self.read_log(id, start, stop)?;
+        let mut stop = size.min(start + LOG_CHUNK);
+        let mut bytes = self.read_log(id, start, stop)?;
+        if stop < size {
+            match memchr::memrchr(b'\n', &bytes) {
+                Some(i) => {
+                    bytes.truncate(i + 1);
+                    stop = start + bytes.len() as u64;
+                }
+                None => {
+                    bytes = self.read_to_line_end(id, start, size)?;
+                    stop = start + bytes.len() as u64;
+                }
+            }
+        }
         Ok(LogChunk {
             start,
             end: stop,
@@ -209,6 +222,22 @@ impl super::Service {
             state: job.state,
             health: job.health,
         })
+    }
+
+    /// The bytes from `start` to the end of the line there (or `limit`).
+    fn read_to_line_end(&self, id: u64, start: u64, limit: u64) -> ServiceResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = start;
+        while at < limit {
+            let piece = self.read_log(id, at, limit.min(at + LOG_CHUNK))?;
+            if let Some(i) = memchr::memchr(b'\n', &piece) {
+                out.extend_from_slice(&piece[..=i]);
+                return Ok(out);
+            }
+            at += piece.len() as u64;
+            out.extend_from_slice(&piece);
+        }
+        Ok(out)
     }
 
     /// Log lines `start..end` (all from `start` when `end` is `None`), counted from 0.
@@ -230,10 +259,13 @@ impl super::Service {
         };
         let mut bytes = self.read_log(id, from, to.min(from + LOG_CHUNK))?;
         if to > from + LOG_CHUNK {
-            // Cut at the last whole line; the next call starts after it.
-            let keep = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
-            bytes.truncate(keep);
-            to = from + keep as u64;
+            // Cut at the last whole line; the next call starts after it. A single line longer
+            // than the piece comes whole, or the reader would never get past it.
+            match memchr::memrchr(b'\n', &bytes) {
+                Some(i) => bytes.truncate(i + 1),
+                None => bytes = self.read_to_line_end(id, from, to)?,
+            }
+            to = from + bytes.len() as u64;
         }
         let everything = end.is_none() && to == committed;
         Ok(LogLines {

@@ -590,3 +590,49 @@ fn secrets_are_masked_for_everyone_but_the_submitter_and_superusers() {
     );
     assert!(service.resubmit(&alice, id).is_ok());
 }
+
+#[test]
+fn a_line_longer_than_a_piece_comes_whole_and_pieces_end_at_line_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let id = service.submit(&admin, JOB, None).unwrap();
+    let log_dir = dir.path().join("data/jobs").join(id.to_string());
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let long = format!("- {{\"msg\": \"{}\"}}\n", "é".repeat(3 * 1024 * 1024));
+    let text = format!("- a\n{long}- b\n");
+    std::fs::write(log_dir.join("output.yaml"), &text).unwrap();
+    service
+        .store()
+        .unwrap()
+        .commit_log(
+            id,
+            &JobLogBatch {
+                bytes: text.len() as u64,
+                lines: 3,
+                results: vec![],
+                job_result: None,
+            },
+        )
+        .unwrap();
+    service.cancel(&admin, id).unwrap();
+    let piece = service.log_lines(id, 1, None).unwrap();
+    assert_eq!(piece.text, long, "the 6 MiB line comes whole");
+    assert!(!piece.finished);
+    let rest = service.log_lines(id, 2, None).unwrap();
+    assert_eq!((rest.text.as_str(), rest.finished), ("- b\n", true));
+    // By bytes: each piece ends at a line end, so no character is split.
+    let mut offset = 0;
+    let mut joined = String::new();
+    loop {
+        let chunk = service.log_bytes(id, offset).unwrap();
+        assert!(chunk.text.ends_with('\n'));
+        assert!(!chunk.text.contains('\u{fffd}'));
+        joined.push_str(&chunk.text);
+        if chunk.end >= chunk.size {
+            break;
+        }
+        offset = chunk.end;
+    }
+    assert_eq!(joined, text);
+}
