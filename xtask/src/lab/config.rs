@@ -35,30 +35,32 @@ connection: &{name}
     )
 }
 
+/// A path quoted for sh (single quotes; a quote inside becomes '"'"').
+fn sh_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r#"'"'"'"#))
+}
+
 /// pdudaemon with one PDU whose outlets are the lab's power script.
 pub fn pdudaemon(lab: &Layout) -> anyhow::Result<()> {
-    let script = lab.dir.join("boards/power.sh");
+    let script = sh_quote(&lab.dir.join("boards/power.sh"));
+    let config = serde_json::json!({
+        "daemon": {
+            "hostname": "127.0.0.1",
+            "port": PDU_PORT,
+            "logging_level": "INFO",
+            "listener": "http",
+        },
+        "pdus": {
+            "lab-pdu": {
+                "driver": "localcmdline",
+                "cmd_on": format!("{script} on %s"),
+                "cmd_off": format!("{script} off %s"),
+            }
+        }
+    });
     write(
         &lab.etc().join("pdudaemon.conf"),
-        &format!(
-            r#"{{
-    "daemon": {{
-        "hostname": "127.0.0.1",
-        "port": {PDU_PORT},
-        "logging_level": "INFO",
-        "listener": "http"
-    }},
-    "pdus": {{
-        "lab-pdu": {{
-            "driver": "localcmdline",
-            "cmd_on": "{script} on %s",
-            "cmd_off": "{script} off %s"
-        }}
-    }}
-}}
-"#,
-            script = script.display()
-        ),
+        &format!("{}\n", serde_json::to_string_pretty(&config)?),
     )
 }
 
@@ -84,6 +86,11 @@ pidfile=$board/qemu.pid
 off() {{
     [ -f "$pidfile" ] || return 0
     pid=$(cat "$pidfile")
+    # A qemu that exited on its own leaves its pid behind; never signal a reused one.
+    if ! tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q ttyS0-board; then
+        rm -f "$pidfile"
+        return 0
+    fi
     kill -TERM "-$pid" 2>/dev/null
     i=0
     while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
@@ -105,9 +112,9 @@ case "$action" in
     *) echo "unknown action $action" >&2; exit 1 ;;
 esac
 "#,
-            board = lab.board_b().display(),
-            tftp = lab.tftp_root().display(),
-            tty = lab.serial_board_end().display(),
+            board = sh_quote(&lab.board_b()),
+            tftp = sh_quote(&lab.tftp_root()),
+            tty = sh_quote(&lab.serial_board_end()),
         ),
     )?;
     use std::os::unix::fs::PermissionsExt;

@@ -123,10 +123,21 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     packages::ensure()?;
     let running = processes::find(&lab.dir);
     if !running.is_empty() {
-        println!(
-            "lab: already up ({} processes); `cargo xtask lab down` first to restart it",
-            running.len()
-        );
+        // Up only if it works: the master answers and both boards passed their checks.
+        let healthy = [BOARD_A, BOARD_B].iter().all(|board| {
+            Cli::new(lab)
+                .output(&["devices", "show", board, "--format", "json"])
+                .is_ok_and(|text| text.contains("\"health\": \"good\""))
+        });
+        if !healthy {
+            bail!(
+                "the lab is half up ({} processes, but not both boards good): run `cargo xtask \
+                 lab down`, then `cargo xtask lab up` again (logs in {})",
+                running.len(),
+                lab.logs().display()
+            );
+        }
+        println!("lab: already up; `cargo xtask lab down` first to restart it");
         return status(lab);
     }
     check_ports_free()?;

@@ -49,6 +49,15 @@ fn is_live(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `command` names `dir` or a path under it (not merely a longer name that starts
+/// the same, such as `lab-old`).
+fn names_dir(command: &str, dir: &str) -> bool {
+    command.match_indices(dir).any(|(at, _)| {
+        let after = &command[at + dir.len()..];
+        after.is_empty() || after.starts_with(['/', ' ', '"', '\'', ',', ':'])
+    })
+}
+
 /// Every live process whose command line names `dir`, except this one.
 pub fn find(dir: &Path) -> Vec<LabProcess> {
     let needle = dir.display().to_string();
@@ -67,7 +76,7 @@ pub fn find(dir: &Path) -> Vec<LabProcess> {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            (command.contains(&needle) && is_live(pid)).then_some(LabProcess { pid, command })
+            (names_dir(&command, &needle) && is_live(pid)).then_some(LabProcess { pid, command })
         })
         .collect();
     found.sort_by_key(|p| p.pid);
@@ -108,4 +117,23 @@ pub fn stop(processes: &[LabProcess], grace: Duration) -> bool {
     }
     std::thread::sleep(Duration::from_millis(300));
     processes.iter().all(|p| !is_live(p.pid))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_lab_directory_and_what_is_under_it_match() {
+        let dir = "/w/target/lab";
+        assert!(super::names_dir(
+            "basalt master --data-dir /w/target/lab/master",
+            dir
+        ));
+        assert!(super::names_dir("pdudaemon --conf '/w/target/lab'", dir));
+        assert!(super::names_dir("x /w/target/lab", dir));
+        assert!(!super::names_dir("vim /w/target/lab-old/notes", dir));
+        assert!(!super::names_dir(
+            "basalt master --data-dir /srv/master",
+            dir
+        ));
+    }
 }
