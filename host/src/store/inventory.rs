@@ -472,6 +472,41 @@ impl Store {
             health.as_str(),
             reason,
         )?;
+        if matches!(
+            health,
+            DeviceHealth::Bad | DeviceHealth::Maintenance | DeviceHealth::Retired
+        ) {
+            // A queued health check would otherwise wait for the device and run an old
+            // definition whenever it comes back; it gets a fresh one then.
+            let queued: Vec<u64> = {
+                let mut statement = tx.prepare(
+                    "SELECT id FROM jobs WHERE health_check = 1 AND state = 'submitted'
+                     AND requested_device = ?1",
+                )?;
+                let ids = statement.query_map([hostname], |row| row.get(0))?;
+                ids.collect::<Result<_, _>>()?
+            };
+            for id in queued {
+                tx.execute(
+                    "UPDATE jobs SET state = 'finished', health = 'canceled', end_time = ?2,
+                         failure_comment = ?3 WHERE id = ?1",
+                    params![
+                        id,
+                        now_ms(),
+                        format!("{hostname} was taken out of service ({health})")
+                    ],
+                )?;
+                Self::record(
+                    &tx,
+                    "job",
+                    &id.to_string(),
+                    "state",
+                    "submitted",
+                    "finished",
+                    reason,
+                )?;
+            }
+        }
         tx.commit()?;
         Ok(())
     }

@@ -315,3 +315,28 @@ fn a_periodic_health_check_falls_due_by_hours_or_by_jobs() {
         .update_device_type("nope", Some("x"), None, None, None)
         .is_err());
 }
+
+#[test]
+fn taking_a_device_out_of_service_cancels_its_queued_health_check() {
+    let (_dir, store) = store();
+    lab(&store);
+    let id = store.submit(&health_check_job("qemu-01")).unwrap();
+    store
+        .set_device_health("qemu-01", DeviceHealth::Maintenance, "new cable")
+        .unwrap();
+    let job = store.job(id).unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.health),
+        (JobState::Finished, JobHealth::Canceled)
+    );
+    assert!(store.active_health_checks().unwrap().is_empty());
+    // An ordinary queued job is left alone.
+    let other = store.submit(&new_job()).unwrap();
+    store
+        .set_device_health("qemu-01", DeviceHealth::Retired, "gone")
+        .unwrap();
+    assert_eq!(
+        store.job(other).unwrap().unwrap().state,
+        JobState::Submitted
+    );
+}
