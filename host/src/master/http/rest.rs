@@ -287,8 +287,11 @@ async fn add_device_type(
     Auth(caller): Auth,
     Json(new): Json<NewDeviceType>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    // Checked before anything is created, so a bad schedule leaves no half-made type.
+    let schedule: HealthSchedule = new.schedule.into();
+    schedule.checked()?;
     service.add_device_type(&caller, &new.name, &new.description, true)?;
-    let summary = service.update_device_type(&caller, &new.name, None, &new.schedule.into())?;
+    let summary = service.update_device_type(&caller, &new.name, None, &schedule)?;
     Ok((StatusCode::CREATED, Json(json!(summary))))
 }
 

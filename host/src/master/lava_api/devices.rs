@@ -83,6 +83,14 @@ pub fn add(service: &Service, caller: &Caller, params: &Params) -> MethodResult 
     params.opt_string(4, "group_name")?;
     params.bool_or(5, "public", true)?;
     let health = params.opt_string(6, "health")?;
+    if let Some(text) = &health {
+        if DeviceHealth::parse(text).is_none() {
+            return Err(Fault::new(
+                400,
+                format!("{text:?} is not a device health: GOOD, UNKNOWN, MAINTENANCE, BAD, LOOPING or RETIRED"),
+            ));
+        }
+    }
     service.add_device(caller, &new)?;
     if let Some(health) = health {
         service.set_device_health(caller, &new.hostname, &health, "set when added")?;
@@ -230,6 +238,7 @@ pub fn add_type(service: &Service, caller: &Caller, params: &Params) -> MethodRe
         denominator: params.opt_string(5, "health_denominator")?,
         disabled: None,
     };
+    schedule.checked()?;
     service.add_device_type(caller, &name, &description, false)?;
     service.update_device_type(caller, &name, None, &schedule)?;
     Ok(Value::Nil)

@@ -548,3 +548,44 @@ fn the_queue_and_the_legacy_calls_scripts_still_use() {
     .unwrap();
     assert_eq!(output, Value::Base64(Vec::new()), "no log yet");
 }
+
+#[test]
+fn a_refused_add_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    lab(&service, &admin);
+    let bad_type = call(
+        &service,
+        &admin,
+        "scheduler.device_types.add",
+        vec![
+            Value::from("qemu-aarch64"),
+            Value::Nil,
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(3),
+            Value::from("fortnights"),
+        ],
+    );
+    assert_eq!(fault_code(bad_type), 400);
+    assert!(
+        service.device_type("qemu-aarch64").is_err(),
+        "no half-made type"
+    );
+    let bad_device = call(
+        &service,
+        &admin,
+        "scheduler.devices.add",
+        vec![
+            Value::from("qemu-02"),
+            Value::from("qemu"),
+            Value::from("w1"),
+            Value::Nil,
+            Value::Nil,
+            Value::Bool(true),
+            Value::from("SPARKLING"),
+        ],
+    );
+    assert_eq!(fault_code(bad_device), 400);
+    assert!(service.device("qemu-02").is_err(), "no half-made device");
+}

@@ -42,6 +42,27 @@ pub struct HealthSchedule {
     pub disabled: Option<bool>,
 }
 
+impl HealthSchedule {
+    /// Checks the values; returns the denominator, parsed.
+    pub fn checked(&self) -> ServiceResult<Option<HealthDenominator>> {
+        if self.frequency == Some(0) {
+            return Err(ServiceError::bad_request(
+                "health_frequency must be at least 1 (turn health checks off with health_disabled)",
+            ));
+        }
+        self.denominator
+            .as_deref()
+            .map(|text| {
+                HealthDenominator::parse(text).ok_or_else(|| {
+                    ServiceError::bad_request(format!(
+                        "{text:?} is not a health denominator: use hours or jobs"
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
 /// Which of a worker's own files exist (LAVA shows the others as "default").
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct WorkerFiles {
@@ -359,19 +380,7 @@ impl super::Service {
         schedule: &HealthSchedule,
     ) -> ServiceResult<DeviceTypeSummary> {
         caller.require_superuser()?;
-        if schedule.frequency == Some(0) {
-            return Err(ServiceError::bad_request(
-                "health_frequency must be at least 1 (turn health checks off with health_disabled)",
-            ));
-        }
-        let denominator = match schedule.denominator.as_deref() {
-            None => None,
-            Some(text) => Some(HealthDenominator::parse(text).ok_or_else(|| {
-                ServiceError::bad_request(format!(
-                    "{text:?} is not a health denominator: use hours or jobs"
-                ))
-            })?),
-        };
+        let denominator = schedule.checked()?;
         self.store()?.update_device_type(
             name,
             description,
