@@ -251,3 +251,30 @@ fn garbage_on_the_xmlrpc_endpoint_gets_faults_and_the_master_keeps_answering() {
     let version = post("<methodCall><methodName>system.version</methodName></methodCall>");
     assert!(version.contains("basalt"), "{version}");
 }
+
+#[test]
+fn a_burst_of_clients_is_served_in_turn() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let url = format!("{}/api/v1/devices", cluster.url());
+    let answered: usize = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..200)
+            .map(|_| {
+                scope.spawn(|| {
+                    ureq::get(&url)
+                        .call()
+                        .ok()
+                        .and_then(|r| r.into_string().ok())
+                        .is_some_and(|body| body.contains("sim-01"))
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|c| c.join())
+            .filter(|answer| matches!(answer, Ok(true)))
+            .count()
+    });
+    assert_eq!(answered, 200, "every client of the burst got its answer");
+}

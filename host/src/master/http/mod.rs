@@ -20,6 +20,10 @@ use super::service::{Caller, ErrorKind, Service, ServiceError};
 /// The largest request body accepted (a job definition or a template is far smaller).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
+/// Requests handled at once; more wait their turn. Each holds a blocking thread while it runs
+/// (see [`off_workers`]) and tokio's pool has 512: a burst of clients must not exhaust it.
+const MAX_IN_FLIGHT: usize = 128;
+
 /// Serves everything on `listener` until the runtime stops.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -36,6 +40,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(web::routes())
         .fallback(web::not_found)
         .layer(axum::middleware::from_fn(off_workers))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_IN_FLIGHT,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }
