@@ -1,5 +1,7 @@
 //! Workers, device types and devices.
 
+use std::path::Path;
+
 use serde::Serialize;
 use serde_json::json;
 
@@ -204,14 +206,13 @@ impl super::Service {
         caller.require_superuser()?;
         check_name("worker", name)?;
         self.worker(name)?;
-        let dir = self.data_dir.join("dispatcher.d").join(name);
-        let path = dir.join(file.file_name());
-        let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
+        let path = self
+            .data_dir
+            .join("dispatcher.d")
+            .join(name)
+            .join(file.file_name());
         if text.trim().is_empty() {
-            return match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-                _ => Ok(()),
-            };
+            return remove_file(&path);
         }
         crate::yaml11::from_str(text).map_err(|e| {
             ServiceError::bad_request(format!("{} is not valid YAML: {e}", file.file_name()))
@@ -220,11 +221,7 @@ impl super::Service {
             crate::dispatcher::DutEnvironment::parse(text)
                 .map_err(|e| ServiceError::bad_request(format!("env.dut.yaml: {e}")))?;
         }
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let partial = dir.join(format!(".{}.partial", file.file_name()));
-        std::fs::write(&partial, text)
-            .and_then(|_| std::fs::rename(&partial, &path))
-            .map_err(io)
+        replace_file(&path, text)
     }
 
     /// Changes a worker's description or job limit.
@@ -314,39 +311,38 @@ impl super::Service {
         store
             .device_types()?
             .into_iter()
-            .map(|t| {
-                let count = devices
-                    .iter()
-                    .filter(|d| d.device_type == t.name && d.health != DeviceHealth::Retired)
-                    .count();
-                Ok(DeviceTypeSummary {
-                    template: self
-                        .template_file(&t.name)?
-                        .map(|p| p.display().to_string()),
-                    health_check: self.has_health_check(&t.name),
-                    health_frequency: t.health_frequency,
-                    health_denominator: t.health_denominator,
-                    health_disabled: t.health_disabled,
-                    name: t.name,
-                    description: t.description,
-                    devices: count,
-                })
-            })
+            .map(|t| self.summary(t, &devices))
             .collect()
     }
 
-    /// One device type.
+    /// One device type (its template is resolved, and its devices counted, for it alone).
     pub fn device_type(&self, name: &str) -> ServiceResult<DeviceTypeSummary> {
-        self.device_types()?
-            .into_iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| {
-                StoreError::NotFound {
-                    kind: "device type",
-                    name: name.to_owned(),
-                }
-                .into()
-            })
+        let store = self.store()?;
+        let found = store.device_type(name)?.ok_or(StoreError::NotFound {
+            kind: "device type",
+            name: name.to_owned(),
+        })?;
+        self.summary(found, &store.devices()?)
+    }
+
+    /// A device type as the APIs show it; `devices` are all devices, for the count.
+    fn summary(&self, t: DeviceType, devices: &[Device]) -> ServiceResult<DeviceTypeSummary> {
+        let count = devices
+            .iter()
+            .filter(|d| d.device_type == t.name && d.health != DeviceHealth::Retired)
+            .count();
+        Ok(DeviceTypeSummary {
+            template: self
+                .template_file(&t.name)?
+                .map(|p| p.display().to_string()),
+            health_check: self.has_health_check(&t.name),
+            health_frequency: t.health_frequency,
+            health_denominator: t.health_denominator,
+            health_disabled: t.health_disabled,
+            name: t.name,
+            description: t.description,
+            devices: count,
+        })
     }
 
     /// Registers a device type. With `require_template` (Basalt's own API) its template must
@@ -411,24 +407,15 @@ impl super::Service {
         caller.require_superuser()?;
         check_name("device type", name)?;
         let path = self.template_dir.join(format!("{name}.jinja2"));
-        let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
         if text.is_empty() {
-            return match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-                _ => Ok(()),
-            };
+            return remove_file(&path);
         }
         self.engine
             .check_source(&format!("{name}.jinja2"), text)
             .map_err(|e| {
                 ServiceError::bad_request(format!("the template of {name} is not valid: {e}"))
             })?;
-        std::fs::create_dir_all(&self.template_dir).map_err(io)?;
-        // Write then rename, so the scheduler never renders half a template.
-        let partial = self.template_dir.join(format!(".{name}.jinja2.partial"));
-        std::fs::write(&partial, text)
-            .and_then(|_| std::fs::rename(&partial, &path))
-            .map_err(io)
+        replace_file(&path, text)
     }
 
     /// Whether `device_type` has a health check (`DATA_DIR/health-checks/<type>.yaml`).
@@ -465,12 +452,8 @@ impl super::Service {
         caller.require_superuser()?;
         check_name("device type", device_type)?;
         let path = crate::master::health::HealthChecks::new(&self.data_dir).path(device_type);
-        let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
         if text.trim().is_empty() {
-            return match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-                _ => Ok(()),
-            };
+            return remove_file(&path);
         }
         let parsed = crate::job::parse_job(text).map_err(|e| {
             ServiceError::bad_request(format!("the health check is not a valid job: {e}"))
@@ -482,15 +465,7 @@ impl super::Service {
                 asks.unwrap_or("nothing")
             )));
         }
-        let dir = path
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let partial = dir.join(format!(".{device_type}.yaml.partial"));
-        std::fs::write(&partial, text)
-            .and_then(|_| std::fs::rename(&partial, &path))
-            .map_err(io)?;
+        replace_file(&path, text)?;
         self.reschedule();
         Ok(())
     }
@@ -687,6 +662,29 @@ impl super::Service {
             name: name.to_owned(),
         })?)
     }
+}
+
+/// Removes a file an admin uploaded (absent is fine): what an empty upload means.
+fn remove_file(path: &Path) -> ServiceResult<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(ServiceError::internal(format!("{}: {e}", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes an uploaded file through a hidden temporary beside it and a rename, so the
+/// scheduler and the slaves never read half of one.
+fn replace_file(path: &Path, text: &str) -> ServiceResult<()> {
+    let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&partial, text))
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(io)
 }
 
 /// A history reason that names who made the change.
