@@ -73,6 +73,15 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A store time (ms since the epoch) as `2026-11-25 10:00:00`, UTC, to the second; `None`
+/// for none or a negative one. The APIs, pages and commands derive their formats from it.
+pub fn utc_seconds(ms: Option<i64>) -> Option<String> {
+    let ms = u64::try_from(ms?).ok()?;
+    let at = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let rfc = humantime::format_rfc3339_seconds(at).to_string();
+    Some(rfc.trim_end_matches('Z').replacen('T', " ", 1))
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it to the current
     /// schema.

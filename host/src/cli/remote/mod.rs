@@ -145,18 +145,8 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 
 /// A time field (ms since the epoch) as `2026-11-25 10:00:00 UTC`, or `-`.
 pub fn time_field(value: &Value, name: &str) -> String {
-    match value
-        .get(name)
-        .and_then(Value::as_i64)
-        .filter(|&ms| ms >= 0)
-    {
-        None => "-".into(),
-        Some(ms) => {
-            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-            let text = humantime::format_rfc3339_seconds(at).to_string();
-            format!("{} UTC", text.replace('T', " ").trim_end_matches('Z'))
-        }
-    }
+    crate::store::utc_seconds(value.get(name).and_then(Value::as_i64))
+        .map_or_else(|| "-".into(), |t| format!("{t} UTC"))
 }
 
 /// A JSON field as display text (`-` when absent).

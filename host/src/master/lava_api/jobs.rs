@@ -182,15 +182,7 @@ pub fn list(service: &Service, _: &Caller, params: &Params) -> MethodResult {
 
 /// A time as text (`2026-11-25 10:00:00+00:00`, Python's `str(datetime)`), or nil.
 fn time_text(ms: Option<i64>) -> Value {
-    match datetime(ms) {
-        Value::DateTime(_) => {
-            let at = std::time::UNIX_EPOCH
-                + std::time::Duration::from_millis(ms.unwrap_or(0).max(0) as u64);
-            let rfc = humantime::format_rfc3339_seconds(at).to_string();
-            Value::String(rfc.replace('T', " ").replace('Z', "+00:00"))
-        }
-        _ => Value::Nil,
-    }
+    Value::opt_string(crate::store::utc_seconds(ms).map(|t| format!("{t}+00:00")))
 }
 
 /// `{}` when valid, `{path, msg}` for the first problem otherwise.

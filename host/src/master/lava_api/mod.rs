@@ -311,18 +311,14 @@ fn display(name: &str) -> String {
 
 /// A store time (ms since the epoch) as XML-RPC's `dateTime.iso8601`, in UTC.
 fn datetime(ms: Option<i64>) -> Value {
-    let Some(ms) = ms.filter(|&ms| ms >= 0) else {
-        return Value::Nil;
-    };
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-    // 2026-11-25T10:00:00Z -> 20261125T10:00:00
-    let rfc = humantime::format_rfc3339_seconds(at).to_string();
-    let (date, time) = rfc.split_once('T').unwrap_or((&rfc, ""));
-    Value::DateTime(format!(
-        "{}T{}",
-        date.replace('-', ""),
-        time.trim_end_matches('Z')
-    ))
+    // 2026-11-25 10:00:00 -> 20261125T10:00:00
+    match crate::store::utc_seconds(ms) {
+        Some(text) => {
+            let (date, time) = text.split_once(' ').unwrap_or((&text, ""));
+            Value::DateTime(format!("{}T{time}", date.replace('-', "")))
+        }
+        None => Value::Nil,
+    }
 }
 
 #[cfg(test)]

@@ -31,17 +31,7 @@ pub fn url_part(text: &str) -> String {
 
 /// A store time (ms since the epoch) as `2026-11-25 10:00:00` UTC, or `-`.
 pub fn time(ms: Option<i64>) -> String {
-    match ms.filter(|&ms| ms >= 0) {
-        None => "-".into(),
-        Some(ms) => {
-            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
-            humantime::format_rfc3339_seconds(at)
-                .to_string()
-                .replace('T', " ")
-                .trim_end_matches('Z')
-                .to_owned()
-        }
-    }
+    crate::store::utc_seconds(ms).unwrap_or_else(|| "-".into())
 }
 
 /// A state or health as a coloured badge (the CSS picks the colour from the value).

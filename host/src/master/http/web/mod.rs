@@ -22,7 +22,7 @@ use html::{badge, esc, facts, link, page, table, time, url_part};
 use super::status;
 use crate::master::lava_api::METHODS;
 use crate::master::service::{JobFilter, Service, ServiceError};
-use crate::store::{Job, JobState};
+use crate::store::{HistoryEntry, Job, JobState};
 
 const STYLE: &str = include_str!("assets/basalt.css");
 const JOB_SCRIPT: &str = include_str!("assets/job.js");
@@ -285,9 +285,9 @@ async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
     Ok(Html(page(&format!("Job {id}"), &body, None)))
 }
 
-async fn device(State(service): Shared, Path(name): Path<String>) -> PageResult {
-    let (device, history) = service.device(&name)?;
-    let history_rows: Vec<Vec<String>> = history
+/// A device's or worker's state and health changes, newest first.
+fn history_table(history: &[HistoryEntry]) -> String {
+    let rows: Vec<Vec<String>> = history
         .iter()
         .rev()
         .map(|h| {
@@ -300,6 +300,16 @@ async fn device(State(service): Shared, Path(name): Path<String>) -> PageResult 
             ]
         })
         .collect();
+    table(
+        "history",
+        &["When (UTC)", "What", "From", "To", "Why"],
+        &rows,
+        "No changes yet.",
+    )
+}
+
+async fn device(State(service): Shared, Path(name): Path<String>) -> PageResult {
+    let (device, history) = service.device(&name)?;
     let body = format!(
         "{}<section><h2>History</h2>{}</section><section><h2>Dictionary</h2><pre>{}</pre></section>",
         facts(&[
@@ -315,12 +325,7 @@ async fn device(State(service): Shared, Path(name): Path<String>) -> PageResult 
             ("Tags", esc(&device.tags.join(", "))),
             ("Description", esc(&device.description)),
         ]),
-        table(
-            "history",
-            &["When (UTC)", "What", "From", "To", "Why"],
-            &history_rows,
-            "No changes yet.",
-        ),
+        history_table(&history),
         esc(&device.dictionary),
     );
     Ok(Html(page(&device.hostname, &body, Some(10))))
@@ -328,19 +333,6 @@ async fn device(State(service): Shared, Path(name): Path<String>) -> PageResult 
 
 async fn worker(State(service): Shared, Path(name): Path<String>) -> PageResult {
     let (worker, devices, history) = service.worker(&name)?;
-    let history_rows: Vec<Vec<String>> = history
-        .iter()
-        .rev()
-        .map(|h| {
-            vec![
-                time(Some(h.at)),
-                esc(&h.field),
-                badge(&h.old),
-                badge(&h.new),
-                esc(&h.reason),
-            ]
-        })
-        .collect();
     let devices: Vec<String> = devices.iter().map(|d| device_link(d)).collect();
     let body = format!(
         "{}<section><h2>History</h2>{}</section>",
@@ -360,12 +352,7 @@ async fn worker(State(service): Shared, Path(name): Path<String>) -> PageResult 
             ("Devices", devices.join(", ")),
             ("Description", esc(&worker.description)),
         ]),
-        table(
-            "history",
-            &["When (UTC)", "What", "From", "To", "Why"],
-            &history_rows,
-            "No changes yet.",
-        ),
+        history_table(&history),
     );
     Ok(Html(page(&worker.hostname, &body, Some(10))))
 }
