@@ -466,10 +466,11 @@ impl ControlLoop {
     /// One scheduling pass: queued jobs onto idle devices.
     fn schedule(&mut self) -> Result<(), StoreError> {
         self.passes += 1;
-        self.health
+        let enabled = self
+            .health
             .queue_missing(&self.store, std::mem::take(&mut self.review_due))?;
         let mut snapshot = self.store.snapshot(self.passes)?;
-        self.health.mark(&self.store, &mut snapshot)?;
+        self.health.mark(&self.store, &mut snapshot, &enabled)?;
         if snapshot.queue.is_empty() {
             return Ok(());
         }

@@ -56,11 +56,16 @@ impl HealthChecks {
     /// `review_due` (that costs a few queries per device, so the master does it once a
     /// minute, not on every scheduling pass). A definition that cannot be read or is not a
     /// valid job for the type makes the device Bad, with the reason in its history, rather
-    /// than letting it run unchecked.
-    pub fn queue_missing(&self, store: &Store, review_due: bool) -> Result<(), StoreError> {
+    /// than letting it run unchecked. Returns the device types whose checks run, for
+    /// [`HealthChecks::mark`] in the same pass.
+    pub fn queue_missing(
+        &self,
+        store: &Store,
+        review_due: bool,
+    ) -> Result<BTreeSet<String>, StoreError> {
         let enabled = self.enabled(store)?;
         if enabled.is_empty() {
-            return Ok(());
+            return Ok(BTreeSet::new());
         }
         let active: BTreeSet<String> = store.active_health_checks()?.into_iter().collect();
         let now = now_ms();
@@ -102,19 +107,24 @@ impl HealthChecks {
                 }
             }
         }
-        Ok(())
+        Ok(enabled.into_keys().collect())
     }
 
     /// Marks the snapshot's devices that must pass a health check before other jobs: those
-    /// with one queued for them, and Unknown or Looping ones of types with health checks.
-    pub fn mark(&self, store: &Store, snapshot: &mut Snapshot) -> Result<(), StoreError> {
+    /// with one queued for them, and Unknown or Looping ones of the `enabled` types (what
+    /// [`HealthChecks::queue_missing`] returned).
+    pub fn mark(
+        &self,
+        store: &Store,
+        snapshot: &mut Snapshot,
+        enabled: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
         use crate::scheduler::DeviceHealth as Health;
-        let enabled = self.enabled(store)?;
         let pending: BTreeSet<String> = store.active_health_checks()?.into_iter().collect();
         for device in &mut snapshot.devices {
             device.needs_health_check = pending.contains(&device.hostname)
                 || (matches!(device.health, Health::Unknown | Health::Looping)
-                    && enabled.contains_key(&device.device_type));
+                    && enabled.contains(&device.device_type));
         }
         Ok(())
     }

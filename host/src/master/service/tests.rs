@@ -421,13 +421,13 @@ fn a_types_health_schedule_is_changed_by_superusers_and_checked() {
         store.active_health_checks().unwrap().is_empty(),
         "due checks of Good devices wait for the periodic review"
     );
-    checks.queue_missing(&store, true).unwrap();
+    let enabled = checks.queue_missing(&store, true).unwrap();
     assert_eq!(
         store.active_health_checks().unwrap(),
         vec!["qemu-01".to_owned()]
     );
     let mut snapshot = store.snapshot(1).unwrap();
-    checks.mark(&store, &mut snapshot).unwrap();
+    checks.mark(&store, &mut snapshot, &enabled).unwrap();
     assert!(snapshot.devices[0].needs_health_check);
 }
 
