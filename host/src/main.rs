@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -12,7 +10,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = basalt::cli::Cli::parse();
+    let cli = basalt::cli::parse_args();
     match basalt::cli::run(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -296,7 +296,7 @@ fn garbage_on_both_master_sockets_leaves_both_daemons_working() {
     for message in frames {
         rogue.send_frames(message);
     }
-    let pusher = basalt::transport::LogPusher::connect(&format!("tcp://127.0.0.1:{logs}")).unwrap();
+    let pusher = basalt::transport::LogPusher::connect(&format!("tcp://127.0.0.1:{logs}"), None).unwrap();
     pusher.send_frames(vec![b"1".to_vec()]);
     pusher.send_frames(vec![b"x".to_vec(), b"- {}".to_vec()]);
     pusher.send_frames(vec![b"1".to_vec(), b"\xff".to_vec()]);

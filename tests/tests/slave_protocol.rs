@@ -20,12 +20,12 @@ impl Inbox {
     fn poll(&mut self, master: &MasterSockets) {
         for incoming in master.poll(Duration::from_millis(100)) {
             match incoming {
-                Incoming::Control { peer, frames } => {
+                Incoming::Control { peer, frames, .. } => {
                     if let Ok(message) = ControlMessage::decode(&frames) {
                         self.control.push_back((peer, message));
                     }
                 }
-                Incoming::Log { frames } if frames.len() == 2 => {
+                Incoming::Log { frames, .. } if frames.len() == 2 => {
                     self.logs.push((frames[0].clone(), frames[1].clone()))
                 }
                 _ => {}

@@ -8,6 +8,7 @@
 mod bench_run;
 mod demo;
 mod lab;
+mod packages;
 mod simlab;
 #[cfg(test)]
 mod tidy;
@@ -122,8 +123,10 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     cargo(root, &args)
 }
 
-/// Runs cargo in the workspace root, failing if it fails.
+/// Runs cargo in the workspace root, failing if it fails. Installs the system libraries the
+/// workspace links first.
 fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    packages::ensure(packages::BUILD, "building basalt")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(cargo)

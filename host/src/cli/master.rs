@@ -39,6 +39,22 @@ pub struct MasterArgs {
     /// Seconds between re-sends of unanswered START and CANCEL.
     #[arg(long, value_name = "SECONDS")]
     pub resend: Option<f64>,
+    /// Encrypt and authenticate the control and log sockets with CURVE; only slaves whose
+    /// public certificate is in --slaves-certs may connect.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The master's secret certificate (NAME.key_secret, as `basalt certs generate` or LAVA's
+    /// create_certificate.py write it).
+    #[arg(long, value_name = "FILE")]
+    pub master_cert: Option<PathBuf>,
+    /// The directory of allowed slaves' public certificates: WORKER.key speaks for WORKER
+    /// only. Files added or removed take effect without a restart.
+    #[arg(long, value_name = "DIR")]
+    pub slaves_certs: Option<PathBuf>,
+    /// Refuse slaves whose worker was not added first (`basalt workers add`), instead of
+    /// creating a worker at their HELLO.
+    #[arg(long)]
+    pub no_register_workers: bool,
     /// Device-type template directories.
     #[command(flatten)]
     pub device_types: DeviceTypeDirs,
@@ -73,6 +89,16 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(secs) = args.resend {
         config.timing.resend_secs = secs;
+    }
+    config.encrypt |= args.encrypt;
+    if let Some(path) = args.master_cert {
+        config.master_cert = path;
+    }
+    if let Some(dir) = args.slaves_certs {
+        config.slaves_certs = dir;
+    }
+    if args.no_register_workers {
+        config.register_workers = false;
     }
     let dirs = crate::master::template_dirs(&config, &args.device_types.search_dirs());
     crate::master::run(config, dirs)?;

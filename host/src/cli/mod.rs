@@ -4,6 +4,7 @@
 //! codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
 
 mod boot;
+mod certs;
 mod device_types;
 mod devices;
 mod jobs;
@@ -62,6 +63,32 @@ pub enum Command {
     /// Manage a master's users and their API tokens.
     #[command(subcommand, alias = "users")]
     User(remote::users::UserCommand),
+    /// CURVE certificates for an encrypted master-slave link.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
+}
+
+/// What `basalt --version` prints: the version, and whether this build's libzmq can encrypt.
+pub fn version_text() -> String {
+    format!(
+        "{} (libzmq {}, CURVE {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::transport::curve::libzmq_version(),
+        if crate::transport::curve::available() {
+            "available"
+        } else {
+            "not available: --encrypt refuses to start"
+        }
+    )
+}
+
+/// Parses the process's arguments (with [`version_text`] as the version), exiting on bad
+/// usage as clap does.
+pub fn parse_args() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let version: &'static str = Box::leak(version_text().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// `basalt plugins ...`
@@ -125,6 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Slave(args) => slave::run(args),
         Command::Workers(command) => remote::workers::run(&command),
         Command::User(command) => remote::users::run(&command),
+        Command::Certs(command) => certs::run(&command),
     }
 }
 

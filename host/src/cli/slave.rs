@@ -38,6 +38,16 @@ pub struct SlaveArgs {
     /// Keep finished jobs' directories under STATE_DIR/finished/ for inspection.
     #[arg(long)]
     pub keep_finished: bool,
+    /// Encrypt the link with CURVE (the master must run with --encrypt and hold this slave's
+    /// public certificate).
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The master's public certificate (NAME.key).
+    #[arg(long, value_name = "FILE")]
+    pub master_cert: Option<PathBuf>,
+    /// This slave's secret certificate (NAME.key_secret).
+    #[arg(long, value_name = "FILE")]
+    pub slave_cert: Option<PathBuf>,
     /// A plugin directory for job processes (may be repeated).
     #[arg(long = "plugin-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
@@ -73,6 +83,13 @@ pub fn run(args: SlaveArgs) -> anyhow::Result<ExitCode> {
         config.timing.hello_retry_secs = secs;
     }
     config.keep_finished |= args.keep_finished;
+    config.encrypt |= args.encrypt;
+    if let Some(path) = args.master_cert {
+        config.master_cert = path;
+    }
+    if let Some(path) = args.slave_cert {
+        config.slave_cert = path;
+    }
     config.run.plugin_dirs.extend(args.plugin_dirs);
     crate::slave::run(config)?;
     Ok(ExitCode::SUCCESS)

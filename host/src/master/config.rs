@@ -24,6 +24,19 @@ pub struct MasterConfig {
     pub device_types: Vec<PathBuf>,
     /// Protocol timing.
     pub timing: Timing,
+    /// Encrypt and authenticate both ZMQ sockets with CURVE (LAVA's `--encrypt`).
+    pub encrypt: bool,
+    /// The master's secret certificate, `NAME.key_secret` (LAVA's `--master-cert`).
+    pub master_cert: PathBuf,
+    /// The directory of the allowed slaves' public certificates, one `WORKER.key` per slave
+    /// (LAVA's `--slaves-certs`).
+    pub slaves_certs: PathBuf,
+    /// Whether a slave's HELLO may create a worker the master does not know. Encrypted, only
+    /// slaves on the allow-list ever get that far.
+    pub register_workers: bool,
+    /// Workers that a HELLO created and that never got a device are forgotten after being
+    /// offline this long.
+    pub forget_unused_workers_after_secs: u64,
 }
 
 /// How often things are repeated and how long silence is tolerated.
@@ -70,6 +83,11 @@ impl Default for MasterConfig {
             http_port: 8000,
             device_types: Vec::new(),
             timing: Timing::default(),
+            encrypt: false,
+            master_cert: PathBuf::from("/etc/basalt/certificates.d/master.key_secret"),
+            slaves_certs: PathBuf::from("/etc/basalt/certificates.d"),
+            register_workers: true,
+            forget_unused_workers_after_secs: 24 * 3600,
         }
     }
 }

@@ -6,8 +6,9 @@
 //! so a lost message costs a resend interval, never a job. Every malformed message is logged
 //! with its sender and dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
@@ -16,16 +17,19 @@ use super::config::MasterConfig;
 use super::health::HealthChecks;
 use super::joblogs::JobLogs;
 use super::start::job_files;
-use crate::store::{Job, JobHealth, JobState, Store, StoreError};
+use crate::store::{Job, JobHealth, JobState, Store, StoreError, WorkerSeen};
 use crate::template::TemplateEngine;
 use crate::transport::{
-    ControlMessage, Incoming, MasterSockets, FEATURE_ACKED_LOGS, PROTOCOL_VERSION,
+    AllowList, ControlMessage, Incoming, MasterSockets, Sender, FEATURE_ACKED_LOGS,
+    PROTOCOL_VERSION,
 };
 
 /// The longest the loop sleeps, so SIGTERM is noticed promptly.
 const MAX_WAIT: Duration = Duration::from_millis(250);
 /// How often the scheduler looks again without an event, for health checks due by the clock.
 const HEALTH_REVIEW: Duration = Duration::from_secs(60);
+/// A refused sender is logged at most this often (a rogue must not flood the log).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// What the master knows of a slave since it started.
 struct Peer {
@@ -56,6 +60,16 @@ pub struct ControlLoop {
     /// The next scheduling pass also looks for Good devices whose health check is due.
     review_due: bool,
     passes: u64,
+    /// The slaves' allow-list, when the link is encrypted.
+    allow: Option<Arc<AllowList>>,
+    /// Encrypted: workers whose connection proved to be theirs (a message under their own
+    /// key) since a connection last closed. START, which carries the job's
+    /// secrets, goes only to these.
+    verified: HashSet<String>,
+    /// When a refusal was last logged, per claimed name.
+    refusals: HashMap<String, Instant>,
+    /// When unused self-registered workers were last looked for.
+    next_forget: Instant,
 }
 
 impl ControlLoop {
@@ -65,6 +79,7 @@ impl ControlLoop {
         store: Store,
         sockets: MasterSockets,
         engine: TemplateEngine,
+        allow: Option<Arc<AllowList>>,
     ) -> Self {
         let now = Instant::now();
         let logs = JobLogs::new(config.jobs_dir());
@@ -85,6 +100,10 @@ impl ControlLoop {
             next_health_review: now + HEALTH_REVIEW,
             review_due: true,
             passes: 0,
+            allow,
+            verified: HashSet::new(),
+            refusals: HashMap::new(),
+            next_forget: now,
         }
     }
 
@@ -130,17 +149,86 @@ impl ControlLoop {
                 now + Duration::from_secs(self.config.timing.ping_interval_secs.max(1)) / 2;
             self.mark_silent_offline()?;
         }
+        if now >= self.next_forget {
+            self.next_forget = now + HEALTH_REVIEW;
+            self.forget_unused_workers()?;
+        }
         Ok(())
+    }
+
+    /// Deletes workers that a HELLO created and that never got a device, once they have been
+    /// offline long enough: names made up by strangers are not kept.
+    fn forget_unused_workers(&mut self) -> Result<(), StoreError> {
+        let age = Duration::from_secs(self.config.forget_unused_workers_after_secs);
+        let before = crate::store::now_ms() - age.as_millis().min(i64::MAX as u128) as i64;
+        for name in self.store.forget_unused_workers(before)? {
+            info!(
+                "forgot worker {name}: created by its slave's HELLO, never given a device, \
+                 offline for {}s",
+                age.as_secs()
+            );
+            self.peers.remove(&name);
+        }
+        self.refusals.retain(|_, at| at.elapsed() < REFUSAL_LOG_EVERY);
+        Ok(())
+    }
+
+    /// Logs a refused message, at most once a minute per claimed name.
+    fn refuse(&mut self, claimed: &str, why: &str) {
+        let now = Instant::now();
+        let due = self
+            .refusals
+            .get(claimed)
+            .is_none_or(|at| now.duration_since(*at) >= REFUSAL_LOG_EVERY);
+        if due && self.refusals.len() < 10_000 {
+            self.refusals.insert(claimed.to_owned(), now);
+            warn!("dropping messages claiming to be {claimed:?}: {why}");
+        }
+    }
+
+    /// Encrypted: whether a message on the control socket under the name `peer` came from
+    /// a connection admitted as that very worker, with a key the allow-list still holds. In
+    /// the clear every message passes (LAVA's peers have no keys).
+    fn authorized(&mut self, peer: &str, sender: Option<&Sender>) -> bool {
+        let Some(allow) = self.allow.clone() else {
+            return true;
+        };
+        let why = match sender {
+            None => "the connection was not admitted by a key",
+            Some(sender) if sender.worker != peer => {
+                let why = format!("its key is the certificate of worker {}", sender.worker);
+                self.refuse(peer, &why);
+                return false;
+            }
+            Some(sender) if !allow.admits(sender) => {
+                "its certificate was removed from the slaves' certificates"
+            }
+            Some(_) => {
+                if self.verified.insert(peer.to_owned()) {
+                    // Jobs waiting for this worker's START can go now.
+                    self.dirty = true;
+                }
+                return true;
+            }
+        };
+        self.refuse(peer, why);
+        false
     }
 
     fn handle(&mut self, incoming: Incoming) {
         match incoming {
             Incoming::Wake => self.dirty = true,
+            Incoming::Disconnected => self.verified.clear(),
             Incoming::BadPeer { peer } => {
                 warn!("dropping a control message from a peer whose identity is not text: {peer:?}")
             }
-            Incoming::Log { frames } => self.lava_log(&frames),
-            Incoming::Control { peer, frames } => match ControlMessage::decode(&frames) {
+            Incoming::Log { sender, frames } => self.lava_log(sender.as_ref(), &frames),
+            Incoming::Control {
+                peer,
+                sender,
+                frames,
+            } => match ControlMessage::decode(&frames) {
+                Ok(_) if !self.authorized(&peer, sender.as_ref()) => {}
                 Ok(message) => {
                     if let Err(e) = self.control(&peer, message) {
                         warn!("{peer}: {e}");
@@ -151,9 +239,10 @@ impl ControlLoop {
         }
     }
 
-    /// Notes that a slave spoke; a slave first heard from without HELLO means this master
-    /// restarted under it, so it is asked about every job it should hold (STATUS).
-    fn seen(&mut self, peer: &str, hello: bool, version: Option<&str>) -> Result<(), StoreError> {
+    /// Notes that a slave spoke; false if its worker is unknown and may not be created. A
+    /// HELLO, or a slave first heard from without one (this master restarted under it), is
+    /// asked about every job it should hold (STATUS), so the two sides agree again.
+    fn seen(&mut self, peer: &str, hello: bool, version: Option<&str>) -> Result<bool, StoreError> {
         let now = Instant::now();
         let interval = Duration::from_secs(self.config.timing.ping_interval_secs.max(1));
         let known = self.peers.get(peer).map(|p| (p.online, p.recorded));
@@ -164,10 +253,23 @@ impl ControlLoop {
             }
         };
         if record {
-            let was_offline = self.store.worker_seen(peer, version)?;
-            if was_offline {
-                info!("worker {peer} is online");
-                self.dirty = true;
+            // Encrypted, a slave got this far only with a key on the allow-list.
+            let register = hello && (self.allow.is_some() || self.config.register_workers);
+            match self.store.worker_seen(peer, version, register)? {
+                WorkerSeen::Online => {}
+                WorkerSeen::CameOnline => {
+                    info!("worker {peer} is online");
+                    self.dirty = true;
+                }
+                WorkerSeen::Unknown => {
+                    self.peers.remove(peer);
+                    self.refuse(
+                        peer,
+                        "no such worker, and this master does not register workers at HELLO \
+                         (add it with `basalt workers add`)",
+                    );
+                    return Ok(false);
+                }
             }
         }
         let entry = self.peers.entry(peer.to_owned()).or_insert(Peer {
@@ -180,14 +282,19 @@ impl ControlLoop {
         if record {
             entry.recorded = now;
         }
-        if known.is_none() && !hello {
+        if known.is_none() || hello {
             for job in self.store.active_jobs_on(peer)? {
-                info!("asking {peer} about job {} (master restarted)", job.id);
+                let why = if hello {
+                    "it said HELLO"
+                } else {
+                    "master restarted"
+                };
+                info!("asking {peer} about job {} ({why})", job.id);
                 self.sockets
                     .send(peer, &ControlMessage::Status { job: job.id });
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn control(&mut self, peer: &str, message: ControlMessage) -> Result<(), StoreError> {
@@ -225,6 +332,12 @@ impl ControlLoop {
                     .into_iter()
                     .filter(|f| f == FEATURE_ACKED_LOGS)
                     .collect();
+                // HELLO_OK first: the STATUS that `seen` may send must come after it.
+                let known = self.store.worker(peer)?.is_some();
+                if !known && !(self.allow.is_some() || self.config.register_workers) {
+                    self.seen(peer, true, version.as_deref())?;
+                    return Ok(());
+                }
                 self.sockets
                     .send(peer, &ControlMessage::HelloOk { features: accepted });
                 info!(
@@ -234,11 +347,14 @@ impl ControlLoop {
                 self.seen(peer, true, version.as_deref())?;
             }
             ControlMessage::Ping => {
-                self.seen(peer, false, None)?;
-                self.sockets.send(peer, &self.pong());
+                if self.seen(peer, false, None)? {
+                    self.sockets.send(peer, &self.pong());
+                }
             }
             ControlMessage::StartOk { job } => {
-                self.seen(peer, false, None)?;
+                if !self.seen(peer, false, None)? {
+                    return Ok(());
+                }
                 self.start_sent.remove(&job);
                 match self.job_on(peer, job)? {
                     Some(_) if self.store.mark_running(job)? => info!("job {job} runs on {peer}"),
@@ -247,7 +363,9 @@ impl ControlLoop {
                 }
             }
             ControlMessage::Logs { job, offset, data } => {
-                self.seen(peer, false, None)?;
+                if !self.seen(peer, false, None)? {
+                    return Ok(());
+                }
                 let stored = match self.job_on(peer, job)? {
                     Some(_) => match self.logs.append(&self.store, job, offset, &data) {
                         Ok(appended) => appended.stored,
@@ -256,9 +374,12 @@ impl ControlLoop {
                             return Ok(());
                         }
                     },
-                    // A job this master does not know: accept and drop, so the slave can
-                    // finish and forget it.
-                    None => offset + data.len() as u64,
+                    // A job this master does not know, or another worker's: accept and
+                    // drop, so the slave can finish and forget it.
+                    None => {
+                        debug!("{peer}: dropping log bytes for job {job}, not one of its jobs");
+                        offset + data.len() as u64
+                    }
                 };
                 self.sockets
                     .send(peer, &ControlMessage::LogsOk { job, stored });
@@ -269,7 +390,9 @@ impl ControlLoop {
                 description,
                 log_bytes,
             } => {
-                self.seen(peer, false, None)?;
+                if !self.seen(peer, false, None)? {
+                    return Ok(());
+                }
                 self.end(peer, job, &stderr, &description, log_bytes)?;
             }
             other => warn!(
@@ -303,6 +426,9 @@ impl ControlLoop {
         log_bytes: Option<u64>,
     ) -> Result<(), StoreError> {
         let Some(job) = self.job_on(peer, id)? else {
+            if self.store.job(id)?.is_some_and(|j| j.state != JobState::Finished) {
+                warn!("{peer} sent END for job {id}, which is not one of its jobs: ignored");
+            }
             self.sockets.send(peer, &ControlMessage::EndOk { job: id });
             return Ok(());
         };
@@ -415,8 +541,10 @@ impl ControlLoop {
         Ok(())
     }
 
-    /// A log line from a LAVA job process: `[job id, YAML line]`.
-    fn lava_log(&mut self, frames: &[Vec<u8>]) {
+    /// A log line from a LAVA job process: `[job id, YAML line]`. Taken only for a job that
+    /// a worker holds (scheduled, running or canceling) and, encrypted, only from that
+    /// worker's own key.
+    fn lava_log(&mut self, sender: Option<&Sender>, frames: &[Vec<u8>]) {
         let [id, line, ..] = frames else {
             warn!(
                 "dropping a log message with {} frame(s), not 2",
@@ -436,9 +564,17 @@ impl ControlLoop {
             return;
         }
         let job = match self.store.job(id) {
-            Ok(Some(job)) if job.state != JobState::Finished => job,
+            Ok(Some(job))
+                if job.worker.is_some()
+                    && matches!(
+                        job.state,
+                        JobState::Scheduled | JobState::Running | JobState::Canceling
+                    ) =>
+            {
+                job
+            }
             Ok(_) => {
-                debug!("dropping a log line for job {id}, which is not running");
+                debug!("dropping a log line for job {id}, which no worker runs");
                 return;
             }
             Err(e) => {
@@ -446,6 +582,16 @@ impl ControlLoop {
                 return;
             }
         };
+        if let Some(allow) = self.allow.clone() {
+            let worker = job.worker.as_deref().unwrap_or_default();
+            let admitted = sender.is_some_and(|s| s.worker == worker && allow.admits(s));
+            if !admitted {
+                let who = sender.map_or("an unadmitted connection", |s| s.worker.as_str());
+                let why = format!("log lines for job {id}, which runs on {worker}, not there");
+                self.refuse(who, &why);
+                return;
+            }
+        }
         let mut entry = Vec::with_capacity(line.len() + 3);
         entry.extend_from_slice(b"- ");
         entry.extend_from_slice(line);
@@ -512,6 +658,17 @@ impl ControlLoop {
         let (Some(worker), Some(hostname)) = (&job.worker, &job.actual_device) else {
             return Ok(());
         };
+        if self.allow.is_some() {
+            // A connection closed since the last look: whoever holds a name now
+            // must prove it again before a START (and its secrets) is routed to that name.
+            if self.sockets.connection_lost() {
+                self.verified.clear();
+            }
+            if !self.verified.contains(worker) {
+                debug!("START {} waits until {worker} proves its connection", job.id);
+                return Ok(());
+            }
+        }
         let Some(device) = self.store.device(hostname)? else {
             return self.finish(job, None, &format!("device {hostname} was removed"));
         };

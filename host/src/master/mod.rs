@@ -28,7 +28,7 @@ pub use config::{MasterConfig, Timing};
 
 use crate::store::Store;
 use crate::template::{SearchPath, TemplateEngine};
-use crate::transport::MasterSockets;
+use crate::transport::{AllowList, Certificate, MasterCurve, MasterSockets};
 
 /// Reads the admin token, creating it (readable by the owner only) on first start.
 pub fn admin_token(path: &Path) -> anyhow::Result<String> {
@@ -77,6 +77,25 @@ pub fn raise_open_file_limit() -> u64 {
     }
 }
 
+/// The master's CURVE settings, read and checked at start-up: an encrypted master without a
+/// usable certificate or allow-list does not start (never a silent plaintext link).
+fn master_curve(config: &MasterConfig) -> anyhow::Result<Option<MasterCurve>> {
+    if !config.encrypt {
+        return Ok(None);
+    }
+    if !crate::transport::curve::available() {
+        return Err(crate::transport::CurveError::Unavailable.into());
+    }
+    let certificate = Certificate::read_secret(&config.master_cert)
+        .context("--encrypt needs the master's secret certificate (--master-cert)")?;
+    let allow = AllowList::open(&config.slaves_certs)
+        .context("--encrypt needs the directory of slave certificates (--slaves-certs)")?;
+    Ok(Some(MasterCurve {
+        certificate,
+        allow: Arc::new(allow),
+    }))
+}
+
 /// Runs the master until SIGTERM or SIGINT.
 pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<()> {
     let files = raise_open_file_limit();
@@ -93,10 +112,30 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     let store = Store::open(&config.database())
         .with_context(|| format!("cannot open the database {}", config.database().display()))?;
     store.mark_all_workers_offline()?;
-    let sockets = MasterSockets::bind(
+    let curve = master_curve(&config)?;
+    let sockets = MasterSockets::bind_with(
         &config.endpoint(config.control_port),
         &config.endpoint(config.log_port),
+        curve.as_ref(),
     )?;
+    match &curve {
+        Some(curve) => info!(
+            "the link is encrypted (CURVE, master key {}); {} slave certificate(s) in {}",
+            curve.certificate.public_z85(),
+            curve.allow.len(),
+            config.slaves_certs.display()
+        ),
+        None => tracing::warn!(
+            "the master-slave link is NOT encrypted: anyone who reaches ports {} and {} can              pose as a worker{}; use --encrypt with certificates (basalt certs generate)",
+            config.control_port,
+            config.log_port,
+            if config.register_workers {
+                " or register new ones"
+            } else {
+                ""
+            }
+        ),
+    }
     let http_address = format!("{}:{}", config.listen, config.http_port);
     let listener = std::net::TcpListener::bind(&http_address)
         .with_context(|| format!("cannot listen for HTTP on {http_address}"))?;
@@ -142,7 +181,8 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
         config.data_dir.display()
     );
     let engine = TemplateEngine::new(SearchPath::new(template_dirs));
-    let mut control = control::ControlLoop::new(config, store, sockets, engine);
+    let allow = curve.map(|c| c.allow);
+    let mut control = control::ControlLoop::new(config, store, sockets, engine, allow);
     control.run(&stop);
     info!("master stopping");
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

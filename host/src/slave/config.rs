@@ -27,6 +27,13 @@ pub struct SlaveConfig {
     pub run: RunSettings,
     /// Protocol timing.
     pub timing: SlaveTiming,
+    /// Encrypt the link with CURVE (LAVA's `--encrypt`).
+    pub encrypt: bool,
+    /// The master's public certificate, `NAME.key` (LAVA's `--master-cert`).
+    pub master_cert: PathBuf,
+    /// This slave's secret certificate, `NAME.key_secret` (LAVA's `--slave-cert`); the
+    /// master must hold its public half as `WORKER.key`.
+    pub slave_cert: PathBuf,
 }
 
 /// Settings passed on to every `basalt run`.
@@ -103,6 +110,9 @@ impl Default for SlaveConfig {
             keep_finished: false,
             run: RunSettings::default(),
             timing: SlaveTiming::default(),
+            encrypt: false,
+            master_cert: PathBuf::from("/etc/basalt/certificates.d/master.key"),
+            slave_cert: PathBuf::from("/etc/basalt/certificates.d/slave.key_secret"),
         }
     }
 }
@@ -116,6 +126,20 @@ impl SlaveConfig {
                 .and_then(|n| n.into_string().ok())
                 .unwrap_or_else(|| "localhost".into())
         })
+    }
+
+    /// The CURVE keys to connect with, read and checked now; None in the clear.
+    pub fn curve(&self) -> Result<Option<crate::transport::ClientCurve>, crate::transport::CurveError> {
+        use crate::transport::{Certificate, ClientCurve, CurveError};
+        if !self.encrypt {
+            return Ok(None);
+        }
+        if !crate::transport::curve::available() {
+            return Err(CurveError::Unavailable);
+        }
+        let master = Certificate::read(&self.master_cert)?.public;
+        let own = Certificate::read_secret(&self.slave_cert)?;
+        Ok(Some(ClientCurve { master, own }))
     }
 
     /// `tcp://MASTER:PORT`.

@@ -27,7 +27,7 @@ pub use config::SlaveConfig;
 use jobs::{SlaveJob, SlaveJobState};
 
 use crate::transport::{
-    ControlMessage, LogPusher, SlaveSocket, FEATURE_ACKED_LOGS, PROTOCOL_VERSION,
+    ClientCurve, ControlMessage, LogPusher, SlaveSocket, FEATURE_ACKED_LOGS, PROTOCOL_VERSION,
 };
 
 /// The most log bytes one LOGS message carries.
@@ -36,6 +36,8 @@ const LOG_CHUNK: u64 = 1024 * 1024;
 const LOG_WINDOW: u64 = 4 * LOG_CHUNK;
 /// The longest the loop sleeps.
 const MAX_WAIT: Duration = Duration::from_millis(100);
+/// The shortest wait for the answer to a PING before connecting again.
+const MIN_PING_WAIT: Duration = Duration::from_secs(5);
 
 /// Log delivery progress of one job (in memory: after a restart the master is asked).
 #[derive(Default)]
@@ -56,6 +58,7 @@ pub struct Slave {
     config: SlaveConfig,
     name: String,
     socket: SlaveSocket,
+    curve: Option<ClientCurve>,
     pusher: Option<LogPusher>,
     basalt: PathBuf,
     jobs: HashMap<u64, SlaveJob>,
@@ -80,7 +83,14 @@ impl Slave {
         let jobs_dir = config.state_dir.join("jobs");
         std::fs::create_dir_all(&jobs_dir)
             .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
-        let socket = SlaveSocket::connect(&config.endpoint(config.control_port), &name)?;
+        let curve = config
+            .curve()
+            .context("--encrypt needs the master's public and this slave's secret certificate")?;
+        let socket = SlaveSocket::connect_with(
+            &config.endpoint(config.control_port),
+            &name,
+            curve.as_ref(),
+        )?;
         let basalt = std::env::current_exe().context("cannot find the basalt executable")?;
         let jobs: HashMap<u64, SlaveJob> = jobs::load(&jobs_dir)
             .into_iter()
@@ -93,6 +103,7 @@ impl Slave {
         let mut slave = Slave {
             name,
             socket,
+            curve,
             pusher: None,
             basalt,
             shipping: jobs.keys().map(|&id| (id, Shipping::default())).collect(),
@@ -141,10 +152,12 @@ impl Slave {
                             }
                         );
                         if !self.acked_logs {
-                            self.pusher =
-                                LogPusher::connect(&self.config.endpoint(self.config.log_port))
-                                    .map_err(|e| warn!("{e}"))
-                                    .ok();
+                            self.pusher = LogPusher::connect(
+                                &self.config.endpoint(self.config.log_port),
+                                self.curve.as_ref(),
+                            )
+                            .map_err(|e| warn!("{e}"))
+                            .ok();
                         }
                         self.last_heard = Instant::now();
                         // What came right behind HELLO_OK is already the main loop's.
@@ -174,6 +187,21 @@ impl Slave {
             for frames in self.socket.recv(MAX_WAIT) {
                 self.receive(&frames);
             }
+            if self.last_ping > self.last_heard
+                && self.last_ping.elapsed() >= self.ping_interval.max(MIN_PING_WAIT)
+            {
+                // A PING went unanswered: the master restarted, the network failed, or
+                // someone took this worker's name over at the master. A new connection and
+                // HELLO take the name back and make the master ask about every job.
+                warn!(
+                    "no answer from the master for {:?}: connecting again",
+                    self.last_heard.elapsed()
+                );
+                if !self.reconnect(stop) {
+                    return;
+                }
+                continue;
+            }
             if self.last_heard.elapsed() >= self.ping_interval
                 && self.last_ping.elapsed() >= self.ping_interval
             {
@@ -188,6 +216,20 @@ impl Slave {
             }
             self.check_jobs();
         }
+    }
+
+    /// A new socket and HELLO. False if stopped first.
+    fn reconnect(&mut self, stop: &AtomicBool) -> bool {
+        let endpoint = self.config.endpoint(self.config.control_port);
+        match SlaveSocket::connect_with(&endpoint, &self.name, self.curve.as_ref()) {
+            Ok(socket) => self.socket = socket,
+            Err(e) => warn!("{e}"),
+        }
+        let connected = self.hello(stop);
+        let now = Instant::now();
+        self.last_heard = now;
+        self.last_ping = now;
+        connected
     }
 
     fn receive(&mut self, frames: &[Vec<u8>]) {

@@ -201,9 +201,15 @@ impl Store {
             .optional()?)
     }
 
-    /// Records that a worker's slave spoke: it is online (created if the master did not know
-    /// it, as LAVA's master does). Returns whether it was offline before.
-    pub fn worker_seen(&self, hostname: &str, version: Option<&str>) -> Result<bool, StoreError> {
+    /// Records that a slave spoke: the worker is online and seen now. An unknown worker is
+    /// created (marked as registered by its slave) only if `register` allows it; otherwise
+    /// the answer is [`WorkerSeen::Unknown`] and nothing is written.
+    pub fn worker_seen(
+        &self,
+        hostname: &str,
+        version: Option<&str>,
+        register: bool,
+    ) -> Result<WorkerSeen, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         let before: Option<String> = tx
             .query_row(
@@ -214,10 +220,12 @@ impl Store {
             .optional()?;
         let now = now_ms();
         match &before {
+            None if !register => return Ok(WorkerSeen::Unknown),
             None => {
                 tx.execute(
-                    "INSERT INTO workers (hostname, description, state, last_seen, version, created)
-                     VALUES (?1, 'created when its slave connected', 'online', ?2, ?3, ?2)",
+                    "INSERT INTO workers (hostname, description, state, last_seen, version, created,
+                                          self_registered)
+                     VALUES (?1, 'created when its slave connected', 'online', ?2, ?3, ?2, 1)",
                     params![hostname, now, version],
                 )?;
             }
@@ -241,7 +249,35 @@ impl Store {
             "slave spoke",
         )?;
         tx.commit()?;
-        Ok(old != "online")
+        Ok(if old == "online" {
+            WorkerSeen::Online
+        } else {
+            WorkerSeen::CameOnline
+        })
+    }
+
+    /// Deletes workers that their slave's HELLO created and that an admin never gave a
+    /// device: offline, without devices or jobs, last seen before `before_ms`. Returns their
+    /// names.
+    pub fn forget_unused_workers(&self, before_ms: i64) -> Result<Vec<String>, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let names: Vec<String> = {
+            let mut statement = tx.prepare(
+                "SELECT hostname FROM workers w
+                 WHERE self_registered = 1 AND state = 'offline'
+                   AND COALESCE(last_seen, created) < ?1
+                   AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.worker = w.hostname)
+                   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.worker = w.hostname)",
+            )?;
+            let rows = statement.query_map([before_ms], |row| row.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for name in &names {
+            tx.execute("DELETE FROM history WHERE kind = 'worker' AND object = ?1", [name])?;
+            tx.execute("DELETE FROM workers WHERE hostname = ?1", [name])?;
+        }
+        tx.commit()?;
+        Ok(names)
     }
 
     /// Marks a worker offline (missed pings).

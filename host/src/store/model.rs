@@ -338,3 +338,14 @@ pub fn is_valid_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
+
+/// What [`crate::store::Store::worker_seen`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerSeen {
+    /// It was online already.
+    Online,
+    /// It was offline (or just created).
+    CameOnline,
+    /// No such worker, and none was created.
+    Unknown,
+}

@@ -105,6 +105,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE device_types ADD COLUMN health_frequency INTEGER NOT NULL DEFAULT 24;
      ALTER TABLE device_types ADD COLUMN health_denominator TEXT NOT NULL DEFAULT 'hours';
      ALTER TABLE device_types ADD COLUMN health_disabled INTEGER NOT NULL DEFAULT 0;",
+    // 5: workers a slave's HELLO created (forgotten again if they never get a device).
+    "ALTER TABLE workers ADD COLUMN self_registered INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

@@ -87,7 +87,7 @@ fn names_are_unique_and_references_checked() {
 fn a_job_goes_from_queue_to_device_to_finished_and_frees_it() {
     let (_dir, store) = store();
     lab(&store);
-    store.worker_seen("w1", Some("basalt 0.1")).unwrap();
+    store.worker_seen("w1", Some("basalt 0.1"), true).unwrap();
     let id = store.submit(&new_job()).unwrap();
     let snapshot = store.snapshot(1).unwrap();
     let assignments = crate::scheduler::schedule(&snapshot);
@@ -134,7 +134,7 @@ fn offline_workers_get_nothing_and_cancel_depends_on_state() {
     assert_eq!(store.request_cancel(id).unwrap(), JobState::Finished);
     assert_eq!(store.job(id).unwrap().unwrap().health, JobHealth::Canceled);
 
-    store.worker_seen("w1", None).unwrap();
+    store.worker_seen("w1", None, true).unwrap();
     let id = store.submit(&new_job()).unwrap();
     assert!(store.assign(id, "qemu-01").unwrap());
     assert_eq!(store.request_cancel(id).unwrap(), JobState::Canceling);

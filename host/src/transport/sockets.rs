@@ -9,10 +9,18 @@
 //!
 //! Sends never block: a message that cannot be queued is dropped and counted on, as every
 //! message that matters is re-sent until acknowledged.
+//!
+//! With CURVE ([`MasterCurve`], [`ClientCurve`]) both master sockets are CURVE servers behind
+//! the allow-list's ZAP handler, every received message carries the [`Sender`] its connection
+//! was admitted as, and the control socket refuses a second connection under a name that is
+//! connected (no handover, ZMQ heartbeats to drop dead connections), while a monitor reports
+//! every admitted connection that closes: the control loop uses both to send a worker's jobs
+//! only to a connection that proved to be that worker.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::curve::{AllowList, Certificate, CurveError, Sender, ZapHandler};
 use super::protocol::ControlMessage;
 
 /// The largest message either daemon accepts; a peer announcing more is disconnected by
@@ -21,18 +29,33 @@ const MAX_MESSAGE_BYTES: i64 = 256 * 1024 * 1024;
 
 /// Where the master's wake-up socket lives.
 const WAKE_ENDPOINT: &str = "inproc://basalt-master-wake";
+/// Where the control socket's connection events are published.
+const MONITOR_ENDPOINT: &str = "inproc://basalt-master-control-events";
+/// ZMQ heartbeats on an encrypted control socket: a dead connection must not keep its
+/// worker's name, since no other connection may take it over.
+const HEARTBEAT_IVL_MS: i32 = 5_000;
+const HEARTBEAT_TIMEOUT_MS: i32 = 15_000;
 
 /// How many messages one poll drains from a socket before looking at the others.
 const DRAIN_BATCH: usize = 4096;
 
 /// A socket could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} {endpoint}: {source}")]
-pub struct TransportError {
-    what: &'static str,
-    endpoint: String,
-    #[source]
-    source: zmq::Error,
+pub enum TransportError {
+    /// libzmq refused.
+    #[error("{what} {endpoint}: {source}")]
+    Socket {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: zmq::Error,
+    },
+    /// Encryption was asked for and cannot be had.
+    #[error(transparent)]
+    Curve(#[from] CurveError),
 }
 
 fn with_endpoint<T>(
@@ -40,11 +63,47 @@ fn with_endpoint<T>(
     what: &'static str,
     endpoint: &str,
 ) -> Result<T, TransportError> {
-    result.map_err(|source| TransportError {
+    result.map_err(|source| TransportError::Socket {
         what,
         endpoint: endpoint.to_owned(),
         source,
     })
+}
+
+/// The master's side of CURVE: its own key pair and the slaves it admits.
+pub struct MasterCurve {
+    /// The master's certificate (with its secret key).
+    pub certificate: Certificate,
+    /// The slaves' public certificates.
+    pub allow: Arc<AllowList>,
+}
+
+/// A slave's side of CURVE: the master's public key and the slave's own pair.
+#[derive(Clone, Debug)]
+pub struct ClientCurve {
+    /// The master's public key.
+    pub master: [u8; 32],
+    /// This slave's certificate (with its secret key).
+    pub own: Certificate,
+}
+
+impl ClientCurve {
+    fn apply(&self, socket: &zmq::Socket) -> Result<(), zmq::Error> {
+        let Some(secret) = &self.own.secret else {
+            return Err(zmq::Error::EINVAL);
+        };
+        socket.set_curve_serverkey(&self.master)?;
+        socket.set_curve_publickey(&self.own.public)?;
+        socket.set_curve_secretkey(secret)
+    }
+}
+
+fn require_curve() -> Result<(), TransportError> {
+    if super::curve::available() {
+        Ok(())
+    } else {
+        Err(CurveError::Unavailable.into())
+    }
 }
 
 /// Something the master's sockets received.
@@ -52,8 +111,10 @@ fn with_endpoint<T>(
 pub enum Incoming {
     /// A control message's frames from a slave (routing frame removed).
     Control {
-        /// The slave's identity (its worker name).
+        /// The slave's identity (its worker name, as the slave claims it).
         peer: String,
+        /// Who the connection was admitted as (CURVE only).
+        sender: Option<Sender>,
         /// The frames after the routing frame.
         frames: Vec<Vec<u8>>,
     },
@@ -64,11 +125,40 @@ pub enum Incoming {
     },
     /// A LAVA log message (`[job id, YAML line]`).
     Log {
+        /// Who the connection was admitted as (CURVE only).
+        sender: Option<Sender>,
         /// Its frames.
         frames: Vec<Vec<u8>>,
     },
     /// Another thread asked the control loop to look at the database again.
     Wake,
+    /// A connection to the control socket closed (CURVE only): a worker's name may now be
+    /// taken by another connection, so every worker has to prove itself again.
+    Disconnected,
+}
+
+/// The control socket's connection events (CURVE only): whether a connection closed since
+/// the control loop last asked. libzmq reports the close before the socket can give that
+/// connection's name to another one, so asking right before a send is enough. (A failed
+/// handshake counts too: libzmq 4.3 does not say which connection a handshake belonged to,
+/// and a close too many only delays a START until its worker's next message.)
+struct Monitor {
+    socket: zmq::Socket,
+}
+
+impl Monitor {
+    /// Reads every pending event; true if a connection closed.
+    fn drain(&self) -> bool {
+        let mut closed = false;
+        while let Ok(frames) = self.socket.recv_multipart(zmq::DONTWAIT) {
+            let Some(head) = frames.first().filter(|f| f.len() >= 6) else {
+                continue;
+            };
+            let event = u16::from_le_bytes([head[0], head[1]]);
+            closed |= event == zmq::SocketEvent::DISCONNECTED as u16;
+        }
+        closed
+    }
 }
 
 /// The master's bound sockets.
@@ -77,21 +167,81 @@ pub struct MasterSockets {
     control: zmq::Socket,
     logs: zmq::Socket,
     wake: zmq::Socket,
+    monitor: Option<Monitor>,
+    _zap: Option<ZapHandler>,
     context: zmq::Context,
 }
 
 impl MasterSockets {
-    /// Binds the control ROUTER and the log PULL (`tcp://HOST:PORT` endpoints).
+    /// Binds the control ROUTER and the log PULL (`tcp://HOST:PORT` endpoints), without
+    /// encryption (LAVA's default).
     pub fn bind(control_endpoint: &str, log_endpoint: &str) -> Result<Self, TransportError> {
+        Self::bind_with(control_endpoint, log_endpoint, None)
+    }
+
+    /// Binds both sockets, as CURVE servers admitting only the allow-list when `curve` is
+    /// given.
+    pub fn bind_with(
+        control_endpoint: &str,
+        log_endpoint: &str,
+        curve: Option<&MasterCurve>,
+    ) -> Result<Self, TransportError> {
         let context = zmq::Context::new();
+        // The ZAP handler first: libzmq admits anyone while a context has none.
+        let zap = match curve {
+            Some(curve) => {
+                require_curve()?;
+                Some(with_endpoint(
+                    ZapHandler::start(&context, curve.allow.clone()),
+                    "cannot start the ZAP handler on",
+                    "inproc://zeromq.zap.01",
+                )?)
+            }
+            None => None,
+        };
+        let secure = |socket: &zmq::Socket| -> Result<(), zmq::Error> {
+            if let Some(curve) = curve {
+                let secret = curve.certificate.secret.ok_or(zmq::Error::EINVAL)?;
+                socket.set_curve_server(true)?;
+                socket.set_curve_secretkey(&secret)?;
+                socket.set_zap_domain("basalt")?;
+            }
+            Ok(())
+        };
         let control = context_socket(&context, zmq::ROUTER, control_endpoint)?;
+        let monitor = match curve {
+            Some(_) => {
+                with_endpoint(
+                    control.monitor(MONITOR_ENDPOINT, zmq::SocketEvent::DISCONNECTED as i32),
+                    "cannot monitor",
+                    control_endpoint,
+                )?;
+                let socket = context_socket(&context, zmq::PAIR, MONITOR_ENDPOINT)?;
+                with_endpoint(
+                    socket.connect(MONITOR_ENDPOINT),
+                    "cannot connect",
+                    MONITOR_ENDPOINT,
+                )?;
+                Some(Monitor { socket })
+            }
+            None => None,
+        };
         let setup = || -> Result<(), zmq::Error> {
             control.set_identity(b"master")?;
-            control.set_router_handover(true)?;
+            // In the clear, the newest connection takes a name over, as LAVA's master does
+            // (a restarted slave is back at once). Encrypted, a name stays with the
+            // connection that holds it until that one closes, so a worker whose key is
+            // admitted cannot take another worker's name, and heartbeats close dead ones.
+            control.set_router_handover(curve.is_none())?;
+            if curve.is_some() {
+                control.set_heartbeat_ivl(HEARTBEAT_IVL_MS)?;
+                control.set_heartbeat_timeout(HEARTBEAT_TIMEOUT_MS)?;
+            }
             control.set_linger(0)?;
             control.set_maxmsgsize(MAX_MESSAGE_BYTES)?;
             control.set_sndhwm(10_000)?;
             control.set_rcvhwm(10_000)?;
+            secure(&control)?;
             control.bind(control_endpoint)
         };
         with_endpoint(
@@ -103,6 +253,7 @@ impl MasterSockets {
         let setup = || -> Result<(), zmq::Error> {
             logs.set_linger(0)?;
             logs.set_maxmsgsize(MAX_MESSAGE_BYTES)?;
+            secure(&logs)?;
             logs.bind(log_endpoint)
         };
         with_endpoint(setup(), "cannot bind the log socket on", log_endpoint)?;
@@ -112,8 +263,22 @@ impl MasterSockets {
             control,
             logs,
             wake,
+            monitor,
+            _zap: zap,
             context,
         })
+    }
+
+    /// Whether the sockets are encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.monitor.is_some()
+    }
+
+    /// True if a connection to the control socket closed since the last call (or
+    /// since [`Incoming::Disconnected`] was last returned). Called right before sending
+    /// anything secret, so that a name taken over since is noticed first.
+    pub fn connection_lost(&self) -> bool {
+        self.monitor.as_ref().is_some_and(Monitor::drain)
     }
 
     /// A handle other threads use to wake the control loop.
@@ -133,30 +298,37 @@ impl MasterSockets {
     /// Waits up to `timeout` for traffic and returns everything that is ready (at most a
     /// few thousand messages per socket, so one busy peer cannot starve the rest).
     pub fn poll(&self, timeout: Duration) -> Vec<Incoming> {
-        let mut items = [
+        let mut items = vec![
             self.control.as_poll_item(zmq::POLLIN),
             self.logs.as_poll_item(zmq::POLLIN),
             self.wake.as_poll_item(zmq::POLLIN),
         ];
+        if let Some(monitor) = &self.monitor {
+            items.push(monitor.socket.as_poll_item(zmq::POLLIN));
+        }
         let millis = timeout.as_millis().min(i64::MAX as u128) as i64;
         if zmq::poll(&mut items, millis).is_err() {
             // EINTR (a signal): the caller's loop checks its flags and polls again.
             return Vec::new();
         }
-        let ready = [
-            items[0].is_readable(),
-            items[1].is_readable(),
-            items[2].is_readable(),
-        ];
+        let ready: Vec<bool> = items.iter().map(|item| item.is_readable()).collect();
         let mut incoming = Vec::new();
+        if ready.get(3) == Some(&true) && self.connection_lost() {
+            incoming.push(Incoming::Disconnected);
+        }
         if ready[0] {
-            for mut frames in drain(&self.control) {
+            for (mut frames, user) in drain_with_user(&self.control) {
                 if frames.is_empty() {
                     continue;
                 }
                 let peer = frames.remove(0);
+                let sender = user.as_deref().and_then(Sender::parse);
                 incoming.push(match String::from_utf8(peer) {
-                    Ok(peer) => Incoming::Control { peer, frames },
+                    Ok(peer) => Incoming::Control {
+                        peer,
+                        sender,
+                        frames,
+                    },
                     Err(e) => Incoming::BadPeer {
                         peer: e.into_bytes(),
                     },
@@ -165,9 +337,12 @@ impl MasterSockets {
         }
         if ready[1] {
             incoming.extend(
-                drain(&self.logs)
+                drain_with_user(&self.logs)
                     .into_iter()
-                    .map(|frames| Incoming::Log { frames }),
+                    .map(|(frames, user)| Incoming::Log {
+                        sender: user.as_deref().and_then(Sender::parse),
+                        frames,
+                    }),
             );
         }
         if ready[2] && !drain(&self.wake).is_empty() {
@@ -213,6 +388,30 @@ fn drain(socket: &zmq::Socket) -> Vec<Vec<Vec<u8>>> {
     messages
 }
 
+/// Like [`drain`], with each message's `User-Id` (what the ZAP handler named its connection).
+fn drain_with_user(socket: &zmq::Socket) -> Vec<(Vec<Vec<u8>>, Option<String>)> {
+    let mut messages = Vec::new();
+    while messages.len() < DRAIN_BATCH {
+        let Ok(mut first) = socket.recv_msg(zmq::DONTWAIT) else {
+            break;
+        };
+        let user = first.gets("User-Id").map(str::to_owned);
+        let mut more = first.get_more();
+        let mut frames = vec![first.to_vec()];
+        while more {
+            match socket.recv_msg(0) {
+                Ok(frame) => {
+                    more = frame.get_more();
+                    frames.push(frame.to_vec());
+                }
+                Err(_) => break,
+            }
+        }
+        messages.push((frames, user));
+    }
+    messages
+}
+
 /// Wakes the master's control loop from another thread.
 pub struct Waker {
     socket: Mutex<zmq::Socket>,
@@ -238,9 +437,24 @@ impl SlaveSocket {
     /// Connects to `endpoint` (`tcp://HOST:PORT`) presenting `identity`. Returns at once;
     /// libzmq connects (and reconnects) in the background and queues messages meanwhile.
     pub fn connect(endpoint: &str, identity: &str) -> Result<Self, TransportError> {
+        Self::connect_with(endpoint, identity, None)
+    }
+
+    /// Like [`Self::connect`], as a CURVE client when `curve` is given.
+    pub fn connect_with(
+        endpoint: &str,
+        identity: &str,
+        curve: Option<&ClientCurve>,
+    ) -> Result<Self, TransportError> {
+        if curve.is_some() {
+            require_curve()?;
+        }
         let context = zmq::Context::new();
         let socket = context_socket(&context, zmq::DEALER, endpoint)?;
         let setup = || -> Result<(), zmq::Error> {
+            if let Some(curve) = curve {
+                curve.apply(&socket)?;
+            }
             socket.set_identity(identity.as_bytes())?;
             socket.set_linger(0)?;
             socket.set_maxmsgsize(MAX_MESSAGE_BYTES)?;
@@ -286,10 +500,16 @@ pub struct LogPusher {
 }
 
 impl LogPusher {
-    /// Connects to a LAVA master's log socket.
-    pub fn connect(endpoint: &str) -> Result<Self, TransportError> {
+    /// Connects to a LAVA master's log socket (as a CURVE client when `curve` is given).
+    pub fn connect(endpoint: &str, curve: Option<&ClientCurve>) -> Result<Self, TransportError> {
+        if curve.is_some() {
+            require_curve()?;
+        }
         let context = zmq::Context::new();
         let socket = context_socket(&context, zmq::PUSH, endpoint)?;
+        if let Some(curve) = curve {
+            with_endpoint(curve.apply(&socket), "cannot configure CURVE for", endpoint)?;
+        }
         with_endpoint(socket.set_linger(0), "cannot configure", endpoint)?;
         with_endpoint(
             socket.connect(endpoint),
@@ -347,7 +567,7 @@ mod tests {
                 break;
             }
         }
-        let Some(Incoming::Control { peer, frames }) = got.pop() else {
+        let Some(Incoming::Control { peer, frames, .. }) = got.pop() else {
             panic!("nothing received: {got:?}");
         };
         assert_eq!(peer, "worker-1");

@@ -13,7 +13,6 @@
 mod config;
 mod images;
 mod layout;
-mod packages;
 mod processes;
 mod run;
 
@@ -120,7 +119,7 @@ pub fn start_slave(lab: &Layout) -> anyhow::Result<u32> {
 
 fn up(lab: &Layout) -> anyhow::Result<()> {
     let started = Instant::now();
-    packages::ensure()?;
+    crate::packages::ensure(crate::packages::LAB, "the lab")?;
     let running = processes::find(&lab.dir);
     if !running.is_empty() {
         // Up only if it works: the master answers and both boards passed their checks.

@@ -1,12 +1,18 @@
-//! The Debian packages the lab runs on, installed when missing (as root; otherwise the
-//! error says which command to run).
+//! The Debian packages Basalt builds and its lab runs on, installed when missing (as root;
+//! otherwise the error says which command to run).
 
 use std::process::Command;
 
 use anyhow::{bail, Context};
 
+/// What every build links: libzmq with CURVE (see `.cargo/config.toml`).
+pub const BUILD: &[(&str, &str)] = &[(
+    "libzmq3-dev",
+    "libzmq built with libsodium, so the master-slave link can be encrypted",
+)];
+
 /// Package, and what the lab uses it for.
-pub const PACKAGES: &[(&str, &str)] = &[
+pub const LAB: &[(&str, &str)] = &[
     ("qemu-system-x86", "both boards' machines"),
     ("linux-image-amd64", "the boards' kernel"),
     (
@@ -29,18 +35,18 @@ fn installed(package: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The packages not installed yet.
-pub fn missing() -> Vec<&'static str> {
-    PACKAGES
+/// The packages of `wanted` not installed yet.
+pub fn missing(wanted: &[(&'static str, &str)]) -> Vec<&'static str> {
+    wanted
         .iter()
         .map(|(package, _)| *package)
         .filter(|p| !installed(p))
         .collect()
 }
 
-/// Installs what is missing.
-pub fn ensure() -> anyhow::Result<()> {
-    let missing = missing();
+/// Installs what is missing of `wanted`; `who` names what needs them.
+pub fn ensure(wanted: &[(&'static str, &str)], who: &str) -> anyhow::Result<()> {
+    let missing = missing(wanted);
     if missing.is_empty() {
         return Ok(());
     }
@@ -54,9 +60,9 @@ pub fn ensure() -> anyhow::Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
     if !root {
-        bail!("the lab needs Debian packages that are missing; as root, run: {command}");
+        bail!("{who} needs Debian packages that are missing; as root, run: {command}");
     }
-    println!("lab: installing {}", missing.join(", "));
+    println!("{who}: installing {}", missing.join(", "));
     let update = Command::new("apt-get")
         .args(["update", "-q"])
         .env("DEBIAN_FRONTEND", "noninteractive")
