@@ -83,6 +83,8 @@ pub struct Cluster {
     log_port: u16,
     http_port: u16,
     starts: u32,
+    /// Where the certificates are, when the link is encrypted ([`Cluster::encrypted`]).
+    certs: Option<PathBuf>,
 }
 
 impl Default for Cluster {
@@ -104,7 +106,48 @@ impl Cluster {
             log_port: ports[1],
             http_port: ports[2],
             starts: 0,
+            certs: None,
         }
+    }
+
+    /// Like [`Cluster::new`], with an encrypted link: `basalt certs generate` writes the
+    /// master's pair and pairs for workers `w1` and `w2`, whose public certificates the
+    /// master admits (`certs/slaves/`).
+    pub fn encrypted() -> Self {
+        let mut cluster = Self::new();
+        let certs = cluster.dir.path().join("certs");
+        for name in ["master", "w1", "w2"] {
+            let dir = certs.join(name);
+            Basalt::new(["certs", "generate", name, "--dir", &dir.display().to_string()])
+                .run()
+                .success();
+        }
+        let slaves = certs.join("slaves");
+        std::fs::create_dir_all(&slaves).expect("certs/slaves");
+        for name in ["w1", "w2"] {
+            std::fs::copy(
+                certs.join(name).join(format!("{name}.key")),
+                slaves.join(format!("{name}.key")),
+            )
+            .expect("copy a public certificate");
+        }
+        cluster.certs = Some(certs);
+        cluster
+    }
+
+    /// A certificate file of an encrypted cluster: `cert("w1", true)` is w1's secret one.
+    pub fn cert(&self, name: &str, secret: bool) -> PathBuf {
+        let certs = self.certs.as_ref().expect("an encrypted cluster");
+        let suffix = if secret { "key_secret" } else { "key" };
+        certs.join(name).join(format!("{name}.{suffix}"))
+    }
+
+    /// The directory of the slaves' public certificates the master admits.
+    pub fn slaves_certs(&self) -> PathBuf {
+        self.certs
+            .as_ref()
+            .expect("an encrypted cluster")
+            .join("slaves")
     }
 
     /// The master's data directory.
@@ -167,6 +210,16 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        let mut args = args;
+        if self.certs.is_some() {
+            args.extend([
+                "--encrypt".into(),
+                "--master-cert".into(),
+                self.cert("master", true).display().to_string(),
+                "--slaves-certs".into(),
+                self.slaves_certs().display().to_string(),
+            ]);
+        }
         let daemon = self.spawn("master", &args);
         let address = format!("127.0.0.1:{}", self.http_port);
         wait_for("the master's HTTP API", Duration::from_secs(20), || {
@@ -198,6 +251,16 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        let mut args = args;
+        if self.certs.is_some() {
+            args.extend([
+                "--encrypt".into(),
+                "--master-cert".into(),
+                self.cert("master", false).display().to_string(),
+                "--slave-cert".into(),
+                self.cert("w1", true).display().to_string(),
+            ]);
+        }
         self.spawn("slave", &args)
     }
 

@@ -3,91 +3,12 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{
+    assert_log_delivered_once, assert_slow_job_results, results, slow_job, wait_mid_test, LONG,
+};
 use basalt_e2e::cluster::{wait_for, Cluster};
-use serde_json::Value;
-
-const LONG: Duration = Duration::from_secs(90);
-
-/// A job that takes a few seconds in its test phase, so daemons can be killed during it.
-fn slow_job(cluster: &Cluster) -> std::path::PathBuf {
-    cluster.job(
-        "slow",
-        &[
-            "lava-test-case before --shell true",
-            "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done",
-            "lava-test-case middle --result pass --measurement 3 --units s",
-            "for i in 1 2 3 4; do echo tock $i; sleep 0.5; done",
-            "lava-test-case after --shell false",
-        ],
-    )
-}
-
-/// The log is complete and has each line once: byte for byte what the job process wrote,
-/// every line a distinct entry, ending with the job's final result.
-fn assert_log_delivered_once(cluster: &Cluster, id: u64) {
-    let master = cluster.master_log(id);
-    let slave = cluster.slave_log(id);
-    assert!(!master.is_empty(), "the master has no log for job {id}");
-    assert_eq!(
-        master, slave,
-        "the master's log differs from what the job process wrote"
-    );
-    let lines: Vec<&str> = master.lines().collect();
-    let unique: std::collections::HashSet<&str> = lines.iter().copied().collect();
-    assert_eq!(unique.len(), lines.len(), "a log line is doubled");
-    let entries = basalt::yaml11::from_str(&master).expect("the log is YAML");
-    let last = entries
-        .as_array()
-        .and_then(|e| e.last())
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(last["lvl"], "info", "{last}");
-    let finals: Vec<&Value> = entries
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["lvl"] == "results" && e["msg"]["case"] == "job")
-        .collect();
-    assert_eq!(finals.len(), 1, "exactly one final job result");
-}
-
-fn results(cluster: &Cluster, id: u64) -> Vec<(String, String)> {
-    let out = cluster
-        .cli(&["jobs", "results", &id.to_string(), "--format", "json"])
-        .success();
-    out.json()
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap_or_default().to_owned(),
-                r["result"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
-
-fn assert_slow_job_results(cluster: &Cluster, id: u64) {
-    let results = results(cluster, id);
-    for (case, expected) in [
-        ("before", "pass"),
-        ("middle", "pass"),
-        ("after", "fail"),
-        ("job", "pass"),
-    ] {
-        let found: Vec<_> = results.iter().filter(|(name, _)| name == case).collect();
-        assert_eq!(found.len(), 1, "result {case} once: {results:?}");
-        assert_eq!(found[0].1, expected, "{case}: {results:?}");
-    }
-}
-
-/// Waits until the job's board is in the middle of the test phase.
-fn wait_mid_test(cluster: &Cluster, id: u64) {
-    wait_for("the job to reach its test phase", LONG, || {
-        cluster.slave_log(id).contains("tick 2").then_some(())
-    });
-}
 
 #[test]
 fn a_submitted_job_runs_on_the_slave_and_its_log_and_results_reach_the_master() {

@@ -389,21 +389,26 @@ fn drain(socket: &zmq::Socket) -> Vec<Vec<Vec<u8>>> {
 }
 
 /// Like [`drain`], with each message's `User-Id` (what the ZAP handler named its connection).
+/// A ROUTER's routing frame is made locally and carries no metadata, so every frame is asked.
 fn drain_with_user(socket: &zmq::Socket) -> Vec<(Vec<Vec<u8>>, Option<String>)> {
     let mut messages = Vec::new();
     while messages.len() < DRAIN_BATCH {
-        let Ok(mut first) = socket.recv_msg(zmq::DONTWAIT) else {
+        let Ok(mut frame) = socket.recv_msg(zmq::DONTWAIT) else {
             break;
         };
-        let user = first.gets("User-Id").map(str::to_owned);
-        let mut more = first.get_more();
-        let mut frames = vec![first.to_vec()];
-        while more {
+        let mut frames = Vec::new();
+        let mut user = None;
+        loop {
+            if user.is_none() {
+                user = frame.gets("User-Id").map(str::to_owned);
+            }
+            let more = frame.get_more();
+            frames.push(frame.to_vec());
+            if !more {
+                break;
+            }
             match socket.recv_msg(0) {
-                Ok(frame) => {
-                    more = frame.get_more();
-                    frames.push(frame.to_vec());
-                }
+                Ok(next) => frame = next,
                 Err(_) => break,
             }
         }
