@@ -340,7 +340,9 @@ fn bench_snapshot_pass() {
     }
     for w in 0..100 {
         store.add_worker(&format!("worker-{w:03}"), "", 0).unwrap();
-        store.worker_seen(&format!("worker-{w:03}"), None, true).unwrap();
+        store
+            .worker_seen(&format!("worker-{w:03}"), None, true)
+            .unwrap();
     }
     for d in 0..1000 {
         store

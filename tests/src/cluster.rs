@@ -118,9 +118,15 @@ impl Cluster {
         let certs = cluster.dir.path().join("certs");
         for name in ["master", "w1", "w2"] {
             let dir = certs.join(name);
-            Basalt::new(["certs", "generate", name, "--dir", &dir.display().to_string()])
-                .run()
-                .success();
+            Basalt::new([
+                "certs",
+                "generate",
+                name,
+                "--dir",
+                &dir.display().to_string(),
+            ])
+            .run()
+            .success();
         }
         let slaves = certs.join("slaves");
         std::fs::create_dir_all(&slaves).expect("certs/slaves");

@@ -141,7 +141,10 @@ fn without_a_listed_key_of_its_own_no_one_gets_a_start_pushes_logs_or_becomes_a_
     );
     let log = master_log(&cluster);
     assert!(log.contains("is not in the slaves' certificates"), "{log}");
-    assert!(log.contains("its key is the certificate of worker w2"), "{log}");
+    assert!(
+        log.contains("its key is the certificate of worker w2"),
+        "{log}"
+    );
     // The strangers leave; the real w1 connects with its own key and runs the job.
     drop(rogues);
     drop(pushers);

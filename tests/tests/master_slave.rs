@@ -5,10 +5,10 @@ use std::time::Duration;
 
 mod common;
 
+use basalt_e2e::cluster::{wait_for, Cluster};
 use common::{
     assert_log_delivered_once, assert_slow_job_results, results, slow_job, wait_mid_test, LONG,
 };
-use basalt_e2e::cluster::{wait_for, Cluster};
 
 #[test]
 fn a_submitted_job_runs_on_the_slave_and_its_log_and_results_reach_the_master() {
@@ -217,7 +217,8 @@ fn garbage_on_both_master_sockets_leaves_both_daemons_working() {
     for message in frames {
         rogue.send_frames(message);
     }
-    let pusher = basalt::transport::LogPusher::connect(&format!("tcp://127.0.0.1:{logs}"), None).unwrap();
+    let pusher =
+        basalt::transport::LogPusher::connect(&format!("tcp://127.0.0.1:{logs}"), None).unwrap();
     pusher.send_frames(vec![b"1".to_vec()]);
     pusher.send_frames(vec![b"x".to_vec(), b"- {}".to_vec()]);
     pusher.send_frames(vec![b"1".to_vec(), b"\xff".to_vec()]);

@@ -169,7 +169,8 @@ impl ControlLoop {
             );
             self.peers.remove(&name);
         }
-        self.refusals.retain(|_, at| at.elapsed() < REFUSAL_LOG_EVERY);
+        self.refusals
+            .retain(|_, at| at.elapsed() < REFUSAL_LOG_EVERY);
         Ok(())
     }
 
@@ -426,7 +427,11 @@ impl ControlLoop {
         log_bytes: Option<u64>,
     ) -> Result<(), StoreError> {
         let Some(job) = self.job_on(peer, id)? else {
-            if self.store.job(id)?.is_some_and(|j| j.state != JobState::Finished) {
+            if self
+                .store
+                .job(id)?
+                .is_some_and(|j| j.state != JobState::Finished)
+            {
                 warn!("{peer} sent END for job {id}, which is not one of its jobs: ignored");
             }
             self.sockets.send(peer, &ControlMessage::EndOk { job: id });
@@ -665,7 +670,10 @@ impl ControlLoop {
                 self.verified.clear();
             }
             if !self.verified.contains(worker) {
-                debug!("START {} waits until {worker} proves its connection", job.id);
+                debug!(
+                    "START {} waits until {worker} proves its connection",
+                    job.id
+                );
                 return Ok(());
             }
         }

@@ -129,7 +129,9 @@ impl SlaveConfig {
     }
 
     /// The CURVE keys to connect with, read and checked now; None in the clear.
-    pub fn curve(&self) -> Result<Option<crate::transport::ClientCurve>, crate::transport::CurveError> {
+    pub fn curve(
+        &self,
+    ) -> Result<Option<crate::transport::ClientCurve>, crate::transport::CurveError> {
         use crate::transport::{Certificate, ClientCurve, CurveError};
         if !self.encrypt {
             return Ok(None);

@@ -265,7 +265,7 @@ impl Slave {
     fn start(&mut self, id: u64, files: &crate::transport::JobFiles) {
         if let Some(job) = self.jobs.get(&id) {
             match job.record.state {
-                SlaveJobState::Finished => self.send_end(id),
+                SlaveJobState::Finished if self.log_delivered(id) => self.send_end(id),
                 _ => {
                     self.socket.send(&ControlMessage::StartOk { job: id });
                 }
@@ -320,7 +320,9 @@ impl Slave {
 
     fn status(&mut self, id: u64) {
         match self.jobs.get(&id).map(|j| j.record.state) {
-            Some(SlaveJobState::Finished) => self.send_end(id),
+            // END says the log is complete: only once the master holds all of it (after a
+            // new connection some may still be on its way); until then the job is held.
+            Some(SlaveJobState::Finished) if self.log_delivered(id) => self.send_end(id),
             Some(_) => {
                 self.socket.send(&ControlMessage::StartOk { job: id });
             }
@@ -412,6 +414,21 @@ impl Slave {
                 }
             }
         }
+    }
+
+    /// Whether the master acknowledged the job's whole log (always so towards a LAVA master,
+    /// which takes lines as they come).
+    fn log_delivered(&self, id: u64) -> bool {
+        if !self.acked_logs {
+            return true;
+        }
+        let (Some(job), Some(acked)) = (
+            self.jobs.get(&id),
+            self.shipping.get(&id).and_then(|s| s.acked),
+        ) else {
+            return false;
+        };
+        matches!(Self::whole_log_len(job, acked), Ok((end, rest)) if end == acked && rest.is_empty())
     }
 
     /// The length of the job's log up to its last complete line.

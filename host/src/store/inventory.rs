@@ -273,7 +273,10 @@ impl Store {
             rows.collect::<Result<_, _>>()?
         };
         for name in &names {
-            tx.execute("DELETE FROM history WHERE kind = 'worker' AND object = ?1", [name])?;
+            tx.execute(
+                "DELETE FROM history WHERE kind = 'worker' AND object = ?1",
+                [name],
+            )?;
             tx.execute("DELETE FROM workers WHERE hostname = ?1", [name])?;
         }
         tx.commit()?;

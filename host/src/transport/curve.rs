@@ -314,10 +314,7 @@ impl AllowList {
     /// Reads the directory again if it was not looked at recently and something changed.
     fn refresh(&self) {
         let mut loaded = self.lock();
-        if loaded
-            .checked
-            .is_some_and(|at| at.elapsed() < RESCAN_EVERY)
-        {
+        if loaded.checked.is_some_and(|at| at.elapsed() < RESCAN_EVERY) {
             return;
         }
         loaded.checked = Some(Instant::now());
@@ -339,7 +336,10 @@ impl AllowList {
                     files.push((worker.to_owned(), entry.path()));
                 }
             }
-            Err(e) => warn!("cannot read the slaves' certificates in {}: {e}", self.dir.display()),
+            Err(e) => warn!(
+                "cannot read the slaves' certificates in {}: {e}",
+                self.dir.display()
+            ),
         }
         stamp.sort();
         if stamp == loaded.stamp {
@@ -379,7 +379,11 @@ impl AllowList {
                 by_name.remove(&other);
             }
         }
-        debug!("{} slave certificate(s) in {}", by_name.len(), self.dir.display());
+        debug!(
+            "{} slave certificate(s) in {}",
+            by_name.len(),
+            self.dir.display()
+        );
         loaded.by_key = by_key;
         loaded.by_name = by_name;
         loaded.stamp = stamp;
@@ -464,7 +468,10 @@ fn answer(request: &[Vec<u8>], allow: &AllowList) -> Vec<Vec<u8>> {
         );
         return reply("400", "CURVE only", String::new());
     }
-    let Some(key) = request.get(6).and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()) else {
+    let Some(key) = request
+        .get(6)
+        .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+    else {
         return reply("400", "no client key", String::new());
     };
     match allow.worker_of(&key) {
@@ -508,16 +515,25 @@ curve
         assert!(certificate.secret.is_none());
         // Z85 has '#' in its alphabet: inside a value it is no comment.
         let hash = PYZMQ_PUBLIC.replace("yf7", "y#7");
-        assert!(Certificate::parse(&hash).unwrap().public_z85().ends_with("y#7"));
+        assert!(Certificate::parse(&hash)
+            .unwrap()
+            .public_z85()
+            .ends_with("y#7"));
         let dir = tempfile::tempdir().unwrap();
         let pair = Certificate::generate().unwrap();
         let (public, secret) = pair.write_pair(dir.path(), "w1").unwrap();
         assert_eq!(Certificate::read(&public).unwrap().public, pair.public);
-        assert_eq!(Certificate::read_secret(&secret).unwrap().secret, pair.secret);
+        assert_eq!(
+            Certificate::read_secret(&secret).unwrap().secret,
+            pair.secret
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "secret certificate readable by others");
-        assert!(pair.write_pair(dir.path(), "w1").is_err(), "overwrote a pair");
+        assert!(
+            pair.write_pair(dir.path(), "w1").is_err(),
+            "overwrote a pair"
+        );
         assert!(Certificate::read_secret(&public)
             .unwrap_err()
             .to_string()
@@ -528,7 +544,9 @@ curve
     fn broken_certificates_say_what_is_wrong() {
         let short = "curve\n    public-key = \"abc\"\n";
         assert!(Certificate::parse(short).unwrap_err().contains("line 2"));
-        assert!(Certificate::parse("metadata\n").unwrap_err().contains("no public-key"));
+        assert!(Certificate::parse("metadata\n")
+            .unwrap_err()
+            .contains("no public-key"));
         assert!(Certificate::parse("\u{0}\u{1}garbage").is_err());
     }
 
@@ -580,7 +598,9 @@ curve
         let ok = answer(&request(b"CURVE", &w1.public), &allow);
         assert_eq!(ok[2], b"200");
         assert_eq!(
-            Sender::parse(std::str::from_utf8(&ok[4]).unwrap()).unwrap().worker,
+            Sender::parse(std::str::from_utf8(&ok[4]).unwrap())
+                .unwrap()
+                .worker,
             "w1"
         );
         assert_eq!(answer(&request(b"CURVE", &[9; 32]), &allow)[2], b"400");

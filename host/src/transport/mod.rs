@@ -12,8 +12,8 @@ pub mod curve;
 mod protocol;
 mod sockets;
 
-pub use protocol::{ControlMessage, FrameError, JobFiles, FEATURE_ACKED_LOGS, PROTOCOL_VERSION};
 pub use curve::{AllowList, Certificate, CurveError, Sender};
+pub use protocol::{ControlMessage, FrameError, JobFiles, FEATURE_ACKED_LOGS, PROTOCOL_VERSION};
 pub use sockets::{
     ClientCurve, Incoming, LogPusher, MasterCurve, MasterSockets, SlaveSocket, TransportError,
     Waker,

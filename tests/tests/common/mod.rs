@@ -95,4 +95,3 @@ pub fn wait_mid_test(cluster: &Cluster, id: u64) {
         cluster.slave_log(id).contains("tick 2").then_some(())
     });
 }
-
