@@ -73,8 +73,26 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let data_dir = dir.join("master");
     let state_dir = dir.join("slave");
     let url = format!("http://127.0.0.1:{http}");
+    let certs = dir.join("certs");
 
-    println!("== basalt master --data-dir {} ==", data_dir.display());
+    println!("== basalt certs generate: the master's and the slave's CURVE key pairs ==");
+    for name in ["master", "demo-worker"] {
+        let status = Command::new(&basalt)
+            .args(["certs", "generate", name, "--dir", &path(&certs.join(name))])
+            .status()
+            .context("cannot run basalt certs generate")?;
+        anyhow::ensure!(status.success(), "basalt certs generate {name} failed");
+    }
+    // The master admits the slave's public certificate, as WORKER.key.
+    let slaves = certs.join("slaves");
+    std::fs::create_dir_all(&slaves).context("create the slaves' certificates directory")?;
+    std::fs::copy(
+        certs.join("demo-worker/demo-worker.key"),
+        slaves.join("demo-worker.key"),
+    )
+    .context("copy the slave's public certificate")?;
+
+    println!("\n== basalt master --encrypt --data-dir {} ==", data_dir.display());
     let _master = spawn(
         &basalt,
         "master",
@@ -90,6 +108,11 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             &logs.to_string(),
             "--http-port",
             &http.to_string(),
+            "--encrypt",
+            "--master-cert",
+            &path(&certs.join("master/master.key_secret")),
+            "--slaves-certs",
+            &path(&slaves),
         ],
         &dir.join("master.log"),
     )?;
@@ -124,7 +147,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         ],
     )?;
 
-    println!("\n== basalt slave --master 127.0.0.1 --name demo-worker ==");
+    println!("\n== basalt slave --encrypt --master 127.0.0.1 --name demo-worker ==");
     let _slave = spawn(
         &basalt,
         "slave",
@@ -140,6 +163,11 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             "demo-worker",
             "--state-dir",
             &path(&state_dir),
+            "--encrypt",
+            "--master-cert",
+            &path(&certs.join("master/master.key")),
+            "--slave-cert",
+            &path(&certs.join("demo-worker/demo-worker.key_secret")),
         ],
         &dir.join("slave.log"),
     )?;

@@ -3,6 +3,7 @@
 //! dispatcher configuration. Each says what it is, for whoever opens it.
 
 use std::path::Path;
+use anyhow::Context;
 
 use super::layout::*;
 
@@ -122,8 +123,42 @@ esac
     Ok(())
 }
 
-/// The slave's configuration: its TFTP root is the one board B's network serves.
+/// Where the lab's CURVE certificates are: `master/`, `WORKER/` (each pair) and `slaves/`
+/// (the public certificates the master admits).
+pub fn certs_dir(lab: &Layout) -> std::path::PathBuf {
+    lab.etc().join("certs")
+}
+
+/// New key pairs for the master and the slave, made by `basalt certs generate` at every
+/// `lab up`, and the slave's public certificate where the master admits it.
+pub fn certificates(lab: &Layout) -> anyhow::Result<()> {
+    let certs = certs_dir(lab);
+    if certs.exists() {
+        std::fs::remove_dir_all(&certs)
+            .with_context(|| format!("cannot remove {}", certs.display()))?;
+    }
+    for name in ["master", WORKER] {
+        let status = std::process::Command::new(lab.basalt())
+            .args(["certs", "generate", name, "--dir"])
+            .arg(certs.join(name))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("cannot run basalt certs generate")?;
+        anyhow::ensure!(status.success(), "basalt certs generate {name} failed");
+    }
+    let slaves = certs.join("slaves");
+    std::fs::create_dir_all(&slaves)?;
+    std::fs::copy(
+        certs.join(WORKER).join(format!("{WORKER}.key")),
+        slaves.join(format!("{WORKER}.key")),
+    )?;
+    Ok(())
+}
+
+/// The slave's configuration: its TFTP root is the one board B's network serves, and the
+/// link is encrypted.
 pub fn slave(lab: &Layout) -> anyhow::Result<()> {
+    let certs = certs_dir(lab);
     write(
         &lab.etc().join("slave.toml"),
         &format!(
@@ -133,12 +168,17 @@ control_port = {CONTROL_PORT}
 log_port = {LOG_PORT}
 name = \"{WORKER}\"
 state_dir = \"{state}\"
+encrypt = true
+master_cert = \"{master_cert}\"
+slave_cert = \"{slave_cert}\"
 
 [run]
 tftp_root = \"{tftp}\"
 ",
             state = lab.slave_state().display(),
             tftp = lab.tftp_root().display(),
+            master_cert = certs.join("master/master.key").display(),
+            slave_cert = certs.join(WORKER).join(format!("{WORKER}.key_secret")).display(),
         ),
     )
 }

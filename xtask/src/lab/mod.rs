@@ -156,6 +156,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     config::ser2net(lab)?;
     config::pdudaemon(lab)?;
     config::power_script(lab)?;
+    config::certificates(lab)?;
     config::slave(lab)?;
     config::dispatcher(lab)?;
     let logs = lab.logs();
@@ -245,6 +246,11 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
             CONTROL_PORT.to_string(),
             "--log-port".into(),
             LOG_PORT.to_string(),
+            "--encrypt".into(),
+            "--master-cert".into(),
+            path(&config::certs_dir(lab).join("master/master.key_secret")),
+            "--slaves-certs".into(),
+            path(&config::certs_dir(lab).join("slaves")),
         ],
         &logs.join("master.log"),
     )?;
