@@ -92,7 +92,10 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     )
     .context("copy the slave's public certificate")?;
 
-    println!("\n== basalt master --encrypt --data-dir {} ==", data_dir.display());
+    println!(
+        "\n== basalt master --encrypt --data-dir {} ==",
+        data_dir.display()
+    );
     let _master = spawn(
         &basalt,
         "master",

@@ -335,7 +335,7 @@ impl ControlLoop {
                     .collect();
                 // HELLO_OK first: the STATUS that `seen` may send must come after it.
                 let known = self.store.worker(peer)?.is_some();
-                if !known && !(self.allow.is_some() || self.config.register_workers) {
+                if !(known || self.allow.is_some() || self.config.register_workers) {
                     self.seen(peer, true, version.as_deref())?;
                     return Ok(());
                 }

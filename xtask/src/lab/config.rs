@@ -2,8 +2,8 @@
 //! script, the slave's configuration, the two device dictionaries and the worker's
 //! dispatcher configuration. Each says what it is, for whoever opens it.
 
-use std::path::Path;
 use anyhow::Context;
+use std::path::Path;
 
 use super::layout::*;
 
@@ -178,7 +178,10 @@ tftp_root = \"{tftp}\"
             state = lab.slave_state().display(),
             tftp = lab.tftp_root().display(),
             master_cert = certs.join("master/master.key").display(),
-            slave_cert = certs.join(WORKER).join(format!("{WORKER}.key_secret")).display(),
+            slave_cert = certs
+                .join(WORKER)
+                .join(format!("{WORKER}.key_secret"))
+                .display(),
         ),
     )
 }
