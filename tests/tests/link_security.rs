@@ -16,11 +16,12 @@ use common::{assert_log_delivered_once, assert_slow_job_results, slow_job, wait_
 /// The final result line of a LAVA job, as lava-run pushes it.
 const PASS_LINE: &[u8] = br#"{"dt": "2019-12-01T10:00:00.000000", "lvl": "results", "msg": {"definition": "lava", "case": "job", "result": "pass"}}"#;
 
-fn master_log(cluster: &Cluster) -> String {
+/// Everything the daemons named `daemon` (`master`, `slave`) logged, all starts together.
+fn daemon_logs(cluster: &Cluster, daemon: &str) -> String {
     let mut text = String::new();
     for entry in std::fs::read_dir(cluster.dir.path()).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("master-") && name.ends_with(".log") {
+        if name.starts_with(&format!("{daemon}-")) && name.ends_with(".log") {
             text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
     }
@@ -71,7 +72,7 @@ fn an_encrypted_link_runs_a_job_and_kill_9_of_either_side_loses_nothing() {
     assert_eq!(record["health"], "complete", "{record}");
     assert_log_delivered_once(&cluster, id);
     assert_slow_job_results(&cluster, id);
-    assert!(master_log(&cluster).contains("the link is encrypted (CURVE"));
+    assert!(daemon_logs(&cluster, "master").contains("the link is encrypted (CURVE"));
 }
 
 #[test]
@@ -139,7 +140,7 @@ fn without_a_listed_key_of_its_own_no_one_gets_a_start_pushes_logs_or_becomes_a_
         workers(&cluster),
         vec![("w1".to_owned(), "offline".to_owned())]
     );
-    let log = master_log(&cluster);
+    let log = daemon_logs(&cluster, "master");
     assert!(log.contains("is not in the slaves' certificates"), "{log}");
     assert!(
         log.contains("its key is the certificate of worker w2"),
@@ -461,12 +462,7 @@ fn in_the_clear_logs_for_jobs_no_worker_runs_change_nothing_and_a_stolen_name_co
     let record = cluster.wait_state(id, "finished", LONG);
     assert_eq!(record["health"], "complete", "{record}");
     assert_log_delivered_once(&cluster, id);
-    let slave_log = std::fs::read_dir(cluster.dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("slave-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
+    let slave_log = daemon_logs(&cluster, "slave");
     assert!(slave_log.contains("connecting again"), "{slave_log}");
     assert!(stolen.elapsed() < Duration::from_secs(60));
     wait_for("w1 online again", Duration::from_secs(30), || {

@@ -174,6 +174,12 @@ impl ControlLoop {
         Ok(())
     }
 
+    /// Whether a HELLO may create an unknown worker: encrypted, a slave got that far only
+    /// with a key on the allow-list; in the clear, as the master is configured.
+    fn may_register(&self) -> bool {
+        self.allow.is_some() || self.config.register_workers
+    }
+
     /// Logs a refused message, at most once a minute per claimed name.
     fn refuse(&mut self, claimed: &str, why: &str) {
         let now = Instant::now();
@@ -254,8 +260,7 @@ impl ControlLoop {
             }
         };
         if record {
-            // Encrypted, a slave got this far only with a key on the allow-list.
-            let register = hello && (self.allow.is_some() || self.config.register_workers);
+            let register = hello && self.may_register();
             match self.store.worker_seen(peer, version, register)? {
                 WorkerSeen::Online => {}
                 WorkerSeen::CameOnline => {
@@ -335,7 +340,7 @@ impl ControlLoop {
                     .collect();
                 // HELLO_OK first: the STATUS that `seen` may send must come after it.
                 let known = self.store.worker(peer)?.is_some();
-                if !(known || self.allow.is_some() || self.config.register_workers) {
+                if !(known || self.may_register()) {
                     self.seen(peer, true, version.as_deref())?;
                     return Ok(());
                 }
