@@ -10,6 +10,9 @@
 //! 4. the master's CPU while 2,000 simulated slaves ping it (at LAVA's 20 s interval and at
 //!    1 s), read from /proc.
 //!
+//! 3 and 4 run twice, over a plaintext link and over CURVE (`--encrypt`, one certificate per
+//! simulated slave in the allow-list), and print the two side by side: what encryption costs.
+//!
 //! Simulated slaves are plain ZMQ DEALER sockets sharing one context (2,000 Basalt slaves
 //! would need 2,000 processes); they speak the same frames through `ControlMessage`.
 
@@ -17,7 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use basalt::store::{NewJob, Store};
-use basalt::transport::{ControlMessage, SlaveSocket, FEATURE_ACKED_LOGS};
+use basalt::transport::{
+    Certificate, ClientCurve, ControlMessage, SlaveSocket, FEATURE_ACKED_LOGS,
+};
 use serde_json::json;
 
 fn free_port() -> u16 {
@@ -28,11 +33,63 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The link's key pairs: the master's, and one per slave name in the allow-list.
+struct Keys {
+    master: Certificate,
+    slaves: std::collections::HashMap<String, Certificate>,
+}
+
+impl Keys {
+    /// Writes the master's pair and one pair per name under `dir` (`master.key_secret`,
+    /// `slaves/NAME.key`), as `basalt certs generate` would.
+    fn generate(dir: &std::path::Path, names: impl Iterator<Item = String>) -> Self {
+        let slaves_dir = dir.join("slaves");
+        let secrets = dir.join("secrets");
+        std::fs::create_dir_all(&slaves_dir).unwrap();
+        std::fs::create_dir_all(&secrets).unwrap();
+        let master = Certificate::generate().expect("libzmq with CURVE");
+        master.write_pair(dir, "master").unwrap();
+        let slaves = names
+            .map(|name| {
+                let pair = Certificate::generate().unwrap();
+                let (public, _) = pair.write_pair(&secrets, &name).unwrap();
+                std::fs::rename(public, slaves_dir.join(format!("{name}.key"))).unwrap();
+                (name, pair)
+            })
+            .collect();
+        Self { master, slaves }
+    }
+
+    fn client(&self, name: &str) -> ClientCurve {
+        ClientCurve {
+            master: self.master.public,
+            own: self.slaves[name].clone(),
+        }
+    }
+}
+
+/// Whether a run is over plaintext or CURVE, for the side-by-side figures.
+#[derive(Clone, Copy, PartialEq)]
+enum Link {
+    Plain,
+    Curve,
+}
+
+impl Link {
+    fn name(self) -> &'static str {
+        match self {
+            Link::Plain => "plaintext",
+            Link::Curve => "CURVE",
+        }
+    }
+}
+
 struct Master {
     child: Child,
     http: String,
     control: String,
     token: String,
+    keys: Option<Keys>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,10 +102,30 @@ impl Drop for Master {
 
 impl Master {
     fn start(ping_interval: u64) -> Self {
+        Self::start_with(ping_interval, Link::Plain, Vec::new())
+    }
+
+    /// A master over `link`; with CURVE, `slaves` are the names in its allow-list.
+    fn start_with(ping_interval: u64, link: Link, slaves: Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (control, logs, http) = (free_port(), free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_basalt"))
-            .args(["master", "--listen", "127.0.0.1", "--data-dir"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_basalt"));
+        let keys = (link == Link::Curve).then(|| {
+            let keys = Keys::generate(dir.path(), slaves.into_iter());
+            command
+                .arg("master")
+                .arg("--encrypt")
+                .arg("--master-cert")
+                .arg(dir.path().join("master.key_secret"))
+                .arg("--slaves-certs")
+                .arg(dir.path().join("slaves"));
+            keys
+        });
+        if keys.is_none() {
+            command.arg("master");
+        }
+        let child = command
+            .args(["--listen", "127.0.0.1", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(["--control-port", &control.to_string()])
             .args(["--log-port", &logs.to_string()])
@@ -74,6 +151,7 @@ impl Master {
             http: format!("http://127.0.0.1:{http}"),
             control: format!("tcp://127.0.0.1:{control}"),
             token,
+            keys,
             _dir: dir,
         }
     }
@@ -97,6 +175,11 @@ impl Master {
     fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The CURVE settings of slave `name`, if the link is encrypted.
+    fn client(&self, name: &str) -> Option<ClientCurve> {
+        self.keys.as_ref().map(|keys| keys.client(name))
+    }
 }
 
 /// A device `bench-01` of type qemu on worker `w1`, and a connected slave `w1`.
@@ -111,7 +194,8 @@ fn lab(master: &Master) -> SlaveSocket {
         })
         .to_string(),
     );
-    let slave = SlaveSocket::connect(&master.control, "w1").unwrap();
+    let slave =
+        SlaveSocket::connect_with(&master.control, "w1", master.client("w1").as_ref()).unwrap();
     slave.send(&ControlMessage::Hello {
         protocol: 3,
         version: Some("bench".into()),
@@ -200,8 +284,9 @@ fn bench_latency() {
     );
 }
 
-fn bench_logs() {
-    let master = Master::start(20);
+/// Log lines per second into storage over `link`: (lines/s, MiB/s, lines, MiB).
+fn bench_logs(link: Link) -> (f64, f64, u64, u64) {
+    let master = Master::start_with(20, link, vec!["w1".into()]);
     let slave = lab(&master);
     let (id, _) = started_job(&master, &slave);
     // ~100-byte lines as `basalt run` writes them; one in 500 a test result.
@@ -239,15 +324,30 @@ fn bench_logs() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let lines = lines_per_chunk * chunks;
-    println!(
-        "log lines into the master's storage (one slave, acknowledged, {} MiB, {lines} lines, \
-         {} results): {:.0} lines/s, {:.0} MiB/s (target >= 500,000 lines/s)",
-        total >> 20,
-        lines / 500,
-        lines as f64 / elapsed,
-        total as f64 / elapsed / (1024.0 * 1024.0)
-    );
     end_job(&slave, id, total);
+    (
+        lines as f64 / elapsed,
+        total as f64 / elapsed / (1024.0 * 1024.0),
+        lines,
+        total >> 20,
+    )
+}
+
+fn report_logs() {
+    let plain = bench_logs(Link::Plain);
+    let curve = bench_logs(Link::Curve);
+    println!(
+        "log lines into the master's storage (one slave, acknowledged LOGS, {} MiB, {} lines, \
+         one in 500 a result; target >= 500,000 lines/s):\n    plaintext {:.0} lines/s \
+         ({:.0} MiB/s) | CURVE {:.0} lines/s ({:.0} MiB/s): encryption costs {:.0}%",
+        plain.3,
+        plain.2,
+        plain.0,
+        plain.1,
+        curve.0,
+        curve.1,
+        (1.0 - curve.0 / plain.0) * 100.0
+    );
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
@@ -262,9 +362,19 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-fn bench_many_slaves(count: usize, interval: Duration, measure: Duration) {
+/// The master's CPU while `count` slaves ping it every `interval` over `link`:
+/// (% of one core, microseconds of CPU per PING, PINGs).
+fn bench_many_slaves(
+    count: usize,
+    interval: Duration,
+    measure: Duration,
+    link: Link,
+) -> (f64, f64, u64) {
     basalt::master::raise_open_file_limit();
-    let master = Master::start(interval.as_secs().max(1));
+    let names = (0..count)
+        .map(|i| format!("sim-{i:04}"))
+        .collect::<Vec<_>>();
+    let master = Master::start_with(interval.as_secs().max(1), link, names.clone());
     // A libzmq context holds at most 1,023 sockets: one context per 500 slaves.
     let contexts: Vec<zmq::Context> = (0..count.div_ceil(500))
         .map(|_| zmq::Context::new())
@@ -272,9 +382,14 @@ fn bench_many_slaves(count: usize, interval: Duration, measure: Duration) {
     let sockets: Vec<zmq::Socket> = (0..count)
         .map(|i| {
             let socket = contexts[i / 500].socket(zmq::DEALER).unwrap();
-            socket
-                .set_identity(format!("sim-{i:04}").as_bytes())
-                .unwrap();
+            if let Some(curve) = master.client(&names[i]) {
+                socket.set_curve_serverkey(&curve.master).unwrap();
+                socket.set_curve_publickey(&curve.own.public).unwrap();
+                socket
+                    .set_curve_secretkey(&curve.own.secret.unwrap())
+                    .unwrap();
+            }
+            socket.set_identity(names[i].as_bytes()).unwrap();
             socket.set_linger(0).unwrap();
             socket.connect(&master.control).unwrap();
             socket
@@ -291,8 +406,9 @@ fn bench_many_slaves(count: usize, interval: Duration, measure: Duration) {
             socket
         })
         .collect();
-    // Let every HELLO be handled (each creates a worker row), then measure steady pinging.
-    std::thread::sleep(Duration::from_secs(5));
+    // Let every handshake and HELLO be handled (each creates a worker row), then measure
+    // steady pinging.
+    std::thread::sleep(Duration::from_secs(10));
     let drain = |sockets: &[zmq::Socket]| {
         for socket in sockets {
             while socket.recv_multipart(zmq::DONTWAIT).is_ok() {}
@@ -323,12 +439,45 @@ fn bench_many_slaves(count: usize, interval: Duration, measure: Duration) {
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(master.pid()) - cpu_before;
+    let online = master_workers_online(&master);
+    assert_eq!(
+        online,
+        count,
+        "every simulated slave is online over {}",
+        link.name()
+    );
+    (cpu / wall * 100.0, cpu / pings as f64 * 1e6, pings)
+}
+
+/// How many workers the master shows online.
+fn master_workers_online(master: &Master) -> usize {
+    let workers: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{}/api/v1/workers", master.http))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    workers.as_array().map_or(0, |all| {
+        all.iter().filter(|w| w["state"] == "online").count()
+    })
+}
+
+fn report_many_slaves(count: usize, interval: Duration, measure: Duration) {
+    let [plain, curve] =
+        [Link::Plain, Link::Curve].map(|link| bench_many_slaves(count, interval, measure, link));
     println!(
-        "master CPU with {count} slaves pinging every {:?}: {:.1}% of one core \
-         ({pings} PINGs answered in {wall:.0} s, {:.1} us CPU per PING)",
-        interval,
-        cpu / wall * 100.0,
-        cpu / pings as f64 * 1e6
+        "master CPU with {count} slaves pinging every {interval:?} ({} s measured):\n    \
+         plaintext {:.1}% of one core ({:.1} us per PING, {} PINGs) | CURVE {:.1}% of one core \
+         ({:.1} us per PING, {} PINGs; includes ZMQ heartbeats every 5 s per connection)",
+        measure.as_secs(),
+        plain.0,
+        plain.1,
+        plain.2,
+        curve.0,
+        curve.1,
+        curve.2,
     );
 }
 
@@ -520,13 +669,13 @@ fn main() {
         bench_latency();
     }
     if wants("logs") {
-        bench_logs();
+        report_logs();
     }
     if wants("api") {
         bench_api();
     }
     if wants("slaves") {
-        bench_many_slaves(2000, Duration::from_secs(20), Duration::from_secs(40));
-        bench_many_slaves(2000, Duration::from_secs(1), Duration::from_secs(20));
+        report_many_slaves(2000, Duration::from_secs(20), Duration::from_secs(40));
+        report_many_slaves(2000, Duration::from_secs(1), Duration::from_secs(20));
     }
 }

@@ -30,7 +30,8 @@ tasks:
   bench scheduler       one scheduling pass: 10,000 queued jobs, 1,000 devices (release build)
   bench master          the master end to end: store-backed scheduling pass, submit->START
                         latency, log lines/s into storage, the HTTP APIs under load (REST,
-                        web, lavacli log polling), CPU with 2,000 pinging slaves
+                        web, lavacli log polling), CPU with 2,000 pinging slaves; logs and
+                        pings over plaintext and CURVE side by side
   lab up|down|status    a real lab on this machine (Debian packages, 127.0.0.1): board A an
                         x86_64 qemu, board B qemu + u-boot + ser2net + pdudaemon + TFTP; a
                         master and a slave; health checks; `down` leaves no process
