@@ -14,6 +14,7 @@ pub mod device_drivers;
 pub mod dispatcher;
 pub mod failure;
 pub mod job;
+pub mod job_processes;
 pub mod joblog;
 pub mod master;
 pub mod pipeline;

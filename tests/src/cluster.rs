@@ -290,7 +290,11 @@ impl Cluster {
 
     /// Registers worker `w1`, the device type and `sim-01`.
     pub fn register_board(&self) {
-        let dictionary = self.board_dictionary();
+        self.register_board_with_dictionary(&self.board_dictionary());
+    }
+
+    /// Like [`Cluster::register_board`], with `sim-01`'s dictionary from `dictionary`.
+    pub fn register_board_with_dictionary(&self, dictionary: &Path) {
         self.cli(&["workers", "add", "w1"]).success();
         self.cli(&["device-types", "add", "beaglebone-black"])
             .success();

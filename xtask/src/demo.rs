@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::leftovers::Session;
 use crate::simlab::write_lab;
 
 /// Three distinct free ports (held open together while chosen, so none repeats).
@@ -49,10 +50,18 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn(basalt: &Path, name: &'static str, args: &[&str], log: &Path) -> anyhow::Result<Daemon> {
+fn spawn(
+    session: &Session,
+    basalt: &Path,
+    name: &'static str,
+    args: &[&str],
+    log: &Path,
+) -> anyhow::Result<Daemon> {
     let file = std::fs::File::create(log)?;
+    let (var, mark) = session.env();
     let child = Command::new(basalt)
         .args(args)
+        .env(var, mark)
         .env("BASALT_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -62,7 +71,17 @@ fn spawn(basalt: &Path, name: &'static str, args: &[&str], log: &Path) -> anyhow
     Ok(Daemon(child, name))
 }
 
+/// Runs the demo; whatever it started (the daemons, the job process and what the job
+/// started) is gone afterwards, however the demo ended.
 pub fn run(root: &Path) -> anyhow::Result<()> {
+    let session = Session::new(crate::leftovers::DEMO, "demo");
+    let demo = run_demo(root, &session);
+    let left = session.end_leftovers();
+    demo?;
+    left
+}
+
+fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
     super::cargo(root, &["build", "--workspace"])?;
     let bin_dir = root.join("target/debug");
     let basalt = bin_dir.join("basalt");
@@ -97,6 +116,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         data_dir.display()
     );
     let _master = spawn(
+        session,
         &basalt,
         "master",
         &[
@@ -152,6 +172,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
 
     println!("\n== basalt slave --encrypt --master 127.0.0.1 --name demo-worker ==");
     let _slave = spawn(
+        session,
         &basalt,
         "slave",
         &[

@@ -8,6 +8,7 @@
 mod bench_run;
 mod demo;
 mod lab;
+mod leftovers;
 mod packages;
 mod simlab;
 #[cfg(test)]
@@ -121,17 +122,28 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     cargo(root, &["build", "--workspace"])?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    cargo(root, &args)
+    // Every process the tests start inherits the session mark; none may outlive them.
+    let session = leftovers::Session::new(leftovers::TESTS, "tests");
+    let tests = cargo_with(root, &args, &[session.env()]);
+    let left = session.end_leftovers();
+    tests?;
+    left
 }
 
 /// Runs cargo in the workspace root, failing if it fails. Installs the system libraries the
 /// workspace links first.
 fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    cargo_with(root, args, &[])
+}
+
+/// [`cargo`] with extra environment variables.
+fn cargo_with(root: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     packages::ensure(packages::BUILD, "building basalt")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(root)
         .status()
         .context("cannot run cargo")?;

@@ -20,6 +20,10 @@ use basalt_plugin_api::DriverKind;
 use crate::device_drivers::{connection_driver, power_driver};
 use crate::dispatcher::{run_job, Cancel, DutEnvironment, JobStatus, RunRequest, ServerDirs};
 use crate::failure::FailureClass;
+use crate::job_processes;
+
+/// How long the job's processes get after SIGTERM when a second signal forces the job out.
+const FORCED_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Flags of `basalt run`.
 #[derive(Args, Debug)]
@@ -100,9 +104,20 @@ fn needed_drivers(
 
 /// Runs the job and maps its outcome to the exit status.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    // Before any thread exists: the tag goes into this process's environment.
+    let process_tag = job_processes::own_tag();
+    if let Err(e) = job_processes::become_subreaper() {
+        eprintln!("warning: cannot become a child subreaper ({e}): orphans go to init");
+    }
     let cancel = Cancel::new();
+    let forced_tag = process_tag.clone();
     cancel
-        .on_signals()
+        .on_signals(move || {
+            // Forced: what the job started gets a short grace, not the usual one.
+            for ended in job_processes::end(&forced_tag, FORCED_GRACE) {
+                eprintln!("forced exit: ended {ended}");
+            }
+        })
         .context("cannot install signal handlers")?;
     let job_text = std::fs::read_to_string(&args.job)
         .with_context(|| format!("cannot read job {}", args.job.display()))?;
@@ -122,6 +137,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let request = RunRequest {
+        process_tag,
         dut_env,
         job,
         job_text,

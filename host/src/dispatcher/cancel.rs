@@ -1,5 +1,5 @@
-//! Canceling a job: SIGTERM (or SIGINT) asks the job to stop cleanly; a second one within
-//! the grace period forces it.
+//! Canceling a job: SIGTERM (or SIGINT) asks the job to stop cleanly; a second one forces it
+//! (after ending what the job started, so that a forced job leaves nothing behind).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,16 +31,22 @@ impl Cancel {
         self.flag.clone()
     }
 
-    /// Sets the flag on SIGTERM and SIGINT; a second signal while it is set exits the
-    /// process at once (status 1), for jobs whose clean-up hangs.
-    pub fn on_signals(&self) -> std::io::Result<()> {
+    /// Sets the flag on SIGTERM and SIGINT; a second signal while it is set runs `force`
+    /// and exits the process (status 1), for jobs whose clean-up hangs.
+    pub fn on_signals(&self, force: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         use signal_hook::consts::{SIGINT, SIGTERM};
-        for signal in [SIGTERM, SIGINT] {
-            // Order matters: the conditional shutdown sees the flag as it was before this
-            // signal, so the first signal only sets it.
-            signal_hook::flag::register_conditional_shutdown(signal, 1, self.flag.clone())?;
-            signal_hook::flag::register(signal, self.flag.clone())?;
-        }
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+        let flag = self.flag.clone();
+        std::thread::Builder::new()
+            .name("basalt-signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    if flag.swap(true, Ordering::SeqCst) {
+                        force();
+                        std::process::exit(1);
+                    }
+                }
+            })?;
         Ok(())
     }
 }

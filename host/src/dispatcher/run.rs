@@ -30,6 +30,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long reading the power state back may take at the end of a job.
 const POWER_STATE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long processes the job left running get to exit after SIGTERM before SIGKILL.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 /// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +86,9 @@ pub struct RunRequest {
     pub servers: ServerDirs,
     /// The worker's environment for test shells on the board (`env.dut.yaml`).
     pub dut_env: super::DutEnvironment,
+    /// The job's process tag ([`crate::job_processes`]): every process the job started
+    /// carries it, and whatever still does at the end is ended.
+    pub process_tag: String,
 }
 
 /// The console of a device that has no connection, until a boot method attaches one.
@@ -563,6 +568,7 @@ impl Job<'_> {
         if let Some(console) = self.board.console.take() {
             let _ = console.close();
         }
+        self.end_leftover_processes();
         let (result, detail) = match &outcome.failure {
             None => ("pass", None),
             Some(f) => ("fail", Some(f.to_string())),
@@ -589,6 +595,23 @@ impl Job<'_> {
             )),
         }
         Ok(())
+    }
+
+    /// Ends what the job started and did not end itself (a background command, a console
+    /// helper in its own session), so that nothing of it holds the board afterwards.
+    fn end_leftover_processes(&mut self) {
+        let ended = crate::job_processes::end(&self.request.process_tag, LEFTOVER_GRACE);
+        if !ended.is_empty() {
+            let list: Vec<String> = ended.iter().map(ToString::to_string).collect();
+            self.log.write(
+                basalt_plugin_api::LogLevel::WARNING,
+                &format!(
+                    "finalize: ended {} process(es) the job left running: {}",
+                    ended.len(),
+                    list.join(", ")
+                ),
+            );
+        }
     }
 
     fn undo_user_commands(&mut self) {

@@ -17,6 +17,9 @@ use serde_json::Value;
 use super::config::RunSettings;
 use crate::transport::JobFiles;
 
+/// How long a finished job's leftover processes get after SIGTERM before SIGKILL.
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Where a job is, as the slave sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +48,10 @@ pub struct JobRecord {
     /// The job process's exit status, when the slave saw it (it does not for processes it
     /// re-adopted after a restart).
     pub exit_code: Option<i32>,
+    /// The process tag every process of the job carries ([`crate::job_processes`]); absent
+    /// in records of slaves that predate it.
+    #[serde(default)]
+    pub tag: Option<String>,
 }
 
 /// One job the slave holds.
@@ -84,7 +91,7 @@ impl SlaveJob {
     }
 
     /// Whether the job process is still there (not a zombie, and still this job's process:
-    /// its command line names the job's directory, which guards against reused pids).
+    /// its command line runs the job's own `job.yaml`, which guards against reused pids).
     pub fn alive(&mut self) -> bool {
         if let Some(child) = &mut self.child {
             match child.try_wait() {
@@ -124,6 +131,15 @@ impl SlaveJob {
         self.record.cancel_at.map_or(0.0, |at| epoch_secs() - at)
     }
 
+    /// Ends whatever of the job is still running once its job process has gone (killed,
+    /// crashed, or forced out before its own clean-up): see [`crate::job_processes`].
+    pub fn end_leftovers(&self) -> Vec<crate::job_processes::Ended> {
+        match &self.record.tag {
+            Some(tag) => crate::job_processes::end(tag, LEFTOVER_GRACE),
+            None => Vec::new(),
+        }
+    }
+
     /// What the job process printed on stderr.
     pub fn stderr(&self) -> String {
         std::fs::read(self.dir.join("stderr"))
@@ -137,7 +153,8 @@ impl SlaveJob {
     }
 }
 
-/// Whether `pid` is a live process whose command line mentions `dir`.
+/// Whether `pid` is a live process whose command line has `dir/job.yaml` as an argument,
+/// exactly (job 1's directory is a prefix of job 12's).
 fn process_runs_job(pid: i32, dir: &Path) -> bool {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
@@ -153,8 +170,9 @@ fn process_runs_job(pid: i32, dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(proc_dir.join("cmdline")) else {
         return false;
     };
-    let needle = dir.as_os_str().as_encoded_bytes();
-    memchr::memmem::find(&cmdline, needle).is_some()
+    let job = dir.join("job.yaml");
+    let job = job.as_os_str().as_encoded_bytes();
+    cmdline.split(|&b| b == 0).any(|arg| arg == job)
 }
 
 /// Finds a process running the job in `dir` (a slave killed between starting the process
@@ -254,6 +272,7 @@ pub fn start(
             pid: None,
             cancel_at: None,
             exit_code: None,
+            tag: Some(crate::job_processes::new_tag()),
         },
         dir: dir.clone(),
         child: None,
@@ -293,6 +312,10 @@ pub fn start(
     }
     command.arg(dir.join("job.yaml"));
     apply_env(&mut command, &files.env);
+    // After env.yaml, whose `purge` would clear it.
+    if let Some(tag) = &job.record.tag {
+        command.env(crate::job_processes::TAG_VAR, tag);
+    }
     let stdout = std::fs::File::create(dir.join("stdout")).map_err(fail("cannot create stdout"))?;
     let stderr = std::fs::File::create(dir.join("stderr")).map_err(fail("cannot create stderr"))?;
     command
@@ -337,5 +360,35 @@ fn apply_env(command: &mut Command, env_yaml: &str) {
             };
             command.env(name, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_process_is_matched_by_its_own_directory_only() {
+        let jobs = tempfile::tempdir().unwrap();
+        let twelve = jobs.path().join("12");
+        // `sh -c CMD ARG0`: the shell keeps the job file on its command line, as basalt run.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30")
+            .arg(twelve.join("job.yaml"))
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(process_runs_job(pid, &twelve));
+        assert!(
+            !process_runs_job(pid, &jobs.path().join("1")),
+            "job 1 must not adopt job 12's process"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            !process_runs_job(pid, &twelve),
+            "a dead process runs nothing"
+        );
     }
 }

@@ -98,6 +98,11 @@ impl Slave {
             .collect();
         for job in jobs.values() {
             info!("re-adopted job {} ({:?})", job.record.id, job.record.state);
+            // A slave that died between a job's end and its sweep, or a job process killed
+            // while no slave ran: nothing of a finished job may keep running.
+            if job.record.state == SlaveJobState::Finished {
+                report_leftovers(job.record.id, &job.end_leftovers());
+            }
         }
         let now = Instant::now();
         let mut slave = Slave {
@@ -386,6 +391,7 @@ impl Slave {
                     "job {id} process ended (exit status {:?})",
                     job.record.exit_code
                 );
+                report_leftovers(id, &job.end_leftovers());
                 job.record.state = SlaveJobState::Finished;
                 if let Err(e) = job.save() {
                     warn!("job {id}: cannot save its record: {e}");
@@ -574,6 +580,18 @@ impl Slave {
         if let Some(shipping) = self.shipping.get_mut(&id) {
             shipping.end_sent = Some(Instant::now());
         }
+    }
+}
+
+/// Logs what of a finished job had to be ended.
+fn report_leftovers(id: u64, ended: &[crate::job_processes::Ended]) {
+    if !ended.is_empty() {
+        let list: Vec<String> = ended.iter().map(ToString::to_string).collect();
+        warn!(
+            "job {id}: ended {} process(es) it left running: {}",
+            ended.len(),
+            list.join(", ")
+        );
     }
 }
 

@@ -252,6 +252,32 @@ impl Board {
     }
 }
 
+/// Takes the board's serial line (`<state>/console.lock`), or says who holds it.
+fn take_line(state: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let path = state.join("console.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on an fd this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        return Err(format!(
+            "port already in use (by process {})",
+            holder.trim()
+        ));
+    }
+    use std::io::{Seek, Write};
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
+}
+
 fn main() -> ExitCode {
     // Handing the terminal back and forth between process groups raises SIGTTOU otherwise.
     // SAFETY: setting a signal disposition to ignore has no preconditions.
@@ -283,6 +309,16 @@ fn main() -> ExitCode {
         eprintln!("usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]");
         return ExitCode::from(2);
     }
+    // One connection at a time, as ser2net and most console servers allow: a connection
+    // left over from an earlier job keeps the next one out. The lock lives as long as this
+    // process (the file is close-on-exec, so the board's shell does not inherit it).
+    let _line = match take_line(&board.state) {
+        Ok(file) => file,
+        Err(e) => {
+            say(&format!("simboard: {e}\n"));
+            return ExitCode::from(3);
+        }
+    };
     loop {
         // Powered off: silent until a power-on token appears.
         let token = loop {

@@ -107,6 +107,7 @@ fn wait_for_port(port: u16, what: &str, within: Duration) -> anyhow::Result<()> 
 /// Starts the slave (also used to restart it after killing it).
 pub fn start_slave(lab: &Layout) -> anyhow::Result<u32> {
     processes::spawn(
+        &lab.dir,
         &path(&lab.basalt()),
         &[
             "slave".into(),
@@ -163,6 +164,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
 
     println!("lab: images over HTTP on 127.0.0.1:{IMAGES_PORT}");
     processes::spawn(
+        &lab.dir,
         "busybox",
         &[
             "httpd".into(),
@@ -179,6 +181,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     // qemu closing it at power-off, as a real serial line survives a board switched off.
     let (host_end, board_end) = (lab.serial_host_end(), lab.serial_board_end());
     processes::spawn(
+        &lab.dir,
         "socat",
         &[
             format!("pty,link={},raw,echo=0", host_end.display()),
@@ -197,6 +200,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     processes::spawn(
+        &lab.dir,
         "sh",
         &[
             "-c".into(),
@@ -206,6 +210,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         &logs.join("serial-cable.log"),
     )?;
     processes::spawn(
+        &lab.dir,
         "ser2net",
         &[
             "-n".into(),
@@ -218,6 +223,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     )?;
     println!("lab: pdudaemon on 127.0.0.1:{PDU_PORT} (outlet {BOARD_B_OUTLET}: {BOARD_B})");
     processes::spawn(
+        &lab.dir,
         "pdudaemon",
         &[
             "--conf".into(),
@@ -233,6 +239,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         lab.master_data().display()
     );
     processes::spawn(
+        &lab.dir,
         &path(&lab.basalt()),
         &[
             "master".into(),

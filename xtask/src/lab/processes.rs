@@ -1,6 +1,7 @@
 //! The lab's processes: started detached in their own sessions (so a job's qemu or a daemon
 //! never dies with the terminal that ran `lab up`), found again by the lab directory on their
-//! command lines, and stopped as process groups.
+//! command lines or in their environment (`XTASK_LAB`, which everything they start inherits,
+//! such as a console's telnet), and stopped as process groups.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,8 +18,12 @@ pub struct LabProcess {
     pub command: String,
 }
 
-/// Starts `program ARGS` in a new session, output to `log`; returns its pid.
-pub fn spawn(program: &str, args: &[String], log: &Path) -> anyhow::Result<u32> {
+/// The variable that marks the lab's processes with the lab's directory.
+const LAB_VAR: &str = "XTASK_LAB";
+
+/// Starts `program ARGS` of the lab in `lab_dir` in a new session, output to `log`; returns
+/// its pid.
+pub fn spawn(lab_dir: &Path, program: &str, args: &[String], log: &Path) -> anyhow::Result<u32> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -30,6 +35,7 @@ pub fn spawn(program: &str, args: &[String], log: &Path) -> anyhow::Result<u32> 
     let child = Command::new("setsid")
         .arg(program)
         .args(args)
+        .env(LAB_VAR, lab_dir)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -58,9 +64,11 @@ fn names_dir(command: &str, dir: &str) -> bool {
     })
 }
 
-/// Every live process whose command line names `dir`, except this one.
+/// Every live process whose command line names `dir` or that carries the lab's mark,
+/// except this one.
 pub fn find(dir: &Path) -> Vec<LabProcess> {
     let needle = dir.display().to_string();
+    let mark = format!("{LAB_VAR}={needle}");
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -76,7 +84,12 @@ pub fn find(dir: &Path) -> Vec<LabProcess> {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            (names_dir(&command, &needle) && is_live(pid)).then_some(LabProcess { pid, command })
+            let marked = || {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == mark.as_bytes()))
+            };
+            ((names_dir(&command, &needle) || marked()) && is_live(pid))
+                .then_some(LabProcess { pid, command })
         })
         .collect();
     found.sort_by_key(|p| p.pid);
