@@ -236,6 +236,11 @@ impl Cluster {
 
     /// Starts the slave `w1`.
     pub fn start_slave(&mut self) -> Daemon {
+        self.start_slave_with(&[])
+    }
+
+    /// Starts the slave `w1` with `extra` arguments (`--plugin-dir DIR`).
+    pub fn start_slave_with(&mut self, extra: &[&str]) -> Daemon {
         let args: Vec<String> = [
             "slave",
             "--master",
@@ -267,6 +272,7 @@ impl Cluster {
                 self.cert("w1", true).display().to_string(),
             ]);
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         self.spawn("slave", &args)
     }
 

@@ -51,6 +51,12 @@ fn build_external_plugin() -> PathBuf {
 
 /// An ACME PDU on 127.0.0.1: keeps outlet states and records every request.
 fn start_pdu() -> (String, Arc<Mutex<Vec<String>>>) {
+    start_pdu_for(None)
+}
+
+/// Like [`start_pdu`]; with `board`, the outlet powers the simulated board whose power file
+/// that is (a new token at every power-on, as the simulator boots on one).
+fn start_pdu_for(board: Option<PathBuf>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -70,10 +76,19 @@ fn start_pdu() -> (String, Arc<Mutex<Vec<String>>>) {
             let answer = match line.split(' ').next() {
                 Some("on") | Some("cycle") => {
                     on = true;
+                    if let Some(power) = &board {
+                        let _ = std::fs::write(
+                            power,
+                            format!("on {}\n", line.len() + seen.lock().unwrap().len()),
+                        );
+                    }
                     "ok".to_owned()
                 }
                 Some("off") => {
                     on = false;
+                    if let Some(power) = &board {
+                        let _ = std::fs::write(power, "off\n");
+                    }
                     "ok".to_owned()
                 }
                 Some("status") => format!("ok {}", if on { "on" } else { "off" }),
@@ -132,4 +147,37 @@ fn an_out_of_tree_plugin_builds_loads_and_reads_back_power_state() {
         *requests.lock().unwrap(),
         vec!["status 3", "on 3", "status 3"]
     );
+}
+
+/// The power state a driver reads back at the end of a job reaches the master's device
+/// record, through the job process's result file and the slave's END.
+#[test]
+fn the_power_state_read_back_at_the_end_of_a_job_reaches_the_master() {
+    let library = build_external_plugin();
+    let mut cluster = basalt_e2e::cluster::Cluster::new();
+    let plugins = cluster.dir.mkdir("plugins");
+    std::fs::copy(&library, plugins.join("libacme_pdu.so")).unwrap();
+    let (address, requests) = start_pdu_for(Some(cluster.dir.path().join("board/power")));
+    let _master = cluster.start_master();
+    let dictionary = cluster.board_dictionary();
+    let mut text = std::fs::read_to_string(&dictionary).unwrap();
+    text.push_str(&format!(
+        "{{% block device_extras %}}power:\n  driver: acme\n  address: '{address}'\n  outlet: 3\n{{% endblock %}}\n"
+    ));
+    std::fs::write(&dictionary, text).unwrap();
+    cluster.register_board_with_dictionary(&dictionary);
+    let _slave = cluster.start_slave_with(&["--plugin-dir", &plugins.display().to_string()]);
+    let id = cluster.submit(&cluster.job("power", &["lava-test-case one --result pass"]));
+    let job = cluster.wait_state(id, "finished", std::time::Duration::from_secs(90));
+    assert_eq!(job["health"], "complete", "{job}");
+    assert!(
+        requests.lock().unwrap().iter().any(|r| r == "status 3"),
+        "the driver read the outlet back: {:?}",
+        requests.lock().unwrap()
+    );
+    let device = cluster
+        .cli(&["devices", "show", "sim-01", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(device["power_state"], "off", "{device}");
 }

@@ -368,7 +368,10 @@ fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
     let status = wait_for_exit(&mut child, Duration::from_secs(60), "cancel took too long");
     assert_eq!(status.code(), Some(15));
     let result = std::fs::read_to_string(out.join("result.yaml")).unwrap();
-    assert!(result.contains("status: Canceled"), "{result}");
+    let result = basalt::yaml11::from_str(&result).unwrap();
+    assert_eq!(result["status"], "Canceled", "{result}");
+    // Quoted, so YAML 1.1 reads a string (a plain `off` is the boolean false).
+    assert_eq!(result["power_state"], "unknown", "{result}");
     assert!(lab.power_log().ends_with("off\n"), "{}", lab.power_log());
     let results = results(&out);
     assert_eq!(case(&results, "0_smoke", "before")["result"], "pass");

@@ -581,9 +581,11 @@ impl Job<'_> {
             "error_msg": outcome.failure.as_ref().map(|f| f.message.clone()),
             "power_state": self.power_state,
         });
+        // JSON, which is YAML too, with every string quoted: its readers use YAML 1.1, where
+        // a plain `off` is the boolean false.
         std::fs::write(
             self.request.output_dir.join("result.yaml"),
-            serde_yaml::to_string(&summary).unwrap_or_default(),
+            serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n",
         )?;
         match &outcome.failure {
             None => self.log.info("Job finished: Complete"),

@@ -514,11 +514,11 @@ impl ControlLoop {
         let state = std::str::from_utf8(summary)
             .ok()
             .and_then(|text| crate::yaml11::from_str(text).ok())
-            .and_then(|value| {
-                value
-                    .get("power_state")
-                    .and_then(|s| s.as_str())
-                    .map(str::to_owned)
+            .and_then(|value| match value.get("power_state")? {
+                serde_json::Value::String(state) => Some(state.clone()),
+                // A plain on/off from older job processes, read by YAML 1.1 as a boolean.
+                serde_json::Value::Bool(on) => Some(if *on { "on" } else { "off" }.to_owned()),
+                _ => None,
             });
         if let Some(state) = state.filter(|s| ["on", "off", "unknown"].contains(&s.as_str())) {
             if let Err(e) = self.store.set_power_state(device, &state) {
