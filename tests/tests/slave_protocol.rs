@@ -169,7 +169,7 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
     while Instant::now() < deadline && !last(&inbox) {
         inbox.poll(&master);
     }
-    let logs = inbox.logs;
+    let logs = std::mem::take(&mut inbox.logs);
     assert!(!logs.is_empty(), "no log lines on the log socket");
     assert!(logs
         .iter()
@@ -197,4 +197,22 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
         },
     );
     assert_eq!(started, 1, "the job ran once and was cleared after END_OK");
+
+    // A job process that fails before its job starts: END carries what it printed on stderr,
+    // as LAVA's slave sends lava-run's.
+    master.send(
+        "w1",
+        &ControlMessage::Start {
+            job: 6,
+            files: JobFiles {
+                device: "not: [a device".into(),
+                ..files
+            },
+        },
+    );
+    let stderr = expect(&master, &mut inbox, "END 6", |_, message| match message {
+        ControlMessage::End { job: 6, stderr, .. } => Some(stderr),
+        _ => None,
+    });
+    assert!(stderr.contains("device.yaml"), "END's stderr: {stderr:?}");
 }
