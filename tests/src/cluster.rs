@@ -85,6 +85,8 @@ pub struct Cluster {
     starts: u32,
     /// Where the certificates are, when the link is encrypted ([`Cluster::encrypted`]).
     certs: Option<PathBuf>,
+    /// Whether the daemons run in the test directory and are given relative paths.
+    relative: bool,
 }
 
 impl Default for Cluster {
@@ -107,6 +109,23 @@ impl Cluster {
             http_port: ports[2],
             starts: 0,
             certs: None,
+            relative: false,
+        }
+    }
+
+    /// Like [`Cluster::new`], with daemons started in the test directory and given their
+    /// data and state directories as relative paths, as an admin in a shell might.
+    pub fn with_relative_paths() -> Self {
+        let mut cluster = Self::new();
+        cluster.relative = true;
+        cluster
+    }
+
+    /// `path` as the daemons are told it: relative to the test directory if so configured.
+    fn told(&self, path: PathBuf) -> String {
+        match path.strip_prefix(self.dir.path()) {
+            Ok(relative) if self.relative => relative.display().to_string(),
+            _ => path.display().to_string(),
         }
     }
 
@@ -183,6 +202,7 @@ impl Cluster {
         }
         let child = command
             .args(args)
+            .current_dir(self.dir.path())
             .env("BASALT_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -197,7 +217,7 @@ impl Cluster {
         let args: Vec<String> = [
             "master",
             "--data-dir",
-            &self.data_dir().display().to_string(),
+            &self.told(self.data_dir()),
             "--listen",
             "127.0.0.1",
             "--control-port",
@@ -252,7 +272,7 @@ impl Cluster {
             "--name",
             "w1",
             "--state-dir",
-            &self.state_dir().display().to_string(),
+            &self.told(self.state_dir()),
             "--resend",
             "0.5",
             "--cancel-grace",

@@ -315,3 +315,17 @@ fn a_job_asking_for_a_tag_waits_until_a_device_carries_it() {
     assert_eq!(record["health"], "complete", "{record}");
     assert_eq!(record["actual_device"], "sim-01");
 }
+
+/// An admin who starts the daemons with relative directories (`--state-dir slave`) gets
+/// working jobs: the paths are resolved at start-up, not in each job's own directory.
+#[test]
+fn relative_data_and_state_directories_work() {
+    let mut cluster = Cluster::with_relative_paths();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let id = cluster.submit(&cluster.job("relative", &["lava-test-case one --result pass"]));
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+    assert_log_delivered_once(&cluster, id);
+}

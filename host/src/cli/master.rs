@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 
 use super::templates::DeviceTypeDirs;
@@ -100,6 +101,9 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     if args.no_register_workers {
         config.register_workers = false;
     }
+    config
+        .resolve_paths()
+        .context("cannot resolve the master's paths against the current directory")?;
     let dirs = crate::master::template_dirs(&config, &args.device_types.search_dirs());
     crate::master::run(config, dirs)?;
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 
 use crate::master::config::read_toml;
@@ -91,6 +92,9 @@ pub fn run(args: SlaveArgs) -> anyhow::Result<ExitCode> {
         config.slave_cert = path;
     }
     config.run.plugin_dirs.extend(args.plugin_dirs);
+    config
+        .resolve_paths()
+        .context("cannot resolve the slave's paths against the current directory")?;
     crate::slave::run(config)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -126,6 +126,18 @@ pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigE
 }
 
 impl MasterConfig {
+    /// Makes every path absolute against the current directory, once, at start-up, so that
+    /// what the master logs and hands out names the same files wherever it is read.
+    pub fn resolve_paths(&mut self) -> std::io::Result<()> {
+        self.data_dir = std::path::absolute(&self.data_dir)?;
+        self.master_cert = std::path::absolute(&self.master_cert)?;
+        self.slaves_certs = std::path::absolute(&self.slaves_certs)?;
+        for dir in &mut self.device_types {
+            *dir = std::path::absolute(&*dir)?;
+        }
+        Ok(())
+    }
+
     /// The database file.
     pub fn database(&self) -> PathBuf {
         self.data_dir.join("basalt.db")

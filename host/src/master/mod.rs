@@ -126,7 +126,7 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
             config.slaves_certs.display()
         ),
         None => tracing::warn!(
-            "the master-slave link is NOT encrypted: anyone who reaches ports {} and {} can              pose as a worker{}; use --encrypt with certificates (basalt certs generate)",
+            "the master-slave link is NOT encrypted: anyone who reaches ports {} and {} can pose as a worker{}; use --encrypt with certificates (basalt certs generate)",
             config.control_port,
             config.log_port,
             if config.register_workers {

@@ -118,6 +118,28 @@ impl Default for SlaveConfig {
 }
 
 impl SlaveConfig {
+    /// Makes every path absolute against the current directory, once, at start-up: job
+    /// processes run in their own directories, where a relative path means something else.
+    pub fn resolve_paths(&mut self) -> std::io::Result<()> {
+        let absolute = |path: &mut PathBuf| -> std::io::Result<()> {
+            *path = std::path::absolute(&*path)?;
+            Ok(())
+        };
+        absolute(&mut self.state_dir)?;
+        absolute(&mut self.master_cert)?;
+        absolute(&mut self.slave_cert)?;
+        for path in self
+            .run
+            .tftp_root
+            .iter_mut()
+            .chain(self.run.nfs_root.iter_mut())
+            .chain(self.run.plugin_dirs.iter_mut())
+        {
+            absolute(path)?;
+        }
+        Ok(())
+    }
+
     /// The worker name: configured, or this host's name.
     pub fn worker_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
