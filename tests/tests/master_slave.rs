@@ -329,3 +329,45 @@ fn relative_data_and_state_directories_work() {
     assert_eq!(record["health"], "complete", "{record}");
     assert_log_delivered_once(&cluster, id);
 }
+
+/// START carries the device configuration as LAVA's master renders it for the job: with the
+/// device's own `hostname` and `devicetype`, exactly as `basalt devices render` shows it.
+#[test]
+fn start_carries_the_device_rendered_with_its_name_and_type() {
+    use basalt::transport::{ControlMessage, SlaveSocket};
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let (control, _) = cluster.ports();
+    let slave = SlaveSocket::connect(&format!("tcp://127.0.0.1:{control}"), "w1").unwrap();
+    slave.send(&ControlMessage::Hello {
+        protocol: 3,
+        version: Some("test".into()),
+        features: vec![],
+    });
+    let id = cluster.submit(&cluster.job("named", &["true"]));
+    let device = wait_for("START", LONG, || {
+        slave
+            .recv(Duration::from_millis(100))
+            .into_iter()
+            .find_map(|frames| match ControlMessage::decode(&frames) {
+                Ok(ControlMessage::Start { job, files }) if job == id => Some(files.device),
+                _ => None,
+            })
+    });
+    let config = basalt::yaml11::from_str(&device).unwrap();
+    assert_eq!(config["hostname"], "sim-01", "{device}");
+    assert_eq!(config["devicetype"], "beaglebone-black", "{device}");
+    let preview = cluster
+        .cli(&[
+            "devices",
+            "render",
+            &cluster.board_dictionary().display().to_string(),
+        ])
+        .success();
+    assert_eq!(
+        basalt::yaml11::from_str(&preview.stdout).unwrap(),
+        config,
+        "the CLI's rendering and START's differ"
+    );
+}

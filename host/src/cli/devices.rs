@@ -162,7 +162,7 @@ impl DictionaryArgs {
 /// the dictionary's directory is searched first, then the device-type directories.
 pub fn render_dictionary(
     path: &Path,
-    mut context: Value,
+    context: Value,
     hostname: Option<String>,
     device_types: &DeviceTypeDirs,
 ) -> anyhow::Result<Rendered> {
@@ -198,20 +198,20 @@ pub fn render_dictionary(
         );
     }
     let hostname = hostname.unwrap_or_else(|| file.trim_end_matches(".jinja2").to_owned());
-    if !context.is_object() {
-        context = json!({});
-    }
-    if let Value::Object(map) = &mut context {
-        map.insert("scheduled_device_name".into(), json!(hostname));
-        map.insert(
-            "scheduled_device_type".into(),
-            json!(parent.trim_end_matches(".jinja2")),
-        );
-    }
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let engine = TemplateEngine::new(search);
-    engine
-        .render(file, &context)
-        .with_context(|| format!("cannot render {}", path.display()))
+    crate::device::render_device(
+        &engine,
+        file,
+        &source,
+        crate::device::DeviceName {
+            hostname: &hostname,
+            device_type: parent.trim_end_matches(".jinja2"),
+        },
+        &context,
+    )
+    .with_context(|| format!("cannot render {}", path.display()))
 }
 
 /// Loads a device for a job: a dictionary (`.jinja2`, rendered with the job's context) or an

@@ -5,9 +5,11 @@
 //! path, so an admin sees all that is wrong with a dictionary at once.
 
 mod config;
+mod render;
 mod validate;
 
 pub use config::{
     ActionSection, Actions, Commands, ConnectionEntry, DeviceConfig, Timeout, Timeouts, UserCommand,
 };
+pub use render::{device_context, render_device, DeviceName};
 pub use validate::{validate, Problem, Severity};

@@ -41,20 +41,20 @@ pub fn job_files(
     device: &Device,
     worker: &str,
 ) -> Result<JobFiles, StartError> {
-    let context = match &job.context {
-        serde_json::Value::Object(_) => job.context.clone(),
-        _ => serde_json::json!({}),
-    };
-    let rendered = engine
-        .render_source(
-            &format!("{}.jinja2", device.hostname),
-            &device.dictionary,
-            &context,
-        )
-        .map_err(|e| StartError::Render {
-            device: device.hostname.clone(),
-            message: e.to_string(),
-        })?;
+    let rendered = crate::device::render_device(
+        engine,
+        &format!("{}.jinja2", device.hostname),
+        &device.dictionary,
+        crate::device::DeviceName {
+            hostname: &device.hostname,
+            device_type: &device.device_type,
+        },
+        &job.context,
+    )
+    .map_err(|e| StartError::Render {
+        device: device.hostname.clone(),
+        message: e.to_string(),
+    })?;
     let paths = WorkerFilePaths::new(data_dir, worker);
     Ok(JobFiles {
         job: job.definition.clone(),

@@ -503,13 +503,19 @@ impl super::Service {
             }
         }
         self.require_template(device_type)?;
-        self.engine
-            .render_source(&format!("{hostname}.jinja2"), text, &json!({}))
-            .map_err(|e| {
-                ServiceError::bad_request(format!(
-                    "the dictionary of {hostname} does not render: {e}"
-                ))
-            })?;
+        crate::device::render_device(
+            &self.engine,
+            &format!("{hostname}.jinja2"),
+            text,
+            crate::device::DeviceName {
+                hostname,
+                device_type,
+            },
+            &json!({}),
+        )
+        .map_err(|e| {
+            ServiceError::bad_request(format!("the dictionary of {hostname} does not render: {e}"))
+        })?;
         Ok(())
     }
 
