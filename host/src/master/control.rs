@@ -80,9 +80,10 @@ impl ControlLoop {
         sockets: MasterSockets,
         engine: TemplateEngine,
         allow: Option<Arc<AllowList>>,
+        log_faults: Arc<super::joblogs::LogFaults>,
     ) -> Self {
         let now = Instant::now();
-        let logs = JobLogs::new(config.jobs_dir());
+        let logs = JobLogs::with_faults(config.jobs_dir(), log_faults);
         let health = HealthChecks::new(&config.data_dir);
         Self {
             health,
@@ -375,10 +376,9 @@ impl ControlLoop {
                 let stored = match self.job_on(peer, job)? {
                     Some(_) => match self.logs.append(&self.store, job, offset, &data) {
                         Ok(appended) => appended.stored,
-                        Err(e) => {
-                            warn!("{e}");
-                            return Ok(());
-                        }
+                        // Logged by JobLogs (once per job until it recovers); no LOGS_OK,
+                        // so the slave keeps the lines and sends them again.
+                        Err(_) => return Ok(()),
                     },
                     // A job this master does not know, or another worker's: accept and
                     // drop, so the slave can finish and forget it.
@@ -606,16 +606,15 @@ impl ControlLoop {
         entry.extend_from_slice(b"- ");
         entry.extend_from_slice(line);
         entry.push(b'\n');
-        match self.logs.append_at_end(&self.store, id, &entry) {
-            Ok(appended) => {
-                if let Some((result, _, _)) = appended.job_result {
-                    let job = self.store.job(id).ok().flatten().unwrap_or(job);
-                    if let Err(e) = self.finish(&job, Some(&result), "") {
-                        warn!("{e}");
-                    }
+        // A failed append is logged by JobLogs; LAVA's log socket has no re-send, so the
+        // line is lost, but the file stays whole.
+        if let Ok(appended) = self.logs.append_at_end(&self.store, id, &entry) {
+            if let Some((result, _, _)) = appended.job_result {
+                let job = self.store.job(id).ok().flatten().unwrap_or(job);
+                if let Err(e) = self.finish(&job, Some(&result), "") {
+                    warn!("{e}");
                 }
             }
-            Err(e) => warn!("{e}"),
         }
     }
 

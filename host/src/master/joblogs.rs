@@ -6,11 +6,17 @@
 //! before the next append. Appends name the offset they start at, so a slave re-sending a
 //! range the master already holds changes nothing, and one that skipped ahead is told where
 //! to resume.
+//!
+//! A write that fails part-way (a full disk) is undone at once: the file is cut back to its
+//! committed length, so the slave's re-send continues a whole log, and the job waits for
+//! space ([`LogFaults`] says so in `/metrics`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use memchr::memmem;
 use serde_json::Value;
@@ -52,18 +58,60 @@ struct Tracked {
     lines: u64,
 }
 
+/// Failed log appends, shared between the control loop that writes logs and the metrics
+/// that report them.
+#[derive(Debug, Default)]
+pub struct LogFaults {
+    failures: AtomicU64,
+    waiting: Mutex<BTreeSet<u64>>,
+}
+
+impl LogFaults {
+    /// Appends that failed since the master started.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Jobs whose last append failed and that wait for their log to be written.
+    pub fn waiting(&self) -> Vec<u64> {
+        self.lock().iter().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<u64>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a failed append; true if the job was not already waiting.
+    fn failed(&self, job: u64) -> bool {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(job)
+    }
+
+    /// Records a good append; true if the job was waiting.
+    fn recovered(&self, job: u64) -> bool {
+        self.lock().remove(&job)
+    }
+}
+
 /// The job logs, with each job's committed length cached.
 pub struct JobLogs {
     dir: PathBuf,
     tracked: HashMap<u64, Tracked>,
+    faults: Arc<LogFaults>,
 }
 
 impl JobLogs {
     /// Logs under `dir` (`<dir>/<id>/output.yaml`).
     pub fn new(dir: PathBuf) -> Self {
+        Self::with_faults(dir, Arc::default())
+    }
+
+    /// Like [`JobLogs::new`], reporting failed appends to `faults`.
+    pub fn with_faults(dir: PathBuf, faults: Arc<LogFaults>) -> Self {
         Self {
             dir,
             tracked: HashMap::new(),
+            faults,
         }
     }
 
@@ -162,18 +210,41 @@ impl JobLogs {
             path: path.clone(),
             source,
         };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+        let written = Self::write_lines(&path, whole).map_err(io).and_then(|()| {
+            let mut batch = scan(whole, lines);
+            batch.bytes = bytes + whole.len() as u64;
+            store.commit_log(job, &batch)?;
+            Ok(batch)
+        });
+        let batch = match written {
+            Ok(batch) => batch,
+            Err(e) => {
+                // Whatever part of the lines reached the disk is not committed: cut it off
+                // now, so that the re-sent range continues a whole log.
+                let undone = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|file| file.set_len(bytes));
+                if self.faults.failed(job) {
+                    tracing::warn!(
+                        "job {job}: its log cannot be written, so it waits at {bytes} bytes \
+                         until there is space (the slave keeps re-sending): {e}"
+                    );
+                }
+                if let Err(cut) = undone {
+                    tracing::error!(
+                        "job {job}: cannot cut {} back to {bytes} bytes: {cut}",
+                        path.display()
+                    );
+                    // Not trusted any more: the next append reads the length again.
+                    self.tracked.remove(&job);
+                }
+                return Err(e);
+            }
+        };
+        if self.faults.recovered(job) {
+            tracing::info!("job {job}: its log is written again");
         }
-        let mut file: File = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        file.write_all(whole).map_err(io)?;
-        let mut batch = scan(whole, lines);
-        batch.bytes = bytes + whole.len() as u64;
-        store.commit_log(job, &batch)?;
         self.tracked.insert(
             job,
             Tracked {
@@ -185,6 +256,16 @@ impl JobLogs {
             stored: batch.bytes,
             job_result: batch.job_result,
         })
+    }
+}
+
+impl JobLogs {
+    fn write_lines(path: &std::path::Path, whole: &[u8]) -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file: File = OpenOptions::new().create(true).append(true).open(path)?;
+        file.write_all(whole)
     }
 }
 

@@ -141,13 +141,17 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
         .with_context(|| format!("cannot listen for HTTP on {http_address}"))?;
     listener.set_nonblocking(true)?;
     let waker = sockets.waker()?;
-    let service = Arc::new(service::Service::new(
-        Store::open(&config.database())?,
-        move || waker.wake(),
-        TemplateEngine::new(SearchPath::new(template_dirs.clone())),
-        config.data_dir.clone(),
-        config.jobs_dir(),
-    ));
+    let log_faults = Arc::new(joblogs::LogFaults::default());
+    let service = Arc::new(
+        service::Service::new(
+            Store::open(&config.database())?,
+            move || waker.wake(),
+            TemplateEngine::new(SearchPath::new(template_dirs.clone())),
+            config.data_dir.clone(),
+            config.jobs_dir(),
+        )
+        .with_log_faults(log_faults.clone()),
+    );
     service
         .ensure_admin(&token)
         .context("cannot register the admin token")?;
@@ -182,7 +186,7 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     );
     let engine = TemplateEngine::new(SearchPath::new(template_dirs));
     let allow = curve.map(|c| c.allow);
-    let mut control = control::ControlLoop::new(config, store, sockets, engine, allow);
+    let mut control = control::ControlLoop::new(config, store, sockets, engine, allow, log_faults);
     control.run(&stop);
     info!("master stopping");
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

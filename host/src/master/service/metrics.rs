@@ -125,6 +125,28 @@ impl super::Service {
                 label(device_type)
             );
         }
+        family(
+            &mut out,
+            "basalt_job_log_write_failures_total",
+            "counter",
+            "Job log appends that failed (a full or failing disk) since the master started.",
+        );
+        let _ = writeln!(
+            out,
+            "basalt_job_log_write_failures_total {}",
+            self.log_faults.failures()
+        );
+        family(
+            &mut out,
+            "basalt_job_logs_waiting",
+            "gauge",
+            "Jobs whose log could not be written and that wait for space.",
+        );
+        let _ = writeln!(
+            out,
+            "basalt_job_logs_waiting {}",
+            self.log_faults.waiting().len()
+        );
         Ok(out)
     }
 }

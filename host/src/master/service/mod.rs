@@ -149,6 +149,7 @@ pub struct Service {
     data_dir: PathBuf,
     template_dir: PathBuf,
     line_indexes: Mutex<lines::LineIndexes>,
+    log_faults: std::sync::Arc<crate::master::joblogs::LogFaults>,
 }
 
 impl Service {
@@ -171,7 +172,18 @@ impl Service {
             template_dir: data_dir.join("device-types"),
             data_dir,
             line_indexes: Mutex::default(),
+            log_faults: Default::default(),
         }
+    }
+
+    /// Reports the control loop's failed log appends (shared with its `JobLogs`) in
+    /// `/metrics`.
+    pub fn with_log_faults(
+        mut self,
+        faults: std::sync::Arc<crate::master::joblogs::LogFaults>,
+    ) -> Self {
+        self.log_faults = faults;
+        self
     }
 
     fn store(&self) -> ServiceResult<MutexGuard<'_, Store>> {

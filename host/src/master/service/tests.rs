@@ -636,3 +636,30 @@ fn a_line_longer_than_a_piece_comes_whole_and_pieces_end_at_line_ends() {
     }
     assert_eq!(joined, text);
 }
+
+#[test]
+fn metrics_say_when_job_logs_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    let faults = Arc::new(crate::master::joblogs::LogFaults::default());
+    let service = service.with_log_faults(faults.clone());
+    lab(&service, &admin);
+    let id = service.submit(&admin, JOB, None).unwrap();
+    // The job's log directory cannot be made: a file stands where it would be.
+    let jobs = dir.path().join("blocked");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::write(jobs.join(id.to_string()), "in the way").unwrap();
+    let mut logs = crate::master::joblogs::JobLogs::with_faults(jobs, faults);
+    let store = Store::open(&dir.path().join("data/basalt.db")).unwrap();
+    assert!(logs.append(&store, id, 0, b"- {}\n").is_err());
+    let text = service.metrics().unwrap();
+    for line in [
+        "basalt_job_log_write_failures_total 1",
+        "basalt_job_logs_waiting 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
