@@ -269,6 +269,29 @@ impl Basalt {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.shown))
     }
 
+    /// Limits every file the command (and what it starts) writes to `bytes` (RLIMIT_FSIZE,
+    /// with SIGXFSZ ignored): a write that reaches the limit is cut short and then fails,
+    /// as on a file system that fills up.
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs between
+        // fork and exec.
+        unsafe {
+            self.command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        self
+    }
+
     /// Sets how long `run` waits before killing the command.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -595,3 +595,49 @@ fn a_second_sigterm_forces_a_job_whose_cleanup_hangs() {
     );
     assert_eq!(status.code(), Some(1));
 }
+
+/// A job whose log fills the disk ends Incomplete with the reason, its log whole lines up to
+/// there, and the board powered off: never Complete on a log with a hole in it.
+#[test]
+fn a_job_whose_log_cannot_be_written_ends_incomplete_and_says_why() {
+    let lab = Lab::new("");
+    let job = lab.job(
+        &[
+            "for i in $(seq 1 3000); do echo \"line $i of a chatty test that fills the disk\"; done",
+            "lava-test-case after --result pass",
+        ],
+        60,
+    );
+    let out = lab.dir.path().join("out");
+    let output = Basalt::new(["run", "--quiet", "--device"])
+        .arg(lab.dir.path().join("sim-01.jinja2"))
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--tftp-root")
+        .arg(lab.dir.mkdir("tftp"))
+        .arg(&job)
+        .max_file_size(64 * 1024)
+        .timeout(Duration::from_secs(120))
+        .run();
+    assert_eq!(output.status.code(), Some(10), "{output}");
+    assert!(
+        output
+            .stdout
+            .starts_with("Incomplete InfrastructureError: the job log"),
+        "{output}"
+    );
+    assert!(output.stdout.contains("cannot be written"), "{output}");
+    let text = std::fs::read_to_string(out.join("output.yaml")).unwrap();
+    assert!(text.len() <= 64 * 1024 && text.ends_with('\n'));
+    let entries = log_entries(&out);
+    assert!(
+        !entries.iter().any(|e| e["msg"] == "Job finished: Complete"),
+        "the log must not claim completion"
+    );
+    let result =
+        basalt::yaml11::from_str(&std::fs::read_to_string(out.join("result.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(result["status"], "Incomplete", "{result}");
+    assert_eq!(result["error_type"], "InfrastructureError", "{result}");
+    assert!(lab.power_log().ends_with("off\n"), "{}", lab.power_log());
+}

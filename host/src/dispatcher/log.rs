@@ -1,8 +1,13 @@
 //! The job log: LAVA-format lines in `output.yaml`, written as they happen.
+//!
+//! A line that cannot be written (a full disk) is not skipped: the file is cut back to its
+//! last whole line, nothing more is written, and the job is stopped through its cancel flag
+//! so that it ends Incomplete with the reason ([`JobLogger::failure`]) rather than Complete
+//! on a log with a hole in it.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -19,22 +24,54 @@ pub struct JobLogger {
 }
 
 struct Inner {
-    out: Mutex<BufWriter<File>>,
+    out: Mutex<Output>,
     echo: bool,
     secrets: Vec<String>,
+    path: PathBuf,
+}
+
+/// The file and how much of it is whole lines.
+struct Output {
+    file: File,
+    whole: u64,
+    /// Why the log stopped, once a line could not be written.
+    failure: Option<String>,
+    /// Set when the log fails, to stop the job.
+    stop: Option<super::Cancel>,
 }
 
 impl JobLogger {
     /// Creates `output.yaml` in `dir`.
     pub fn create(dir: &Path, echo: bool, secrets: Vec<String>) -> std::io::Result<Self> {
-        let file = File::create(dir.join("output.yaml"))?;
+        let path = dir.join("output.yaml");
+        let file = File::create(&path)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                out: Mutex::new(BufWriter::new(file)),
+                out: Mutex::new(Output {
+                    file,
+                    whole: 0,
+                    failure: None,
+                    stop: None,
+                }),
                 echo,
                 secrets,
+                path,
             }),
         })
+    }
+
+    /// Stops the job through `cancel` if a line cannot be written.
+    pub fn stop_job_on_failure(&self, cancel: super::Cancel) {
+        self.lock().stop = Some(cancel);
+    }
+
+    /// Why the log stopped being written, if it did: the job cannot end Complete.
+    pub fn failure(&self) -> Option<String> {
+        self.lock().failure.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Output> {
+        self.inner.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn mask(&self, message: &str) -> String {
@@ -46,10 +83,30 @@ impl JobLogger {
     }
 
     fn write_line(&self, line: &str) {
-        if let Ok(mut out) = self.inner.out.lock() {
-            // The log must never fail the job; a full disk shows up elsewhere.
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+        {
+            let mut out = self.lock();
+            if out.failure.is_none() {
+                let mut bytes = Vec::with_capacity(line.len() + 1);
+                bytes.extend_from_slice(line.as_bytes());
+                bytes.push(b'\n');
+                match out.file.write_all(&bytes) {
+                    Ok(()) => out.whole += bytes.len() as u64,
+                    Err(e) => {
+                        // Whatever part of the line got out is cut off: the log stays whole
+                        // lines, valid YAML, up to here.
+                        let whole = out.whole;
+                        let _ = out.file.set_len(whole);
+                        out.failure = Some(format!(
+                            "the job log {} cannot be written ({e}); it stops after {whole} \
+                             bytes",
+                            self.inner.path.display()
+                        ));
+                        if let Some(stop) = &out.stop {
+                            stop.set();
+                        }
+                    }
+                }
+            }
         }
         if self.inner.echo {
             eprintln!("{line}");

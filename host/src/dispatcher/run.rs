@@ -141,6 +141,7 @@ struct Job<'a> {
 pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
     std::fs::create_dir_all(&request.output_dir)?;
     let log = JobLogger::create(&request.output_dir, request.echo_log, request.job.secrets())?;
+    log.stop_job_on_failure(request.cancel.clone());
     std::fs::write(request.output_dir.join("job.yaml"), &request.job_text)?;
     std::fs::write(
         request.output_dir.join("device.yaml"),
@@ -162,7 +163,15 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
         power_state: None,
         job_deadline: Instant::now(),
     };
-    let outcome = job.run();
+    let mut outcome = job.run();
+    if let Some(reason) = job.log.failure() {
+        // Stopped (through the cancel flag) or not, a job with a hole in its log is not
+        // Complete, and was not canceled by anyone.
+        outcome = JobOutcome {
+            status: JobStatus::Incomplete,
+            failure: Some(Failure::new(FailureClass::Infrastructure, reason)),
+        };
+    }
     job.finish(&outcome)?;
     Ok(outcome)
 }
