@@ -214,6 +214,11 @@ impl Cluster {
 
     /// Starts the master and waits until its API answers.
     pub fn start_master(&mut self) -> Daemon {
+        self.start_master_with(&[])
+    }
+
+    /// The master's arguments, with `extra` at the end.
+    fn master_args(&self, extra: &[&str]) -> Vec<String> {
         let args: Vec<String> = [
             "master",
             "--data-dir",
@@ -246,6 +251,21 @@ impl Cluster {
                 self.slaves_certs().display().to_string(),
             ]);
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// Runs `basalt master` with `extra` arguments until it exits (one that must refuse to
+    /// start), for at most 20 s.
+    pub fn run_master_to_exit(&self, extra: &[&str]) -> Output {
+        Basalt::new(self.master_args(extra))
+            .timeout(Duration::from_secs(20))
+            .run()
+    }
+
+    /// Starts the master with `extra` arguments (`--init`) and waits until its API answers.
+    pub fn start_master_with(&mut self, extra: &[&str]) -> Daemon {
+        let args = self.master_args(extra);
         let daemon = self.spawn("master", &args);
         let address = format!("127.0.0.1:{}", self.http_port);
         wait_for("the master's HTTP API", Duration::from_secs(20), || {

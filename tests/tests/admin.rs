@@ -278,3 +278,48 @@ fn a_burst_of_clients_is_served_in_turn() {
     });
     assert_eq!(answered, 200, "every client of the burst got its answer");
 }
+
+/// A master started over a data directory whose database was lost refuses, saying what to
+/// do; `--init` starts a new one whose job ids continue after the logs already there.
+#[test]
+fn a_lost_database_is_never_silently_replaced_and_job_ids_skip_old_logs() {
+    let mut cluster = Cluster::new();
+    let master = cluster.start_master();
+    cluster.register_board();
+    let slave = cluster.start_slave();
+    let id = cluster.submit(&cluster.job("before", &["lava-test-case one --result pass"]));
+    assert_eq!(id, 1);
+    cluster.wait_state(id, "finished", std::time::Duration::from_secs(90));
+    slave.stop();
+    master.stop();
+    let old_log = std::fs::read(cluster.data_dir().join("jobs/1/output.yaml")).unwrap();
+    assert!(!old_log.is_empty());
+
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(cluster.data_dir().join(format!("basalt.db{suffix}")));
+    }
+    let refused = cluster.run_master_to_exit(&[]);
+    assert!(!refused.status.success(), "{refused}");
+    assert!(refused.stderr.contains("basalt.db is missing"), "{refused}");
+    assert!(refused.stderr.contains("--init"), "{refused}");
+    std::fs::write(cluster.data_dir().join("basalt.db"), b"").unwrap();
+    let refused = cluster.run_master_to_exit(&[]);
+    assert!(refused.stderr.contains("basalt.db is empty"), "{refused}");
+    assert_eq!(
+        std::fs::metadata(cluster.data_dir().join("basalt.db"))
+            .unwrap()
+            .len(),
+        0,
+        "a refused start writes nothing"
+    );
+
+    let _master = cluster.start_master_with(&["--init"]);
+    cluster.register_board();
+    let next = cluster.submit(&cluster.job("after", &["true"]));
+    assert_eq!(next, 2, "the new database skips the id whose log is there");
+    assert_eq!(
+        std::fs::read(cluster.data_dir().join("jobs/1/output.yaml")).unwrap(),
+        old_log,
+        "job 1's log is untouched"
+    );
+}

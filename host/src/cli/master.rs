@@ -56,6 +56,11 @@ pub struct MasterArgs {
     /// creating a worker at their HELLO.
     #[arg(long)]
     pub no_register_workers: bool,
+    /// Start a new, empty database in a data directory that has a master's data (job logs,
+    /// the admin token) but no usable `basalt.db`; without it the master refuses to start
+    /// there, rather than silently forget every job, worker and device.
+    #[arg(long)]
+    pub init: bool,
     /// Device-type template directories.
     #[command(flatten)]
     pub device_types: DeviceTypeDirs,
@@ -101,6 +106,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     if args.no_register_workers {
         config.register_workers = false;
     }
+    config.init = args.init;
     config
         .resolve_paths()
         .context("cannot resolve the master's paths against the current directory")?;

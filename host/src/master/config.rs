@@ -37,6 +37,10 @@ pub struct MasterConfig {
     /// Workers that a HELLO created and that never got a device are forgotten after being
     /// offline this long.
     pub forget_unused_workers_after_secs: u64,
+    /// Whether a missing or empty database may be created in a data directory that already
+    /// holds a master's data (`--init`; never from a configuration file).
+    #[serde(skip)]
+    pub init: bool,
 }
 
 /// How often things are repeated and how long silence is tolerated.
@@ -88,6 +92,7 @@ impl Default for MasterConfig {
             slaves_certs: PathBuf::from("/etc/basalt/certificates.d"),
             register_workers: true,
             forget_unused_workers_after_secs: 24 * 3600,
+            init: false,
         }
     }
 }

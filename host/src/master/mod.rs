@@ -9,6 +9,7 @@
 
 pub mod config;
 mod control;
+pub mod data_dir;
 pub mod health;
 pub mod http;
 pub mod joblogs;
@@ -100,17 +101,20 @@ fn master_curve(config: &MasterConfig) -> anyhow::Result<Option<MasterCurve>> {
 pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<()> {
     let files = raise_open_file_limit();
     tracing::debug!("open-file limit {files}");
-    for dir in [
-        config.data_dir.clone(),
-        config.jobs_dir(),
-        template_dirs[0].clone(),
-    ] {
+    data_dir::check_database(&config)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    // The database first: a master killed right after this starts again without --init.
+    let store = Store::open(&config.database())
+        .with_context(|| format!("cannot open the database {}", config.database().display()))?;
+    store
+        .keep_job_ids_above(data_dir::highest_logged_job(&config.jobs_dir()))
+        .context("cannot set the next job id past the job logs already there")?;
+    for dir in [config.jobs_dir(), template_dirs[0].clone()] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let token = admin_token(&config.token_file())?;
-    let store = Store::open(&config.database())
-        .with_context(|| format!("cannot open the database {}", config.database().display()))?;
     store.mark_all_workers_offline()?;
     let curve = master_curve(&config)?;
     let sockets = MasterSockets::bind_with(

@@ -100,6 +100,23 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<Job> {
 }
 
 impl Store {
+    /// Makes the next job id greater than `id` (a log directory that already exists), so a
+    /// new database never hands out an id whose log is there.
+    pub fn keep_job_ids_above(&self, id: u64) -> Result<(), StoreError> {
+        let id = i64::try_from(id).unwrap_or(i64::MAX);
+        let updated = self.conn.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'jobs'",
+            [id],
+        )?;
+        if updated == 0 && id > 0 {
+            self.conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?1)",
+                [id],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Queues a job; returns its id.
     pub fn submit(&self, job: &NewJob) -> Result<u64, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
