@@ -79,8 +79,8 @@ fn parse(text: &str, positions: Option<&mut Positions>) -> Result<Value, YamlErr
 }
 
 enum Frame {
-    /// Items, anchor, JSON pointer.
-    Sequence(Vec<Value>, Option<String>, String),
+    /// Items, anchor, JSON pointer, whether it is a Python `OrderedDict` (its tag).
+    Sequence(Vec<Value>, Option<String>, String, bool),
     /// Entries, pending key, anchor, JSON pointer.
     Mapping(Map<String, Value>, Option<String>, Option<String>, String),
 }
@@ -117,7 +117,9 @@ impl Builder<'_> {
     fn next_pointer(&self) -> Option<String> {
         match self.stack.last() {
             None => Some(String::new()),
-            Some(Frame::Sequence(items, _, pointer)) => Some(format!("{pointer}/{}", items.len())),
+            Some(Frame::Sequence(items, _, pointer, _)) => {
+                Some(format!("{pointer}/{}", items.len()))
+            }
             Some(Frame::Mapping(_, Some(key), _, pointer)) => {
                 Some(format!("{pointer}/{}", pointer_token(key)))
             }
@@ -142,7 +144,7 @@ impl Builder<'_> {
         }
         match self.stack.last_mut() {
             None => self.document = Some(value),
-            Some(Frame::Sequence(items, _, _)) => items.push(value),
+            Some(Frame::Sequence(items, _, _, _)) => items.push(value),
             Some(Frame::Mapping(map, key, _, _)) => match key.take() {
                 None => match key_string(&value) {
                     Some(k) => *key = Some(k),
@@ -175,10 +177,11 @@ impl Builder<'_> {
                 let value = scalar(value, style, tag.as_deref());
                 self.push(value, anchor, mark)
             }
-            EventData::SequenceStart { anchor, .. } => {
+            EventData::SequenceStart { anchor, tag, .. } => {
                 let pointer = self.start_node(mark);
+                let ordered_dict = tag.as_deref() == Some(ORDERED_DICT_TAG);
                 self.stack
-                    .push(Frame::Sequence(Vec::new(), anchor, pointer));
+                    .push(Frame::Sequence(Vec::new(), anchor, pointer, ordered_dict));
                 Ok(())
             }
             EventData::MappingStart { anchor, .. } => {
@@ -189,7 +192,8 @@ impl Builder<'_> {
             }
             EventData::SequenceEnd | EventData::MappingEnd => {
                 let (value, anchor) = match self.stack.pop() {
-                    Some(Frame::Sequence(items, anchor, _)) => (Value::Array(items), anchor),
+                    Some(Frame::Sequence(items, anchor, _, true)) => (ordered_dict(items), anchor),
+                    Some(Frame::Sequence(items, anchor, _, false)) => (Value::Array(items), anchor),
                     Some(Frame::Mapping(map, _, anchor, _)) => (Value::Object(map), anchor),
                     None => return Ok(()),
                 };
@@ -219,6 +223,33 @@ impl Builder<'_> {
             _ => Ok(()),
         }
     }
+}
+
+/// How PyYAML's full dumper (LAVA 2019's lava-run, for result details) writes an
+/// `OrderedDict`: this tag on a sequence holding one argument, the list of `[key, value]`.
+const ORDERED_DICT_TAG: &str = "tag:yaml.org,2002:python/object/apply:collections.OrderedDict";
+
+/// The mapping an `OrderedDict`'s constructor arguments describe, in their order; anything
+/// else is kept as the sequence it is.
+fn ordered_dict(items: Vec<Value>) -> Value {
+    let pairs = match items.as_slice() {
+        [Value::Array(pairs)] => pairs,
+        [] => return Value::Object(Map::new()),
+        _ => return Value::Array(items),
+    };
+    let mut map = Map::new();
+    for pair in pairs {
+        match pair.as_array().map(Vec::as_slice) {
+            Some([key, value]) => match key_string(key) {
+                Some(key) => {
+                    map.insert(key, value.clone());
+                }
+                None => return Value::Array(items),
+            },
+            _ => return Value::Array(items),
+        }
+    }
+    Value::Object(map)
 }
 
 /// PyYAML's merge key: copy keys the mapping does not have yet.
@@ -404,6 +435,22 @@ mod tests {
             serde_json::to_string(&doc).unwrap(),
             r#"{"console":"ttyS0","!int:115200":null,"z":1,"a":2}"#
         );
+    }
+
+    #[test]
+    fn a_python_ordered_dict_is_a_mapping_in_its_order() {
+        // As PyYAML's yaml.dump writes OrderedDict([('case', 'boot'), ('result', 'pass')]).
+        let text = "msg: !!python/object/apply:collections.OrderedDict\n- - [case, boot]\n  - [result, pass]\n  - [extra, !!python/object/apply:collections.OrderedDict [[[a, 1]]]]\n";
+        let value = from_str(text).unwrap();
+        assert_eq!(
+            value["msg"],
+            serde_json::json!({"case": "boot", "result": "pass", "extra": {"a": 1}})
+        );
+        let keys: Vec<&String> = value["msg"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["case", "result", "extra"]);
+        // Not the shape an OrderedDict has: kept as written.
+        let odd = from_str("!!python/object/apply:collections.OrderedDict [1, 2]").unwrap();
+        assert_eq!(odd, serde_json::json!([1, 2]));
     }
 
     #[test]

@@ -413,6 +413,28 @@ mod tests {
     }
 
     #[test]
+    fn results_a_2019_lava_run_wrote_as_ordered_dicts_are_mappings() {
+        let (_dir, store, mut logs, id) = setup();
+        // LAVA 2019's lava-run dumps result details with PyYAML's full dumper.
+        let line = "- {\"dt\": \"2019-12-01T10:00:00\", \"lvl\": \"results\", \"msg\": \
+                    !!python/object/apply:collections.OrderedDict [[[\"case\", \"boot\"], \
+                    [\"definition\", \"lava\"], [\"result\", \"pass\"], [\"extra\", \
+                    !!python/object/apply:collections.OrderedDict [[[\"label\", \"kernel\"], \
+                    [\"dtb\", \"am335x\"]]]]]]}\n";
+        logs.append_at_end(&store, id, line.as_bytes()).unwrap();
+        let results = store.results(id).unwrap();
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert_eq!(
+            (results[0].suite.as_str(), results[0].name.as_str()),
+            ("lava", "boot")
+        );
+        assert_eq!(
+            results[0].data["extra"],
+            serde_json::json!({"label": "kernel", "dtb": "am335x"})
+        );
+    }
+
+    #[test]
     fn a_torn_last_line_waits_for_the_rest() {
         let (_dir, store, mut logs, id) = setup();
         let stored = logs
