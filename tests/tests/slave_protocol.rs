@@ -216,3 +216,95 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
     });
     assert!(stderr.contains("device.yaml"), "END's stderr: {stderr:?}");
 }
+
+/// The stand-in master's side of a job: answers HELLO, PING and END, keeps every log line,
+/// until `done` says so or 90 s pass.
+fn serve_lava(master: &MasterSockets, inbox: &mut Inbox, mut done: impl FnMut(&Inbox) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline && !done(inbox) {
+        inbox.poll(master);
+        while let Some((peer, message)) = inbox.control.pop_front() {
+            let answer = match message {
+                ControlMessage::Hello { .. } => ControlMessage::HelloOk { features: vec![] },
+                ControlMessage::Ping => ControlMessage::Pong { interval: 1 },
+                ControlMessage::End { job, .. } => ControlMessage::EndOk { job },
+                _ => continue,
+            };
+            master.send(&peer, &answer);
+        }
+    }
+    assert!(done(inbox), "the job's log never completed");
+}
+
+/// A slave restarted during a job for a LAVA master (which acknowledges no log line) resumes
+/// pushing after what the old one pushed: no line reaches the master twice.
+#[test]
+fn a_restarted_slave_pushes_no_line_twice_to_a_lava_master() {
+    let mut cluster = Cluster::new();
+    let (control, log) = cluster.ports();
+    let master = MasterSockets::bind(
+        &format!("tcp://127.0.0.1:{control}"),
+        &format!("tcp://127.0.0.1:{log}"),
+    )
+    .unwrap();
+    let slave = cluster.start_slave();
+    let mut inbox = Inbox::default();
+    expect(&master, &mut inbox, "HELLO", |_, message| {
+        matches!(message, ControlMessage::Hello { .. }).then_some(())
+    });
+    master.send("w1", &ControlMessage::HelloOk { features: vec![] });
+    let job = cluster.job(
+        "numbered",
+        &[
+            "for i in $(seq 1 20); do echo numbered-$i; sleep 0.2; done",
+            "lava-test-case after --result pass",
+        ],
+    );
+    let device = Basalt::new([
+        "devices",
+        "render",
+        &cluster.board_dictionary().display().to_string(),
+    ])
+    .run()
+    .success()
+    .stdout;
+    master.send(
+        "w1",
+        &ControlMessage::Start {
+            job: 9,
+            files: JobFiles {
+                job: std::fs::read_to_string(&job).unwrap(),
+                device,
+                ..Default::default()
+            },
+        },
+    );
+    let has = |inbox: &Inbox, needle: &str| {
+        inbox
+            .logs
+            .iter()
+            .any(|(_, l)| String::from_utf8_lossy(l).contains(needle))
+    };
+    serve_lava(&master, &mut inbox, |inbox| has(inbox, "numbered-5"));
+    slave.kill();
+    let _slave = cluster.start_slave();
+    serve_lava(&master, &mut inbox, |inbox| has(inbox, "Job finished"));
+    let lines: Vec<String> = inbox
+        .logs
+        .iter()
+        .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    let unique: std::collections::HashSet<&String> = lines.iter().collect();
+    assert_eq!(
+        unique.len(),
+        lines.len(),
+        "a line was pushed twice: {lines:#?}"
+    );
+    for i in 1..=20 {
+        let echoed = format!("\"numbered-{i}\"");
+        assert!(
+            lines.iter().any(|l| l.contains(&echoed)),
+            "numbered-{i} is missing"
+        );
+    }
+}

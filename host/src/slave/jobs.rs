@@ -131,6 +131,22 @@ impl SlaveJob {
         self.record.cancel_at.map_or(0.0, |at| epoch_secs() - at)
     }
 
+    /// How many bytes of the log were pushed to a LAVA master (0 if none recorded).
+    pub fn pushed(&self) -> u64 {
+        std::fs::read_to_string(self.dir.join("pushed"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Records how many bytes of the log were pushed (replaced atomically; not synced, as a
+    /// power loss only repeats a few lines).
+    pub fn save_pushed(&self, bytes: u64) -> std::io::Result<()> {
+        let tmp = self.dir.join("pushed.tmp");
+        std::fs::write(&tmp, format!("{bytes}\n"))?;
+        std::fs::rename(&tmp, self.dir.join("pushed"))
+    }
+
     /// Ends whatever of the job is still running once its job process has gone (killed,
     /// crashed, or forced out before its own clean-up): see [`crate::job_processes`].
     pub fn end_leftovers(&self) -> Vec<crate::job_processes::Ended> {

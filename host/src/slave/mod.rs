@@ -46,6 +46,9 @@ struct Shipping {
     acked: Option<u64>,
     /// Bytes sent (acknowledged or not).
     sent: u64,
+    /// Bytes of the log pushed to a LAVA master's log socket, which acknowledges nothing:
+    /// kept in the job's directory, so a restarted slave resumes after them.
+    pushed: u64,
     /// When the last LOGS went out / the last progress was acknowledged.
     last_send: Option<Instant>,
     last_progress: Option<Instant>,
@@ -111,7 +114,16 @@ impl Slave {
             curve,
             pusher: None,
             basalt,
-            shipping: jobs.keys().map(|&id| (id, Shipping::default())).collect(),
+            shipping: jobs
+                .iter()
+                .map(|(&id, job)| {
+                    let shipping = Shipping {
+                        pushed: job.pushed(),
+                        ..Shipping::default()
+                    };
+                    (id, shipping)
+                })
+                .collect(),
             jobs,
             acked_logs: false,
             ping_interval: Duration::from_secs(5),
@@ -527,28 +539,38 @@ impl Slave {
         ) else {
             return true;
         };
-        loop {
-            let (end, data) = match Self::whole_log_len(job, shipping.sent) {
+        let before = shipping.pushed;
+        let complete = loop {
+            let (end, data) = match Self::whole_log_len(job, shipping.pushed) {
                 Ok(read) => read,
-                Err(_) => return false,
+                Err(_) => break false,
             };
             if data.is_empty() {
-                return true;
+                break true;
             }
-            let start = shipping.sent;
-            let mut at = start;
+            let mut at = shipping.pushed;
+            let mut stopped = false;
             for line in data.split_inclusive(|&b| b == b'\n') {
                 let text = line.strip_suffix(b"\n").unwrap_or(line);
                 let text = text.strip_prefix(b"- ").unwrap_or(text);
                 if !text.is_empty() && !pusher.push(id, text) {
                     // Resume at this line next time: nothing is pushed twice.
-                    shipping.sent = at;
-                    return false;
+                    stopped = true;
+                    break;
                 }
                 at += line.len() as u64;
             }
-            shipping.sent = end;
+            shipping.pushed = if stopped { at } else { end };
+            if stopped {
+                break false;
+            }
+        };
+        if shipping.pushed != before {
+            if let Err(e) = job.save_pushed(shipping.pushed) {
+                warn!("job {id}: cannot record how much of its log was pushed: {e}");
+            }
         }
+        complete
     }
 
     fn send_end(&mut self, id: u64) {

@@ -515,7 +515,12 @@ impl LogPusher {
         if let Some(curve) = curve {
             with_endpoint(curve.apply(&socket), "cannot configure CURVE for", endpoint)?;
         }
-        with_endpoint(socket.set_linger(0), "cannot configure", endpoint)?;
+        // Lines are queued only on a live connection (IMMEDIATE): while the master is away a
+        // push fails and the line stays in the job's log file, the durable spool, instead
+        // of in memory that a killed slave loses after counting it pushed. A clean stop
+        // still delivers what is queued (linger).
+        with_endpoint(socket.set_immediate(true), "cannot configure", endpoint)?;
+        with_endpoint(socket.set_linger(2000), "cannot configure", endpoint)?;
         with_endpoint(
             socket.connect(endpoint),
             "cannot connect the log socket to",
