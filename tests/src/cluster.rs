@@ -51,6 +51,24 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory (VmRSS) in bytes, from /proc.
+    pub fn rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// SIGKILL, as a crash or `kill -9` would.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -471,6 +489,17 @@ actions:
         let record = std::fs::read(self.state_dir().join(format!("jobs/{id}/record.json"))).ok()?;
         let record: Value = serde_json::from_slice(&record).ok()?;
         record["pid"].as_i64().map(|p| p as i32)
+    }
+
+    /// Whether the simulated board's console is in use (a probe of the lock the simulator
+    /// holds, free as soon as the holder has exited, reaped or not).
+    pub fn console_held(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let Ok(file) = std::fs::File::open(self.dir.path().join("board/console.lock")) else {
+            return false;
+        };
+        // SAFETY: flock on a file this function owns; the lock goes with the file.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
     }
 
     /// Whether the job process on the slave has ended (its outcome file is written).

@@ -165,17 +165,6 @@ fn slave_tag(cluster: &Cluster, id: u64) -> String {
         .to_owned()
 }
 
-/// The job's console is in use: the simulated board holds its line (a probe of its lock,
-/// which is free as soon as the holder has exited, reaped or not).
-fn console_held(cluster: &Cluster) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(file) = std::fs::File::open(board(cluster).join("console.lock")) else {
-        return false;
-    };
-    // SAFETY: flock on a file this function owns; the lock goes with the file.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
-}
-
 fn submit_next_and_complete(cluster: &Cluster) {
     let next = cluster.submit(&cluster.job("next", &["lava-test-case next --result pass"]));
     let record = cluster.wait_state(next, "finished", LONG);
@@ -194,13 +183,13 @@ fn kill_9_of_the_job_process_leaves_nothing_of_the_job() {
     let id = cluster.submit(&slow_job(&cluster));
     wait_mid_test(&cluster, id);
     let tag = slave_tag(&cluster, id);
-    assert!(console_held(&cluster));
+    assert!(cluster.console_held());
     let pid = cluster.job_pid(id).expect("the job's pid");
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     let record = cluster.wait_state(id, "finished", LONG);
     assert_ne!(record["health"], "complete", "{record}");
     assert_nothing_left(&tag);
-    assert!(!console_held(&cluster), "the console connection was ended");
+    assert!(!cluster.console_held(), "the console connection was ended");
     let slave_log = std::fs::read_to_string(cluster.dir.path().join("slave-2.log"))
         .expect("the slave's log (the master is start 1, the slave start 2)");
     assert!(

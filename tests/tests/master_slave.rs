@@ -371,3 +371,72 @@ fn start_carries_the_device_rendered_with_its_name_and_type() {
         "the CLI's rendering and START's differ"
     );
 }
+
+/// While the master is away the slave's memory stays flat however much log waits, and it
+/// still watches its jobs: a job process that dies then is noticed and what it left (its
+/// console) is ended at once; when the master returns the job's whole log arrives once.
+#[test]
+fn while_the_master_is_away_the_slave_stays_small_and_still_watches_its_jobs() {
+    let mut cluster = Cluster::new();
+    let master = cluster.start_master();
+    cluster.register_board();
+    let slave = cluster.start_slave();
+    let job = cluster.job(
+        "chatty",
+        &[
+            "lava-test-case before --result pass",
+            "seq 1 20000 | sed 's/^/a chatty line of console output number /'",
+            "sleep 120",
+        ],
+    );
+    let id = cluster.submit(&job);
+    cluster.wait_state(id, "running", LONG);
+    master.kill();
+    wait_for("the chatty output in the job's log", LONG, || {
+        cluster
+            .slave_log(id)
+            .contains("output number 20000")
+            .then_some(())
+    });
+    let mut samples = vec![slave.rss()];
+    let sample_for = |samples: &mut Vec<u64>, seconds: u64| {
+        let until = std::time::Instant::now() + Duration::from_secs(seconds);
+        while std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(250));
+            samples.push(slave.rss());
+        }
+    };
+    sample_for(&mut samples, 8);
+    assert!(cluster.console_held());
+    let pid = cluster.job_pid(id).expect("the job's pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for(
+        "the slave to end the dead job's console",
+        Duration::from_secs(15),
+        || (!cluster.console_held()).then_some(()),
+    );
+    sample_for(&mut samples, 4);
+    let (low, high) = (
+        samples
+            .iter()
+            .copied()
+            .filter(|&s| s > 0)
+            .min()
+            .unwrap_or(0),
+        samples.iter().copied().max().unwrap_or(0),
+    );
+    assert!(
+        high - low < 16 << 20,
+        "the slave grew from {} to {} MiB while the master was away",
+        low >> 20,
+        high >> 20
+    );
+    let _master = cluster.start_master();
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "incomplete", "{record}");
+    assert_eq!(cluster.master_log(id), cluster.slave_log(id));
+}

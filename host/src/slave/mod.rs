@@ -187,6 +187,9 @@ impl Slave {
                     Err(e) => warn!("dropping an invalid message from the master: {e}"),
                 }
             }
+            // Jobs go on without a master: their ends are noticed and cancels enforced;
+            // their logs wait in their files until a master takes them.
+            self.watch_processes();
             if last.elapsed() >= self.config.timing.hello_retry() {
                 last = Instant::now();
                 self.socket.send(&ControlMessage::HelloRetry {
@@ -387,13 +390,12 @@ impl Slave {
         }
     }
 
-    /// Watches job processes, enforces cancel deadlines, ships logs, sends END.
-    fn check_jobs(&mut self) {
-        let ids: Vec<u64> = self.jobs.keys().copied().collect();
-        for id in ids {
-            let Some(job) = self.jobs.get_mut(&id) else {
-                continue;
-            };
+    /// Notices job processes that ended (and ends what they left running) and kills those
+    /// that outlived their cancel grace. Needs no master: it also runs while the slave waits
+    /// for one.
+    fn watch_processes(&mut self) {
+        let grace = self.config.timing.cancel_grace().as_secs_f64();
+        for (&id, job) in self.jobs.iter_mut() {
             if matches!(
                 job.record.state,
                 SlaveJobState::Running | SlaveJobState::Canceling
@@ -409,12 +411,21 @@ impl Slave {
                     warn!("job {id}: cannot save its record: {e}");
                 }
             }
-            if job.record.state == SlaveJobState::Canceling
-                && job.canceling_for() > self.config.timing.cancel_grace().as_secs_f64()
-            {
+            if job.record.state == SlaveJobState::Canceling && job.canceling_for() > grace {
                 warn!("job {id} did not stop after SIGTERM: killing it");
                 job.signal(Signal::SIGKILL);
             }
+        }
+    }
+
+    /// Watches job processes, enforces cancel deadlines, ships logs, sends END.
+    fn check_jobs(&mut self) {
+        self.watch_processes();
+        let ids: Vec<u64> = self.jobs.keys().copied().collect();
+        for id in ids {
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
             let finished = job.record.state == SlaveJobState::Finished;
             let complete = if self.acked_logs {
                 self.ship_acked(id)
@@ -476,6 +487,7 @@ impl Slave {
     /// Sends the next pieces of a job's log; true when the master holds all of it.
     fn ship_acked(&mut self, id: u64) -> bool {
         let retry = self.config.timing.logs_retry();
+        let last_heard = self.last_heard;
         let (Some(job), Some(shipping)) = (self.jobs.get(&id), self.shipping.get_mut(&id)) else {
             return false;
         };
@@ -491,13 +503,16 @@ impl Slave {
             }
             return false;
         };
-        // Nothing acknowledged for a while: the master lost what was in flight (it
-        // restarted, or the queue dropped it); go back to what it confirmed.
+        // Nothing acknowledged for a while although the master spoke since: it lost what
+        // was in flight (it restarted, or the queue dropped it); go back to what it
+        // confirmed. A master that has said nothing since gets nothing more: what is in
+        // flight waits in the socket, and the rest in the log file, not in memory.
         if shipping.sent > acked
             && shipping
                 .last_progress
                 .or(shipping.last_send)
                 .is_some_and(|at| at.elapsed() >= retry)
+            && shipping.last_send.is_none_or(|at| last_heard > at)
         {
             debug!("job {id}: resending its log from byte {acked}");
             shipping.sent = acked;
