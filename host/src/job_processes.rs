@@ -84,7 +84,7 @@ pub fn become_subreaper() -> nix::Result<()> {
 }
 
 /// The tag in `/proc/PID/environ`, if the process has one (zombies have no environment).
-fn tag_of(pid: i32) -> Option<String> {
+pub fn tag_of(pid: i32) -> Option<String> {
     let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     let prefix = format!("{TAG_VAR}=");
     environ

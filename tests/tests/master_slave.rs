@@ -440,3 +440,77 @@ fn while_the_master_is_away_the_slave_stays_small_and_still_watches_its_jobs() {
     assert_eq!(record["health"], "incomplete", "{record}");
     assert_eq!(cluster.master_log(id), cluster.slave_log(id));
 }
+
+/// A slave that finds a job's record unreadable after a restart keeps the job (the record
+/// rebuilt from the directory and the running process, the bad file kept aside), and the
+/// job completes with its whole log.
+#[test]
+fn a_corrupt_job_record_is_rebuilt_and_its_job_completes() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let slave = cluster.start_slave();
+    let id = cluster.submit(&slow_job(&cluster));
+    wait_mid_test(&cluster, id);
+    slave.kill();
+    let record = cluster.state_dir().join(format!("jobs/{id}/record.json"));
+    std::fs::write(&record, b"{\"id\": 1, \"state\": \"runn").unwrap();
+    let _slave = cluster.start_slave();
+    let finished = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(finished["health"], "complete", "{finished}");
+    assert_log_delivered_once(&cluster, id);
+    assert_slow_job_results(&cluster, id);
+    let kept = ["jobs", "finished"].iter().any(|dir| {
+        std::fs::read_dir(cluster.state_dir().join(format!("{dir}/{id}")))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("record.json.corrupt-")
+            })
+    });
+    assert!(kept, "the unreadable record is kept for the admin");
+}
+
+/// A running job that nobody will ever report (its slave and job process are gone) is
+/// ended by the master once it outlives its own job timeout by the grace, and its device
+/// takes jobs again.
+#[test]
+fn a_job_outliving_its_timeout_unreported_is_ended_by_the_master() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master_with(&["--overdue-grace", "2"]);
+    cluster.register_board();
+    let slave = cluster.start_slave();
+    let job = cluster.job(
+        "stranded",
+        &["lava-test-case before --result pass", "sleep 120"],
+    );
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("job: {minutes: 4}", "job: {seconds: 15}");
+    std::fs::write(&job, text).unwrap();
+    let id = cluster.submit(&job);
+    cluster.wait_state(id, "running", LONG);
+    wait_for("the job's process", LONG, || cluster.job_pid(id));
+    slave.kill();
+    let pid = cluster.job_pid(id).unwrap();
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let record = cluster.wait_state(id, "finished", Duration::from_secs(60));
+    assert_eq!(record["health"], "incomplete", "{record}");
+    let comment = record["failure_comment"].as_str().unwrap_or_default();
+    assert!(
+        comment.contains("outlived its timeout (15s)"),
+        "the failure says why: {record}"
+    );
+    let device = cluster
+        .cli(&["devices", "show", "sim-01", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(device["state"], "idle", "{device}");
+}

@@ -40,6 +40,10 @@ pub struct MasterArgs {
     /// Seconds between re-sends of unanswered START and CANCEL.
     #[arg(long, value_name = "SECONDS")]
     pub resend: Option<f64>,
+    /// Seconds past its own job timeout after which the master ends a running job that its
+    /// slave never reported (default 300).
+    #[arg(long, value_name = "SECONDS")]
+    pub overdue_grace: Option<u64>,
     /// Encrypt and authenticate the control and log sockets with CURVE; only slaves whose
     /// public certificate is in --slaves-certs may connect.
     #[arg(long)]
@@ -92,6 +96,9 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(secs) = args.offline_after {
         config.timing.offline_after_secs = secs;
+    }
+    if let Some(secs) = args.overdue_grace {
+        config.timing.overdue_grace_secs = secs;
     }
     if let Some(secs) = args.resend {
         config.timing.resend_secs = secs;

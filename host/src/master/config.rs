@@ -53,6 +53,9 @@ pub struct Timing {
     pub offline_after_secs: u64,
     /// How often START and CANCEL are re-sent until answered (LAVA: 20 s).
     pub resend_secs: f64,
+    /// How long past its own `timeouts.job` a running job may go unreported before the
+    /// master ends it (its slave lost it, or is gone for good) and frees its device.
+    pub overdue_grace_secs: u64,
 }
 
 impl Default for Timing {
@@ -61,6 +64,7 @@ impl Default for Timing {
             ping_interval_secs: 20,
             offline_after_secs: 60,
             resend_secs: 5.0,
+            overdue_grace_secs: 300,
         }
     }
 }

@@ -30,6 +30,14 @@ const MAX_WAIT: Duration = Duration::from_millis(250);
 const HEALTH_REVIEW: Duration = Duration::from_secs(60);
 /// A refused sender is logged at most this often (a rogue must not flood the log).
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+/// How often running jobs are checked against their own timeouts.
+const OVERDUE_CHECK: Duration = Duration::from_secs(5);
+
+/// A job definition's `timeouts.job`.
+fn job_timeout(definition: &str) -> Option<Duration> {
+    let job = crate::yaml11::from_str(definition).ok()?;
+    crate::job::timeout_of(job.get("timeouts")?.get("job")?)
+}
 
 /// What the master knows of a slave since it started.
 struct Peer {
@@ -55,6 +63,10 @@ pub struct ControlLoop {
     dirty: bool,
     next_resend: Instant,
     next_offline_check: Instant,
+    /// When running jobs are next checked against their own timeouts.
+    next_overdue_check: Instant,
+    /// The `timeouts.job` of each started job, read once.
+    job_timeouts: HashMap<u64, Option<Duration>>,
     /// When to look for health checks that fell due with time (no event announces those).
     next_health_review: Instant,
     /// The next scheduling pass also looks for Good devices whose health check is due.
@@ -105,6 +117,8 @@ impl ControlLoop {
             verified: HashSet::new(),
             refusals: HashMap::new(),
             next_forget: now,
+            next_overdue_check: now,
+            job_timeouts: HashMap::new(),
         }
     }
 
@@ -153,6 +167,50 @@ impl ControlLoop {
         if now >= self.next_forget {
             self.next_forget = now + HEALTH_REVIEW;
             self.forget_unused_workers()?;
+        }
+        if now >= self.next_overdue_check {
+            self.next_overdue_check = now + OVERDUE_CHECK;
+            self.end_overdue_jobs()?;
+        }
+        Ok(())
+    }
+
+    /// Ends running jobs that outlived their own `timeouts.job` by more than the grace:
+    /// their slave lost them (or is gone) and would never report; their devices are freed.
+    fn end_overdue_jobs(&mut self) -> Result<(), StoreError> {
+        let grace = self.config.timing.overdue_grace_secs;
+        let now = crate::store::now_ms();
+        let started_jobs = self.store.started_jobs()?;
+        // Each definition is read once, not at every check.
+        self.job_timeouts
+            .retain(|id, _| started_jobs.iter().any(|j| j.id == *id));
+        for job in started_jobs {
+            let timeout = *self
+                .job_timeouts
+                .entry(job.id)
+                .or_insert_with(|| job_timeout(&job.definition));
+            let (Some(started), Some(timeout)) = (job.start_time, timeout) else {
+                continue;
+            };
+            let deadline = started
+                .saturating_add(timeout.as_millis().min(i64::MAX as u128) as i64)
+                .saturating_add((grace as i64).saturating_mul(1000));
+            if now < deadline {
+                continue;
+            }
+            let comment = format!(
+                "the job outlived its timeout ({}s) by more than {grace}s and its worker {} \
+                 never reported its end: ended by the master",
+                timeout.as_secs(),
+                job.worker.as_deref().unwrap_or("(none)")
+            );
+            warn!("job {}: {comment}", job.id);
+            if let Some(worker) = &job.worker {
+                // If its slave still holds it, it stops it.
+                self.sockets
+                    .send(worker, &ControlMessage::Cancel { job: job.id });
+            }
+            self.finish(&job, None, &comment)?;
         }
         Ok(())
     }

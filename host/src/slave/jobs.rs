@@ -209,13 +209,18 @@ pub fn load(jobs_dir: &Path) -> Vec<SlaveJob> {
     let mut jobs = Vec::new();
     for entry in entries.flatten() {
         let dir = entry.path();
-        let record: Option<JobRecord> = std::fs::read(dir.join("record.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let Some(mut record) = record else {
-            tracing::warn!("{}: no readable record.json, removing", dir.display());
-            let _ = std::fs::remove_dir_all(&dir);
-            continue;
+        let record: Result<JobRecord, String> = std::fs::read(dir.join("record.json"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+        let mut record = match record {
+            Ok(record) => record,
+            Err(why) => match rebuild_record(&dir, &why) {
+                Some(record) => record,
+                None => {
+                    quarantine(jobs_dir, &dir, &why);
+                    continue;
+                }
+            },
         };
         if record.state == SlaveJobState::Starting {
             match find_job_process(&dir) {
@@ -242,6 +247,66 @@ pub fn load(jobs_dir: &Path) -> Vec<SlaveJob> {
     }
     jobs.sort_by_key(|j| j.record.id);
     jobs
+}
+
+/// A record for a job directory whose `record.json` cannot be read, rebuilt from what is
+/// there: the id from the directory's name, the process from the command lines (and its tag
+/// from its environment), finished if no process runs it. The unreadable file is kept
+/// beside it for the admin. None if the directory holds no job that ever ran.
+fn rebuild_record(dir: &Path, why: &str) -> Option<JobRecord> {
+    let id: u64 = dir.file_name()?.to_str()?.parse().ok()?;
+    let pid = find_job_process(dir);
+    let started = pid.is_some() || dir.join("output").join("output.yaml").exists();
+    if !started {
+        return None;
+    }
+    let kept = dir.join(format!("record.json.corrupt-{}", epoch_secs() as u64));
+    let _ = std::fs::rename(dir.join("record.json"), &kept);
+    let tag = pid.and_then(crate::job_processes::tag_of);
+    let state = if pid.is_some() {
+        SlaveJobState::Running
+    } else {
+        SlaveJobState::Finished
+    };
+    tracing::warn!(
+        "job {id}: its record {} cannot be read ({why}); kept as {}, and rebuilt from what is \
+         there: {state:?}{}",
+        dir.join("record.json").display(),
+        kept.display(),
+        pid.map(|p| format!(", process {p}")).unwrap_or_default()
+    );
+    Some(JobRecord {
+        id,
+        state,
+        pid,
+        cancel_at: None,
+        exit_code: None,
+        tag,
+    })
+}
+
+/// Moves a job directory the slave cannot use out of the way (`<state>/quarantine/`),
+/// keeping it for the admin instead of deleting what may be a job's only log.
+fn quarantine(jobs_dir: &Path, dir: &Path, why: &str) {
+    let Some(name) = dir.file_name() else { return };
+    let target_dir = jobs_dir.parent().unwrap_or(jobs_dir).join("quarantine");
+    let target = target_dir.join(format!(
+        "{}-{}",
+        name.to_string_lossy(),
+        epoch_secs() as u64
+    ));
+    let moved = std::fs::create_dir_all(&target_dir).and_then(|()| std::fs::rename(dir, &target));
+    match moved {
+        Ok(()) => tracing::warn!(
+            "{}: no usable record.json ({why}) and no job ran there: moved to {}",
+            dir.display(),
+            target.display()
+        ),
+        Err(e) => tracing::warn!(
+            "{}: no usable record.json ({why}), and it cannot be moved aside: {e}",
+            dir.display()
+        ),
+    }
 }
 
 /// Why a job process could not be started.

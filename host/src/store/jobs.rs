@@ -228,6 +228,15 @@ impl Store {
         )
     }
 
+    /// Jobs that run (or are being canceled) and have a start time: the ones that can be
+    /// overdue.
+    pub fn started_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.jobs_where(
+            "state IN ('running', 'canceling') AND start_time IS NOT NULL",
+            &[],
+        )
+    }
+
     /// Jobs a worker's slave holds or should hold (scheduled, running or canceling there).
     pub fn active_jobs_on(&self, worker: &str) -> Result<Vec<Job>, StoreError> {
         self.jobs_where(
