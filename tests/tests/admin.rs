@@ -323,3 +323,32 @@ fn a_lost_database_is_never_silently_replaced_and_job_ids_skip_old_logs() {
         "job 1's log is untouched"
     );
 }
+
+/// A master whose database has a damaged page refuses to start and says so, instead of
+/// serving reads while every write fails.
+#[test]
+fn a_corrupt_database_is_a_clear_start_up_error() {
+    let mut cluster = Cluster::new();
+    let master = cluster.start_master();
+    cluster.register_board();
+    for n in 0..20 {
+        cluster.submit(&cluster.job(&format!("queued-{n}"), &["true"]));
+    }
+    master.stop();
+    let path = cluster.data_dir().join("basalt.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let pages = bytes.len() / 4096;
+    assert!(pages > 4, "{pages} pages");
+    // Every page but the header page: garbage, as a bad disk sector leaves it.
+    for (i, byte) in bytes[4096..].iter_mut().enumerate() {
+        *byte = (i * 7 + 13) as u8;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let refused = cluster.run_master_to_exit(&[]);
+    assert!(!refused.status.success(), "{refused}");
+    assert!(
+        refused.stderr.contains("the database is corrupt"),
+        "{refused}"
+    );
+    assert!(refused.stderr.contains("restore basalt.db"), "{refused}");
+}

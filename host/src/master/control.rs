@@ -122,8 +122,9 @@ impl ControlLoop {
         }
     }
 
-    /// Runs until `stop` is set.
-    pub fn run(&mut self, stop: &AtomicBool) {
+    /// Runs until `stop` is set, or until the database turns out to be corrupt (no retry
+    /// can help then, and a master that cannot write must not look alive).
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), StoreError> {
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             let wait = self
@@ -135,10 +136,15 @@ impl ControlLoop {
                 self.handle(incoming);
             }
             if let Err(e) = self.tick() {
+                if e.is_corrupt() {
+                    tracing::error!("{e}");
+                    return Err(e);
+                }
                 warn!("database error, retrying: {e}");
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+        Ok(())
     }
 
     /// Runs whatever is due: a scheduling pass if something changed, resends, the offline

@@ -106,6 +106,7 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     // The database first: a master killed right after this starts again without --init.
     let store = Store::open(&config.database())
+        .and_then(|store| store.check_integrity().map(|()| store))
         .with_context(|| format!("cannot open the database {}", config.database().display()))?;
     store
         .keep_job_ids_above(data_dir::highest_logged_job(&config.jobs_dir()))
@@ -190,9 +191,10 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     );
     let engine = TemplateEngine::new(SearchPath::new(template_dirs));
     let allow = curve.map(|c| c.allow);
+    let database = config.database();
     let mut control = control::ControlLoop::new(config, store, sockets, engine, allow, log_faults);
-    control.run(&stop);
+    let ended = control.run(&stop);
     info!("master stopping");
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    Ok(())
+    ended.with_context(|| format!("the database {} failed", database.display()))
 }

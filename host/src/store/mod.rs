@@ -58,6 +58,36 @@ pub enum StoreError {
     /// A change the object's current state does not allow.
     #[error("{0}")]
     Conflict(String),
+    /// SQLite's own check found damage.
+    #[error(
+        "the database is corrupt ({0}): stop, restore basalt.db from a backup (or try \
+         `sqlite3 basalt.db .recover`), and start again"
+    )]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// SQLite's corruption codes as [`StoreError::Corrupt`], which says what to do.
+    fn said_plainly(self) -> Self {
+        match self {
+            e if e.is_corrupt() && !matches!(e, StoreError::Corrupt(_)) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            e => e,
+        }
+    }
+
+    /// Whether the file itself is damaged: retrying cannot help, and every write fails.
+    pub fn is_corrupt(&self) -> bool {
+        match self {
+            StoreError::Corrupt(_) => true,
+            StoreError::Sql(rusqlite::Error::SqliteFailure(error, _)) => matches!(
+                error.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// The master's database connection. Open one per thread; SQLite serialises the writers.
@@ -86,6 +116,10 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it to the current
     /// schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_file(path).map_err(StoreError::said_plainly)
+    }
+
+    fn open_file(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -96,6 +130,24 @@ impl Store {
         let mut store = Self { conn };
         schema::migrate(&mut store.conn)?;
         Ok(store)
+    }
+
+    /// SQLite's `quick_check` of the whole file (reads every page; seconds for a large
+    /// database): damage found at start-up is a clear error instead of failed writes later.
+    pub fn check_integrity(&self) -> Result<(), StoreError> {
+        self.quick_check().map_err(StoreError::said_plainly)
+    }
+
+    fn quick_check(&self) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare("PRAGMA quick_check(5)")?;
+        let findings: Vec<String> = statement
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        if findings == ["ok"] {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(findings.join("; ")))
+        }
     }
 
     /// The schema version of the open file.
