@@ -236,7 +236,7 @@ impl Cluster {
     }
 
     /// The master's arguments, with `extra` at the end.
-    fn master_args(&self, extra: &[&str]) -> Vec<String> {
+    pub fn master_args(&self, extra: &[&str]) -> Vec<String> {
         let args: Vec<String> = [
             "master",
             "--data-dir",

@@ -352,3 +352,22 @@ fn a_corrupt_database_is_a_clear_start_up_error() {
     );
     assert!(refused.stderr.contains("restore basalt.db"), "{refused}");
 }
+
+/// Without `BASALT_LOG` the daemons log their start-up at info, and without colour codes
+/// when their output is a file.
+#[test]
+fn the_master_logs_its_start_by_default_without_colour_in_a_file() {
+    let cluster = Cluster::new();
+    let mut master = Basalt::new(cluster.master_args(&[])).spawn(cluster.dir.path());
+    let http = cluster.url();
+    basalt_e2e::cluster::wait_for(
+        "the master's HTTP API",
+        std::time::Duration::from_secs(20),
+        || ureq::get(&format!("{http}/api/v1/workers")).call().ok(),
+    );
+    let _ = master.kill();
+    let _ = master.wait();
+    let log = std::fs::read_to_string(cluster.dir.path().join("spawned.stderr")).unwrap();
+    assert!(log.contains("master listening"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a file: {log:?}");
+}

@@ -32,6 +32,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The log filter when `BASALT_LOG` is unset: the daemons say what they do (start-up,
+    /// connections, jobs starting and ending) at info; commands print only warnings.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Master(_) | Command::Slave(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
 /// The command groups.
 #[derive(Subcommand, Debug)]
 pub enum Command {
