@@ -135,9 +135,30 @@ fn devices_and_workers_are_managed_and_the_token_survives_a_restart() {
     );
     cluster.cli(&["devices", "activate", "sim-01"]).success();
     cluster.cli(&["workers", "maintenance", "w1"]).success();
-    let worker = cluster.cli(&["workers", "show", "w1"]).success().json();
+    let worker = cluster
+        .cli(&["workers", "show", "w1", "--format", "json"])
+        .success()
+        .json();
     assert_eq!(worker["health"], "maintenance");
     assert_eq!(worker["devices"][0], "sim-01");
+    // For people: text, dates rather than epoch milliseconds.
+    let text = cluster.cli(&["workers", "show", "w1"]).success().stdout;
+    assert!(text.contains("health       maintenance"), "{text}");
+    assert!(text.contains("devices      sim-01"), "{text}");
+    assert!(text.contains(" health active -> maintenance"), "{text}");
+    assert!(
+        text.contains("\n  20"),
+        "history starts with a date: {text}"
+    );
+    let shown = cluster.cli(&["devices", "show", "sim-01"]).success().stdout;
+    assert!(
+        shown.contains("power        unknown (read back -)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\n  20"),
+        "history starts with a date: {shown}"
+    );
 
     assert!(
         master.stop().success(),

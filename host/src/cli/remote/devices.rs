@@ -233,12 +233,18 @@ pub fn show(args: &NameArgs) -> anyhow::Result<ExitCode> {
     ] {
         println!("{name:<12} {}", field(&device, name));
     }
+    println!(
+        "{:<12} {} (read back {})",
+        "power",
+        field(&device, "power_state"),
+        super::date_field(&device, "power_checked")
+    );
     if let Some(history) = device.get("history").and_then(|h| h.as_array()) {
         println!("history:");
         for entry in history.iter().rev().take(10) {
             println!(
                 "  {} {} {} -> {} ({})",
-                field(entry, "at"),
+                super::date_field(entry, "at"),
                 field(entry, "field"),
                 field(entry, "old"),
                 field(entry, "new"),

@@ -150,6 +150,15 @@ pub fn time_field(value: &Value, name: &str) -> String {
 }
 
 /// A JSON field as display text (`-` when absent).
+/// A time field (ms since the epoch) as `2026-11-25 10:00:00` (UTC), `-` if absent.
+pub fn date_field(value: &Value, name: &str) -> String {
+    match value.get(name).and_then(Value::as_i64) {
+        Some(ms) => crate::store::utc_seconds(Some(ms)).unwrap_or_else(|| "-".into()),
+        None => field(value, name),
+    }
+}
+
+/// A field as text, `-` if absent.
 pub fn field(value: &Value, name: &str) -> String {
     match value.get(name) {
         None | Some(Value::Null) => "-".into(),

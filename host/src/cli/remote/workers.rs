@@ -17,7 +17,7 @@ pub enum WorkersCommand {
     /// List workers with their online state and health.
     List(ListArgs),
     /// Show one worker, its devices and its history.
-    Show(ShowArgs),
+    Show(WorkerShowArgs),
     /// Stop giving the worker new jobs (running ones finish).
     Maintenance(HealthArgs),
     /// Give the worker jobs again.
@@ -86,6 +86,19 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// The worker.
     pub name: String,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Flags of `basalt workers show`.
+#[derive(Args, Debug)]
+pub struct WorkerShowArgs {
+    /// The worker.
+    pub name: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::cli::Format::Text)]
+    pub format: crate::cli::Format,
     /// The master.
     #[command(flatten)]
     pub master: MasterArgs,
@@ -162,7 +175,11 @@ pub fn run(command: &WorkersCommand) -> anyhow::Result<ExitCode> {
                 .master
                 .client()
                 .get(&format!("/api/v1/workers/{}", args.name))?;
-            println!("{}", serde_json::to_string_pretty(&worker)?);
+            if args.format == crate::cli::Format::Json {
+                println!("{}", serde_json::to_string_pretty(&worker)?);
+            } else {
+                print_worker(&worker);
+            }
         }
         WorkersCommand::Maintenance(args) | WorkersCommand::Activate(args) => {
             let health = match command {
@@ -177,4 +194,48 @@ pub fn run(command: &WorkersCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `workers show` for people: the worker, its devices, its latest history, dates in UTC.
+fn print_worker(worker: &serde_json::Value) {
+    use super::{date_field, field};
+    for name in [
+        "hostname",
+        "state",
+        "health",
+        "version",
+        "job_limit",
+        "description",
+    ] {
+        println!("{name:<12} {}", field(worker, name));
+    }
+    println!("{:<12} {}", "last_seen", date_field(worker, "last_seen"));
+    let devices: Vec<String> = worker["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned))
+        .collect();
+    println!(
+        "{:<12} {}",
+        "devices",
+        if devices.is_empty() {
+            "-".to_owned()
+        } else {
+            devices.join(", ")
+        }
+    );
+    if let Some(history) = worker.get("history").and_then(|h| h.as_array()) {
+        println!("history:");
+        for entry in history.iter().rev().take(10) {
+            println!(
+                "  {} {} {} -> {} ({})",
+                date_field(entry, "at"),
+                field(entry, "field"),
+                field(entry, "old"),
+                field(entry, "new"),
+                field(entry, "reason")
+            );
+        }
+    }
 }
