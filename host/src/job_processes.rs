@@ -228,13 +228,13 @@ mod tests {
         // A child that starts a grandchild in a new session, as a console connection does.
         let mut child = spawn_tagged(&tag, "setsid sleep 300 & exec sleep 300");
         let mut bystander = spawn_tagged(&other, "exec sleep 300");
+        // A process shows its new environment only once it has exec'd.
         wait_found(&tag, 2);
+        wait_found(&other, 1);
         let ended = end(&tag, Duration::from_secs(2));
+        // Names depend on how far each got towards exec'ing sleep: not checked.
         assert_eq!(ended.len(), 2, "{ended:?}");
-        assert!(
-            ended.iter().all(|e| e.name == "sleep" && !e.killed),
-            "{ended:?}"
-        );
+        assert!(ended.iter().all(|e| !e.killed), "{ended:?}");
         assert!(find(&tag).is_empty());
         let _ = child.wait();
         assert_eq!(

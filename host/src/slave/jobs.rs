@@ -452,15 +452,21 @@ mod tests {
     fn a_job_process_is_matched_by_its_own_directory_only() {
         let jobs = tempfile::tempdir().unwrap();
         let twelve = jobs.path().join("12");
-        // `sh -c CMD ARG0`: the shell keeps the job file on its command line, as basalt run.
+        // `sh -c CMD ARG0`: the shell keeps the job file on its command line, as basalt run
+        // does (`; :` keeps the shell from exec'ing sleep in its place).
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg("sleep 30")
+            .arg("sleep 30; :")
             .arg(twelve.join("job.yaml"))
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        assert!(process_runs_job(pid, &twelve));
+        // Until the exec, /proc shows the test's own command line.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !process_runs_job(pid, &twelve) {
+            assert!(std::time::Instant::now() < deadline, "the shell never ran");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(
             !process_runs_job(pid, &jobs.path().join("1")),
             "job 1 must not adopt job 12's process"
