@@ -126,6 +126,10 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     let session = leftovers::Session::new(leftovers::TESTS, "tests");
     let tests = cargo_with(root, &args, &[session.env()]);
     let left = session.end_leftovers();
+    if let (Err(_), Err(left)) = (&tests, &left) {
+        // Both failed: say what was left too, not only that the tests failed.
+        eprintln!("xtask: {left:#}");
+    }
     tests?;
     left
 }
