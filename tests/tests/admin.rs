@@ -392,3 +392,22 @@ fn the_master_logs_its_start_by_default_without_colour_in_a_file() {
     assert!(log.contains("master listening"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a file: {log:?}");
 }
+
+/// Each subcommand's help lists its own flags only.
+#[test]
+fn maintenance_help_shows_only_its_own_flags() {
+    let maintenance = Basalt::new(["devices", "maintenance", "--help"])
+        .run()
+        .success()
+        .stdout;
+    assert!(maintenance.contains("--reason"), "{maintenance}");
+    assert!(
+        !maintenance.contains("--skip-health-check"),
+        "{maintenance}"
+    );
+    let activate = Basalt::new(["devices", "activate", "--help"])
+        .run()
+        .success()
+        .stdout;
+    assert!(activate.contains("--skip-health-check"), "{activate}");
+}

@@ -40,7 +40,7 @@ pub enum DevicesCommand {
     Maintenance(super::remote::devices::HealthArgs),
     /// Put a device back into service: health unknown, so its type's health check runs before
     /// any other job (types without one take jobs at once); `--skip-health-check`: good.
-    Activate(super::remote::devices::HealthArgs),
+    Activate(super::remote::devices::ActivateArgs),
     /// Get or set a device's dictionary on a master.
     #[command(subcommand)]
     Dict(super::remote::devices::DictCommand),
@@ -117,7 +117,7 @@ pub fn run(command: &DevicesCommand) -> anyhow::Result<ExitCode> {
             } else {
                 "unknown"
             };
-            super::remote::devices::set_health(args, health)
+            super::remote::devices::set_health(&args.device, health)
         }
         DevicesCommand::Dict(command) => super::remote::devices::dict(command),
         DevicesCommand::Tags(command) => super::remote::devices::tags(command),

@@ -67,13 +67,21 @@ pub struct HealthArgs {
     /// Why (kept in its history).
     #[arg(long, default_value = "")]
     pub reason: String,
-    /// `activate`: trust the device at once (health good) instead of running its type's
-    /// health check first.
-    #[arg(long)]
-    pub skip_health_check: bool,
     /// The master.
     #[command(flatten)]
     pub master: MasterArgs,
+}
+
+/// Flags of `basalt devices activate`.
+#[derive(Args, Debug)]
+pub struct ActivateArgs {
+    /// The device, why, the master.
+    #[command(flatten)]
+    pub device: HealthArgs,
+    /// Trust the device at once (health good) instead of running its type's health check
+    /// first.
+    #[arg(long)]
+    pub skip_health_check: bool,
 }
 
 /// `basalt devices dict ...`
