@@ -164,20 +164,32 @@ impl Store {
         description: &str,
         job_limit: u32,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO workers (hostname, description, job_limit, created)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![hostname, description, job_limit, now_ms()],
-            )
-            .map_err(|e| match is_unique_violation(&e) {
-                true => StoreError::Exists {
-                    kind: "worker",
-                    name: hostname.to_owned(),
-                },
-                false => e.into(),
-            })?;
-        Ok(())
+        let inserted = self.conn.execute(
+            "INSERT INTO workers (hostname, description, job_limit, created)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![hostname, description, job_limit, now_ms()],
+        );
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                // A worker its slave's HELLO created is the admin's now: adding it keeps it
+                // (never forgotten) with the given settings. One an admin added is taken.
+                let adopted = self.conn.execute(
+                    "UPDATE workers SET self_registered = 0, description = ?2, job_limit = ?3
+                     WHERE hostname = ?1 AND self_registered = 1",
+                    params![hostname, description, job_limit],
+                )?;
+                if adopted == 1 {
+                    Ok(())
+                } else {
+                    Err(StoreError::Exists {
+                        kind: "worker",
+                        name: hostname.to_owned(),
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every worker, by name.

@@ -364,3 +364,23 @@ fn damage_only_a_full_check_finds_is_found_at_start_up() {
     assert!(error.is_corrupt(), "{error}");
     assert!(error.to_string().contains("restore basalt.db"), "{error}");
 }
+
+#[test]
+fn adding_a_worker_its_slave_registered_keeps_it_and_a_second_add_is_refused() {
+    let (_dir, store) = store();
+    store.worker_seen("w9", Some("basalt 0.1"), true).unwrap();
+    store.add_worker("w9", "rack 3", 2).unwrap();
+    let worker = store.worker("w9").unwrap().unwrap();
+    assert_eq!(
+        (worker.description.as_str(), worker.job_limit),
+        ("rack 3", 2)
+    );
+    // The admin's now: not forgotten as a stranger's name would be.
+    store.worker_seen("w8", None, true).unwrap();
+    store.mark_all_workers_offline().unwrap();
+    assert_eq!(store.forget_unused_workers(i64::MAX).unwrap(), ["w8"]);
+    assert!(matches!(
+        store.add_worker("w9", "", 0),
+        Err(StoreError::Exists { .. })
+    ));
+}
