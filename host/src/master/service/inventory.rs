@@ -275,16 +275,48 @@ impl super::Service {
             .map(|f| f.path))
     }
 
-    /// Fails with what to do when `device_type` has no template.
+    /// Fails with what to do when `device_type` has no template, or when a template it
+    /// extends (directly or through its bases) is missing: a device of that type could
+    /// never be rendered.
     fn require_template(&self, device_type: &str) -> ServiceResult<()> {
-        if self.template_file(device_type)?.is_none() {
+        let Some(mut path) = self.template_file(device_type)? else {
             return Err(ServiceError::bad_request(format!(
                 "device type {device_type} has no template: drop {device_type}.jinja2 into {} \
                  (or set it with `lavacli device-types template set`)",
                 self.template_dir.display()
             )));
+        };
+        let mut name = format!("{device_type}.jinja2");
+        // Templates extend a handful of levels deep; a longer chain is a loop.
+        for _ in 0..16 {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ServiceError::internal(format!("cannot read {}: {e}", path.display()))
+            })?;
+            let Some(base) = crate::template::extends_target(&text) else {
+                return Ok(());
+            };
+            let found = self
+                .engine
+                .search_path()
+                .resolve(&base)
+                .map_err(|e| ServiceError::bad_request(format!("{name}: {e}")))?;
+            match found {
+                Some(file) => {
+                    path = file.path;
+                    name = base;
+                }
+                None => {
+                    return Err(ServiceError::bad_request(format!(
+                        "device type {device_type}: {name} extends {base}, which is not on the \
+                         master's template path: drop {base} into {}",
+                        self.template_dir.display()
+                    )))
+                }
+            }
         }
-        Ok(())
+        Err(ServiceError::bad_request(format!(
+            "device type {device_type}: its templates extend each other in a loop"
+        )))
     }
 
     /// The names of all templates on the search path (device types one could add).

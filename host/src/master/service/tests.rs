@@ -663,3 +663,42 @@ fn metrics_say_when_job_logs_cannot_be_written() {
         );
     }
 }
+
+#[test]
+fn a_device_type_whose_base_template_is_missing_is_refused_at_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, admin, _) = service(dir.path());
+    let types = dir.path().join("data/device-types");
+    std::fs::create_dir_all(&types).unwrap();
+    std::fs::write(
+        types.join("orphan.jinja2"),
+        "{% extends 'nowhere.jinja2' %}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        types.join("child.jinja2"),
+        "{% extends 'orphan.jinja2' %}\n",
+    )
+    .unwrap();
+    for name in ["orphan", "child"] {
+        let error = service
+            .add_device_type(&admin, name, "", true)
+            .unwrap_err()
+            .message;
+        assert!(
+            error.contains("extends nowhere.jinja2, which is not on the master's template path"),
+            "{error}"
+        );
+    }
+    std::fs::write(
+        types.join("looped.jinja2"),
+        "{% extends 'looped.jinja2' %}\n",
+    )
+    .unwrap();
+    let error = service
+        .add_device_type(&admin, "looped", "", true)
+        .unwrap_err()
+        .message;
+    assert!(error.contains("loop"), "{error}");
+    assert!(service.add_device_type(&admin, "qemu", "", true).is_ok());
+}
