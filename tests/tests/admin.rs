@@ -411,3 +411,22 @@ fn maintenance_help_shows_only_its_own_flags() {
         .stdout;
     assert!(activate.contains("--skip-health-check"), "{activate}");
 }
+
+/// `jobs wait` returns when the job has finished, with its outcome as the exit status.
+#[test]
+fn jobs_wait_returns_the_outcome_as_its_status() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let id = cluster
+        .submit(&cluster.job("waited", &["lava-test-case one --result pass"]))
+        .to_string();
+    // No slave yet: the job stays queued.
+    let early = cluster.cli(&["jobs", "wait", &id, "--timeout", "1"]);
+    assert_eq!(early.status.code(), Some(2), "{early}");
+    let _slave = cluster.start_slave();
+    let done = cluster.cli(&["jobs", "wait", &id]).success();
+    assert_eq!(done.stdout.trim(), format!("job {id}: finished, complete"));
+    let missing = cluster.cli(&["jobs", "wait", "999"]).failure();
+    assert!(missing.stderr.contains("404"), "{missing}");
+}

@@ -33,6 +33,9 @@ pub enum JobsCommand {
     Logs(super::remote::jobs::LogsArgs),
     /// Print a job's test results.
     Results(super::remote::jobs::JobArgs),
+    /// Wait until a job has finished; exit status 0 if it completed, 1 if not, 2 if the
+    /// timeout passed first. A master that is briefly unreachable is waited for too.
+    Wait(super::remote::jobs::WaitArgs),
 }
 
 /// Flags of `basalt jobs describe`.
@@ -68,6 +71,7 @@ pub fn run(command: &JobsCommand) -> anyhow::Result<ExitCode> {
         JobsCommand::Resubmit(args) => super::remote::jobs::resubmit(args),
         JobsCommand::Logs(args) => super::remote::jobs::logs(args),
         JobsCommand::Results(args) => super::remote::jobs::results(args),
+        JobsCommand::Wait(args) => super::remote::jobs::wait(args),
     }
 }
 

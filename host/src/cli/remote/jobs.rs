@@ -59,6 +59,19 @@ pub struct JobArgs {
     pub master: MasterArgs,
 }
 
+/// Flags of `basalt jobs wait`.
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// The job id.
+    pub id: u64,
+    /// Give up after this many seconds (exit status 2); without it, wait as long as it takes.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
 /// Flags of `basalt jobs logs`.
 #[derive(Args, Debug)]
 pub struct LogsArgs {
@@ -239,6 +252,42 @@ pub fn cancel(args: &JobArgs) -> anyhow::Result<ExitCode> {
         .post(&format!("/api/v1/jobs/{}/cancel", args.id), &Value::Null)?;
     println!("job {}: {}", args.id, field(&answer, "state"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `basalt jobs wait`.
+pub fn wait(args: &WaitArgs) -> anyhow::Result<ExitCode> {
+    let client = args.master.client();
+    let deadline = args
+        .timeout
+        .map(|secs| std::time::Instant::now() + std::time::Duration::from_secs(secs));
+    let mut unreachable_said = false;
+    loop {
+        match client.get(&format!("/api/v1/jobs/{}", args.id)) {
+            Ok(job) if job["state"] == "finished" => {
+                println!("job {}: finished, {}", args.id, field(&job, "health"));
+                let complete = job["health"] == "complete";
+                return Ok(ExitCode::from(if complete { 0 } else { 1 }));
+            }
+            Ok(_) => {}
+            // No such job, or not allowed to see it: waiting cannot help.
+            Err(e) if e.to_string().starts_with("the master refused") => return Err(e),
+            Err(e) => {
+                if !unreachable_said {
+                    eprintln!("{e:#}; still waiting");
+                    unreachable_said = true;
+                }
+            }
+        }
+        if deadline.is_some_and(|at| std::time::Instant::now() >= at) {
+            eprintln!(
+                "job {}: not finished within {}s",
+                args.id,
+                args.timeout.unwrap_or(0)
+            );
+            return Ok(ExitCode::from(2));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 /// `basalt jobs logs`.
