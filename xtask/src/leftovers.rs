@@ -119,7 +119,13 @@ mod tests {
             .env(var, mark)
             .spawn()
             .unwrap();
-        let found = marked(var, mark);
+        // /proc shows the child's own environment only once it has exec'd.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut found = marked(var, mark);
+        while found.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            found = marked(var, mark);
+        }
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].pid, child.id());
         assert_eq!(found[0].command, "sleep 30");
