@@ -45,6 +45,9 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
+/// The variable that marks every process a cluster's daemons start with its directory.
+const CLUSTER_VAR: &str = "E2E_CLUSTER";
+
 /// A running daemon.
 pub struct Daemon {
     child: Child,
@@ -221,6 +224,9 @@ impl Cluster {
         let child = command
             .args(args)
             .current_dir(self.dir.path())
+            // Everything the daemon starts inherits it: found again at drop even when no
+            // command line names the test directory (relative paths, a console's telnet).
+            .env(CLUSTER_VAR, self.dir.path())
             .env("BASALT_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -528,6 +534,8 @@ impl Drop for Cluster {
             }
         }
         let marker = self.dir.path().as_os_str().as_encoded_bytes().to_vec();
+        let mut mark = format!("{CLUSTER_VAR}=").into_bytes();
+        mark.extend_from_slice(&marker);
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return;
         };
@@ -542,9 +550,14 @@ impl Drop for Cluster {
             let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
                 continue;
             };
+            let marked = || {
+                std::fs::read(entry.path().join("environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == mark.as_slice()))
+            };
             if cmdline
                 .windows(marker.len())
                 .any(|w| w == marker.as_slice())
+                || marked()
             {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
