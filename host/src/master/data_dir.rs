@@ -57,25 +57,29 @@ pub fn check_database(config: &MasterConfig) -> Result<(), DataDirError> {
         );
         return Ok(());
     }
-    let entries = match std::fs::read_dir(&config.data_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+    // What only a master that ran writes: its admin token and job logs. Files an admin
+    // provisions before the first start (dispatcher.d/, device-types/) do not count.
+    let mut found: Vec<String> = Vec::new();
+    if config.token_file().exists() {
+        found.push("admin-token".into());
+    }
+    match std::fs::read_dir(config.jobs_dir()) {
+        Ok(mut jobs) => {
+            if jobs.next().is_some() {
+                found.push("jobs".into());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => {
             return Err(DataDirError::Unreadable {
-                dir: config.data_dir.clone(),
+                dir: config.jobs_dir(),
                 source,
             })
         }
-    };
-    let mut found: Vec<String> = entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with("basalt.db"))
-        .collect();
+    }
     if found.is_empty() {
         return Ok(());
     }
-    found.sort();
     Err(DataDirError::DatabaseLost {
         dir: config.data_dir.clone(),
         database,
@@ -111,6 +115,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut config = config(tmp.path());
         assert!(check_database(&config).is_ok(), "no directory: first start");
+        // Provisioned before the first start: still a first start.
+        std::fs::create_dir_all(config.data_dir.join("dispatcher.d/w1")).unwrap();
+        std::fs::create_dir_all(config.jobs_dir()).unwrap();
+        assert!(
+            check_database(&config).is_ok(),
+            "provisioned files are no master's data"
+        );
         std::fs::create_dir_all(config.jobs_dir().join("7")).unwrap();
         let error = check_database(&config).unwrap_err().to_string();
         assert!(error.contains("basalt.db is missing"), "{error}");
