@@ -272,7 +272,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     let cli = Cli::new(lab);
     wait_until("the slave to come online", Duration::from_secs(60), || {
         Ok(cli
-            .output(&["workers", "show", WORKER])?
+            .output(&["workers", "show", WORKER, "--format", "json"])?
             .contains("\"online\""))
     })?;
     println!("lab: health checks of both boards (a new device is checked before it takes jobs)");
