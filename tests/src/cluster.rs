@@ -404,6 +404,19 @@ impl Cluster {
         )
     }
 
+    /// `sim-01`'s configuration as `basalt devices render` gives it for its dictionary (what
+    /// a master's START carries, for tests that play the master).
+    pub fn rendered_board(&self) -> String {
+        Basalt::new([
+            "devices",
+            "render",
+            &self.board_dictionary().display().to_string(),
+        ])
+        .run()
+        .success()
+        .stdout
+    }
+
     /// Writes a job whose test definition runs `steps` on the board.
     pub fn job(&self, name: &str, steps: &[&str]) -> PathBuf {
         let steps: String = steps.iter().map(|s| format!("          - {s}\n")).collect();

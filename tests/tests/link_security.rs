@@ -396,14 +396,7 @@ fn an_encrypted_basalt_slave_runs_a_job_for_a_lava_2019_master_with_curve() {
     let mut cluster = Cluster::encrypted();
     let (control, logs) = cluster.ports();
     let job = cluster.job("for-lava-master", &["lava-test-case ok --shell true"]);
-    let device = Basalt::new([
-        "devices",
-        "render",
-        &cluster.board_dictionary().display().to_string(),
-    ])
-    .run()
-    .success()
-    .stdout;
+    let device = cluster.rendered_board();
     let device_file = cluster.dir.write("device.yaml", device);
     let Some(peer) = python(
         &cluster,

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use basalt::transport::{ControlMessage, Incoming, JobFiles, MasterSockets, FEATURE_ACKED_LOGS};
 use basalt_e2e::cluster::{wait_for, Cluster};
-use basalt_e2e::Basalt;
 
 /// The stand-in master's inbox: control messages not yet looked at, and every log line.
 #[derive(Default)]
@@ -34,6 +33,16 @@ impl Inbox {
     }
 }
 
+/// A stand-in LAVA master bound on the cluster's ports, where its slave connects.
+fn stand_in_master(cluster: &Cluster) -> MasterSockets {
+    let (control, log) = cluster.ports();
+    MasterSockets::bind(
+        &format!("tcp://127.0.0.1:{control}"),
+        &format!("tcp://127.0.0.1:{log}"),
+    )
+    .unwrap()
+}
+
 /// Waits until `want` picks a control message (those before it are dropped).
 fn expect<T>(
     master: &MasterSockets,
@@ -56,12 +65,7 @@ fn expect<T>(
 #[test]
 fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
     let mut cluster = Cluster::new();
-    let (control, log) = cluster.ports();
-    let master = MasterSockets::bind(
-        &format!("tcp://127.0.0.1:{control}"),
-        &format!("tcp://127.0.0.1:{log}"),
-    )
-    .unwrap();
+    let master = stand_in_master(&cluster);
     let _slave = cluster.start_slave();
     let mut inbox = Inbox::default();
     let offered = expect(
@@ -106,25 +110,7 @@ fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
 
     // A whole job, LAVA style.
     let job = cluster.job("lava-style", &["lava-test-case ok --shell true"]);
-    let dictionary = cluster.dir.write(
-        "sim-01.jinja2",
-        format!(
-            "{{% extends 'beaglebone-black.jinja2' %}}
-{{% set connection_command = '{} --state {}' %}}
-{{% set power_on_command = 'echo on > {power}' %}}
-{{% set hard_reset_command = 'echo on > {power}' %}}
-{{% set power_off_command = 'echo off > {power}' %}}
-{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
-",
-            basalt_e2e::test_program("simboard").display(),
-            cluster.dir.path().join("board").display(),
-            power = cluster.dir.path().join("board/power").display(),
-        ),
-    );
-    let device = Basalt::new(["devices", "render", &dictionary.display().to_string()])
-        .run()
-        .success()
-        .stdout;
+    let device = cluster.rendered_board();
     let files = JobFiles {
         job: std::fs::read_to_string(&job).unwrap(),
         device,
@@ -241,12 +227,7 @@ fn serve_lava(master: &MasterSockets, inbox: &mut Inbox, mut done: impl FnMut(&I
 #[test]
 fn a_restarted_slave_pushes_no_line_twice_to_a_lava_master() {
     let mut cluster = Cluster::new();
-    let (control, log) = cluster.ports();
-    let master = MasterSockets::bind(
-        &format!("tcp://127.0.0.1:{control}"),
-        &format!("tcp://127.0.0.1:{log}"),
-    )
-    .unwrap();
+    let master = stand_in_master(&cluster);
     let slave = cluster.start_slave();
     let mut inbox = Inbox::default();
     expect(&master, &mut inbox, "HELLO", |_, message| {
@@ -260,14 +241,7 @@ fn a_restarted_slave_pushes_no_line_twice_to_a_lava_master() {
             "lava-test-case after --result pass",
         ],
     );
-    let device = Basalt::new([
-        "devices",
-        "render",
-        &cluster.board_dictionary().display().to_string(),
-    ])
-    .run()
-    .success()
-    .stdout;
+    let device = cluster.rendered_board();
     master.send(
         "w1",
         &ControlMessage::Start {
