@@ -20,9 +20,15 @@ pub struct Marked {
     pub command: String,
 }
 
+/// Whether process `pid` has `var=value` in its environment (zombies have none).
+pub fn carries(pid: u32, var: &str, value: &str) -> bool {
+    let entry = format!("{var}={value}");
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
+}
+
 /// The live processes whose environment has `var=value` (zombies have no environment).
 pub fn marked(var: &str, value: &str) -> Vec<Marked> {
-    let entry = format!("{var}={value}");
     let own = std::process::id();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -30,10 +36,7 @@ pub fn marked(var: &str, value: &str) -> Vec<Marked> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| pid != own)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == entry.as_bytes()))
-        })
+        .filter(|&pid| carries(pid, var, value))
         .map(|pid| Marked {
             pid,
             command: std::fs::read(format!("/proc/{pid}/cmdline"))

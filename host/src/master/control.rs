@@ -188,8 +188,8 @@ impl ControlLoop {
         let now = crate::store::now_ms();
         let started_jobs = self.store.started_jobs()?;
         // Each definition is read once, not at every check.
-        self.job_timeouts
-            .retain(|id, _| started_jobs.iter().any(|j| j.id == *id));
+        let running: HashSet<u64> = started_jobs.iter().map(|j| j.id).collect();
+        self.job_timeouts.retain(|id, _| running.contains(id));
         for job in started_jobs {
             let timeout = *self
                 .job_timeouts

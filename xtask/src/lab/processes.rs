@@ -68,7 +68,6 @@ fn names_dir(command: &str, dir: &str) -> bool {
 /// except this one.
 pub fn find(dir: &Path) -> Vec<LabProcess> {
     let needle = dir.display().to_string();
-    let mark = format!("{LAB_VAR}={needle}");
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -84,10 +83,7 @@ pub fn find(dir: &Path) -> Vec<LabProcess> {
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ");
-            let marked = || {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == mark.as_bytes()))
-            };
+            let marked = || crate::leftovers::carries(pid, LAB_VAR, &needle);
             ((names_dir(&command, &needle) || marked()) && is_live(pid))
                 .then_some(LabProcess { pid, command })
         })
