@@ -563,20 +563,16 @@ impl Slave {
             if data.is_empty() {
                 break true;
             }
-            let mut at = shipping.pushed;
-            let mut stopped = false;
             for line in data.split_inclusive(|&b| b == b'\n') {
                 let text = line.strip_suffix(b"\n").unwrap_or(line);
                 let text = text.strip_prefix(b"- ").unwrap_or(text);
                 if !text.is_empty() && !pusher.push(id, text) {
                     // Resume at this line next time: nothing is pushed twice.
-                    stopped = true;
                     break;
                 }
-                at += line.len() as u64;
+                shipping.pushed += line.len() as u64;
             }
-            shipping.pushed = if stopped { at } else { end };
-            if stopped {
+            if shipping.pushed < end {
                 break false;
             }
         };
