@@ -8,7 +8,25 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cluster::{free_port, wait_for};
+use crate::cluster::wait_for;
+
+/// Reads chromedriver's standard output up to "started successfully on port N."; the rest
+/// of its output is drained by a thread so the driver never blocks on a full pipe.
+fn driver_port(driver: &mut Child) -> u16 {
+    use std::io::BufRead;
+    let stdout = driver.stdout.take().expect("chromedriver's piped stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let port = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split_once("started successfully on port ")
+                .and_then(|(_, port)| port.trim_end_matches('.').parse().ok())
+        })
+        .expect("chromedriver said on which port it listens");
+    std::thread::spawn(move || lines.for_each(drop));
+    port
+}
 
 /// A browser session; the driver and the browser go away when it is dropped.
 pub struct Browser {
@@ -21,13 +39,15 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium whose profile lives in `profile`.
     pub fn start(profile: &Path) -> Self {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        // Port 0: the driver takes a port the kernel gives it and says which, so nothing
+        // else can hold it between a choice and the bind.
+        let mut driver = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
+        let port = driver_port(&mut driver);
         let base = format!("http://127.0.0.1:{port}");
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(60))

@@ -1,6 +1,8 @@
 //! A master and a slave on 127.0.0.1 with the simulated board registered: the harness of the
-//! master/slave tests. Daemons are real `basalt` processes on free ports, with fast protocol
-//! timing; each can be killed (`SIGKILL`) or stopped (`SIGTERM`) and started again on the
+//! master/slave tests. Daemons are real `basalt` processes; the master's first start binds
+//! port 0 and reports the ports the kernel gave it in its ready file, so no other process
+//! can hold a port between choosing and binding it; later starts reuse them (the slave
+//! knows them). Fast protocol timing; each can be killed (`SIGKILL`) or stopped (`SIGTERM`) and started again on the
 //! same data. Dropping the cluster kills every process whose command line names its
 //! directory, job processes included.
 
@@ -10,25 +12,55 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::simlab::{SimBoard, SimJob};
 use crate::{basalt_bin, test_program, Basalt, Output, TestDir};
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    free_ports::<1>()[0]
+/// The ports a master (or a stand-in for one) listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// The control socket.
+    pub control: u16,
+    /// The log socket.
+    pub log: u16,
+    /// The HTTP API (0 for a stand-in master, which has none).
+    pub http: u16,
 }
 
-/// `N` distinct free TCP ports on 127.0.0.1 (held open together while chosen, so the kernel
-/// cannot hand out the same one twice).
-pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    std::array::from_fn(|i| {
-        listeners[i]
-            .local_addr()
-            .map(|a| a.port())
-            .expect("a bound port")
-    })
+impl Ports {
+    /// What a master's ready file (`--ready-file`) says, if it is there, whole and written
+    /// by process `pid`.
+    pub fn from_ready_file(file: &Path, pid: u32) -> Option<Self> {
+        let text = std::fs::read(file).ok()?;
+        let ready: Value = serde_json::from_slice(&text).ok()?;
+        let port = |key: &str| ready[key].as_u64().and_then(|p| u16::try_from(p).ok());
+        (ready["pid"].as_u64() == Some(u64::from(pid))).then_some(())?;
+        Some(Self {
+            control: port("control_port")?,
+            log: port("log_port")?,
+            http: port("http_port")?,
+        })
+    }
+}
+
+/// Waits for the master `child` to write its ready file; fails with its log if it exits
+/// first.
+pub fn await_ready(child: &mut Child, ready_file: &Path, log: &Path) -> Ports {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(ports) = Ports::from_ready_file(ready_file, child.id()) {
+            return ports;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("the master exited ({status}) before it was ready:\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the master wrote no ready file {} within 30 s",
+            ready_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits until `check` returns something, or panics saying what was awaited.
@@ -100,9 +132,10 @@ impl Daemon {
 pub struct Cluster {
     /// The test directory.
     pub dir: TestDir,
-    control_port: u16,
-    log_port: u16,
-    http_port: u16,
+    /// The simulated board `sim-01`.
+    pub board: SimBoard,
+    /// The master's ports, once one has listened.
+    ports: Option<Ports>,
     starts: u32,
     /// Where the certificates are, when the link is encrypted ([`Cluster::encrypted`]).
     certs: Option<PathBuf>,
@@ -120,14 +153,12 @@ impl Cluster {
     /// Ports and directories; nothing started.
     pub fn new() -> Self {
         let dir = TestDir::new();
-        dir.mkdir("board");
-        dir.write("kernel.img", b"not really a kernel");
-        let ports = free_ports::<3>();
+        let board = SimBoard::write(dir.path(), "sim-01", &test_program("simboard"), "")
+            .expect("the simulated board's files");
         Self {
             dir,
-            control_port: ports[0],
-            log_port: ports[1],
-            http_port: ports[2],
+            board,
+            ports: None,
             starts: 0,
             certs: None,
             relative: false,
@@ -206,12 +237,38 @@ impl Cluster {
         self.dir.path().join("slave")
     }
 
-    /// The master's control and log ports.
+    /// The master's control and log ports (after a master or a stand-in has listened).
     pub fn ports(&self) -> (u16, u16) {
-        (self.control_port, self.log_port)
+        let ports = self.listening();
+        (ports.control, ports.log)
     }
 
-    fn spawn(&mut self, name: &str, args: &[String]) -> Daemon {
+    fn listening(&self) -> Ports {
+        self.ports
+            .expect("no master has listened yet: start one (or a stand-in) first")
+    }
+
+    /// Tells the cluster where a stand-in master listens, for the slave to connect there.
+    pub fn listen_on(&mut self, control: u16, log: u16) {
+        self.ports = Some(Ports {
+            control,
+            log,
+            http: 0,
+        });
+    }
+
+    /// The master's ready file.
+    pub fn ready_file(&self) -> PathBuf {
+        self.dir.path().join("master.ready")
+    }
+
+    /// Waits until the master `child` (started from [`Cluster::master_args`]) is ready, and
+    /// learns its ports.
+    pub fn await_master(&mut self, child: &mut Child, log: &Path) {
+        self.ports = Some(await_ready(child, &self.ready_file(), log));
+    }
+
+    fn spawn(&mut self, name: &str, args: &[String]) -> (Daemon, PathBuf) {
         self.starts += 1;
         let log = self.dir.path().join(format!("{name}-{}.log", self.starts));
         let file = std::fs::File::create(&log).expect("daemon log");
@@ -233,7 +290,7 @@ impl Cluster {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start basalt {name}: {e}"));
-        Daemon { child }
+        (Daemon { child }, log)
     }
 
     /// Starts the master and waits until its API answers.
@@ -241,8 +298,15 @@ impl Cluster {
         self.start_master_with(&[])
     }
 
-    /// The master's arguments, with `extra` at the end.
+    /// The master's arguments, with `extra` at the end: the ports it had before, or port 0
+    /// for the kernel to choose, and its ready file.
     pub fn master_args(&self, extra: &[&str]) -> Vec<String> {
+        let ports = self.ports.unwrap_or(Ports {
+            control: 0,
+            log: 0,
+            http: 0,
+        });
+        let ready = self.ready_file();
         let args: Vec<String> = [
             "master",
             "--data-dir",
@@ -250,11 +314,13 @@ impl Cluster {
             "--listen",
             "127.0.0.1",
             "--control-port",
-            &self.control_port.to_string(),
+            &ports.control.to_string(),
             "--log-port",
-            &self.log_port.to_string(),
+            &ports.log.to_string(),
             "--http-port",
-            &self.http_port.to_string(),
+            &ports.http.to_string(),
+            "--ready-file",
+            &self.told(ready),
             "--ping-interval",
             "1",
             "--offline-after",
@@ -287,14 +353,13 @@ impl Cluster {
             .run()
     }
 
-    /// Starts the master with `extra` arguments (`--init`) and waits until its API answers.
+    /// Starts the master with `extra` arguments (`--init`) and waits until it says, in its
+    /// ready file, that it listens.
     pub fn start_master_with(&mut self, extra: &[&str]) -> Daemon {
         let args = self.master_args(extra);
-        let daemon = self.spawn("master", &args);
-        let address = format!("127.0.0.1:{}", self.http_port);
-        wait_for("the master's HTTP API", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(&address).ok()
-        });
+        let _ = std::fs::remove_file(self.ready_file());
+        let (mut daemon, log) = self.spawn("master", &args);
+        self.await_master(&mut daemon.child, &log);
         daemon
     }
 
@@ -305,14 +370,15 @@ impl Cluster {
 
     /// Starts the slave `w1` with `extra` arguments (`--plugin-dir DIR`).
     pub fn start_slave_with(&mut self, extra: &[&str]) -> Daemon {
+        let ports = self.listening();
         let args: Vec<String> = [
             "slave",
             "--master",
             "127.0.0.1",
             "--control-port",
-            &self.control_port.to_string(),
+            &ports.control.to_string(),
             "--log-port",
-            &self.log_port.to_string(),
+            &ports.log.to_string(),
             "--name",
             "w1",
             "--state-dir",
@@ -337,12 +403,12 @@ impl Cluster {
             ]);
         }
         args.extend(extra.iter().map(|a| a.to_string()));
-        self.spawn("slave", &args)
+        self.spawn("slave", &args).0
     }
 
     /// The master's HTTP API.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("http://127.0.0.1:{}", self.listening().http)
     }
 
     /// `basalt ARGS` against the master, with its URL and admin token.
@@ -352,7 +418,7 @@ impl Cluster {
             .trim()
             .to_owned();
         Basalt::new(args)
-            .env("BASALT_URL", format!("http://127.0.0.1:{}", self.http_port))
+            .env("BASALT_URL", self.url())
             .env("BASALT_TOKEN", token)
             .timeout(Duration::from_secs(120))
             .run()
@@ -382,26 +448,10 @@ impl Cluster {
         .success();
     }
 
-    /// Writes the dictionary of the simulated board `sim-01` (a beaglebone-black whose
-    /// console and power are the simulator's) and returns its path.
+    /// The dictionary of the simulated board `sim-01` (a beaglebone-black whose console and
+    /// power are the simulator's).
     pub fn board_dictionary(&self) -> PathBuf {
-        let state = self.dir.path().join("board");
-        let power = state.join("power");
-        self.dir.write(
-            "sim-01.jinja2",
-            format!(
-                "{{% extends 'beaglebone-black.jinja2' %}}
-{{% set connection_command = '{} --state {}' %}}
-{{% set power_on_command = 'echo on > {p}' %}}
-{{% set hard_reset_command = 'echo on > {p}' %}}
-{{% set power_off_command = 'echo off > {p}' %}}
-{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
-",
-                test_program("simboard").display(),
-                state.display(),
-                p = power.display(),
-            ),
-        )
+        self.board.dictionary.clone()
     }
 
     /// `sim-01`'s configuration as `basalt devices render` gives it for its dictionary (what
@@ -419,41 +469,13 @@ impl Cluster {
 
     /// Writes a job whose test definition runs `steps` on the board.
     pub fn job(&self, name: &str, steps: &[&str]) -> PathBuf {
-        let steps: String = steps.iter().map(|s| format!("          - {s}\n")).collect();
-        self.dir.write(
-            &format!("{name}.yaml"),
-            format!(
-                "job_name: {name}
-device_type: beaglebone-black
-timeouts:
-  job: {{minutes: 4}}
-  action: {{minutes: 2}}
-visibility: public
-priority: medium
-actions:
-- deploy:
-    to: tmpfs
-    kernel:
-      url: file://{}
-- boot:
-    method: minimal
-    timeout: {{seconds: 60}}
-    auto_login: {{login_prompt: 'login: ', username: root}}
-    prompts: ['root@simboard:~# ']
-- test:
-    timeout: {{minutes: 2}}
-    definitions:
-    - from: inline
-      name: smoke
-      path: inline/smoke.yaml
-      repository:
-        metadata: {{format: Lava-Test Test Definition 1.0, name: smoke}}
-        run:
-          steps:
-{steps}",
-                self.dir.path().join("kernel.img").display()
-            ),
-        )
+        self.board
+            .write_job(
+                self.dir.path(),
+                &format!("{name}.yaml"),
+                &SimJob::new(name, steps),
+            )
+            .expect("the job file")
     }
 
     /// Submits a job file; returns its id.
@@ -472,7 +494,7 @@ actions:
     /// The job as the master's API shows it (None while the master is down).
     pub fn try_job(&self, id: u64) -> Option<Value> {
         let out = Basalt::new(["jobs", "show", &id.to_string(), "--format", "json"])
-            .env("BASALT_URL", format!("http://127.0.0.1:{}", self.http_port))
+            .env("BASALT_URL", self.url())
             .run();
         out.status.success().then(|| out.json())
     }
@@ -514,7 +536,7 @@ actions:
     /// holds, free as soon as the holder has exited, reaped or not).
     pub fn console_held(&self) -> bool {
         use std::os::fd::AsRawFd;
-        let Ok(file) = std::fs::File::open(self.dir.path().join("board/console.lock")) else {
+        let Ok(file) = std::fs::File::open(self.board.state.join("console.lock")) else {
             return false;
         };
         // SAFETY: flock on a file this function owns; the lock goes with the file.

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod simlab;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

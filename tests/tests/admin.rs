@@ -3,6 +3,7 @@
 
 use basalt_e2e::cluster::Cluster;
 use basalt_e2e::Basalt;
+use std::time::Duration;
 
 #[test]
 fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
@@ -378,17 +379,16 @@ fn a_corrupt_database_is_a_clear_start_up_error() {
 /// when their output is a file.
 #[test]
 fn the_master_logs_its_start_by_default_without_colour_in_a_file() {
-    let cluster = Cluster::new();
+    let mut cluster = Cluster::new();
     let mut master = Basalt::new(cluster.master_args(&[])).spawn(cluster.dir.path());
-    let http = cluster.url();
-    basalt_e2e::cluster::wait_for(
-        "the master's HTTP API",
-        std::time::Duration::from_secs(20),
-        || ureq::get(&format!("{http}/api/v1/workers")).call().ok(),
-    );
+    let log_file = cluster.dir.path().join("spawned.stderr");
+    cluster.await_master(&mut master, &log_file);
+    ureq::get(&format!("{}/api/v1/workers", cluster.url()))
+        .call()
+        .expect("the master answers once it is ready");
     let _ = master.kill();
     let _ = master.wait();
-    let log = std::fs::read_to_string(cluster.dir.path().join("spawned.stderr")).unwrap();
+    let log = std::fs::read_to_string(&log_file).unwrap();
     assert!(log.contains("master listening"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a file: {log:?}");
 }
@@ -429,4 +429,195 @@ fn jobs_wait_returns_the_outcome_as_its_status() {
     assert_eq!(done.stdout.trim(), format!("job {id}: finished, complete"));
     let missing = cluster.cli(&["jobs", "wait", "999"]).failure();
     assert!(missing.stderr.contains("404"), "{missing}");
+}
+
+/// Port 0 everywhere: the ready file names the ports the kernel gave the master, and each
+/// of them is the master's (HTTP answers its API, a slave's HELLO on the control port is
+/// answered, the log port accepts).
+#[test]
+fn a_master_on_port_zero_names_its_ports_in_its_ready_file() {
+    use basalt::transport::{ControlMessage, SlaveSocket};
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    let ready: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cluster.ready_file()).unwrap()).unwrap();
+    assert_eq!(
+        ready["pid"].as_u64(),
+        Some(u64::from(_master.pid())),
+        "{ready}"
+    );
+    let (control, logs) = cluster.ports();
+    assert!(control != 0 && logs != 0 && control != logs, "{ready}");
+    ureq::get(&format!("{}/api/v1/workers", cluster.url()))
+        .call()
+        .expect("the HTTP port in the ready file is the master's");
+    let slave = SlaveSocket::connect(&format!("tcp://127.0.0.1:{control}"), "w9").unwrap();
+    slave.send(&ControlMessage::Hello {
+        protocol: 3,
+        version: Some("test".into()),
+        features: vec![],
+    });
+    basalt_e2e::cluster::wait_for(
+        "HELLO_OK on the control port",
+        std::time::Duration::from_secs(20),
+        || {
+            slave
+                .recv(std::time::Duration::from_millis(200))
+                .into_iter()
+                .find(|frames| {
+                    matches!(
+                        ControlMessage::decode(frames),
+                        Ok(ControlMessage::HelloOk { .. })
+                    )
+                })
+        },
+    );
+    std::net::TcpStream::connect(("127.0.0.1", logs)).expect("the log port listens");
+}
+
+/// Something else answering on the master's HTTP port does not pass for the master: the
+/// master says it cannot listen there and writes no ready file (a harness that took any TCP
+/// answer for readiness went on against the other program).
+#[test]
+fn a_master_whose_port_is_taken_says_so_and_is_never_ready() {
+    let mut cluster = Cluster::new();
+    let master = cluster.start_master();
+    master.stop();
+    let squatter = std::net::TcpListener::bind(
+        cluster
+            .url()
+            .trim_start_matches("http://")
+            .parse::<std::net::SocketAddr>()
+            .unwrap(),
+    )
+    .expect("the stopped master's HTTP port is free again");
+    std::fs::remove_file(cluster.ready_file()).unwrap();
+    let refused = cluster.run_master_to_exit(&[]).failure();
+    assert!(
+        refused
+            .stderr
+            .contains("cannot listen for HTTP on 127.0.0.1:"),
+        "{refused}"
+    );
+    assert!(!cluster.ready_file().exists());
+    drop(squatter);
+}
+
+/// `basalt KIND show NAME` as JSON.
+fn show(cluster: &Cluster, kind: &str, name: &str) -> serde_json::Value {
+    cluster
+        .cli(&[kind, "show", name, "--format", "json"])
+        .success()
+        .json()
+}
+
+/// The CLI changes, retires and deletes devices, workers and users; a device that holds a
+/// job cannot be deleted, and a deleted user's token opens nothing.
+#[test]
+fn devices_workers_and_users_are_updated_retired_and_deleted_from_the_cli() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+
+    cluster.cli(&["workers", "add", "w2"]).success();
+    cluster
+        .cli(&[
+            "workers",
+            "update",
+            "w2",
+            "--job-limit",
+            "2",
+            "--description",
+            "rack 4",
+        ])
+        .success();
+    let w2 = show(&cluster, "workers", "w2");
+    assert_eq!(
+        (w2["job_limit"].as_u64(), w2["description"].as_str()),
+        (Some(2), Some("rack 4")),
+        "{w2}"
+    );
+    cluster
+        .cli(&[
+            "devices",
+            "update",
+            "sim-01",
+            "--worker",
+            "w2",
+            "--description",
+            "bench 3",
+        ])
+        .success();
+    let device = show(&cluster, "devices", "sim-01");
+    assert_eq!(
+        (device["worker"].as_str(), device["description"].as_str()),
+        (Some("w2"), Some("bench 3")),
+        "{device}"
+    );
+    let unknown = cluster
+        .cli(&["devices", "update", "sim-01", "--worker", "nobody"])
+        .failure();
+    assert!(
+        unknown.stderr.contains("worker nobody is not known"),
+        "{unknown}"
+    );
+    cluster
+        .cli(&["workers", "retire", "w2", "--reason", "moved"])
+        .success();
+    assert_eq!(show(&cluster, "workers", "w2")["health"], "retired");
+    cluster
+        .cli(&["devices", "update", "sim-01", "--worker", "w1"])
+        .success();
+
+    // A device running a job cannot be deleted; once the job is over it can.
+    let _slave = cluster.start_slave();
+    let id = cluster.submit(&cluster.job(
+        "holds-the-board",
+        &["lava-test-case before --shell true", "sleep 4"],
+    ));
+    cluster.wait_state(id, "running", Duration::from_secs(60));
+    let busy = cluster.cli(&["devices", "delete", "sim-01"]).failure();
+    assert!(busy.stderr.contains("(409)"), "{busy}");
+    assert!(
+        busy.stderr.contains(&format!("unfinished jobs ({id})")),
+        "{busy}"
+    );
+    cluster.wait_state(id, "finished", Duration::from_secs(120));
+    cluster.cli(&["devices", "retire", "sim-01"]).success();
+    assert_eq!(show(&cluster, "devices", "sim-01")["health"], "retired");
+    cluster
+        .cli(&["devices", "delete", "sim-01", "--reason", "sent back"])
+        .success();
+    let gone = cluster.cli(&["devices", "show", "sim-01"]).failure();
+    assert!(gone.stderr.contains("(404)"), "{gone}");
+    assert_eq!(cluster.try_job(id).unwrap()["actual_device"], "sim-01");
+
+    // A deleted user's token is refused; admin and oneself cannot be deleted.
+    let token = cluster
+        .cli(&["user", "add", "bob", "--superuser", "--with-token"])
+        .success()
+        .stdout
+        .trim()
+        .to_owned();
+    let as_bob = |args: &[&str]| {
+        Basalt::new(args.iter().copied())
+            .env("BASALT_URL", cluster.url())
+            .env("BASALT_TOKEN", &token)
+            .run()
+    };
+    let himself = as_bob(&["user", "delete", "bob"]).failure();
+    assert!(
+        himself.stderr.contains("cannot delete themselves"),
+        "{himself}"
+    );
+    let admin = as_bob(&["user", "delete", "admin"]).failure();
+    assert!(admin.stderr.contains("cannot be deleted"), "{admin}");
+    cluster.cli(&["user", "delete", "bob"]).success();
+    let refused = as_bob(&["workers", "add", "w3"]).failure();
+    assert!(refused.stderr.contains("(401)"), "{refused}");
+    let users = cluster
+        .cli(&["user", "list", "--format", "json"])
+        .success()
+        .json();
+    assert!(!users.to_string().contains("bob"), "{users}");
 }

@@ -157,7 +157,7 @@ fn the_power_state_read_back_at_the_end_of_a_job_reaches_the_master() {
     let mut cluster = basalt_e2e::cluster::Cluster::new();
     let plugins = cluster.dir.mkdir("plugins");
     std::fs::copy(&library, plugins.join("libacme_pdu.so")).unwrap();
-    let (address, requests) = start_pdu_for(Some(cluster.dir.path().join("board/power")));
+    let (address, requests) = start_pdu_for(Some(cluster.board.state.join("power")));
     let _master = cluster.start_master();
     let dictionary = cluster.board_dictionary();
     let mut text = std::fs::read_to_string(&dictionary).unwrap();

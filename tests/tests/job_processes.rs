@@ -27,7 +27,7 @@ fn dictionary(cluster: &Cluster, extra: &str) -> PathBuf {
 }
 
 fn board(cluster: &Cluster) -> PathBuf {
-    cluster.dir.path().join("board")
+    cluster.board.state.clone()
 }
 
 /// `basalt run` of `job` on the board, tagged `tag`, started in the background.

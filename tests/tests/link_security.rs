@@ -337,9 +337,9 @@ fn a_lava_2019_slave_with_its_own_curve_set_up_runs_a_job_on_an_encrypted_master
 /// A LAVA 2019.12 lava-master and lava-logs with CURVE as LAVA sets them up: pyzmq's
 /// ThreadAuthenticator over the slaves' certificates, both sockets CURVE servers.
 const LAVA_MASTER: &str = r#"
-import sys, time, zmq, zmq.auth
+import os, sys, time, zmq, zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
-control, logs, master_cert, slaves_dir, job_file, device_file = sys.argv[1:7]
+ports_file, master_cert, slaves_dir, job_file, device_file = sys.argv[1:6]
 public, secret = zmq.auth.load_certificate(master_cert)
 context = zmq.Context()
 auth = ThreadAuthenticator(context)
@@ -353,9 +353,13 @@ def server(kind):
 ctrl = server(zmq.ROUTER)
 ctrl.setsockopt(zmq.IDENTITY, b"master")
 ctrl.setsockopt(zmq.ROUTER_HANDOVER, 1)
-ctrl.bind(control)
+ctrl.bind("tcp://127.0.0.1:*")
 pull = server(zmq.PULL)
-pull.bind(logs)
+pull.bind("tcp://127.0.0.1:*")
+port = lambda s: s.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1]
+with open(ports_file + ".partial", "w") as f:
+    f.write(port(ctrl) + " " + port(pull))
+os.rename(ports_file + ".partial", ports_file)
 definition = open(job_file, "rb").read()
 device = open(device_file, "rb").read()
 poller = zmq.Poller()
@@ -394,16 +398,15 @@ sys.exit(0 if finished and ended else 1)
 #[test]
 fn an_encrypted_basalt_slave_runs_a_job_for_a_lava_2019_master_with_curve() {
     let mut cluster = Cluster::encrypted();
-    let (control, logs) = cluster.ports();
     let job = cluster.job("for-lava-master", &["lava-test-case ok --shell true"]);
     let device = cluster.rendered_board();
     let device_file = cluster.dir.write("device.yaml", device);
+    let ports_file = cluster.dir.path().join("peer.ports");
     let Some(peer) = python(
         &cluster,
         LAVA_MASTER,
         &[
-            format!("tcp://127.0.0.1:{control}"),
-            format!("tcp://127.0.0.1:{logs}"),
+            ports_file.display().to_string(),
             cluster.cert("master", true).display().to_string(),
             cluster.slaves_certs().display().to_string(),
             job.display().to_string(),
@@ -412,6 +415,13 @@ fn an_encrypted_basalt_slave_runs_a_job_for_a_lava_2019_master_with_curve() {
     ) else {
         return;
     };
+    // The stand-in binds ports the kernel picks and says which.
+    let ports = wait_for("the LAVA master's ports", LONG, || {
+        let text = std::fs::read_to_string(&ports_file).ok()?;
+        let (control, logs) = text.split_once(' ')?;
+        Some((control.parse().ok()?, logs.parse().ok()?))
+    });
+    cluster.listen_on(ports.0, ports.1);
     let _slave = cluster.start_slave();
     let out = finish(peer);
     assert!(out.contains(r#""result": "pass""#), "{out}");

@@ -4,83 +4,48 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use basalt_e2e::simlab::{SimBoard, SimJob};
 use basalt_e2e::{test_program, Basalt, TestDir};
 use serde_json::Value;
 
 struct Lab {
     dir: TestDir,
-    state: PathBuf,
+    board: SimBoard,
 }
 
 impl Lab {
-    /// A beaglebone-black dictionary whose console is the simulated board.
+    /// A beaglebone-black `sim-01` whose console is the simulated board run with
+    /// `board_args`.
     fn new(board_args: &str) -> Self {
         let dir = TestDir::new();
-        let state = dir.mkdir("board");
-        let power = state.join("power");
-        let log = state.join("power.log");
-        let (p, l) = (power.display(), log.display());
-        dir.write("kernel.img", b"not really a kernel");
-        dir.write(
-            "sim-01.jinja2",
-            format!(
-                "{{% extends 'beaglebone-black.jinja2' %}}
-{{% set connection_command = '{} --state {} {board_args}' %}}
-{{% set power_on_command = 'echo on $(date +%s%N) > {p}; echo on >> {l}' %}}
-{{% set hard_reset_command = 'echo on $(date +%s%N) > {p}; echo reset >> {l}' %}}
-{{% set power_off_command = 'echo off > {p}; echo off >> {l}' %}}
-{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
-",
-                test_program("simboard").display(),
-                state.display(),
-            ),
-        );
-        Self { dir, state }
+        let board = SimBoard::write(dir.path(), "sim-01", &test_program("simboard"), board_args)
+            .expect("the simulated board's files");
+        Self { dir, board }
     }
 
+    /// The board's dictionary.
+    fn dictionary(&self) -> &Path {
+        &self.board.dictionary
+    }
+
+    /// A job deploying over TFTP whose test runs `steps`, with a boot timeout.
     fn job(&self, steps: &[&str], boot_timeout: u32) -> PathBuf {
-        let steps: String = steps.iter().map(|s| format!("          - {s}\n")).collect();
-        self.dir.write(
-            "job.yaml",
-            format!(
-                "job_name: simboard job
-device_type: beaglebone-black
-timeouts:
-  job: {{minutes: 4}}
-  action: {{minutes: 1}}
-visibility: public
-priority: medium
-actions:
-- deploy:
-    to: tftp
-    kernel:
-      url: file://{}
-- boot:
-    method: minimal
-    timeout: {{seconds: {boot_timeout}}}
-    auto_login: {{login_prompt: 'login: ', username: root}}
-    prompts: ['root@simboard:~# ']
-- test:
-    timeout: {{minutes: 2}}
-    definitions:
-    - from: inline
-      name: smoke
-      path: inline/smoke.yaml
-      repository:
-        metadata: {{format: Lava-Test Test Definition 1.0, name: smoke}}
-        run:
-          steps:
-{steps}",
-                self.dir.path().join("kernel.img").display()
-            ),
-        )
+        let job = SimJob {
+            deploy_to: "tftp",
+            action_minutes: 1,
+            boot_seconds: boot_timeout,
+            ..SimJob::new("simboard job", steps)
+        };
+        self.board
+            .write_job(self.dir.path(), "job.yaml", &job)
+            .expect("the job file")
     }
 
     /// Runs a job as a worker with a TFTP root and an NFS export directory would.
     fn run(&self, job: &Path) -> (basalt_e2e::Output, PathBuf) {
         let out = self.dir.path().join("out");
         let output = Basalt::new(["run", "--quiet", "--device"])
-            .arg(self.dir.path().join("sim-01.jinja2"))
+            .arg(self.dictionary())
             .arg("--output-dir")
             .arg(&out)
             .arg("--tftp-root")
@@ -124,8 +89,9 @@ actions:
         }
     }
 
-    fn power_log(&self) -> String {
-        std::fs::read_to_string(self.state.join("power.log")).unwrap_or_default()
+    /// What the outlet was told, in order.
+    fn power_actions(&self) -> Vec<String> {
+        self.board.power_actions()
     }
 }
 
@@ -214,7 +180,7 @@ fn a_passing_job_completes_with_its_results() {
     );
     assert!(out.join("deploy").read_dir().unwrap().count() == 1);
     // Reset for the boot, and always off at the end.
-    assert_eq!(lab.power_log(), "reset\noff\n");
+    assert_eq!(lab.power_actions(), ["reset", "off"]);
 }
 
 #[test]
@@ -353,7 +319,7 @@ fn a_board_that_never_reaches_the_prompt_is_an_infrastructure_error() {
     let results = results(&out);
     assert_eq!(case(&results, "lava", "boot-minimal")["result"], "fail");
     assert_eq!(case(&results, "lava", "job")["result"], "fail");
-    assert!(lab.power_log().ends_with("off\n"), "{}", lab.power_log());
+    assert_eq!(lab.power_actions().last().map(String::as_str), Some("off"));
     log_entries(&out);
 }
 
@@ -361,8 +327,7 @@ fn a_board_that_never_reaches_the_prompt_is_an_infrastructure_error() {
 fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
     let lab = Lab::new("");
     let job = lab.job(&["lava-test-case before --result pass", "sleep 120"], 60);
-    let (mut child, out) =
-        lab.start_until_case(&lab.dir.path().join("sim-01.jinja2"), &job, "before");
+    let (mut child, out) = lab.start_until_case(lab.dictionary(), &job, "before");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = wait_for_exit(&mut child, Duration::from_secs(60), "cancel took too long");
@@ -372,7 +337,7 @@ fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
     assert_eq!(result["status"], "Canceled", "{result}");
     // Quoted, so YAML 1.1 reads a string (a plain `off` is the boolean false).
     assert_eq!(result["power_state"], "unknown", "{result}");
-    assert!(lab.power_log().ends_with("off\n"), "{}", lab.power_log());
+    assert_eq!(lab.power_actions().last().map(String::as_str), Some("off"));
     let results = results(&out);
     assert_eq!(case(&results, "0_smoke", "before")["result"], "pass");
     log_entries(&out);
@@ -481,15 +446,15 @@ fn user_commands_retries_git_definitions_and_interactive_tests() {
     let flag = lab.dir.path().join("flaky-flag");
     let marks = lab.dir.path().join("marks");
     // The dictionary gains two user commands: one that fails once, one with an undo.
-    let dict = lab.dir.path().join("sim-01.jinja2");
-    let mut text = std::fs::read_to_string(&dict).unwrap();
+    let dict = lab.dictionary();
+    let mut text = std::fs::read_to_string(dict).unwrap();
     text.push_str(&format!(
         "{{% set user_commands = {{'flaky': {{'do': 'test -f {f} || {{ touch {f}; exit 1; }}'}}, \
          'mark': {{'do': 'echo done >> {m}', 'undo': 'echo undone >> {m}'}}}} %}}\n",
         f = flag.display(),
         m = marks.display()
     ));
-    std::fs::write(&dict, text).unwrap();
+    std::fs::write(dict, text).unwrap();
     // A local git repository holding a test definition.
     let repo = lab.dir.mkdir("tests-repo");
     std::fs::write(
@@ -573,12 +538,12 @@ actions:
 #[test]
 fn a_second_sigterm_forces_a_job_whose_cleanup_hangs() {
     let lab = Lab::new("");
-    let dict = lab.dir.path().join("sim-01.jinja2");
-    let mut text = std::fs::read_to_string(&dict).unwrap();
+    let dict = lab.dictionary();
+    let mut text = std::fs::read_to_string(dict).unwrap();
     text.push_str("{% set power_off_command = 'sleep 60' %}\n");
-    std::fs::write(&dict, text).unwrap();
+    std::fs::write(dict, text).unwrap();
     let job = lab.job(&["lava-test-case before --result pass", "sleep 120"], 60);
-    let (mut child, _out) = lab.start_until_case(&dict, &job, "before");
+    let (mut child, _out) = lab.start_until_case(dict, &job, "before");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     // The clean cancel now hangs in the power-off command; a second signal ends it.
@@ -610,7 +575,7 @@ fn a_job_whose_log_cannot_be_written_ends_incomplete_and_says_why() {
     );
     let out = lab.dir.path().join("out");
     let output = Basalt::new(["run", "--quiet", "--device"])
-        .arg(lab.dir.path().join("sim-01.jinja2"))
+        .arg(lab.dictionary())
         .arg("--output-dir")
         .arg(&out)
         .arg("--tftp-root")
@@ -639,5 +604,5 @@ fn a_job_whose_log_cannot_be_written_ends_incomplete_and_says_why() {
             .unwrap();
     assert_eq!(result["status"], "Incomplete", "{result}");
     assert_eq!(result["error_type"], "InfrastructureError", "{result}");
-    assert!(lab.power_log().ends_with("off\n"), "{}", lab.power_log());
+    assert_eq!(lab.power_actions().last().map(String::as_str), Some("off"));
 }

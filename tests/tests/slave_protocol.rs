@@ -33,14 +33,12 @@ impl Inbox {
     }
 }
 
-/// A stand-in LAVA master bound on the cluster's ports, where its slave connects.
-fn stand_in_master(cluster: &Cluster) -> MasterSockets {
-    let (control, log) = cluster.ports();
-    MasterSockets::bind(
-        &format!("tcp://127.0.0.1:{control}"),
-        &format!("tcp://127.0.0.1:{log}"),
-    )
-    .unwrap()
+/// A stand-in LAVA master on ports the kernel picks, where the cluster's slave connects.
+fn stand_in_master(cluster: &mut Cluster) -> MasterSockets {
+    let master = MasterSockets::bind("tcp://127.0.0.1:*", "tcp://127.0.0.1:*").unwrap();
+    let (control, log) = master.ports().unwrap();
+    cluster.listen_on(control, log);
+    master
 }
 
 /// Waits until `want` picks a control message (those before it are dropped).
@@ -65,7 +63,7 @@ fn expect<T>(
 #[test]
 fn the_slave_runs_a_job_for_a_lava_master_and_shrugs_off_garbage() {
     let mut cluster = Cluster::new();
-    let master = stand_in_master(&cluster);
+    let master = stand_in_master(&mut cluster);
     let _slave = cluster.start_slave();
     let mut inbox = Inbox::default();
     let offered = expect(
@@ -227,7 +225,7 @@ fn serve_lava(master: &MasterSockets, inbox: &mut Inbox, mut done: impl FnMut(&I
 #[test]
 fn a_restarted_slave_pushes_no_line_twice_to_a_lava_master() {
     let mut cluster = Cluster::new();
-    let master = stand_in_master(&cluster);
+    let master = stand_in_master(&mut cluster);
     let slave = cluster.start_slave();
     let mut inbox = Inbox::default();
     expect(&master, &mut inbox, "HELLO", |_, message| {

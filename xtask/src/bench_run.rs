@@ -19,7 +19,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     let rendered = Command::new(bin_dir.join("basalt"))
         .arg("devices")
         .arg("render")
-        .arg(&lab.dictionary)
+        .arg(&lab.board.dictionary)
         .output()
         .context("cannot render the lab's device dictionary")?;
     if !rendered.status.success() {

@@ -6,29 +6,16 @@
 //! inspection; both daemons are stopped with SIGTERM at the end (the job processes they
 //! ran have ended by then).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use basalt_e2e::cluster::Ports;
+
 use crate::leftovers::Session;
 use crate::simlab::write_lab;
-
-/// Three distinct free ports (held open together while chosen, so none repeats).
-fn free_ports() -> anyhow::Result<(u16, u16, u16)> {
-    let held = [
-        TcpListener::bind("127.0.0.1:0")?,
-        TcpListener::bind("127.0.0.1:0")?,
-        TcpListener::bind("127.0.0.1:0")?,
-    ];
-    Ok((
-        held[0].local_addr()?.port(),
-        held[1].local_addr()?.port(),
-        held[2].local_addr()?.port(),
-    ))
-}
 
 /// A daemon stopped with SIGTERM when dropped.
 struct Daemon(Child, &'static str);
@@ -88,10 +75,9 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("basalt-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("create demo directory")?;
     let lab = write_lab(&dir, &bin_dir)?;
-    let (control, logs, http) = free_ports()?;
     let data_dir = dir.join("master");
     let state_dir = dir.join("slave");
-    let url = format!("http://127.0.0.1:{http}");
+    let ready_file = dir.join("master.ready");
     let certs = dir.join("certs");
 
     println!("== basalt certs generate: the master's and the slave's CURVE key pairs ==");
@@ -115,7 +101,7 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
         "\n== basalt master --encrypt --data-dir {} ==",
         data_dir.display()
     );
-    let _master = spawn(
+    let mut master = spawn(
         session,
         &basalt,
         "master",
@@ -126,11 +112,13 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
             "--listen",
             "127.0.0.1",
             "--control-port",
-            &control.to_string(),
+            "0",
             "--log-port",
-            &logs.to_string(),
+            "0",
             "--http-port",
-            &http.to_string(),
+            "0",
+            "--ready-file",
+            &path(&ready_file),
             "--encrypt",
             "--master-cert",
             &path(&certs.join("master/master.key_secret")),
@@ -139,7 +127,9 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
         ],
         &dir.join("master.log"),
     )?;
-    wait_for_port(http)?;
+    // Port 0 everywhere: the master says in its ready file which ports it got.
+    let ports = wait_until_ready(&mut master, &ready_file)?;
+    let url = format!("http://127.0.0.1:{}", ports.http);
     let token = std::fs::read_to_string(data_dir.join("admin-token"))
         .context("the master wrote no admin token")?
         .trim()
@@ -166,7 +156,7 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
             "--worker",
             "demo-worker",
             "--dict",
-            &path(&lab.dictionary),
+            &path(&lab.board.dictionary),
         ],
     )?;
 
@@ -180,9 +170,9 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
             "--master",
             "127.0.0.1",
             "--control-port",
-            &control.to_string(),
+            &ports.control.to_string(),
             "--log-port",
-            &logs.to_string(),
+            &ports.log.to_string(),
             "--name",
             "demo-worker",
             "--state-dir",
@@ -207,7 +197,7 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
     println!("\n== the outlet log written by the power commands ==");
     print!(
         "{}",
-        std::fs::read_to_string(&lab.power_log).unwrap_or_default()
+        std::fs::read_to_string(&lab.board.power_log).unwrap_or_default()
     );
     println!(
         "\nmaster data (database, job logs, admin token) in {}\ndaemon logs: {}/master.log, {}/slave.log",
@@ -222,15 +212,19 @@ fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn wait_for_port(port: u16) -> anyhow::Result<()> {
+/// Waits for the master's ready file; fails if the master exits first.
+fn wait_until_ready(master: &mut Daemon, ready_file: &Path) -> anyhow::Result<Ports> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
+        if let Some(ports) = Ports::from_ready_file(ready_file, master.0.id()) {
+            return Ok(ports);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if let Some(status) = master.0.try_wait()? {
+            bail!("the master exited ({status}) before it was ready; see its log");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("the master did not open its HTTP port {port} within 30 s")
+    bail!("the master wrote no ready file within 30 s")
 }
 
 fn wait_until_online(cli: &Cli) -> anyhow::Result<()> {

@@ -8,6 +8,8 @@ use anyhow::bail;
 
 /// The variable holding the mark of a `cargo xtask test` run.
 pub const TESTS: &str = "XTASK_TEST_SESSION";
+/// The variable holding the mark of a `cargo xtask soak` run.
+pub const SOAK: &str = "XTASK_SOAK_SESSION";
 /// The variable holding the mark of a `cargo xtask demo` run.
 pub const DEMO: &str = "XTASK_DEMO_SESSION";
 

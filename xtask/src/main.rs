@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 //!
 //! Tasks: `test` (build everything, then run every test), `demo` (the product's main job),
+//! `soak` (random kill -9 of the daemons during jobs, checked byte for byte),
 //! `lab` (a real lab of qemu boards on this machine), `bench <name>` (benchmarks that print
 //! figures), `ci` (what `.ci/run` checks). Only cargo and a shell are needed, and for `lab`
 //! Debian's packages, which it installs.
@@ -11,6 +12,7 @@ mod lab;
 mod leftovers;
 mod packages;
 mod simlab;
+mod soak;
 #[cfg(test)]
 mod tidy;
 
@@ -39,6 +41,10 @@ tasks:
   lab run [--kill-slave-during-boot]
                         one job per board (examples/jobs/), results, boot and job times,
                         peak memory of the slave and the job processes
+  soak [--runs N] [--seed S]
+                        N runs (default 100) of a job with kill -9 of the master, the slave
+                        or both at a random moment: each job complete, its log byte for byte
+                        and every line once; prints the figures
   ci                    cargo fmt --check, clippy -D warnings, then test";
 
 fn main() -> ExitCode {
@@ -57,6 +63,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo::run(&root),
+        Some("soak") => soak::main(&root, &args[1..]),
         Some("lab") => lab::main(&root, &args[1..]),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("plugin-call") => {

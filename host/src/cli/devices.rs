@@ -41,6 +41,13 @@ pub enum DevicesCommand {
     /// Put a device back into service: health unknown, so its type's health check runs before
     /// any other job (types without one take jobs at once); `--skip-health-check`: good.
     Activate(super::remote::devices::ActivateArgs),
+    /// Move a device to another worker or change its description.
+    Update(super::remote::devices::UpdateArgs),
+    /// Retire a device: it takes no more jobs and stays on record with its history.
+    Retire(super::remote::devices::HealthArgs),
+    /// Delete a device for good (refused while it holds a job or jobs wait for it by name;
+    /// its past jobs keep its name).
+    Delete(super::remote::devices::HealthArgs),
     /// Get or set a device's dictionary on a master.
     #[command(subcommand)]
     Dict(super::remote::devices::DictCommand),
@@ -119,6 +126,9 @@ pub fn run(command: &DevicesCommand) -> anyhow::Result<ExitCode> {
             };
             super::remote::devices::set_health(&args.device, health)
         }
+        DevicesCommand::Update(args) => super::remote::devices::update(args),
+        DevicesCommand::Retire(args) => super::remote::devices::set_health(args, "retired"),
+        DevicesCommand::Delete(args) => super::remote::devices::delete(args),
         DevicesCommand::Dict(command) => super::remote::devices::dict(command),
         DevicesCommand::Tags(command) => super::remote::devices::tags(command),
         DevicesCommand::Render(args) => render(args),

@@ -22,13 +22,13 @@ pub struct MasterArgs {
     /// The address to listen on.
     #[arg(long, value_name = "ADDRESS")]
     pub listen: Option<String>,
-    /// The control socket's port (default 5556).
+    /// The control socket's port (default 5556; 0: one the kernel picks, see --ready-file).
     #[arg(long, value_name = "PORT")]
     pub control_port: Option<u16>,
-    /// The log socket's port (default 5555).
+    /// The log socket's port (default 5555; 0: one the kernel picks).
     #[arg(long, value_name = "PORT")]
     pub log_port: Option<u16>,
-    /// The HTTP API's port (default 8000).
+    /// The HTTP API's port (default 8000; 0: one the kernel picks).
     #[arg(long, value_name = "PORT")]
     pub http_port: Option<u16>,
     /// Seconds between slave pings (told to slaves in PONG).
@@ -65,6 +65,10 @@ pub struct MasterArgs {
     /// there, rather than silently forget every job, worker and device.
     #[arg(long)]
     pub init: bool,
+    /// Write FILE once every socket is bound and the master serves: JSON with its process
+    /// id and its control, log and HTTP ports (replaced atomically at each start).
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
     /// Device-type template directories.
     #[command(flatten)]
     pub device_types: DeviceTypeDirs,
@@ -114,6 +118,7 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
         config.register_workers = false;
     }
     config.init = args.init;
+    config.ready_file = args.ready_file;
     config
         .resolve_paths()
         .context("cannot resolve the master's paths against the current directory")?;

@@ -41,6 +41,11 @@ pub struct MasterConfig {
     /// holds a master's data (`--init`; never from a configuration file).
     #[serde(skip)]
     pub init: bool,
+    /// A file to write, once every socket is bound, with the master's process id and the
+    /// ports it listens on (`--ready-file`): how a supervisor or a test knows this master,
+    /// not something else on the port, is ready, and which ports port 0 gave it.
+    #[serde(skip)]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// How often things are repeated and how long silence is tolerated.
@@ -97,6 +102,7 @@ impl Default for MasterConfig {
             register_workers: true,
             forget_unused_workers_after_secs: 24 * 3600,
             init: false,
+            ready_file: None,
         }
     }
 }
@@ -141,6 +147,9 @@ impl MasterConfig {
         self.data_dir = std::path::absolute(&self.data_dir)?;
         self.master_cert = std::path::absolute(&self.master_cert)?;
         self.slaves_certs = std::path::absolute(&self.slaves_certs)?;
+        if let Some(file) = &mut self.ready_file {
+            *file = std::path::absolute(&*file)?;
+        }
         for dir in &mut self.device_types {
             *dir = std::path::absolute(&*dir)?;
         }
@@ -162,14 +171,17 @@ impl MasterConfig {
         self.data_dir.join("jobs")
     }
 
-    /// `tcp://LISTEN:PORT` for ZMQ.
+    /// `tcp://LISTEN:PORT` for ZMQ; port 0 becomes ZMQ's `*`, a port the kernel picks.
     pub fn endpoint(&self, port: u16) -> String {
         let host = if self.listen == "0.0.0.0" {
             "*"
         } else {
             &self.listen
         };
-        format!("tcp://{host}:{port}")
+        match port {
+            0 => format!("tcp://{host}:*"),
+            port => format!("tcp://{host}:{port}"),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod joblogs;
 pub mod lava_api;
+pub mod ready;
 pub mod service;
 mod start;
 pub mod submit;
@@ -123,6 +124,7 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
         &config.endpoint(config.log_port),
         curve.as_ref(),
     )?;
+    let (control_port, log_port) = sockets.ports()?;
     match &curve {
         Some(curve) => info!(
             "the link is encrypted (CURVE, master key {}); {} slave certificate(s) in {}",
@@ -132,8 +134,8 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
         ),
         None => tracing::warn!(
             "the master-slave link is NOT encrypted: anyone who reaches ports {} and {} can pose as a worker{}; use --encrypt with certificates (basalt certs generate)",
-            config.control_port,
-            config.log_port,
+            control_port,
+            log_port,
             if config.register_workers {
                 " or register new ones"
             } else {
@@ -145,6 +147,12 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     let listener = std::net::TcpListener::bind(&http_address)
         .with_context(|| format!("cannot listen for HTTP on {http_address}"))?;
     listener.set_nonblocking(true)?;
+    let listening = ready::Listening {
+        pid: std::process::id(),
+        control_port,
+        log_port,
+        http_port: listener.local_addr()?.port(),
+    };
     let waker = sockets.waker()?;
     let log_faults = Arc::new(joblogs::LogFaults::default());
     let service = Arc::new(
@@ -184,11 +192,18 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
         signal_hook::flag::register(signal, stop.clone())?;
     }
     info!(
-        "master listening: control {}, logs {}, HTTP {http_address}, data in {}",
-        config.endpoint(config.control_port),
-        config.endpoint(config.log_port),
+        "master listening: control {}, logs {}, HTTP {}:{}, data in {}",
+        config.endpoint(listening.control_port),
+        config.endpoint(listening.log_port),
+        config.listen,
+        listening.http_port,
         config.data_dir.display()
     );
+    if let Some(file) = &config.ready_file {
+        listening
+            .write(file)
+            .with_context(|| format!("cannot write the ready file {}", file.display()))?;
+    }
     let engine = TemplateEngine::new(SearchPath::new(template_dirs));
     let allow = curve.map(|c| c.allow);
     let database = config.database();

@@ -469,6 +469,43 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a device; its past jobs keep its name. Refused while a job holds it or waits
+    /// for it by name (cancel those first, or retire the device to keep it on record).
+    /// The removal is kept in the history with `reason`.
+    pub fn delete_device(&self, hostname: &str, reason: &str) -> Result<(), StoreError> {
+        let device = self.existing_device(hostname)?;
+        let tx = self.conn.unchecked_transaction()?;
+        let waiting: Vec<u64> = {
+            let mut statement = tx.prepare(
+                "SELECT id FROM jobs WHERE state != 'finished'
+                 AND (actual_device = ?1 OR requested_device = ?1) ORDER BY id",
+            )?;
+            let rows = statement.query_map([hostname], |row| row.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if device.current_job.is_some() || !waiting.is_empty() {
+            let ids: Vec<String> = device
+                .current_job
+                .into_iter()
+                .chain(waiting)
+                .map(|id| id.to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            return Err(StoreError::Conflict(format!(
+                "device {hostname} has unfinished jobs ({}): cancel them first, or retire the \
+                 device instead",
+                ids.join(", ")
+            )));
+        }
+        tx.execute("DELETE FROM devices WHERE hostname = ?1", [hostname])?;
+        Self::record(
+            &tx, "device", hostname, "device", "present", "deleted", reason,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Changes a worker's description or job limit (each when given).
     pub fn update_worker(
         &self,

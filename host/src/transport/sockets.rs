@@ -269,6 +269,11 @@ impl MasterSockets {
         })
     }
 
+    /// The ports the control and log sockets are bound on (what `*` became).
+    pub fn ports(&self) -> Result<(u16, u16), TransportError> {
+        Ok((bound_port(&self.control)?, bound_port(&self.logs)?))
+    }
+
     /// Whether the sockets are encrypted.
     pub fn encrypted(&self) -> bool {
         self.monitor.is_some()
@@ -374,6 +379,25 @@ fn context_socket(
     endpoint: &str,
 ) -> Result<zmq::Socket, TransportError> {
     with_endpoint(context.socket(kind), "cannot create a socket for", endpoint)
+}
+
+/// The port of the endpoint `socket` was last bound to (`tcp://HOST:PORT`).
+fn bound_port(socket: &zmq::Socket) -> Result<u16, TransportError> {
+    let endpoint = with_endpoint(
+        socket.get_last_endpoint(),
+        "cannot read the endpoint of",
+        "",
+    )?
+    .unwrap_or_default();
+    endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .ok_or(TransportError::Socket {
+            what: "no TCP port in the bound endpoint",
+            endpoint,
+            source: zmq::Error::EINVAL,
+        })
 }
 
 /// Receives every message ready on `socket`, up to [`DRAIN_BATCH`].

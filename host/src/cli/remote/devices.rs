@@ -72,6 +72,58 @@ pub struct HealthArgs {
     pub master: MasterArgs,
 }
 
+/// Flags of `basalt devices update`.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// The device.
+    pub name: String,
+    /// Attach it to this (known) worker.
+    #[arg(long)]
+    pub worker: Option<String>,
+    /// Free text.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// `basalt devices update`.
+pub fn update(args: &UpdateArgs) -> anyhow::Result<ExitCode> {
+    if args.worker.is_none() && args.description.is_none() {
+        anyhow::bail!("nothing to change: give --worker or --description");
+    }
+    let mut body = json!({});
+    if let Some(worker) = &args.worker {
+        body["worker"] = json!(worker);
+    }
+    if let Some(description) = &args.description {
+        body["description"] = json!(description);
+    }
+    let device = args.master.client().send_json(
+        "PATCH",
+        &format!("/api/v1/devices/{}", args.name),
+        &body,
+    )?;
+    println!(
+        "device {}: worker {}, description {:?}",
+        args.name,
+        field(&device, "worker"),
+        field(&device, "description")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `basalt devices delete`.
+pub fn delete(args: &HealthArgs) -> anyhow::Result<ExitCode> {
+    args.master.client().delete(
+        &format!("/api/v1/devices/{}", args.name),
+        &[("reason", &args.reason)],
+    )?;
+    println!("device {} deleted", args.name);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Flags of `basalt devices activate`.
 #[derive(Args, Debug)]
 pub struct ActivateArgs {

@@ -110,6 +110,16 @@ impl Client {
         serde_json::from_str(&text).context("the master's answer is not JSON")
     }
 
+    /// DELETE, with `query` pairs (answered with no body).
+    pub fn delete(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<()> {
+        let request = query
+            .iter()
+            .fold(self.request("DELETE", path), |request, (key, value)| {
+                request.query(key, value)
+            });
+        self.finish(request.call()).map(drop)
+    }
+
     /// POST or PUT a text body.
     pub fn send_text(&self, method: &str, path: &str, body: &str) -> anyhow::Result<Value> {
         let text = self.finish(

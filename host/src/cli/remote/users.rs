@@ -1,4 +1,4 @@
-//! `basalt user add|token|list|tokens`: the accounts lavacli and the admin commands log in
+//! `basalt user add|token|list|tokens|delete`: the accounts lavacli and the admin commands log in
 //! with. A token is printed once, when it is made; the master keeps only its digest.
 
 use std::process::ExitCode;
@@ -20,6 +20,8 @@ pub enum UserCommand {
     List(ListArgs),
     /// List a user's tokens (descriptions and dates, never the secrets).
     Tokens(NameArgs),
+    /// Delete a user and their tokens (not `admin`, not yourself).
+    Delete(NameArgs),
 }
 
 /// Flags of `basalt user add`.
@@ -119,6 +121,12 @@ pub fn run(command: &UserCommand) -> anyhow::Result<ExitCode> {
                     .collect();
                 print_table(&["NAME", "SUPERUSER", "ACTIVE"], &rows);
             }
+        }
+        UserCommand::Delete(args) => {
+            args.master
+                .client()
+                .delete(&format!("/api/v1/users/{}", args.name), &[])?;
+            println!("user {} deleted", args.name);
         }
         UserCommand::Tokens(args) => {
             let tokens = args

@@ -1,4 +1,4 @@
-//! `basalt workers add|list|show|maintenance|activate|config|env|env-dut`.
+//! `basalt workers add|list|show|maintenance|activate|update|retire|config|env|env-dut`.
 
 use std::process::ExitCode;
 
@@ -22,6 +22,10 @@ pub enum WorkersCommand {
     Maintenance(HealthArgs),
     /// Give the worker jobs again.
     Activate(HealthArgs),
+    /// Change the worker's description or job limit.
+    Update(UpdateArgs),
+    /// Retire the worker: its devices take no more jobs; it stays on record.
+    Retire(HealthArgs),
     /// Get or set the worker's dispatcher.yaml (dispatcher_ip, ...), kept on the master.
     #[command(subcommand)]
     Config(FileCommand),
@@ -65,6 +69,22 @@ pub struct AddArgs {
     /// How many jobs it may run at once (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub job_limit: u32,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Flags of `basalt workers update`.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// The worker.
+    pub name: String,
+    /// Free text.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// How many jobs it may run at once (0: no limit).
+    #[arg(long)]
+    pub job_limit: Option<u32>,
     /// The master.
     #[command(flatten)]
     pub master: MasterArgs,
@@ -181,9 +201,35 @@ pub fn run(command: &WorkersCommand) -> anyhow::Result<ExitCode> {
                 print_worker(&worker);
             }
         }
-        WorkersCommand::Maintenance(args) | WorkersCommand::Activate(args) => {
+        WorkersCommand::Update(args) => {
+            if args.description.is_none() && args.job_limit.is_none() {
+                anyhow::bail!("nothing to change: give --description or --job-limit");
+            }
+            let mut body = json!({});
+            if let Some(description) = &args.description {
+                body["description"] = json!(description);
+            }
+            if let Some(limit) = args.job_limit {
+                body["job_limit"] = json!(limit);
+            }
+            let worker = args.master.client().send_json(
+                "PATCH",
+                &format!("/api/v1/workers/{}", args.name),
+                &body,
+            )?;
+            println!(
+                "worker {}: job limit {}, description {:?}",
+                args.name,
+                field(&worker, "job_limit"),
+                field(&worker, "description")
+            );
+        }
+        WorkersCommand::Maintenance(args)
+        | WorkersCommand::Activate(args)
+        | WorkersCommand::Retire(args) => {
             let health = match command {
                 WorkersCommand::Maintenance(_) => "maintenance",
+                WorkersCommand::Retire(_) => "retired",
                 _ => "active",
             };
             args.master.client().post(

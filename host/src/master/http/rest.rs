@@ -8,7 +8,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -64,12 +64,16 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/version", get(version))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/users", get(list_users).post(add_user))
+        .route("/api/v1/users/{name}", delete(delete_user))
         .route(
             "/api/v1/users/{name}/tokens",
             get(list_tokens).post(add_token),
         )
         .route("/api/v1/workers", get(list_workers).post(add_worker))
-        .route("/api/v1/workers/{name}", get(show_worker))
+        .route(
+            "/api/v1/workers/{name}",
+            get(show_worker).patch(update_worker),
+        )
         .route("/api/v1/workers/{name}/health", post(set_worker_health))
         .route(
             "/api/v1/workers/{name}/files/{file}",
@@ -92,7 +96,10 @@ pub fn routes() -> Router<Arc<Service>> {
             get(get_health_check).put(set_health_check),
         )
         .route("/api/v1/devices", get(list_devices).post(add_device))
-        .route("/api/v1/devices/{name}", get(show_device))
+        .route(
+            "/api/v1/devices/{name}",
+            get(show_device).patch(update_device).delete(delete_device),
+        )
         .route(
             "/api/v1/devices/{name}/dictionary",
             get(get_dictionary).put(set_dictionary),
@@ -141,6 +148,15 @@ async fn add_user(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let user = service.add_user(&caller, &new.name, new.superuser)?;
     Ok((StatusCode::CREATED, Json(json!(user))))
+}
+
+async fn delete_user(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    service.delete_user(&caller, &name)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_tokens(
@@ -200,6 +216,29 @@ async fn show_worker(State(service): Shared, Path(name): Path<String>) -> ApiRes
     value["history"] = json!(history);
     value["files"] = json!(service.worker_files(&name));
     Ok(Json(value))
+}
+
+/// What `PATCH /api/v1/workers/{name}` may change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkerChange {
+    description: Option<String>,
+    job_limit: Option<u32>,
+}
+
+async fn update_worker(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+    Json(change): Json<WorkerChange>,
+) -> ApiResult<Json<Value>> {
+    let worker = service.update_worker(
+        &caller,
+        &name,
+        change.description.as_deref(),
+        change.job_limit,
+    )?;
+    Ok(Json(json!(worker)))
 }
 
 #[derive(Deserialize)]
@@ -399,6 +438,46 @@ async fn show_device(State(service): Shared, Path(name): Path<String>) -> ApiRes
     let mut value = json!(device);
     value["history"] = json!(history);
     Ok(Json(value))
+}
+
+/// What `PATCH /api/v1/devices/{name}` may change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceChange {
+    worker: Option<String>,
+    description: Option<String>,
+}
+
+async fn update_device(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+    Json(change): Json<DeviceChange>,
+) -> ApiResult<Json<Value>> {
+    let device = service.update_device(
+        &caller,
+        &name,
+        change.worker.as_deref(),
+        change.description.as_deref(),
+    )?;
+    Ok(Json(json!(device)))
+}
+
+/// `DELETE /api/v1/devices/{name}?reason=...`.
+#[derive(Deserialize)]
+struct DeleteQuery {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn delete_device(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+    Query(query): Query<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    service.delete_device(&caller, &name, &query.reason)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_dictionary(State(service): Shared, Path(name): Path<String>) -> ApiResult<String> {

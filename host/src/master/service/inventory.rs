@@ -614,6 +614,16 @@ impl super::Service {
         })?)
     }
 
+    /// Removes a device for good (retiring keeps it on record instead); refused while it
+    /// holds a job or jobs wait for it by name.
+    pub fn delete_device(&self, caller: &Caller, name: &str, reason: &str) -> ServiceResult<()> {
+        let user = caller.require_superuser()?;
+        self.store()?
+            .delete_device(name, &with_who(reason, &user.name))?;
+        self.reschedule();
+        Ok(())
+    }
+
     /// Gives a device a tag (jobs asking for it may then run there); already there is fine.
     pub fn add_device_tag(&self, caller: &Caller, name: &str, tag: &str) -> ServiceResult<()> {
         caller.require_superuser()?;

@@ -64,6 +64,23 @@ impl super::Service {
         Ok(self.store()?.tokens(name)?)
     }
 
+    /// Removes a user and their tokens. The master's own admin (whose token is in the data
+    /// directory) and the caller themselves cannot be removed: either would lock the lab out.
+    pub fn delete_user(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
+        let user = caller.require_superuser()?;
+        if name == ADMIN {
+            return Err(ServiceError::bad_request(format!(
+                "{ADMIN} is the master's own superuser (DATA_DIR/admin-token) and cannot be deleted"
+            )));
+        }
+        if name == user.name {
+            return Err(ServiceError::bad_request(format!(
+                "{name} cannot delete themselves: ask another superuser"
+            )));
+        }
+        Ok(self.store()?.delete_user(name)?)
+    }
+
     /// Makes sure the admin user exists and that `token` (the data directory's `admin-token`)
     /// is one of its tokens: the bootstrap credential of a fresh master.
     pub fn ensure_admin(&self, token: &str) -> ServiceResult<()> {
