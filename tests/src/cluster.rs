@@ -388,6 +388,9 @@ impl Cluster {
             "--cancel-grace",
             "5",
             "--keep-finished",
+            // The jobs' kernel is a file in the test directory.
+            "--local-file-dir",
+            &self.told(self.dir.path().to_path_buf()),
         ]
         .iter()
         .map(|s| s.to_string())

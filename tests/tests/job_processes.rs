@@ -42,6 +42,8 @@ fn spawn_run(
         .arg(dict)
         .arg("--output-dir")
         .arg(cluster.dir.path().join(out))
+        .arg("--local-file-dir")
+        .arg(cluster.dir.path())
         .arg(job)
         .env(TAG_VAR, tag)
         .spawn(cluster.dir.path())
@@ -78,6 +80,8 @@ fn next_job_completes(cluster: &Cluster, dict: &Path) {
         .arg(dict)
         .arg("--output-dir")
         .arg(cluster.dir.path().join("next-out"))
+        .arg("--local-file-dir")
+        .arg(cluster.dir.path())
         .arg(&job)
         .timeout(Duration::from_secs(120))
         .run();

@@ -38,6 +38,8 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         .arg(&device)
         .arg("--output-dir")
         .arg(dir.join("out"))
+        .arg("--local-file-dir")
+        .arg(&dir)
         .arg(&lab.job)
         .spawn()
         .context("cannot start basalt run")?;

@@ -177,6 +177,9 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
             "demo-worker",
             "--state-dir",
             &path(&state_dir),
+            // The demo's kernel is a file in the demo directory.
+            "--local-file-dir",
+            &path(&dir),
             "--encrypt",
             "--master-cert",
             &path(&certs.join("master/master.key")),

@@ -18,7 +18,9 @@ use super::PluginDirs;
 use basalt_plugin_api::DriverKind;
 
 use crate::device_drivers::{connection_driver, power_driver};
-use crate::dispatcher::{run_job, Cancel, DutEnvironment, JobStatus, RunRequest, ServerDirs};
+use crate::dispatcher::{
+    run_job, Cancel, DutEnvironment, JobStatus, LocalFiles, RunRequest, ServerDirs,
+};
 use crate::failure::FailureClass;
 use crate::job_processes;
 
@@ -52,6 +54,10 @@ pub struct RunArgs {
     /// are extracted into a per-job directory under it.
     #[arg(long, value_name = "DIR")]
     pub nfs_root: Option<PathBuf>,
+    /// A directory whose files the job may read as file:// URLs, plain paths or local git
+    /// repositories (may be repeated). Without one, the job reads no file of this machine.
+    #[arg(long = "local-file-dir", value_name = "DIR")]
+    pub local_file_dirs: Vec<PathBuf>,
     /// The job's name in the TFTP and NFS directories (default: the output directory's name).
     #[arg(long, value_name = "ID")]
     pub job_id: Option<String>,
@@ -136,6 +142,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("{} is not a usable env.dut.yaml", path.display()))?
         }
     };
+    let job_id = args.job_id.clone().unwrap_or_else(|| {
+        args.output_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("job-{}", std::process::id()))
+    });
+    crate::job::confine::file_name(&job_id)
+        .with_context(|| "--job-id names the job's directory under the TFTP and NFS roots")?;
     let request = RunRequest {
         process_tag,
         dut_env,
@@ -147,15 +161,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         echo_log: !args.quiet,
         cancel,
         server_ip: args.server_ip.clone(),
+        local_files: LocalFiles::new(args.local_file_dirs.iter().cloned()),
         servers: ServerDirs {
             tftp_root: args.tftp_root.clone(),
             nfs_root: args.nfs_root.clone(),
-            job_id: args.job_id.clone().unwrap_or_else(|| {
-                args.output_dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| format!("job-{}", std::process::id()))
-            }),
+            job_id,
         },
     };
     let outcome = run_job(&request)

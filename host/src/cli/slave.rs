@@ -52,6 +52,10 @@ pub struct SlaveArgs {
     /// A plugin directory for job processes (may be repeated).
     #[arg(long = "plugin-dir", value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// A directory whose files jobs may read as file:// URLs or local git repositories (may
+    /// be repeated; nothing else on the worker is readable to a job).
+    #[arg(long = "local-file-dir", value_name = "DIR")]
+    pub local_file_dirs: Vec<PathBuf>,
 }
 
 /// Runs the slave.
@@ -92,6 +96,7 @@ pub fn run(args: SlaveArgs) -> anyhow::Result<ExitCode> {
         config.slave_cert = path;
     }
     config.run.plugin_dirs.extend(args.plugin_dirs);
+    config.run.local_file_dirs.extend(args.local_file_dirs);
     config
         .resolve_paths()
         .context("cannot resolve the slave's paths against the current directory")?;

@@ -10,14 +10,20 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
 
 use super::failure::Failure;
+use super::local_files::{LocalFiles, Source};
 use super::log::JobLogger;
+use crate::job::confine;
 use crate::pipeline::deploy_artifacts;
 
 /// Fetches every artifact of a deploy action into `dir`, returning artifact key → file.
+/// Each file is named `KEY-NAME` (NAME from the URL), both checked to be plain file names, so
+/// nothing a job says can put a file outside `dir`; local files are read only where `local`
+/// allows.
 pub fn deploy(
     params: &Map<String, Value>,
     dir: &Path,
     deadline: Instant,
+    local: &LocalFiles,
     log: &JobLogger,
 ) -> Result<Map<String, Value>, Failure> {
     std::fs::create_dir_all(dir)
@@ -35,11 +41,11 @@ pub fn deploy(
                 )));
             }
         }
-        let name = url
-            .rsplit('/')
-            .next()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(key.as_str());
+        confine::file_name(&key).map_err(|e| Failure::job(format!("artifact key {key:?}: {e}")))?;
+        let name = match confine::url_file_name(url) {
+            Some(name) => name.map_err(|e| Failure::job(format!("{key}: url {url}: {e}")))?,
+            None => key.as_str(),
+        };
         let target = dir.join(format!("{key}-{name}"));
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -48,7 +54,7 @@ pub fn deploy(
             )));
         }
         let started = Instant::now();
-        let size = fetch(url, &target, remaining)
+        let size = fetch(url, &target, remaining, local)
             .map_err(|e| Failure::infrastructure(format!("{key}: cannot download {url}: {e}")))?;
         verify(&key, &artifact, &target)?;
         log.info(&format!(
@@ -61,21 +67,31 @@ pub fn deploy(
     Ok(deployed)
 }
 
-/// Copies `url` (file://, http://, https:// or a plain path) to `target`.
-pub fn fetch(url: &str, target: &PathBuf, timeout: Duration) -> Result<u64, String> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        let response = ureq::AgentBuilder::new()
-            .timeout(timeout)
-            .build()
-            .get(url)
-            .call()
-            .map_err(|e| e.to_string())?;
-        let mut reader = response.into_reader();
-        let mut file = std::fs::File::create(target).map_err(|e| e.to_string())?;
-        return std::io::copy(&mut reader, &mut file).map_err(|e| e.to_string());
+/// Copies `url` (http://, https://, or file:// and plain paths where `local` allows) to
+/// `target`.
+pub fn fetch(
+    url: &str,
+    target: &PathBuf,
+    timeout: Duration,
+    local: &LocalFiles,
+) -> Result<u64, String> {
+    match Source::of(url)? {
+        Source::Remote(url) => {
+            let response = ureq::AgentBuilder::new()
+                .timeout(timeout)
+                .build()
+                .get(url)
+                .call()
+                .map_err(|e| e.to_string())?;
+            let mut reader = response.into_reader();
+            let mut file = std::fs::File::create(target).map_err(|e| e.to_string())?;
+            std::io::copy(&mut reader, &mut file).map_err(|e| e.to_string())
+        }
+        Source::Local(path) => {
+            let path = local.check(path)?;
+            std::fs::copy(path, target).map_err(|e| e.to_string())
+        }
     }
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    std::fs::copy(path, target).map_err(|e| e.to_string())
 }
 
 fn digest<D: Digest>(path: &Path) -> std::io::Result<String> {
@@ -106,8 +122,12 @@ fn verify(key: &str, artifact: &Value, path: &Path) -> Result<(), Failure> {
         ("sha256sum", digest::<Sha256>),
         ("sha512sum", digest::<Sha512>),
     ] {
-        let Some(expected) = artifact.get(field).and_then(Value::as_str) else {
-            continue;
+        // Compared as text whatever YAML made of it: `sha256sum: 0000` is a number to YAML
+        // and must fail to match, never be skipped.
+        let expected = match artifact.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
         };
         let actual = compute(path).map_err(|e| {
             Failure::infrastructure(format!("{key}: cannot read {}: {e}", path.display()))
@@ -218,5 +238,104 @@ impl ServerDirs {
                 let _ = std::fs::remove_dir_all(dir);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run_deploy(
+        params: Value,
+        dir: &Path,
+        local: &LocalFiles,
+    ) -> Result<Map<String, Value>, Failure> {
+        let log = JobLogger::create(dir, false, Vec::new()).unwrap();
+        let params = params.as_object().cloned().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        deploy(&params, &dir.join("deploy"), deadline, local, &log)
+    }
+
+    /// What a job that never passed a master's validation could ask for (`basalt run` by
+    /// hand, an old queue): refused before anything is written.
+    #[test]
+    fn keys_and_url_names_that_leave_the_directory_are_refused_at_run_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        std::fs::write(images.join("zImage"), "k").unwrap();
+        let local = LocalFiles::new([images.clone()]);
+        let url = format!("file://{}/zImage", images.display());
+        let escape = run_deploy(
+            json!({"to": "tmpfs", "images": {"../../evil": {"url": url}}}),
+            dir.path(),
+            &local,
+        )
+        .unwrap_err();
+        assert!(
+            escape.message.contains("artifact key \"../../evil\""),
+            "{}",
+            escape.message
+        );
+        let dotdot = run_deploy(
+            json!({"to": "tmpfs", "kernel": {"url": "http://127.0.0.1:9/a/.."}}),
+            dir.path(),
+            &local,
+        )
+        .unwrap_err();
+        assert!(
+            dotdot.message.contains("directory reference"),
+            "{}",
+            dotdot.message
+        );
+        assert!(!dir.path().join("evil-zImage").exists());
+        let deployed = run_deploy(
+            json!({"to": "tmpfs", "kernel": {"url": url}}),
+            dir.path(),
+            &local,
+        )
+        .unwrap();
+        assert!(deployed["kernel"]
+            .as_str()
+            .unwrap()
+            .ends_with("deploy/kernel-zImage"));
+    }
+
+    #[test]
+    fn local_files_outside_the_allowed_directories_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = run_deploy(
+            json!({"to": "tmpfs", "kernel": {"url": "file:///etc/hostname"}}),
+            dir.path(),
+            &LocalFiles::default(),
+        )
+        .unwrap_err();
+        assert!(
+            refused.message.contains("local_file_dirs"),
+            "{}",
+            refused.message
+        );
+        assert!(!dir.path().join("deploy/kernel-hostname").exists());
+    }
+
+    /// `sha256sum: 0000` is a number to YAML: compared as text, it fails; never skipped.
+    #[test]
+    fn a_checksum_yaml_read_as_a_number_is_compared_and_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("zImage"), "k").unwrap();
+        let local = LocalFiles::new([dir.path().to_path_buf()]);
+        let url = format!("file://{}/zImage", dir.path().display());
+        let mismatch = run_deploy(
+            json!({"to": "tmpfs", "kernel": {"url": url, "sha256sum": 0}}),
+            dir.path(),
+            &local,
+        )
+        .unwrap_err();
+        assert!(
+            mismatch.message.contains("sha256sum mismatch"),
+            "{}",
+            mismatch.message
+        );
     }
 }

@@ -84,6 +84,8 @@ pub struct RunRequest {
     pub server_ip: String,
     /// Where this worker's TFTP and NFS servers take files from.
     pub servers: ServerDirs,
+    /// The worker's directories whose files the job may read (`file://`, local git).
+    pub local_files: super::LocalFiles,
     /// The worker's environment for test shells on the board (`env.dut.yaml`).
     pub dut_env: super::DutEnvironment,
     /// The job's process tag ([`crate::job_processes`]): every process the job started
@@ -390,7 +392,13 @@ impl Job<'_> {
                     self.kernel_type = Some(kernel_type.to_ascii_lowercase());
                 }
                 let dir = self.request.output_dir.join("deploy");
-                let mut deployed = deploy(&action.params, &dir, deadline, &self.log)?;
+                let mut deployed = deploy(
+                    &action.params,
+                    &dir,
+                    deadline,
+                    &self.request.local_files,
+                    &self.log,
+                )?;
                 self.request.servers.publish(
                     action.method().unwrap_or_default(),
                     &mut deployed,
@@ -502,6 +510,7 @@ impl Job<'_> {
             workdir: &workdir,
             board_dir,
             dut_env: &request.dut_env,
+            local_files: &request.local_files,
         };
         let outcome = shell.run(params, suite_base, deadline);
         self.results = results;

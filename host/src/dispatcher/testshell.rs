@@ -22,6 +22,7 @@ use super::results::{CaseResult, Results};
 use crate::console::Expecter;
 use crate::data::string_list;
 use crate::failure::FailureClass;
+use crate::job::confine;
 
 /// What a signal looks like in the console output.
 const SIGNAL_PATTERN: &str = r"<LAVA_SIGNAL_(\w+)([^>\r\n]*)>";
@@ -100,6 +101,8 @@ pub struct TestShell<'a> {
     pub board_dir: String,
     /// The worker's environment for every test script (`env.dut.yaml`).
     pub dut_env: &'a super::DutEnvironment,
+    /// The worker's directories whose files may be read (`file://`, local repositories).
+    pub local_files: &'a super::LocalFiles,
 }
 
 fn quote(text: &str) -> String {
@@ -218,34 +221,44 @@ impl TestShell<'_> {
                         "{suite}: a git definition needs repository: <url or path>"
                     ))
                 })?;
+                let relative = definition_path(suite, path)?;
+                let local = self.git_source(suite, repo)?;
                 let checkout = self.workdir.join("tests").join(suite);
-                let mut clone = Command::new("git");
+                let mut clone = git_command(local);
                 clone.args(["clone", "--quiet"]);
                 if let Some(branch) = definition.get("branch").and_then(Value::as_str) {
                     clone.args(["--branch", branch]);
                 }
-                clone.arg(repo).arg(&checkout);
+                clone.arg("--").arg(repo).arg(&checkout);
                 run_git(clone, deadline, &format!("{suite}: git clone {repo}"))?;
                 if let Some(revision) = definition.get("revision").and_then(Value::as_str) {
-                    let mut checkout_cmd = Command::new("git");
+                    if revision.starts_with('-') {
+                        return Err(Failure::job(format!(
+                            "{suite}: revision {revision:?} is not a revision"
+                        )));
+                    }
+                    let mut checkout_cmd = git_command(local);
                     checkout_cmd
                         .arg("-C")
                         .arg(&checkout)
-                        .args(["checkout", "--quiet", revision]);
+                        .args(["checkout", "--quiet", revision, "--"]);
                     run_git(
                         checkout_cmd,
                         deadline,
                         &format!("{suite}: git checkout {revision}"),
                     )?;
                 }
-                read_definition(&checkout.join(path), suite)
+                // The repository is the submitter's: a symlink in it may point anywhere.
+                let file = confine::resolve_inside(&checkout, relative)
+                    .map_err(|e| Failure::job(format!("{suite}: test definition {path}: {e}")))?;
+                read_definition(&file, suite)
             }
             "url" => {
                 let url = repository.and_then(Value::as_str).ok_or_else(|| {
                     Failure::job(format!("{suite}: a url definition needs repository: <url>"))
                 })?;
                 let target = self.workdir.join(format!("{suite}.yaml"));
-                fetch(url, &target, left(deadline)).map_err(|e| {
+                fetch(url, &target, left(deadline), self.local_files).map_err(|e| {
                     Failure::infrastructure(format!("{suite}: cannot fetch {url}: {e}"))
                 })?;
                 read_definition(&target, suite)
@@ -254,6 +267,29 @@ impl TestShell<'_> {
                 "{suite}: unknown definition source '{other}'"
             ))),
         }
+    }
+
+    /// Whether `repo` is a repository on this worker (a path, `file://`), checked against
+    /// the allowed directories; network repositories (`https://`, `git://`, `ssh://`,
+    /// `user@host:path`) are `false`.
+    fn git_source(&self, suite: &str, repo: &str) -> Result<bool, Failure> {
+        if repo.starts_with('-') {
+            return Err(Failure::job(format!(
+                "{suite}: repository {repo:?} is not a repository"
+            )));
+        }
+        let remote = ["http://", "https://", "git://", "ssh://"]
+            .iter()
+            .any(|scheme| repo.starts_with(scheme))
+            || is_scp_like(repo);
+        if remote {
+            return Ok(false);
+        }
+        let path = repo.strip_prefix("file://").unwrap_or(repo);
+        self.local_files
+            .check(Path::new(path))
+            .map_err(|e| Failure::job(format!("{suite}: repository: {e}")))?;
+        Ok(true)
     }
 
     fn run_definition(
@@ -483,6 +519,27 @@ impl TestShell<'_> {
     }
 }
 
+/// A definition's `path:` inside its repository, checked to stay there.
+fn definition_path<'p>(suite: &str, path: &'p str) -> Result<&'p Path, Failure> {
+    confine::relative_path(path, "the repository")
+        .map_err(|e| Failure::job(format!("{suite}: path: {e}")))
+}
+
+/// `git` with the transports a job may use: http(s), git and ssh always, local ones (`file`)
+/// only for a repository the worker allows; never `ext` (it runs commands).
+fn git_command(local: bool) -> Command {
+    let mut git = Command::new("git");
+    let allowed = if local {
+        "http:https:git:ssh:file"
+    } else {
+        "http:https:git:ssh"
+    };
+    git.env("GIT_ALLOW_PROTOCOL", allowed)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .args(["-c", "protocol.ext.allow=never"]);
+    git
+}
+
 fn read_definition(path: &Path, suite: &str) -> Result<Value, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::job(format!(
@@ -496,6 +553,15 @@ fn read_definition(path: &Path, suite: &str) -> Result<Value, Failure> {
             path.display()
         ))
     })
+}
+
+/// git's scp-like syntax, `[user@]host:path`: a colon before any slash.
+fn is_scp_like(repo: &str) -> bool {
+    match (repo.find(':'), repo.find('/')) {
+        (Some(colon), Some(slash)) => colon < slash && colon > 0,
+        (Some(colon), None) => colon > 0,
+        _ => false,
+    }
 }
 
 fn run_git(mut command: Command, deadline: Instant, what: &str) -> Result<(), Failure> {

@@ -5,6 +5,7 @@
 //! them), reporting every problem with its path in the job and its line and column in the
 //! file. Legacy JSON job definitions are refused up front.
 
+pub mod confine;
 mod definition;
 mod validate;
 

@@ -578,7 +578,10 @@ impl Checker<'_> {
                 namespaced += 1;
             }
             match kind_name.as_str() {
-                "deploy" => self.method(body, &at, "to", DEPLOY_METHODS, "deploy"),
+                "deploy" => {
+                    self.method(body, &at, "to", DEPLOY_METHODS, "deploy");
+                    self.artifacts(body, &at);
+                }
                 "boot" => self.method(body, &at, "method", BOOT_METHODS, "boot"),
                 "test" => {
                     if !["definitions", "interactive", "monitors", "services"]
@@ -685,8 +688,60 @@ impl Checker<'_> {
                     );
                 }
             }
-            self.required(definition, &at, "path");
+            if let Some(path) = self.required(definition, &at, "path") {
+                if let Some(Err(e)) = path
+                    .as_str()
+                    .map(|p| super::confine::relative_path(p, "the repository"))
+                {
+                    self.problem(&at.key("path"), e.to_string());
+                }
+            }
             self.required(definition, &at, "repository");
+            for key in ["repository", "branch", "revision"] {
+                if let Some(text) = definition.get(key).and_then(Value::as_str) {
+                    if text.starts_with('-') {
+                        self.problem(
+                            &at.key(key),
+                            "may not start with '-' (git takes it as an option)",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A deploy's artifacts: their keys and the file names at the end of their URLs name
+    /// files in the job's directory, and checksums are text.
+    fn artifacts(&mut self, body: &Map<String, Value>, at: &At) {
+        for (key, artifact) in crate::pipeline::deploy_artifacts(body) {
+            let at = match body.get("images") {
+                Some(images) if images.get(&key).is_some_and(|a| a == &artifact) => {
+                    at.key("images").key(&key)
+                }
+                _ => at.key(&key),
+            };
+            if let Err(e) = super::confine::file_name(&key) {
+                self.problem(&at, format!("cannot be an artifact key: {e}"));
+            }
+            if let Some(Some(Err(e))) = artifact
+                .get("url")
+                .and_then(Value::as_str)
+                .map(super::confine::url_file_name)
+            {
+                self.problem(&at.key("url"), e.to_string());
+            }
+            for sum in ["md5sum", "sha256sum", "sha512sum"] {
+                match artifact.get(sum) {
+                    None | Some(Value::String(_)) | Some(Value::Null) => {}
+                    Some(other) => self.problem(
+                        &at.key(sum),
+                        format!(
+                            "must be a string, found {}: quote it, or YAML reads the digits as a number",
+                            kind(other)
+                        ),
+                    ),
+                }
+            }
         }
     }
 }

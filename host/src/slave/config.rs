@@ -49,6 +49,9 @@ pub struct RunSettings {
     pub nfs_root: Option<PathBuf>,
     /// Plugin directories.
     pub plugin_dirs: Vec<PathBuf>,
+    /// Directories whose files jobs may read (`file://` URLs, local git repositories);
+    /// the worker's `dispatcher.yaml` may add more (`local_file_dirs: [...]`).
+    pub local_file_dirs: Vec<PathBuf>,
 }
 
 /// How often things are repeated.
@@ -134,6 +137,7 @@ impl SlaveConfig {
             .iter_mut()
             .chain(self.run.nfs_root.iter_mut())
             .chain(self.run.plugin_dirs.iter_mut())
+            .chain(self.run.local_file_dirs.iter_mut())
         {
             absolute(path)?;
         }

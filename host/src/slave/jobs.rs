@@ -319,6 +319,20 @@ pub struct SpawnError {
     source: std::io::Error,
 }
 
+/// The `local_file_dirs` list of a worker's `dispatcher.yaml` (absolute paths only: the job
+/// process runs in its own directory).
+fn dispatcher_local_dirs(dispatcher: &Value) -> Vec<PathBuf> {
+    dispatcher
+        .get("local_file_dirs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .collect()
+}
+
 /// Writes the job's files and starts `basalt run` for it in its own session.
 pub fn start(
     jobs_dir: &Path,
@@ -390,6 +404,14 @@ pub fn start(
     }
     for plugin_dir in &settings.plugin_dirs {
         command.arg("--plugin-dir").arg(plugin_dir);
+    }
+    for dir in settings
+        .local_file_dirs
+        .iter()
+        .map(PathBuf::from)
+        .chain(dispatcher_local_dirs(&dispatcher))
+    {
+        command.arg("--local-file-dir").arg(dir);
     }
     command.arg(dir.join("job.yaml"));
     apply_env(&mut command, &files.env);
