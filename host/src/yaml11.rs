@@ -85,6 +85,11 @@ enum Frame {
     Mapping(Map<String, Value>, Option<String>, Option<String>, String),
 }
 
+/// How deep collections may nest. LAVA's own documents (jobs, device configurations, logs)
+/// stay under ten levels; without a bound, thousands of `[` in a few kilobytes of an anonymous
+/// request make every recursive walk over the value (validation, drop) overflow its stack.
+pub const MAX_DEPTH: usize = 256;
+
 /// How many nodes aliases may copy in one document: PyYAML shares aliased nodes, a copy-based
 /// reader must bound them, or ten lines of nested aliases ("billion laughs") fill memory.
 const ALIAS_NODE_BUDGET: usize = 1_000_000;
@@ -164,6 +169,17 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Refuses a collection that would nest deeper than [`MAX_DEPTH`].
+    fn check_depth(&self, mark: Mark) -> Result<(), YamlError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(YamlError::at(
+                mark,
+                format!("collections nest deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(())
+    }
+
     fn on_event(&mut self, event: EventData, mark: Mark) -> Result<(), YamlError> {
         match event {
             EventData::Scalar {
@@ -178,6 +194,7 @@ impl Builder<'_> {
                 self.push(value, anchor, mark)
             }
             EventData::SequenceStart { anchor, tag, .. } => {
+                self.check_depth(mark)?;
                 let pointer = self.start_node(mark);
                 let ordered_dict = tag.as_deref() == Some(ORDERED_DICT_TAG);
                 self.stack
@@ -185,6 +202,7 @@ impl Builder<'_> {
                 Ok(())
             }
             EventData::MappingStart { anchor, .. } => {
+                self.check_depth(mark)?;
                 let pointer = self.start_node(mark);
                 self.stack
                     .push(Frame::Mapping(Map::new(), None, anchor, pointer));
@@ -507,5 +525,42 @@ mod alias_budget_tests {
         // Ordinary aliases still work.
         let value = super::from_str("base: &b {x: 1}\nuse: *b\n").unwrap();
         assert_eq!(value["use"]["x"], 1);
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::{from_str, MAX_DEPTH};
+
+    fn flow(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    fn block_mappings(depth: usize) -> String {
+        (0..depth)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect::<String>()
+            + &" ".repeat(depth)
+            + "leaf\n"
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_read_and_beyond_it_refused_with_where() {
+        assert!(from_str(&flow(MAX_DEPTH)).is_ok());
+        let error = from_str(&flow(MAX_DEPTH + 1)).unwrap_err();
+        assert!(error.message.contains("deeper than 256"), "{error}");
+        assert_eq!((error.line, error.column), (1, MAX_DEPTH + 1));
+        // Mappings count as well (the leaf is a scalar, not a level).
+        assert!(from_str(&block_mappings(MAX_DEPTH)).is_ok());
+        assert!(from_str(&block_mappings(MAX_DEPTH + 1)).is_err());
+    }
+
+    /// What crashed the master from an anonymous request: 15,000 `[` in 30 KB.
+    #[test]
+    fn a_document_nested_thousands_deep_is_an_error_not_a_stack_overflow() {
+        for text in [flow(15_000), "{a: ".repeat(8_000), "- ".repeat(20_000)] {
+            let error = from_str(&text).unwrap_err();
+            assert!(error.message.contains("deeper than"), "{error}");
+        }
     }
 }

@@ -204,3 +204,24 @@ fn rendered_text_that_is_not_yaml_says_where() {
     assert!(matches!(error, TemplateError::Yaml { .. }), "{error}");
     assert!(error.to_string().contains("not valid YAML"), "{error}");
 }
+
+/// Expressions and blocks nested thousands deep (a dictionary is anyone's upload) are a
+/// syntax error, not a stack overflow.
+#[test]
+fn deeply_nested_expressions_and_blocks_are_refused() {
+    let dirs = dirs();
+    let engine = dirs.engine();
+    let parens = format!("{{{{ {}1{} }}}}", "(".repeat(20_000), ")".repeat(20_000));
+    let ifs = format!(
+        "{}x{}",
+        "{% if true %}".repeat(5_000),
+        "{% endif %}".repeat(5_000)
+    );
+    let lists = format!("{{{{ {}1{} }}}}", "[".repeat(20_000), "]".repeat(20_000));
+    for source in [parens, ifs, lists] {
+        let error = engine
+            .render_source_text("deep.jinja2", &source, &json!({}))
+            .unwrap_err();
+        assert!(matches!(error, TemplateError::Syntax { .. }), "{error}");
+    }
+}

@@ -621,3 +621,40 @@ fn devices_workers_and_users_are_updated_retired_and_deleted_from_the_cli() {
         .json();
     assert!(!users.to_string().contains("bob"), "{users}");
 }
+
+/// What crashed the master from an anonymous client (15,000 nested `[`, 8,000 nested
+/// mappings) and an oversized job are answered with what is wrong, and the master answers
+/// the next request.
+#[test]
+fn deeply_nested_or_oversized_jobs_are_refused_and_the_master_stays_up() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    let validate = format!("{}/api/v1/jobs/validate", cluster.url());
+    for body in [
+        "[".repeat(15_000),
+        "{a: ".repeat(8_000),
+        "- ".repeat(20_000),
+    ] {
+        let answer: serde_json::Value = ureq::post(&validate)
+            .send_string(&body)
+            .expect("an answer, not a dropped connection")
+            .into_json()
+            .unwrap();
+        assert_eq!(answer["valid"], false, "{answer}");
+        assert!(answer.to_string().contains("deeper than 256"), "{answer}");
+    }
+    let huge = cluster.dir.write(
+        "huge.yaml",
+        format!("job_name: huge\n# {}\n", "x".repeat(5 << 20)),
+    );
+    let refused = cluster
+        .cli(&["jobs", "submit", &huge.display().to_string()])
+        .failure();
+    assert!(
+        refused.stderr.contains("at most 4194304 are accepted"),
+        "{refused}"
+    );
+    ureq::get(&format!("{}/api/v1/workers", cluster.url()))
+        .call()
+        .expect("the master still answers");
+}

@@ -115,6 +115,9 @@ pub enum JobError {
          actions)"
     )]
     LegacyJson,
+    /// Larger than any job needs.
+    #[error("the job definition is {0} bytes; at most {MAX_JOB_BYTES} are accepted")]
+    TooLarge(usize),
     /// YAML, but not a valid job.
     #[error("{} problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<JobProblem>),
@@ -129,8 +132,15 @@ pub struct ParsedJob {
     pub positions: Positions,
 }
 
+/// The largest job definition accepted: LAVA's largest jobs (many inline test definitions)
+/// are a few hundred kilobytes.
+pub const MAX_JOB_BYTES: usize = 4 << 20;
+
 /// Reads and validates a job definition.
 pub fn parse_job(text: &str) -> Result<ParsedJob, JobError> {
+    if text.len() > MAX_JOB_BYTES {
+        return Err(JobError::TooLarge(text.len()));
+    }
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') && serde_json::from_str::<Value>(text).is_ok() {
         return Err(JobError::LegacyJson);
