@@ -5,6 +5,7 @@
 //! clients), or `Basic` with `username:token` (lavacli and Python's XML-RPC client, which
 //! take them from the URL). No header means an anonymous caller, who may read.
 
+mod connections;
 mod rest;
 mod rpc;
 mod web;
@@ -24,15 +25,23 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 /// (see [`off_workers`]) and tokio's pool has 512: a burst of clients must not exhaust it.
 const MAX_IN_FLIGHT: usize = 128;
 
-/// Serves everything on `listener` until the runtime stops.
+/// How long a client has to send a request's whole body once its header is in.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Serves everything on `listener` until the runtime stops, with the bounds of
+/// [`connections`] on what one client can hold.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<Service>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(service)).await
+    connections::serve(listener, router(service)).await
 }
 
 /// All routes of the HTTP port. Needs a multi-threaded tokio runtime (see [`off_workers`]).
+///
+/// The order matters: the body is read (with its deadline) before a request takes one of the
+/// [`MAX_IN_FLIGHT`] slots, so clients that send their bodies a byte at a time hold nothing
+/// but their own connections.
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .merge(rest::routes())
@@ -43,33 +52,58 @@ pub fn router(service: Arc<Service>) -> Router {
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_IN_FLIGHT,
         ))
+        .layer(axum::middleware::from_fn(read_body))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
+}
+
+/// Reads the whole body, within [`BODY_TIMEOUT`] and [`MAX_BODY`], asynchronously: the
+/// connection that delivers it is polled by this same task, so a handler blocked while
+/// waiting for its body would wait forever, and a slow sender must not hold a handler slot.
+async fn read_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cannot read the request body (at most {MAX_BODY} bytes): {e}"),
+            )
+                .into_response()
+        }
+        Err(_) => {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+                .into_response()
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// Runs each request where blocking is allowed. Handlers call the [`Service`] synchronously
 /// (SQLite, job log files); on the runtime's few worker threads one slow request would stall
 /// every other connection, so each request tells tokio it blocks (`block_in_place`, which
-/// moves the thread's other work elsewhere) and is driven to its end right there. The body is
-/// read first, asynchronously: the connection that delivers it is polled by this same task,
-/// so a handler blocked while waiting for its body would wait forever.
+/// moves the thread's other work elsewhere) and is driven to its end right there. Its body is
+/// already in memory ([`read_body`]).
 async fn off_workers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return (
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                format!("cannot read the request body (at most {MAX_BODY} bytes): {e}"),
-            )
-                .into_response()
-        }
-    };
-    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(next.run(request)))
 }
 
