@@ -5,6 +5,15 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     use std::io::IsTerminal;
     let cli = basalt::cli::parse_args();
+    if cli.dies_quietly_on_closed_pipe() {
+        // SAFETY: at start-up, before any thread exists; SIG_DFL installs no handler.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BASALT_LOG")

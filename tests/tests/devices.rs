@@ -201,3 +201,21 @@ fn device_types_list_shows_overrides_and_reports_broken_templates() {
     );
     assert!(show.stdout.contains("valid configuration"), "{show}");
 }
+
+/// `basalt device-types list | head` with head gone: the command ends quietly (SIGPIPE, as
+/// `ls` does), without a panic and a backtrace on the terminal.
+#[test]
+fn a_report_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let output = std::process::Command::new(basalt_e2e::basalt_bin())
+        .args(["device-types", "list"])
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_eq!(output.status.signal(), Some(13), "{:?}", output.status);
+}

@@ -96,3 +96,34 @@ fn a_running_jobs_log_grows_on_its_page_then_its_results_appear() {
         "the page shows {shown} lines, the master holds {held}"
     );
 }
+
+/// Pages and API answers say where scripts may come from (this master only), that they may
+/// not be framed, and that their types are not to be guessed.
+#[test]
+fn every_answer_carries_the_security_headers() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    for path in [
+        "/",
+        "/jobs",
+        "/api/v1/workers",
+        "/static/job.js",
+        "/no-such-page",
+    ] {
+        let response = match ureq::get(&format!("{}{path}", cluster.url())).call() {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("{path}: {e}"),
+        };
+        let csp = response
+            .header("content-security-policy")
+            .unwrap_or_default();
+        assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(
+            response.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(response.header("x-frame-options"), Some("DENY"), "{path}");
+    }
+}

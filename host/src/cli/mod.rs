@@ -41,6 +41,21 @@ impl Cli {
             _ => "warn",
         }
     }
+
+    /// Whether a closed standard output should end the command quietly, as it ends `ls` or
+    /// ripgrep (`basalt jobs list | head`): true for the commands that print a report. The
+    /// daemons and the commands that drive a board keep Rust's default (SIGPIPE ignored,
+    /// EPIPE an error), because a peer closing a socket or a console must not kill them.
+    pub fn dies_quietly_on_closed_pipe(&self) -> bool {
+        !matches!(
+            self.command,
+            Command::Master(_)
+                | Command::Slave(_)
+                | Command::Run(_)
+                | Command::Boot(_)
+                | Command::Power(_)
+        )
+    }
 }
 
 /// The command groups.
