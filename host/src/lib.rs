@@ -19,6 +19,7 @@ pub mod joblog;
 pub mod master;
 pub mod pipeline;
 pub mod plugins;
+pub mod private_file;
 pub mod scheduler;
 pub mod slave;
 pub mod store;

@@ -57,12 +57,33 @@ pub fn from_str_with_positions(text: &str) -> Result<(Value, Positions), YamlErr
     Ok((value, positions))
 }
 
+/// The bytes of `text` each scalar value spans: JSON pointer → byte range, quotes and block
+/// indicators included (`'a'`, `|\n  line\n`). What masking needs to blank a value whatever
+/// its style (plain, quoted with escapes, block, folded).
+pub type ScalarSpans = HashMap<String, std::ops::Range<usize>>;
+
+/// Parses `text` (as [`from_str`]) and returns where each scalar value is in it.
+pub fn scalar_spans(text: &str) -> Result<(Value, ScalarSpans), YamlError> {
+    let mut spans = ScalarSpans::new();
+    let value = parse_with(text, None, Some(&mut spans))?;
+    Ok((value, spans))
+}
+
 fn parse(text: &str, positions: Option<&mut Positions>) -> Result<Value, YamlError> {
+    parse_with(text, positions, None)
+}
+
+fn parse_with(
+    text: &str,
+    positions: Option<&mut Positions>,
+    spans: Option<&mut ScalarSpans>,
+) -> Result<Value, YamlError> {
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
     let mut builder = Builder {
         positions,
+        spans,
         ..Builder::default()
     };
     loop {
@@ -72,7 +93,7 @@ fn parse(text: &str, positions: Option<&mut Positions>) -> Result<Value, YamlErr
         })?;
         match event.data {
             EventData::StreamEnd | EventData::DocumentEnd { .. } => break,
-            data => builder.on_event(data, event.start_mark)?,
+            data => builder.on_event(data, event.start_mark, event.end_mark)?,
         }
     }
     Ok(builder.document.unwrap_or(Value::Null))
@@ -110,6 +131,7 @@ struct Builder<'p> {
     anchors: HashMap<String, Value>,
     document: Option<Value>,
     positions: Option<&'p mut Positions>,
+    spans: Option<&'p mut ScalarSpans>,
 }
 
 /// Escapes a key for a JSON pointer.
@@ -180,7 +202,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn on_event(&mut self, event: EventData, mark: Mark) -> Result<(), YamlError> {
+    fn on_event(&mut self, event: EventData, mark: Mark, end: Mark) -> Result<(), YamlError> {
         match event {
             EventData::Scalar {
                 anchor,
@@ -189,6 +211,11 @@ impl Builder<'_> {
                 style,
                 ..
             } => {
+                let pointer = self.spans.is_some().then(|| self.next_pointer()).flatten();
+                if let (Some(spans), Some(pointer)) = (self.spans.as_deref_mut(), pointer) {
+                    let byte = |m: Mark| usize::try_from(m.index).unwrap_or(usize::MAX);
+                    spans.insert(pointer, byte(mark)..byte(end));
+                }
                 self.start_node(mark);
                 let value = scalar(value, style, tag.as_deref());
                 self.push(value, anchor, mark)

@@ -658,3 +658,60 @@ fn deeply_nested_or_oversized_jobs_are_refused_and_the_master_stays_up() {
         .call()
         .expect("the master still answers");
 }
+
+/// Dictionaries (PDU and console credentials) and worker files are for superusers; the
+/// master's data and the slave's copies of a job are readable by their owner only.
+#[test]
+fn what_holds_credentials_is_readable_by_superusers_and_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master();
+    cluster.register_board();
+    let url = cluster.url();
+    for path in [
+        "/api/v1/devices/sim-01/dictionary",
+        "/api/v1/workers/w1/files/env",
+    ] {
+        match ureq::get(&format!("{url}{path}")).call() {
+            Err(ureq::Error::Status(401, _)) => {}
+            other => panic!("{path} anonymously: {other:?}"),
+        }
+    }
+    let shown: serde_json::Value = ureq::get(&format!("{url}/api/v1/devices/sim-01"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(shown["dictionary"], "", "{shown}");
+    let page = ureq::get(&format!("{url}/devices/sim-01"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(!page.contains("connection_command"), "{page}");
+    let dict = cluster
+        .cli(&["devices", "dict", "get", "sim-01"])
+        .success()
+        .stdout;
+    assert!(dict.contains("connection_command"), "{dict}");
+
+    let _slave = cluster.start_slave();
+    let id = cluster.submit(&cluster.job("private", &["lava-test-case ok --shell true"]));
+    cluster.wait_state(id, "finished", Duration::from_secs(120));
+    let mode = |path: std::path::PathBuf| {
+        std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let data = cluster.data_dir();
+    for file in ["basalt.db", "admin-token"] {
+        assert_eq!(mode(data.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(data.join(format!("jobs/{id}/output.yaml"))), 0o600);
+    let kept = cluster.state_dir().join(format!("finished/{id}"));
+    for file in ["job.yaml", "device.yaml", "env.yaml", "output/job.yaml"] {
+        assert_eq!(mode(kept.join(file)), 0o600, "{file}");
+    }
+}

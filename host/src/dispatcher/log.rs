@@ -75,11 +75,7 @@ impl JobLogger {
     }
 
     fn mask(&self, message: &str) -> String {
-        let mut masked = message.to_owned();
-        for secret in &self.inner.secrets {
-            masked = masked.replace(secret.as_str(), "[MASKED]");
-        }
-        masked
+        crate::job::secrets::mask_text(message, &self.inner.secrets, "[MASKED]")
     }
 
     fn write_line(&self, line: &str) {

@@ -144,7 +144,7 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
     std::fs::create_dir_all(&request.output_dir)?;
     let log = JobLogger::create(&request.output_dir, request.echo_log, request.job.secrets())?;
     log.stop_job_on_failure(request.cancel.clone());
-    std::fs::write(request.output_dir.join("job.yaml"), &request.job_text)?;
+    crate::private_file::write(&request.output_dir.join("job.yaml"), &request.job_text)?;
     std::fs::write(
         request.output_dir.join("device.yaml"),
         serde_yaml::to_string(&request.device).unwrap_or_default(),

@@ -164,18 +164,8 @@ impl JobDefinition {
             .and_then(timeout_of)
     }
 
-    /// The job's secrets, for masking in logs.
+    /// The job's secrets, for masking in logs ([`super::secrets::values`]).
     pub fn secrets(&self) -> Vec<String> {
-        self.raw
-            .get("secrets")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.values()
-                    .filter_map(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+        super::secrets::values(&self.raw)
     }
 }

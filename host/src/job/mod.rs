@@ -7,6 +7,7 @@
 
 pub mod confine;
 mod definition;
+pub mod secrets;
 mod validate;
 
 pub use definition::{timeout_of, ActionKind, JobAction, JobDefinition};

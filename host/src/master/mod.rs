@@ -100,6 +100,9 @@ fn master_curve(config: &MasterConfig) -> anyhow::Result<Option<MasterCurve>> {
 
 /// Runs the master until SIGTERM or SIGINT.
 pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<()> {
+    // Everything the master writes (database, token, job logs with their definitions) is
+    // its own; it serves what others may see over HTTP.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let files = raise_open_file_limit();
     tracing::debug!("open-file limit {files}");
     data_dir::check_database(&config)?;
@@ -115,6 +118,10 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     for dir in [config.jobs_dir(), template_dirs[0].clone()] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for file in [config.database(), config.token_file()] {
+        crate::private_file::restrict(&file)
+            .with_context(|| format!("cannot make {} private (0600)", file.display()))?;
     }
     let token = admin_token(&config.token_file())?;
     store.mark_all_workers_offline()?;

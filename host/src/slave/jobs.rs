@@ -358,7 +358,9 @@ pub fn start(
         ("env.yaml", &files.env),
         ("env.dut.yaml", &files.env_dut),
     ] {
-        std::fs::write(dir.join(name), text).map_err(fail(&format!("cannot write {name}")))?;
+        // The job's secrets and the worker's environment: for the slave's user only.
+        crate::private_file::write(&dir.join(name), text)
+            .map_err(fail(&format!("cannot write {name}")))?;
     }
     let mut job = SlaveJob {
         record: JobRecord {

@@ -268,9 +268,10 @@ fn worker_file_kind(file: &str) -> ApiResult<WorkerFile> {
 
 async fn get_worker_file(
     State(service): Shared,
+    Auth(caller): Auth,
     Path((name, file)): Path<(String, String)>,
 ) -> ApiResult<String> {
-    Ok(service.worker_file(&name, worker_file_kind(&file)?)?)
+    Ok(service.worker_file(&caller, &name, worker_file_kind(&file)?)?)
 }
 
 async fn set_worker_file(
@@ -433,8 +434,12 @@ async fn add_device(
     Ok((StatusCode::CREATED, Json(json!(device))))
 }
 
-async fn show_device(State(service): Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let (device, history) = service.device(&name)?;
+async fn show_device(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (device, history) = service.device_for(&caller, &name)?;
     let mut value = json!(device);
     value["history"] = json!(history);
     Ok(Json(value))
@@ -480,8 +485,12 @@ async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_dictionary(State(service): Shared, Path(name): Path<String>) -> ApiResult<String> {
-    Ok(service.dictionary(&name)?)
+async fn get_dictionary(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<String> {
+    Ok(service.dictionary(&caller, &name)?)
 }
 
 async fn set_dictionary(

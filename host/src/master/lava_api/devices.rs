@@ -135,7 +135,7 @@ pub fn update(service: &Service, caller: &Caller, params: &Params) -> MethodResu
 
 /// `get_dictionary(hostname, render=False, context=None)`: the Jinja2 text, or with `render`
 /// the device configuration it renders to, given a job context as YAML.
-pub fn get_dictionary(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn get_dictionary(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(3)?;
     let hostname = params.string(0, "hostname")?;
     let render = params.bool_or(1, "render", false)?;
@@ -146,9 +146,9 @@ pub fn get_dictionary(service: &Service, _: &Caller, params: &Params) -> MethodR
             Some(text) => serde_yaml::from_str::<serde_json::Value>(text)
                 .map_err(|e| Fault::new(400, format!("the context is not YAML: {e}")))?,
         };
-        service.rendered_dictionary(&hostname, &context)?
+        service.rendered_dictionary(caller, &hostname, &context)?
     } else {
-        service.dictionary(&hostname)?
+        service.dictionary(caller, &hostname)?
     };
     Ok(Value::Base64(text.into_bytes()))
 }

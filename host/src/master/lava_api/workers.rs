@@ -78,11 +78,11 @@ pub fn update(service: &Service, caller: &Caller, params: &Params) -> MethodResu
     Ok(Value::Nil)
 }
 
-fn get_file(service: &Service, params: &Params, file: WorkerFile) -> MethodResult {
+fn get_file(service: &Service, caller: &Caller, params: &Params, file: WorkerFile) -> MethodResult {
     params.at_most(1)?;
     let name = params.string(0, "hostname")?;
     Ok(Value::Base64(
-        service.worker_file(&name, file)?.into_bytes(),
+        service.worker_file(caller, &name, file)?.into_bytes(),
     ))
 }
 
@@ -94,24 +94,24 @@ fn set_file(service: &Service, caller: &Caller, params: &Params, file: WorkerFil
     Ok(Value::Bool(true))
 }
 
-pub fn get_config(service: &Service, _: &Caller, params: &Params) -> MethodResult {
-    get_file(service, params, WorkerFile::Config)
+pub fn get_config(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    get_file(service, caller, params, WorkerFile::Config)
 }
 
 pub fn set_config(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     set_file(service, caller, params, WorkerFile::Config)
 }
 
-pub fn get_env(service: &Service, _: &Caller, params: &Params) -> MethodResult {
-    get_file(service, params, WorkerFile::Env)
+pub fn get_env(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    get_file(service, caller, params, WorkerFile::Env)
 }
 
 pub fn set_env(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     set_file(service, caller, params, WorkerFile::Env)
 }
 
-pub fn get_env_dut(service: &Service, _: &Caller, params: &Params) -> MethodResult {
-    get_file(service, params, WorkerFile::EnvDut)
+pub fn get_env_dut(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
+    get_file(service, caller, params, WorkerFile::EnvDut)
 }
 
 pub fn set_env_dut(service: &Service, caller: &Caller, params: &Params) -> MethodResult {

@@ -178,7 +178,13 @@ impl super::Service {
 
     /// The text a worker's jobs get for `file`: its own, else the master-wide one (for the
     /// environments), else empty.
-    pub fn worker_file(&self, name: &str, file: WorkerFile) -> ServiceResult<String> {
+    pub fn worker_file(
+        &self,
+        caller: &Caller,
+        name: &str,
+        file: WorkerFile,
+    ) -> ServiceResult<String> {
+        caller.require_superuser_to_read("a worker's dispatcher files")?;
         check_name("worker", name)?;
         self.worker(name)?;
         let paths = crate::master::start::WorkerFilePaths::new(&self.data_dir, name);
@@ -507,7 +513,20 @@ impl super::Service {
         Ok(self.store()?.devices()?)
     }
 
-    /// One device and its history.
+    /// One device as `caller` may see it: its dictionary only for superusers.
+    pub fn device_for(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> ServiceResult<(Device, Vec<HistoryEntry>)> {
+        let (mut device, history) = self.device(name)?;
+        if !caller.is_superuser() {
+            device.dictionary.clear();
+        }
+        Ok((device, history))
+    }
+
+    /// One device and its history, whole (for the service's own use).
     pub fn device(&self, name: &str) -> ServiceResult<(Device, Vec<HistoryEntry>)> {
         let store = self.store()?;
         let device = store.device(name)?.ok_or(StoreError::NotFound {
@@ -649,7 +668,8 @@ impl super::Service {
     }
 
     /// A device's dictionary (Jinja2 text); not found when it has none.
-    pub fn dictionary(&self, name: &str) -> ServiceResult<String> {
+    pub fn dictionary(&self, caller: &Caller, name: &str) -> ServiceResult<String> {
+        caller.require_superuser_to_read("a device dictionary")?;
         let (device, _) = self.device(name)?;
         if device.dictionary.is_empty() {
             return Err(ServiceError::new(
@@ -663,10 +683,11 @@ impl super::Service {
     /// A device's dictionary rendered with `context` (the job context a job would give).
     pub fn rendered_dictionary(
         &self,
+        caller: &Caller,
         name: &str,
         context: &serde_json::Value,
     ) -> ServiceResult<String> {
-        let text = self.dictionary(name)?;
+        let text = self.dictionary(caller, name)?;
         self.engine
             .render_source_text(&format!("{name}.jinja2"), &text, context)
             .map_err(|e| {

@@ -84,28 +84,7 @@ impl super::Service {
         if trusted {
             return job.definition.clone();
         }
-        let secrets: Vec<String> = crate::yaml11::from_str(&job.definition)
-            .ok()
-            .and_then(|v| v.get("secrets").cloned())
-            .and_then(|s| s.as_object().cloned())
-            .map(|map| {
-                map.values()
-                    .map(|v| match v {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut text = job.definition.clone();
-        // Longest first, so a secret containing another is masked whole.
-        let mut secrets = secrets;
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        for secret in secrets {
-            text = text.replace(&secret, "********");
-        }
-        text
+        crate::job::secrets::mask_definition(&job.definition)
     }
 
     /// One job's state and health history.

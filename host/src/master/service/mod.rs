@@ -125,6 +125,24 @@ impl Caller {
         }
     }
 
+    /// A superuser, for reading what holds credentials (dictionaries name PDUs and console
+    /// servers with their passwords; worker files hold environments).
+    fn require_superuser_to_read(&self, what: &str) -> ServiceResult<&User> {
+        let user = self.require_user()?;
+        if !user.superuser {
+            return Err(ServiceError::new(
+                ErrorKind::Forbidden,
+                format!("only a superuser may read {what}: it can hold the lab's credentials"),
+            ));
+        }
+        Ok(user)
+    }
+
+    /// Whether this caller may read what holds credentials.
+    pub fn is_superuser(&self) -> bool {
+        matches!(self, Self::User(user) if user.superuser)
+    }
+
     fn require_superuser(&self) -> ServiceResult<&User> {
         let user = self.require_user()?;
         if !user.superuser {

@@ -128,7 +128,23 @@ fn anonymous_callers_read_but_change_nothing() {
         assert_eq!(refusal.unwrap_err().kind, ErrorKind::Unauthorized);
     }
     assert_eq!(service.workers().unwrap().len(), 1);
-    assert_eq!(service.dictionary("qemu-01").unwrap(), DICTIONARY);
+    assert_eq!(service.dictionary(&admin, "qemu-01").unwrap(), DICTIONARY);
+    // What holds credentials is not for anonymous eyes: dictionaries, worker files.
+    assert_eq!(
+        service.dictionary(&nobody, "qemu-01").unwrap_err().kind,
+        ErrorKind::Unauthorized
+    );
+    assert_eq!(
+        service
+            .worker_file(&nobody, "w1", WorkerFile::Env)
+            .unwrap_err()
+            .kind,
+        ErrorKind::Unauthorized
+    );
+    let (shown, _) = service.device_for(&nobody, "qemu-01").unwrap();
+    assert!(shown.dictionary.is_empty());
+    let (whole, _) = service.device_for(&admin, "qemu-01").unwrap();
+    assert_eq!(whole.dictionary, DICTIONARY);
 }
 
 #[test]
@@ -146,6 +162,11 @@ fn users_submit_and_cancel_their_own_jobs_but_do_not_change_the_lab() {
         service.add_token(&alice, "bob", "").unwrap_err().kind,
         ErrorKind::Forbidden
     );
+    let refused = service.dictionary(&alice, "qemu-01").unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Forbidden);
+    assert!(refused
+        .message
+        .contains("only a superuser may read a device dictionary"));
     let before = wakes.load(Ordering::SeqCst);
     let id = service.submit(&alice, JOB, None).unwrap();
     assert!(
@@ -213,7 +234,7 @@ fn a_device_without_a_dictionary_says_so() {
     let (service, admin, _) = service(dir.path());
     lab(&service, &admin);
     service.set_dictionary(&admin, "qemu-01", "").unwrap();
-    let error = service.dictionary("qemu-01").unwrap_err();
+    let error = service.dictionary(&admin, "qemu-01").unwrap_err();
     assert_eq!(error.kind, ErrorKind::NotFound);
     let error = service
         .set_dictionary(&admin, "qemu-01", "{% extends 'beaglebone-black.jinja2' %}")
@@ -437,10 +458,13 @@ fn worker_files_fall_back_to_the_master_wide_ones_and_are_checked() {
     let (service, admin, _) = service(dir.path());
     lab(&service, &admin);
     let data = dir.path().join("data");
-    assert_eq!(service.worker_file("w1", WorkerFile::Env).unwrap(), "");
+    assert_eq!(
+        service.worker_file(&admin, "w1", WorkerFile::Env).unwrap(),
+        ""
+    );
     std::fs::write(data.join("env.yaml"), "overrides: {A: 1}\n").unwrap();
     assert_eq!(
-        service.worker_file("w1", WorkerFile::Env).unwrap(),
+        service.worker_file(&admin, "w1", WorkerFile::Env).unwrap(),
         "overrides: {A: 1}\n",
         "the master-wide env.yaml applies to a worker without its own"
     );
@@ -448,7 +472,7 @@ fn worker_files_fall_back_to_the_master_wide_ones_and_are_checked() {
         .set_worker_file(&admin, "w1", WorkerFile::Env, "overrides: {B: 2}\n")
         .unwrap();
     assert_eq!(
-        service.worker_file("w1", WorkerFile::Env).unwrap(),
+        service.worker_file(&admin, "w1", WorkerFile::Env).unwrap(),
         "overrides: {B: 2}\n"
     );
     assert!(data.join("dispatcher.d/w1/env.yaml").is_file());
@@ -475,7 +499,7 @@ fn worker_files_fall_back_to_the_master_wide_ones_and_are_checked() {
     );
     assert_eq!(
         service
-            .worker_file("w9", WorkerFile::Config)
+            .worker_file(&admin, "w9", WorkerFile::Config)
             .unwrap_err()
             .kind,
         ErrorKind::NotFound
@@ -484,7 +508,7 @@ fn worker_files_fall_back_to_the_master_wide_ones_and_are_checked() {
         .set_worker_file(&admin, "w1", WorkerFile::Env, "")
         .unwrap();
     assert_eq!(
-        service.worker_file("w1", WorkerFile::Env).unwrap(),
+        service.worker_file(&admin, "w1", WorkerFile::Env).unwrap(),
         "overrides: {A: 1}\n"
     );
     assert_eq!(WorkerFile::parse("env-dut"), Some(WorkerFile::EnvDut));
@@ -581,7 +605,7 @@ fn secrets_are_masked_for_everyone_but_the_submitter_and_superusers() {
     for caller in [&bob, &Caller::Anonymous] {
         let shown = service.definition_for(caller, &job);
         assert!(!shown.contains("s3cr3t-value"), "{shown}");
-        assert!(shown.contains("API_TOKEN: ********"), "{shown}");
+        assert!(shown.contains("API_TOKEN: '********'"), "{shown}");
     }
     assert_eq!(
         service.resubmit(&bob, id).unwrap_err().kind,

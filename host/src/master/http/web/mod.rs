@@ -310,8 +310,9 @@ fn history_table(history: &[HistoryEntry]) -> String {
 
 async fn device(State(service): Shared, Path(name): Path<String>) -> PageResult {
     let (device, history) = service.device(&name)?;
-    let body = format!(
-        "{}<section><h2>History</h2>{}</section><section><h2>Dictionary</h2><pre>{}</pre></section>",
+    let body =
+        format!(
+        "{}<section><h2>History</h2>{}</section><section><h2>Dictionary</h2><p>{}</p></section>",
         facts(&[
             ("Type", esc(&device.device_type)),
             ("Worker", device.worker.as_deref().map(worker_link).unwrap_or_else(|| "-".into())),
@@ -326,7 +327,13 @@ async fn device(State(service): Shared, Path(name): Path<String>) -> PageResult 
             ("Description", esc(&device.description)),
         ]),
         history_table(&history),
-        esc(&device.dictionary),
+        // The pages are anonymous, and a dictionary holds its PDU's and console server's
+        // credentials.
+        if device.dictionary.is_empty() {
+            "None: the device takes no jobs until it has one."
+        } else {
+            "Set; superusers read it with <code>basalt devices dict get</code>."
+        },
     );
     Ok(Html(page(&device.hostname, &body, Some(10))))
 }
