@@ -12,7 +12,7 @@ use crate::scheduler;
 const JOB_COLUMNS: &str = "id, name, definition, device_type, requested_device, tags, context,
     priority, submitter, state, health, actual_device, worker, submit_time, start_time,
     end_time, failure_comment, log_bytes, log_lines, job_result, error_type, error_msg,
-    health_check";
+    health_check, visibility";
 
 /// A job as submitted, already validated.
 #[derive(Debug, Clone)]
@@ -70,6 +70,21 @@ pub struct JobLogBatch {
     pub job_result: Option<(String, Option<String>, Option<String>)>,
 }
 
+/// The job's visibility; jobs stored before it had a column are read from their definition.
+fn visibility_column(
+    row: &Row<'_>,
+    column: usize,
+    definition: usize,
+) -> rusqlite::Result<Visibility> {
+    let stored: Option<String> = row.get(column)?;
+    Ok(
+        match stored.and_then(|text| serde_json::from_str(&text).ok()) {
+            Some(visibility) => visibility,
+            None => Visibility::of_definition(&row.get::<_, String>(definition)?),
+        },
+    )
+}
+
 fn job_row(row: &Row<'_>) -> rusqlite::Result<Job> {
     let context: String = row.get(6)?;
     Ok(Job {
@@ -96,6 +111,7 @@ fn job_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         error_type: row.get(20)?,
         error_msg: row.get(21)?,
         health_check: row.get(22)?,
+        visibility: visibility_column(row, 23, 2)?,
     })
 }
 
@@ -122,8 +138,9 @@ impl Store {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
             "INSERT INTO jobs (name, definition, device_type, requested_device, tags, context,
-                               priority, submitter, state, health, submit_time, health_check)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'submitted', 'unknown', ?9, ?10)",
+                               priority, submitter, state, health, submit_time, health_check,
+                               visibility)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'submitted', 'unknown', ?9, ?10, ?11)",
             params![
                 job.name,
                 job.definition,
@@ -134,7 +151,9 @@ impl Store {
                 job.priority,
                 job.submitter,
                 now_ms(),
-                job.health_check
+                job.health_check,
+                serde_json::to_string(&Visibility::of_definition(&job.definition))
+                    .unwrap_or_else(|_| "\"personal\"".into())
             ],
         )?;
         let id = tx.last_insert_rowid() as u64;

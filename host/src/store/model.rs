@@ -219,6 +219,8 @@ pub struct Device {
 pub struct Job {
     /// Its id.
     pub id: u64,
+    /// Who may see it (LAVA's `visibility:`).
+    pub visibility: Visibility,
     /// `job_name`.
     pub name: String,
     /// The definition as submitted.
@@ -306,6 +308,9 @@ pub struct HistoryEntry {
 pub struct User {
     /// Login name (what lavacli sends as `username`).
     pub name: String,
+    /// The groups it belongs to (jobs with `visibility: {group: [...]}` naming one of them
+    /// are visible to it).
+    pub groups: Vec<String>,
     /// May change the lab (devices, workers, types, users), not only submit jobs.
     pub superuser: bool,
     /// Inactive users' tokens are refused, as LAVA refuses inactive accounts.
@@ -348,4 +353,41 @@ pub enum WorkerSeen {
     CameOnline,
     /// No such worker, and none was created.
     Unknown,
+}
+
+/// Who may see a job, as LAVA's `visibility:` says: everyone, its submitter (and
+/// superusers), or also the members of the named groups. Serialized as in a job definition:
+/// `"public"`, `"personal"`, `{"group": ["a", "b"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Anyone, anonymous readers included.
+    Public,
+    /// Its submitter and superusers.
+    Personal,
+    /// Its submitter, superusers and members of these groups.
+    Group(Vec<String>),
+}
+
+impl Visibility {
+    /// What a job definition says; anything unreadable counts as the narrowest reading
+    /// (personal), never as public.
+    pub fn of_definition(text: &str) -> Self {
+        crate::yaml11::from_str(text)
+            .ok()
+            .and_then(|job| job.get("visibility").cloned())
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or(Self::Personal)
+    }
+
+    /// Whether `user` (None: anonymous) may see a job `submitter` submitted.
+    pub fn allows(&self, user: Option<&User>, submitter: &str) -> bool {
+        match (self, user) {
+            (Self::Public, _) => true,
+            (_, None) => false,
+            (_, Some(user)) if user.superuser || user.name == submitter => true,
+            (Self::Personal, Some(_)) => false,
+            (Self::Group(groups), Some(user)) => user.groups.iter().any(|g| groups.contains(g)),
+        }
+    }
 }

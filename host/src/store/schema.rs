@@ -107,6 +107,10 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE device_types ADD COLUMN health_disabled INTEGER NOT NULL DEFAULT 0;",
     // 5: workers a slave's HELLO created (forgotten again if they never get a device).
     "ALTER TABLE workers ADD COLUMN self_registered INTEGER NOT NULL DEFAULT 0;",
+    // 6: LAVA's job visibility (NULL for older jobs: read from their definitions), and the
+    // groups a user belongs to for `visibility: {group: [...]}`.
+    "ALTER TABLE jobs ADD COLUMN visibility TEXT;
+     ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// The schema version this build writes.

@@ -26,6 +26,7 @@ fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
         superuser: row.get(1)?,
         active: row.get(2)?,
         created: row.get(3)?,
+        groups: super::inventory::string_list_column(row, 4)?,
     })
 }
 
@@ -61,11 +62,29 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the groups a user belongs to.
+    pub fn set_user_groups(&self, name: &str, groups: &[String]) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE users SET groups = ?2 WHERE name = ?1",
+            params![
+                name,
+                serde_json::to_string(groups).unwrap_or_else(|_| "[]".into())
+            ],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                kind: "user",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// All users, by name.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT name, superuser, active, created FROM users ORDER BY name")?;
+            .prepare("SELECT name, superuser, active, created, groups FROM users ORDER BY name")?;
         let rows = statement.query_map([], user_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -75,7 +94,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT name, superuser, active, created FROM users WHERE name = ?1",
+                "SELECT name, superuser, active, created, groups FROM users WHERE name = ?1",
                 [name],
                 user_row,
             )
@@ -138,10 +157,10 @@ impl Store {
         let found: Option<(User, Option<i64>)> = self
             .conn
             .query_row(
-                "SELECT u.name, u.superuser, u.active, u.created, t.last_used
+                "SELECT u.name, u.superuser, u.active, u.created, u.groups, t.last_used
                  FROM tokens t JOIN users u ON u.name = t.user WHERE t.digest = ?1",
                 [&digest],
-                |row| Ok((user_row(row)?, row.get(4)?)),
+                |row| Ok((user_row(row)?, row.get(5)?)),
             )
             .optional()?;
         let Some((user, last_used)) = found else {

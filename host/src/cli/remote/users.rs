@@ -1,4 +1,4 @@
-//! `basalt user add|token|list|tokens|delete`: the accounts lavacli and the admin commands log in
+//! `basalt user add|token|list|tokens|groups|delete`: the accounts lavacli and the admin commands log in
 //! with. A token is printed once, when it is made; the master keeps only its digest.
 
 use std::process::ExitCode;
@@ -22,6 +22,9 @@ pub enum UserCommand {
     Tokens(NameArgs),
     /// Delete a user and their tokens (not `admin`, not yourself).
     Delete(NameArgs),
+    /// Set the groups a user belongs to (jobs with `visibility: {group: [...]}` naming one
+    /// are visible to it); none given: no groups.
+    Groups(GroupsArgs),
 }
 
 /// Flags of `basalt user add`.
@@ -35,6 +38,21 @@ pub struct AddArgs {
     /// Also make a token and print it.
     #[arg(long)]
     pub with_token: bool,
+    /// A group it belongs to (may be repeated).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Flags of `basalt user groups`.
+#[derive(Args, Debug)]
+pub struct GroupsArgs {
+    /// The user.
+    pub name: String,
+    /// Its groups, all of them.
+    pub groups: Vec<String>,
     /// The master.
     #[command(flatten)]
     pub master: MasterArgs,
@@ -88,7 +106,7 @@ pub fn run(command: &UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::Add(args) => {
             args.master.client().post(
                 "/api/v1/users",
-                &json!({ "name": args.name, "superuser": args.superuser }),
+                &json!({ "name": args.name, "superuser": args.superuser, "groups": args.groups }),
             )?;
             eprintln!(
                 "user {} added{}",
@@ -117,10 +135,31 @@ pub fn run(command: &UserCommand) -> anyhow::Result<ExitCode> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|u| vec![field(u, "name"), field(u, "superuser"), field(u, "active")])
+                    .map(|u| {
+                        let groups: Vec<&str> = u["groups"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(serde_json::Value::as_str)
+                            .collect();
+                        vec![
+                            field(u, "name"),
+                            field(u, "superuser"),
+                            field(u, "active"),
+                            groups.join(","),
+                        ]
+                    })
                     .collect();
-                print_table(&["NAME", "SUPERUSER", "ACTIVE"], &rows);
+                print_table(&["NAME", "SUPERUSER", "ACTIVE", "GROUPS"], &rows);
             }
+        }
+        UserCommand::Groups(args) => {
+            args.master.client().send_json(
+                "PUT",
+                &format!("/api/v1/users/{}/groups", args.name),
+                &json!(args.groups),
+            )?;
+            println!("user {}: groups {}", args.name, args.groups.join(", "));
         }
         UserCommand::Delete(args) => {
             args.master

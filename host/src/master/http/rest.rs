@@ -65,6 +65,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/users", get(list_users).post(add_user))
         .route("/api/v1/users/{name}", delete(delete_user))
+        .route("/api/v1/users/{name}/groups", put(set_user_groups))
         .route(
             "/api/v1/users/{name}/tokens",
             get(list_tokens).post(add_token),
@@ -139,6 +140,8 @@ struct NewUser {
     name: String,
     #[serde(default)]
     superuser: bool,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 async fn add_user(
@@ -146,8 +149,22 @@ async fn add_user(
     Auth(caller): Auth,
     Json(new): Json<NewUser>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let user = service.add_user(&caller, &new.name, new.superuser)?;
+    let mut user = service.add_user(&caller, &new.name, new.superuser)?;
+    if !new.groups.is_empty() {
+        user = service.set_user_groups(&caller, &new.name, &new.groups)?;
+    }
     Ok((StatusCode::CREATED, Json(json!(user))))
+}
+
+async fn set_user_groups(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+    Json(groups): Json<Vec<String>>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(
+        service.set_user_groups(&caller, &name, &groups)?
+    )))
 }
 
 async fn delete_user(
@@ -550,6 +567,7 @@ fn job_summary(job: &crate::store::Job) -> Value {
 
 async fn list_jobs(
     State(service): Shared,
+    Auth(caller): Auth,
     Query(query): Query<JobListQuery>,
 ) -> ApiResult<Json<Value>> {
     let state = match query.state.as_deref() {
@@ -568,12 +586,15 @@ async fn list_jobs(
             ))
         })?),
     };
-    let jobs = service.jobs(&JobFilter {
-        state,
-        health,
-        offset: query.offset.unwrap_or(0),
-        limit: query.limit.unwrap_or(100).min(1000),
-    })?;
+    let jobs = service.jobs_for(
+        &caller,
+        &JobFilter {
+            state,
+            health,
+            offset: query.offset.unwrap_or(0),
+            limit: query.limit.unwrap_or(100).min(1000),
+        },
+    )?;
     Ok(Json(json!(jobs
         .iter()
         .map(job_summary)
@@ -612,10 +633,10 @@ async fn show_job(
     Auth(caller): Auth,
     Path(id): Path<u64>,
 ) -> ApiResult<Json<Value>> {
-    let job = service.job(id)?;
+    let job = service.job_for(&caller, id)?;
     let mut value = json!(job);
     value["definition"] = json!(service.definition_for(&caller, &job));
-    value["history"] = json!(service.job_history(id)?);
+    value["history"] = json!(service.job_history(&caller, id)?);
     Ok(Json(value))
 }
 
@@ -624,7 +645,7 @@ async fn job_definition(
     Auth(caller): Auth,
     Path(id): Path<u64>,
 ) -> ApiResult<String> {
-    let job = service.job(id)?;
+    let job = service.job_for(&caller, id)?;
     Ok(service.definition_for(&caller, &job))
 }
 
@@ -653,14 +674,21 @@ struct LogQuery {
 
 async fn job_logs(
     State(service): Shared,
+    Auth(caller): Auth,
     Path(id): Path<u64>,
     Query(query): Query<LogQuery>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        service.log_bytes(id, query.offset.unwrap_or(0))?
-    )))
+    Ok(Json(json!(service.log_bytes(
+        &caller,
+        id,
+        query.offset.unwrap_or(0)
+    )?)))
 }
 
-async fn job_results(State(service): Shared, Path(id): Path<u64>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(service.results(id)?)))
+async fn job_results(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(service.results(&caller, id)?)))
 }

@@ -55,7 +55,7 @@ fn show_value(job: &Job) -> Value {
             "tags",
             Value::Array(job.tags.iter().map(|t| Value::from(t.as_str())).collect()),
         ),
-        ("visibility", Value::from("Public")),
+        ("visibility", Value::from(visibility_name(&job.visibility))),
         (
             "failure_comment",
             Value::opt_string((!failure.is_empty()).then_some(failure)),
@@ -65,25 +65,27 @@ fn show_value(job: &Job) -> Value {
     ])
 }
 
-pub fn show(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn show(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(1)?;
-    Ok(show_value(&service.job(params.id(0, "job_id")?)?))
+    Ok(show_value(
+        &service.job_for(caller, params.id(0, "job_id")?)?,
+    ))
 }
 
 pub fn definition(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(1)?;
-    let job = service.job(params.id(0, "job_id")?)?;
+    let job = service.job_for(caller, params.id(0, "job_id")?)?;
     Ok(Value::String(service.definition_for(caller, &job)))
 }
 
 /// `[finished, Binary(lines start..end)]`: lavacli counts the lines it parsed and asks again
 /// from there until `finished`.
-pub fn logs(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn logs(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(3)?;
     let id = params.id(0, "job_id")?;
     let start = params.opt_int(1, "start")?.unwrap_or(0).max(0) as u64;
     let end = params.opt_int(2, "end")?.map(|e| e.max(0) as u64);
-    let lines = service.log_lines(id, start, end)?;
+    let lines = service.log_lines(caller, id, start, end)?;
     Ok(Value::Array(vec![
         Value::Bool(lines.finished),
         Value::Base64(lines.text.into_bytes()),
@@ -111,7 +113,7 @@ fn parse_health(text: &str) -> Result<JobHealth, Fault> {
 }
 
 /// `list(state=None, health=None, start=0, limit=25, since=0, verbose=False)`.
-pub fn list(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn list(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(7)?;
     let state = params
         .opt_string(0, "state")?
@@ -143,7 +145,7 @@ pub fn list(service: &Service, _: &Caller, params: &Params) -> MethodResult {
         },
     };
     let skip = if cutoff.is_some() { start as usize } else { 0 };
-    let jobs = service.jobs(&filter)?;
+    let jobs = service.jobs_for(caller, &filter)?;
     Ok(Value::Array(
         jobs.iter()
             .filter(|job| match cutoff {
@@ -208,18 +210,18 @@ pub fn validate(service: &Service, _: &Caller, params: &Params) -> MethodResult 
     })
 }
 
-pub fn state_legacy(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn state_legacy(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(1)?;
-    let job = service.job(params.id(0, "job_id")?)?;
+    let job = service.job_for(caller, params.id(0, "job_id")?)?;
     Ok(Value::structure([(
         "job_state",
         Value::String(state_name(job.state)),
     )]))
 }
 
-pub fn health_legacy(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn health_legacy(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(1)?;
-    let job = service.job(params.id(0, "job_id")?)?;
+    let job = service.job_for(caller, params.id(0, "job_id")?)?;
     Ok(Value::structure([(
         "job_health",
         Value::String(display(job.health.as_str())),
@@ -227,10 +229,10 @@ pub fn health_legacy(service: &Service, _: &Caller, params: &Params) -> MethodRe
 }
 
 /// The job's results as a YAML list, in log order, with LAVA's keys.
-pub fn results_yaml(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn results_yaml(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(1)?;
     let id = params.id(0, "job_id")?;
-    let results = service.results(id)?;
+    let results = service.results(caller, id)?;
     let entries: Vec<serde_json::Value> = results
         .iter()
         .enumerate()
@@ -255,7 +257,7 @@ pub fn results_yaml(service: &Service, _: &Caller, params: &Params) -> MethodRes
 }
 
 /// `queue(device_types=None, start=0, limit=25)`: jobs waiting for a device, oldest first.
-pub fn queue(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn queue(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(3)?;
     let types: Option<Vec<String>> = match params.values().first() {
         None | Some(Value::Nil) => None,
@@ -274,11 +276,14 @@ pub fn queue(service: &Service, _: &Caller, params: &Params) -> MethodResult {
     };
     let start = params.opt_int(1, "start")?.unwrap_or(0).max(0) as usize;
     let limit = params.opt_int(2, "limit")?.unwrap_or(25).clamp(0, LIST_MAX) as usize;
-    let mut waiting = service.jobs(&JobFilter {
-        state: Some(JobState::Submitted),
-        limit: 100_000,
-        ..JobFilter::default()
-    })?;
+    let mut waiting = service.jobs_for(
+        caller,
+        &JobFilter {
+            state: Some(JobState::Submitted),
+            limit: 100_000,
+            ..JobFilter::default()
+        },
+    )?;
     waiting.reverse();
     Ok(Value::Array(
         waiting
@@ -299,11 +304,20 @@ pub fn queue(service: &Service, _: &Caller, params: &Params) -> MethodResult {
 }
 
 /// Legacy `job_output(job_id, offset=0)`: the log from byte `offset`, as base64.
-pub fn output_legacy(service: &Service, _: &Caller, params: &Params) -> MethodResult {
+pub fn output_legacy(service: &Service, caller: &Caller, params: &Params) -> MethodResult {
     params.at_most(2)?;
     let id = params.id(0, "job_id")?;
     let offset = params.opt_int(1, "offset")?.unwrap_or(0).max(0) as u64;
     Ok(Value::Base64(
-        service.log_bytes(id, offset)?.text.into_bytes(),
+        service.log_bytes(caller, id, offset)?.text.into_bytes(),
     ))
+}
+
+/// How LAVA's API names a visibility.
+fn visibility_name(visibility: &crate::store::Visibility) -> &'static str {
+    match visibility {
+        crate::store::Visibility::Public => "Public",
+        crate::store::Visibility::Personal => "Personal",
+        crate::store::Visibility::Group(_) => "Group",
+    }
 }

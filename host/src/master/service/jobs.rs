@@ -61,16 +61,57 @@ fn not_found_job(id: u64) -> ServiceError {
 }
 
 impl super::Service {
-    /// Jobs matching `filter`, newest first.
+    /// Jobs matching `filter`, newest first (all of them, whoever may see them: for the
+    /// master's own use; callers get [`Self::jobs_for`]).
     pub fn jobs(&self, filter: &JobFilter) -> ServiceResult<Vec<Job>> {
         Ok(self
             .store()?
             .jobs_filtered(filter.state, filter.health, filter.offset, filter.limit)?)
     }
 
-    /// One job.
+    /// The jobs matching `filter` that `caller` may see (their `visibility:`), newest first;
+    /// `offset` and `limit` count visible jobs only.
+    pub fn jobs_for(&self, caller: &Caller, filter: &JobFilter) -> ServiceResult<Vec<Job>> {
+        if caller.is_superuser() {
+            return self.jobs(filter);
+        }
+        let store = self.store()?;
+        let user = caller.user();
+        let batch = filter.limit.clamp(100, 10_000);
+        let (mut skipped, mut raw_offset, mut visible) = (0u32, 0u32, Vec::new());
+        loop {
+            let page = store.jobs_filtered(filter.state, filter.health, raw_offset, batch)?;
+            let exhausted = page.len() < batch as usize;
+            raw_offset = raw_offset.saturating_add(page.len() as u32);
+            for job in page {
+                if !job.visibility.allows(user, &job.submitter) {
+                    continue;
+                }
+                if skipped < filter.offset {
+                    skipped += 1;
+                } else if visible.len() < filter.limit as usize {
+                    visible.push(job);
+                }
+            }
+            if exhausted || visible.len() >= filter.limit as usize {
+                return Ok(visible);
+            }
+        }
+    }
+
+    /// One job, whoever may see it (for the master's own use).
     pub fn job(&self, id: u64) -> ServiceResult<Job> {
         self.store()?.job(id)?.ok_or_else(|| not_found_job(id))
+    }
+
+    /// One job, if `caller` may see it; a job it may not see is "not found", as LAVA
+    /// answers, so its existence is not told either.
+    pub fn job_for(&self, caller: &Caller, id: u64) -> ServiceResult<Job> {
+        let job = self.job(id)?;
+        if !job.visibility.allows(caller.user(), &job.submitter) {
+            return Err(not_found_job(id));
+        }
+        Ok(job)
     }
 
     /// A job's definition as `caller` may see it: whole for its submitter and superusers;
@@ -88,7 +129,8 @@ impl super::Service {
     }
 
     /// One job's state and health history.
-    pub fn job_history(&self, id: u64) -> ServiceResult<Vec<HistoryEntry>> {
+    pub fn job_history(&self, caller: &Caller, id: u64) -> ServiceResult<Vec<HistoryEntry>> {
+        self.job_for(caller, id)?;
         Ok(self.store()?.history("job", &id.to_string())?)
     }
 
@@ -122,7 +164,7 @@ impl super::Service {
 
     /// Queues a job again with the same definition (and device, if it was pinned).
     pub fn resubmit(&self, caller: &Caller, id: u64) -> ServiceResult<u64> {
-        let job = self.job(id)?;
+        let job = self.job_for(caller, id)?;
         if self.definition_for(caller, &job) != job.definition {
             return Err(ServiceError::new(
                 ErrorKind::Forbidden,
@@ -174,8 +216,8 @@ impl super::Service {
 
     /// The log from byte `offset` on, at most [`LOG_CHUNK`] bytes, ending at a line end when
     /// cut (so no character is split); a single longer line comes whole.
-    pub fn log_bytes(&self, id: u64, offset: u64) -> ServiceResult<LogChunk> {
-        let job = self.job(id)?;
+    pub fn log_bytes(&self, caller: &Caller, id: u64, offset: u64) -> ServiceResult<LogChunk> {
+        let job = self.job_for(caller, id)?;
         // Only what the database says is committed: bytes past it may be cut off after a crash.
         let size = job.log_bytes;
         let start = offset.min(size);
@@ -222,8 +264,14 @@ impl super::Service {
     /// Log lines `start..end` (all from `start` when `end` is `None`), counted from 0.
     /// At most [`LOG_CHUNK`] bytes of whole lines are returned; `finished` is true only when
     /// the job has ended and nothing is left to read, since lavacli stops polling then.
-    pub fn log_lines(&self, id: u64, start: u64, end: Option<u64>) -> ServiceResult<LogLines> {
-        let job = self.job(id)?;
+    pub fn log_lines(
+        &self,
+        caller: &Caller,
+        id: u64,
+        start: u64,
+        end: Option<u64>,
+    ) -> ServiceResult<LogLines> {
+        let job = self.job_for(caller, id)?;
         let committed = job.log_bytes;
         let path = self.log_path(id);
         let io = |e: std::io::Error| ServiceError::internal(format!("{}: {e}", path.display()));
@@ -254,8 +302,8 @@ impl super::Service {
     }
 
     /// A job's test results, in log order.
-    pub fn results(&self, id: u64) -> ServiceResult<Vec<TestResult>> {
-        self.job(id)?;
+    pub fn results(&self, caller: &Caller, id: u64) -> ServiceResult<Vec<TestResult>> {
+        self.job_for(caller, id)?;
         Ok(self.store()?.results(id)?)
     }
 }

@@ -138,6 +138,14 @@ impl Caller {
         Ok(user)
     }
 
+    /// The user, `None` when anonymous.
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Self::User(user) => Some(user),
+            Self::Anonymous => None,
+        }
+    }
+
     /// Whether this caller may read what holds credentials.
     pub fn is_superuser(&self) -> bool {
         matches!(self, Self::User(user) if user.superuser)

@@ -270,20 +270,20 @@ fn log_lines_are_counted_from_zero_and_end_at_what_is_committed() {
             },
         )
         .unwrap();
-    let text = |start, end| service.log_lines(id, start, end).unwrap().text;
+    let text = |start, end| service.log_lines(&admin, id, start, end).unwrap().text;
     assert_eq!(text(0, None), lines);
     assert_eq!(text(1, Some(3)), "- b\n- c\n");
     assert_eq!(text(3, None), "- d\n");
     assert_eq!(text(4, None), "");
     assert_eq!(text(9, Some(2)), "");
-    assert!(!service.log_lines(id, 0, None).unwrap().finished);
-    let chunk = service.log_bytes(id, 4).unwrap();
+    assert!(!service.log_lines(&admin, id, 0, None).unwrap().finished);
+    let chunk = service.log_bytes(&admin, id, 4).unwrap();
     assert_eq!(
         (chunk.start, chunk.end, chunk.text.as_str()),
         (4, 16, "- b\n- c\n- d\n")
     );
     assert_eq!(
-        service.log_lines(id + 1, 0, None).unwrap_err().kind,
+        service.log_lines(&admin, id + 1, 0, None).unwrap_err().kind,
         ErrorKind::NotFound
     );
 }
@@ -542,7 +542,7 @@ fn a_big_finished_log_comes_in_whole_line_pieces_and_only_the_last_says_finished
     service.cancel(&admin, id).unwrap();
     let (mut seen, mut calls) = (0u64, 0);
     loop {
-        let piece = service.log_lines(id, seen, None).unwrap();
+        let piece = service.log_lines(&admin, id, seen, None).unwrap();
         calls += 1;
         assert!(piece.text.is_empty() || piece.text.ends_with('\n'));
         seen += piece.text.lines().count() as u64;
@@ -640,16 +640,16 @@ fn a_line_longer_than_a_piece_comes_whole_and_pieces_end_at_line_ends() {
         )
         .unwrap();
     service.cancel(&admin, id).unwrap();
-    let piece = service.log_lines(id, 1, None).unwrap();
+    let piece = service.log_lines(&admin, id, 1, None).unwrap();
     assert_eq!(piece.text, long, "the 6 MiB line comes whole");
     assert!(!piece.finished);
-    let rest = service.log_lines(id, 2, None).unwrap();
+    let rest = service.log_lines(&admin, id, 2, None).unwrap();
     assert_eq!((rest.text.as_str(), rest.finished), ("- b\n", true));
     // By bytes: each piece ends at a line end, so no character is split.
     let mut offset = 0;
     let mut joined = String::new();
     loop {
-        let chunk = service.log_bytes(id, offset).unwrap();
+        let chunk = service.log_bytes(&admin, id, offset).unwrap();
         assert!(chunk.text.ends_with('\n'));
         assert!(!chunk.text.contains('\u{fffd}'));
         joined.push_str(&chunk.text);

@@ -31,6 +31,25 @@ impl super::Service {
         })
     }
 
+    /// Sets the groups `name` belongs to (superusers only): jobs whose `visibility:` names
+    /// one of them are visible to it.
+    pub fn set_user_groups(
+        &self,
+        caller: &Caller,
+        name: &str,
+        groups: &[String],
+    ) -> ServiceResult<User> {
+        caller.require_superuser()?;
+        for group in groups {
+            check_name("group", group)?;
+        }
+        let store = self.store()?;
+        store.set_user_groups(name, groups)?;
+        store.user(name)?.ok_or_else(|| {
+            ServiceError::internal(format!("user {name} vanished while its groups were set"))
+        })
+    }
+
     /// Makes a new token for `name` and returns the secret, which is not kept: a user may
     /// make their own, a superuser anyone's.
     pub fn add_token(

@@ -30,6 +30,10 @@ const JOB_SCRIPT: &str = include_str!("assets/job.js");
 const OPENAPI: &str = include_str!("../../../../../docs/openapi.yaml");
 
 /// The pages' routes.
+/// Who reads the pages: they take no credentials, so they show what anyone may see (public
+/// jobs, no dictionaries, secrets masked).
+const ANONYMOUS: crate::master::service::Caller = crate::master::service::Caller::Anonymous;
+
 pub fn routes() -> Router<Arc<Service>> {
     Router::new()
         .route("/", get(lab))
@@ -166,11 +170,14 @@ async fn lab(State(service): Shared) -> PageResult {
         JobState::Scheduled,
         JobState::Submitted,
     ] {
-        queue.extend(service.jobs(&JobFilter {
-            state: Some(state),
-            limit: 200,
-            ..JobFilter::default()
-        })?);
+        queue.extend(service.jobs_for(
+            &ANONYMOUS,
+            &JobFilter {
+                state: Some(state),
+                limit: 200,
+                ..JobFilter::default()
+            },
+        )?);
     }
     let body = format!(
         "<section><h2>Devices</h2>{}</section>
@@ -205,11 +212,14 @@ struct JobsQuery {
 
 async fn jobs(State(service): Shared, Query(query): Query<JobsQuery>) -> PageResult {
     let state = query.state.as_deref().and_then(JobState::parse);
-    let jobs = service.jobs(&JobFilter {
-        state,
-        limit: 200,
-        ..JobFilter::default()
-    })?;
+    let jobs = service.jobs_for(
+        &ANONYMOUS,
+        &JobFilter {
+            state,
+            limit: 200,
+            ..JobFilter::default()
+        },
+    )?;
     let mut filters = vec![link("/jobs", "all")];
     filters.extend(
         JobState::ALL
@@ -225,8 +235,8 @@ async fn jobs(State(service): Shared, Query(query): Query<JobsQuery>) -> PageRes
 }
 
 async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
-    let job = service.job(id)?;
-    let results = service.results(id)?;
+    let job = service.job_for(&ANONYMOUS, id)?;
+    let results = service.results(&ANONYMOUS, id)?;
     let result_rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
@@ -280,7 +290,7 @@ async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
             "No results yet.",
         ),
         // The web pages are anonymous: secrets are masked.
-        definition = esc(&service.definition_for(&crate::master::service::Caller::Anonymous, &job)),
+        definition = esc(&service.definition_for(&ANONYMOUS, &job)),
     );
     Ok(Html(page(&format!("Job {id}"), &body, None)))
 }
