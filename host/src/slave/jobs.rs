@@ -478,10 +478,13 @@ mod tests {
         let twelve = jobs.path().join("12");
         // `sh -c CMD ARG0`: the shell keeps the job file on its command line, as basalt run
         // does (`; :` keeps the shell from exec'ing sleep in its place).
+        use std::os::unix::process::CommandExt;
+        // In its own process group, so that its sleep goes with it at the end.
         let mut child = Command::new("sh")
             .arg("-c")
             .arg("sleep 30; :")
             .arg(twelve.join("job.yaml"))
+            .process_group(0)
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
@@ -495,7 +498,10 @@ mod tests {
             !process_runs_job(pid, &jobs.path().join("1")),
             "job 1 must not adopt job 12's process"
         );
-        let _ = child.kill();
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = child.wait();
         assert!(
             !process_runs_job(pid, &twelve),

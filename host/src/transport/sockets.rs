@@ -24,8 +24,10 @@ use super::curve::{AllowList, Certificate, CurveError, Sender, ZapHandler};
 use super::protocol::ControlMessage;
 
 /// The largest message either daemon accepts; a peer announcing more is disconnected by
-/// libzmq before anything is allocated.
-const MAX_MESSAGE_BYTES: i64 = 256 * 1024 * 1024;
+/// libzmq before anything is allocated. What the protocol carries is far smaller: a LOGS
+/// message at most 1 MiB of log, START a job definition (at most 4 MiB) with its device
+/// configuration and the worker's files, END a compressed description.
+pub const MAX_MESSAGE_BYTES: i64 = 16 * 1024 * 1024;
 
 /// Where the master's wake-up socket lives.
 const WAKE_ENDPOINT: &str = "inproc://basalt-master-wake";
