@@ -173,6 +173,15 @@ impl Cluster {
         cluster
     }
 
+    /// The directory the slave's jobs may read files from: the test directory, as told
+    /// (`.` when the daemons run in it with relative paths).
+    fn local_file_dir(&self) -> String {
+        match self.told(self.dir.path().to_path_buf()) {
+            dir if dir.is_empty() => ".".to_owned(),
+            dir => dir,
+        }
+    }
+
     /// `path` as the daemons are told it: relative to the test directory if so configured.
     fn told(&self, path: PathBuf) -> String {
         match path.strip_prefix(self.dir.path()) {
@@ -390,7 +399,7 @@ impl Cluster {
             "--keep-finished",
             // The jobs' kernel is a file in the test directory.
             "--local-file-dir",
-            &self.told(self.dir.path().to_path_buf()),
+            &self.local_file_dir(),
         ]
         .iter()
         .map(|s| s.to_string())

@@ -507,3 +507,34 @@ fn a_job_outliving_its_timeout_unreported_is_ended_by_the_master() {
         .json();
     assert_eq!(device["state"], "idle", "{device}");
 }
+
+/// A job whose log passes the master's limit is canceled and ends Incomplete saying so; the
+/// master keeps what came before and the board takes the next job.
+#[test]
+fn a_job_whose_log_passes_the_limit_ends_incomplete_and_frees_its_board() {
+    let mut cluster = Cluster::new();
+    let _master = cluster.start_master_with(&["--job-log-limit", "1"]);
+    cluster.register_board();
+    let _slave = cluster.start_slave();
+    let flood = cluster.job(
+        "flood",
+        &[
+            "for i in $(seq 1 40000); do echo \"line $i of a test that floods its log\"; done",
+            "sleep 30",
+        ],
+    );
+    let id = cluster.submit(&flood);
+    let record = cluster.wait_state(id, "finished", LONG);
+    assert_eq!(record["health"], "incomplete", "{record}");
+    let comment = record["failure_comment"].as_str().unwrap_or_default();
+    assert!(
+        comment.contains("limit of 1 MiB (job_log_limit_mib)"),
+        "{record}"
+    );
+    let stored = cluster.master_log(id);
+    assert!(stored.len() <= 1 << 20, "{} bytes stored", stored.len());
+    assert!(stored.contains("line 1 of a test"), "the beginning is kept");
+    let next = cluster.submit(&cluster.job("next", &["lava-test-case ok --shell true"]));
+    let record = cluster.wait_state(next, "finished", LONG);
+    assert_eq!(record["health"], "complete", "{record}");
+}

@@ -44,6 +44,10 @@ pub struct MasterArgs {
     /// slave never reported (default 300).
     #[arg(long, value_name = "SECONDS")]
     pub overdue_grace: Option<u64>,
+    /// The most log one job may store, in MiB (default 256; 0: no limit): past it the job is
+    /// canceled and ends Incomplete, saying why.
+    #[arg(long, value_name = "MIB")]
+    pub job_log_limit: Option<u64>,
     /// Encrypt and authenticate the control and log sockets with CURVE; only slaves whose
     /// public certificate is in --slaves-certs may connect.
     #[arg(long)]
@@ -106,6 +110,9 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(secs) = args.resend {
         config.timing.resend_secs = secs;
+    }
+    if let Some(limit) = args.job_log_limit {
+        config.job_log_limit_mib = limit;
     }
     config.encrypt |= args.encrypt;
     if let Some(path) = args.master_cert {

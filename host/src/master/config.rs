@@ -37,6 +37,9 @@ pub struct MasterConfig {
     /// Workers that a HELLO created and that never got a device are forgotten after being
     /// offline this long.
     pub forget_unused_workers_after_secs: u64,
+    /// The most log one job may store, in MiB (0: no limit). A job whose log passes it is
+    /// canceled and ends Incomplete, saying so; what came before is kept.
+    pub job_log_limit_mib: u64,
     /// Whether a missing or empty database may be created in a data directory that already
     /// holds a master's data (`--init`; never from a configuration file).
     #[serde(skip)]
@@ -101,6 +104,7 @@ impl Default for MasterConfig {
             slaves_certs: PathBuf::from("/etc/basalt/certificates.d"),
             register_workers: true,
             forget_unused_workers_after_secs: 24 * 3600,
+            job_log_limit_mib: 256,
             init: false,
             ready_file: None,
         }

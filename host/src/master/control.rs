@@ -82,6 +82,9 @@ pub struct ControlLoop {
     refusals: HashMap<String, Instant>,
     /// When unused self-registered workers were last looked for.
     next_forget: Instant,
+    /// Jobs whose log passed `job_log_limit_mib`: canceled, the rest of their log dropped,
+    /// and they end Incomplete saying why.
+    log_limited: HashSet<u64>,
 }
 
 impl ControlLoop {
@@ -117,6 +120,7 @@ impl ControlLoop {
             verified: HashSet::new(),
             refusals: HashMap::new(),
             next_forget: now,
+            log_limited: HashSet::new(),
             next_overdue_check: now,
             job_timeouts: HashMap::new(),
         }
@@ -438,6 +442,10 @@ impl ControlLoop {
                     return Ok(());
                 }
                 let stored = match self.job_on(peer, job)? {
+                    Some(_) if self.over_log_limit(job, offset + data.len() as u64)? => {
+                        // Taken and dropped, so the slave goes on to its END.
+                        offset + data.len() as u64
+                    }
                     Some(_) => match self.logs.append(&self.store, job, offset, &data) {
                         Ok(appended) => appended.stored,
                         // Logged by JobLogs (once per job until it recovers); no LOGS_OK,
@@ -510,7 +518,7 @@ impl ControlLoop {
             self.sockets.send(peer, &ControlMessage::EndOk { job: id });
             return Ok(());
         }
-        if let Some(expected) = log_bytes {
+        if let Some(expected) = log_bytes.filter(|_| !self.log_limited.contains(&id)) {
             let held = self.logs.held(&self.store, id).unwrap_or(job.log_bytes);
             if held < expected {
                 // Not all of the log is here yet: tell the slave where to resume; it sends
@@ -591,11 +599,41 @@ impl ControlLoop {
         }
     }
 
+    /// Whether job `id`'s log, once it reaches byte `end`, is past the master's limit; the
+    /// first time, the job is canceled and will end Incomplete saying so.
+    fn over_log_limit(&mut self, id: u64, end: u64) -> Result<bool, StoreError> {
+        let limit = self.config.job_log_limit_mib.saturating_mul(1 << 20);
+        if self.log_limited.contains(&id) {
+            return Ok(true);
+        }
+        if limit == 0 || end <= limit {
+            return Ok(false);
+        }
+        warn!(
+            "job {id}: its log passes the limit of {} MiB; the rest is dropped and the job \
+             canceled",
+            self.config.job_log_limit_mib
+        );
+        self.log_limited.insert(id);
+        self.store.request_cancel(id)?;
+        self.dirty = true;
+        Ok(true)
+    }
+
     /// Ends a job with the health its final result gives.
     fn finish(&mut self, job: &Job, result: Option<&str>, comment: &str) -> Result<(), StoreError> {
         let canceled =
             job.state == JobState::Canceling || job.error_type.as_deref() == Some("Canceled");
+        let limited = self.log_limited.remove(&job.id).then(|| {
+            format!(
+                "the job's log passed the master's limit of {} MiB (job_log_limit_mib): the \
+                 master kept what came before it and canceled the job",
+                self.config.job_log_limit_mib
+            )
+        });
+        let comment = limited.as_deref().unwrap_or(comment);
         let health = match result {
+            _ if limited.is_some() => JobHealth::Incomplete,
             _ if canceled => JobHealth::Canceled,
             Some("pass") => JobHealth::Complete,
             _ => JobHealth::Incomplete,
@@ -670,6 +708,15 @@ impl ControlLoop {
         entry.extend_from_slice(b"- ");
         entry.extend_from_slice(line);
         entry.push(b'\n');
+        let end = self.logs.held(&self.store, id).unwrap_or(job.log_bytes) + entry.len() as u64;
+        match self.over_log_limit(id, end) {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(e) => {
+                warn!("{e}");
+                return;
+            }
+        }
         // A failed append is logged by JobLogs; LAVA's log socket has no re-send, so the
         // line is lost, but the file stays whole.
         if let Ok(appended) = self.logs.append_at_end(&self.store, id, &entry) {
