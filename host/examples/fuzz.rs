@@ -345,6 +345,10 @@ fn main() {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     }) | 1;
+    let most: u64 = args
+        .get(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -371,7 +375,7 @@ fn main() {
     let limit = Duration::from_secs(seconds);
     // Every seed as it is first, then mutations of random seeds.
     let seeds = target.seeds.clone();
-    while started.elapsed() < limit {
+    while started.elapsed() < limit && executions < most {
         let input = match usize::try_from(executions) {
             Ok(i) if i < seeds.len() => seeds[i].clone(),
             _ => mutate(&seeds[random.below(seeds.len())], &seeds, &mut random),
