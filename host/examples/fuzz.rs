@@ -345,10 +345,7 @@ fn main() {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     }) | 1;
-    let most: u64 = args
-        .get(3)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(u64::MAX);
+    let most: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

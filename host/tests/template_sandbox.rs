@@ -225,3 +225,19 @@ fn deeply_nested_expressions_and_blocks_are_refused() {
         assert!(matches!(error, TemplateError::Syntax { .. }), "{error}");
     }
 }
+
+/// A template that doubles a string at every step stops at the output bound with a clear
+/// error, long before memory runs out (the fuel alone bounds steps, not text).
+#[test]
+fn a_rendering_that_grows_without_bound_stops_at_the_output_limit() {
+    let dirs = dirs();
+    let engine = dirs.engine();
+    let source = "{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(40) %}\
+                  {% set ns.s = ns.s ~ ns.s %}{{ ns.s }}{% endfor %}";
+    let error = engine
+        .render_source_text("grow.jinja2", source, &json!({}))
+        .map(|text| text.len())
+        .unwrap_err();
+    assert!(matches!(error, TemplateError::TooLarge { .. }), "{error}");
+    assert!(error.to_string().contains("bytes of output"), "{error}");
+}

@@ -1,13 +1,15 @@
 //! Project automation, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 //!
 //! Tasks: `test` (build everything, then run every test), `demo` (the product's main job),
-//! `soak` (random kill -9 of the daemons during jobs, checked byte for byte),
+//! `soak` (random kill -9 of the daemons during jobs, checked byte for byte), `fuzz` (the
+//! in-process fuzzer),
 //! `lab` (a real lab of qemu boards on this machine), `bench <name>` (benchmarks that print
 //! figures), `ci` (what `.ci/run` checks). Only cargo and a shell are needed, and for `lab`
 //! Debian's packages, which it installs.
 
 mod bench_run;
 mod demo;
+mod fuzz;
 mod lab;
 mod leftovers;
 mod packages;
@@ -45,6 +47,9 @@ tasks:
                         N runs (default 100) of a job with kill -9 of the master, the slave
                         or both at a random moment: each job complete, its log byte for byte
                         and every line once; prints the figures
+  fuzz TARGET --seconds N [--seed S] [--executions E]
+                        the in-process fuzzer (release) on job, dictionary, frames, xmlrpc
+                        or rest; prints executions and crashes (test runs each for 3 s)
   ci                    cargo fmt --check, clippy -D warnings, then test";
 
 fn main() -> ExitCode {
@@ -64,6 +69,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("demo") => demo::run(&root),
         Some("soak") => soak::main(&root, &args[1..]),
+        Some("fuzz") => fuzz::main(&root, &args[1..]),
         Some("lab") => lab::main(&root, &args[1..]),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("plugin-call") => {
@@ -138,7 +144,9 @@ fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
         eprintln!("xtask: {left:#}");
     }
     tests?;
-    left
+    left?;
+    // A short pass of every fuzz target (its binary is built by cargo test).
+    fuzz::smoke(root)
 }
 
 /// Runs cargo in the workspace root, failing if it fails. Installs the system libraries the

@@ -119,9 +119,35 @@ impl TemplateEngine {
         context: &serde_json::Value,
     ) -> Result<String, TemplateError> {
         let template = self.env.get_template(name).map_err(|e| self.convert(e))?;
-        template
-            .render(minijinja::Value::from(minijinja::value::Serde(context)))
-            .map_err(|e| self.convert(e))
+        self.bounded_render(name, &template, context)
+    }
+
+    /// Renders into a buffer that refuses to grow past [`MAX_OUTPUT`]: the fuel bounds the
+    /// steps, this the text (a loop of `~` can double a string at every step).
+    fn bounded_render(
+        &self,
+        name: &str,
+        template: &minijinja::Template<'_, '_>,
+        context: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
+        let mut out = BoundedBuffer::default();
+        let rendered = template
+            .render_captured_to(
+                minijinja::Value::from(minijinja::value::Serde(context)),
+                &mut out,
+            )
+            .map(drop);
+        if out.overflowed {
+            return Err(TemplateError::TooLarge {
+                template: name.to_owned(),
+                limit: MAX_OUTPUT,
+            });
+        }
+        rendered.map_err(|e| self.convert(e))?;
+        String::from_utf8(out.bytes).map_err(|_| TemplateError::TooLarge {
+            template: name.to_owned(),
+            limit: MAX_OUTPUT,
+        })
     }
 
     /// Renders a dictionary given as text (as the master holds them), named `name` in errors.
@@ -135,9 +161,7 @@ impl TemplateEngine {
             .env
             .template_from_named_str(name, source)
             .map_err(|e| self.convert(e))?;
-        template
-            .render(minijinja::Value::from(minijinja::value::Serde(context)))
-            .map_err(|e| self.convert(e))
+        self.bounded_render(name, &template, context)
     }
 
     /// Renders a template on the search path and parses the result as a configuration.
@@ -223,6 +247,31 @@ impl TemplateEngine {
                 }
             }
         }
+    }
+}
+
+/// The most text one rendering may produce.
+pub const MAX_OUTPUT: usize = 8 << 20;
+
+/// A buffer that fails a write past [`MAX_OUTPUT`].
+#[derive(Default)]
+struct BoundedBuffer {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + data.len() > MAX_OUTPUT {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the rendering is too large"));
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

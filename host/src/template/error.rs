@@ -55,6 +55,17 @@ pub enum TemplateError {
         /// The budget.
         fuel: u64,
     },
+    /// Rendering produced more text than any device configuration has.
+    #[error(
+        "{template}: rendering stopped after {limit} bytes of output (LAVA's largest device \
+         configurations are a few tens of kilobytes)"
+    )]
+    TooLarge {
+        /// The template.
+        template: String,
+        /// The bound.
+        limit: usize,
+    },
     /// The rendered text is not valid YAML.
     #[error(
         "{template}: the rendered configuration is not valid YAML at line {line}, column \
