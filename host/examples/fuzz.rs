@@ -113,10 +113,13 @@ fn files(dir: &Path, extension: &str) -> Vec<Vec<u8>> {
     found.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
+/// What a target does with one input.
+type Run = Box<dyn FnMut(&[u8])>;
+
 /// One fuzz target: its seeds and what it does with an input.
 struct Target {
     seeds: Vec<Vec<u8>>,
-    run: Box<dyn FnMut(&[u8])>,
+    run: Run,
 }
 
 fn job_target(lava: &Path) -> Target {
