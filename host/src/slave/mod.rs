@@ -546,6 +546,11 @@ impl Slave {
     }
 
     /// Pushes new log lines to a LAVA master's log socket; true when all were pushed.
+    ///
+    /// A LAVA master acknowledges nothing, so a slave killed mid-push cannot know what
+    /// arrived. Each line's end is recorded *before* the line is pushed: a kill between the
+    /// two can lose that one line, never send one twice (a doubled result line becomes a
+    /// doubled test case on the master). A push the socket refuses is taken back.
     fn ship_lava(&mut self, id: u64) -> bool {
         let (Some(job), Some(shipping), Some(pusher)) = (
             self.jobs.get(&id),
@@ -554,34 +559,45 @@ impl Slave {
         ) else {
             return true;
         };
-        let before = shipping.pushed;
-        let complete = loop {
+        let record = |bytes: u64| {
+            if let Err(e) = job.save_pushed(bytes) {
+                warn!("job {id}: cannot record how much of its log was pushed: {e}");
+                return false;
+            }
+            true
+        };
+        loop {
             let (end, data) = match Self::whole_log_len(job, shipping.pushed) {
                 Ok(read) => read,
-                Err(_) => break false,
+                Err(_) => return false,
             };
             if data.is_empty() {
-                break true;
+                return true;
             }
             for line in data.split_inclusive(|&b| b == b'\n') {
                 let text = line.strip_suffix(b"\n").unwrap_or(line);
                 let text = text.strip_prefix(b"- ").unwrap_or(text);
-                if !text.is_empty() && !pusher.push(id, text) {
-                    // Resume at this line next time: nothing is pushed twice.
-                    break;
+                let next = shipping.pushed + line.len() as u64;
+                if text.is_empty() {
+                    shipping.pushed = next;
+                    continue;
                 }
-                shipping.pushed += line.len() as u64;
+                // Unrecorded, nothing is pushed: a master that got the line must never
+                // get it again from the next slave.
+                if !record(next) {
+                    return false;
+                }
+                if !pusher.push(id, text) {
+                    // Resume at this line next time.
+                    record(shipping.pushed);
+                    return false;
+                }
+                shipping.pushed = next;
             }
             if shipping.pushed < end {
-                break false;
-            }
-        };
-        if shipping.pushed != before {
-            if let Err(e) = job.save_pushed(shipping.pushed) {
-                warn!("job {id}: cannot record how much of its log was pushed: {e}");
+                return false;
             }
         }
-        complete
     }
 
     fn send_end(&mut self, id: u64) {
