@@ -78,6 +78,27 @@ fn parse_with(
     positions: Option<&mut Positions>,
     spans: Option<&mut ScalarSpans>,
 ) -> Result<Value, YamlError> {
+    // libyaml-safer panics on some truncated documents (a quoted scalar cut off by the end
+    // of the input, found by `cargo xtask fuzz job`) instead of returning an error; the
+    // parser holds no shared state, so its panic is turned into the error it should be.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parse_events(text, positions, spans)
+    }));
+    parsed.unwrap_or_else(|_| {
+        let lines = text.lines().count().max(1);
+        Err(YamlError {
+            line: lines,
+            column: text.lines().last().map_or(1, |l| l.chars().count() + 1),
+            message: "the document ends in the middle of a value (an unclosed quote?)".into(),
+        })
+    })
+}
+
+fn parse_events(
+    text: &str,
+    positions: Option<&mut Positions>,
+    spans: Option<&mut ScalarSpans>,
+) -> Result<Value, YamlError> {
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
@@ -552,6 +573,25 @@ mod alias_budget_tests {
         // Ordinary aliases still work.
         let value = super::from_str("base: &b {x: 1}\nuse: *b\n").unwrap();
         assert_eq!(value["use"]["x"], 1);
+    }
+}
+
+#[cfg(test)]
+mod truncation_tests {
+    /// Found by the fuzzer: libyaml-safer panicked where the input ends inside a quoted
+    /// scalar; every parse of outside input must return an error instead.
+    #[test]
+    fn a_document_cut_off_inside_a_quoted_scalar_is_an_error() {
+        for text in [
+            "timeouts:\n  rclone_config: |\n    commands: x\n    - '=>",
+            "a: |\n  b\n  - '=>",
+            "prompts:\n- '=>",
+            "a: \"x",
+        ] {
+            let result = std::panic::catch_unwind(|| super::from_str(text));
+            let parsed = result.unwrap_or_else(|_| panic!("{text:?} panicked"));
+            assert!(parsed.is_err(), "{text:?} parsed: {parsed:?}");
+        }
     }
 }
 
