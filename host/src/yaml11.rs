@@ -585,6 +585,9 @@ mod truncation_tests {
         for text in [
             "timeouts:\n  rclone_config: |\n    commands: x\n    - '=>",
             "a: |\n  b\n  - '=>",
+            // Found by `cargo xtask fuzz rest` (through POST /api/v1/jobs): a tag in a flow
+            // mapping left open.
+            "- deploy:\n    protocols:\n          message:\n    parameters:\n    - {from: git, name: !singlenode-intermediate, path: x.yaml,\n",
             "prompts:\n- '=>",
             "a: \"x",
         ] {
