@@ -587,6 +587,9 @@ mod truncation_tests {
             "a: |\n  b\n  - '=>",
             // Found by `cargo xtask fuzz rest` (through POST /api/v1/jobs): a tag in a flow
             // mapping left open.
+            // Found by `cargo xtask fuzz dictionary` (a rendered dictionary): a double-quoted
+            // scalar ending in a backslash at the end of the input.
+            "0x7fff\u{fffd}f': \"/sys/devices/pci00ff\\",
             "- deploy:\n    protocols:\n          message:\n    parameters:\n    - {from: git, name: !singlenode-intermediate, path: x.yaml,\n",
             "prompts:\n- '=>",
             "a: \"x",
