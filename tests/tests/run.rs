@@ -614,3 +614,59 @@ fn a_job_whose_log_cannot_be_written_ends_incomplete_and_says_why() {
     assert_eq!(result["error_type"], "InfrastructureError", "{result}");
     assert_eq!(lab.power_actions().last().map(String::as_str), Some("off"));
 }
+
+/// `compression: gz` (made by gzip) with the checksum of the compressed file, as LAVA's
+/// jobs give them: the kernel lands decompressed, named without `.gz`, and the job passes; a
+/// truncated archive fails the job naming the artifact.
+#[test]
+fn a_compressed_kernel_is_decompressed_and_a_truncated_one_fails_the_job() {
+    let lab = Lab::new("");
+    let kernel = lab.dir.path().join("kernel.img");
+    let original = std::fs::read(&kernel).unwrap();
+    let status = std::process::Command::new("gzip")
+        .args(["-k", "-f"])
+        .arg(&kernel)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let packed = lab.dir.path().join("kernel.img.gz");
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&packed)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let job = lab.job(&["lava-test-case booted --result pass"], 60);
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        &format!("url: file://{}", kernel.display()),
+        &format!(
+            "url: file://{}\n      compression: gz\n      sha256sum: '{sum}'",
+            packed.display()
+        ),
+    );
+    std::fs::write(&job, &text).unwrap();
+    let (output, out) = lab.run(&job);
+    output.success();
+    assert_eq!(
+        std::fs::read(out.join("deploy/kernel-kernel.img")).unwrap(),
+        original
+    );
+    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap();
+    assert!(log.contains("decompressed"), "{log}");
+
+    let bytes = std::fs::read(&packed).unwrap();
+    std::fs::write(&packed, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(
+        &job,
+        text.replace(&format!("sha256sum: '{sum}'"), "md5sum: null"),
+    )
+    .unwrap();
+    let (output, out) = lab.run(&job);
+    assert_eq!(output.status.code(), Some(11), "a JobError: {output}");
+    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap();
+    assert!(log.contains("kernel: the gz data of"), "{log}");
+    assert!(log.contains("corrupt or truncated"), "{log}");
+}

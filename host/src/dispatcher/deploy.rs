@@ -1,14 +1,12 @@
 //! Deploy actions: fetching the job's artifacts (kernel, ramdisk, dtb, rootfs, ...) into the
 //! job's directory, checking their checksums.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use md5::Md5;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256, Sha512};
 
+use super::download::{download, Compression, Downloaded, MAX_DECOMPRESSED};
 use super::failure::Failure;
 use super::local_files::{LocalFiles, Source};
 use super::log::JobLogger;
@@ -33,20 +31,20 @@ pub fn deploy(
         let Some(url) = artifact.get("url").and_then(Value::as_str) else {
             continue;
         };
-        if let Some(compression) = artifact.get("compression").and_then(Value::as_str) {
-            if compression != "none" {
-                return Err(Failure::job(format!(
-                    "{key}: compression '{compression}' is not supported by this dispatcher; \
-                     give an uncompressed artifact"
-                )));
-            }
-        }
+        let named = artifact.get("compression").and_then(Value::as_str);
+        let compression = Compression::parse(named).ok_or_else(|| {
+            Failure::job(format!(
+                "{key}: compression '{}' is not supported: use {}",
+                named.unwrap_or_default(),
+                Compression::NAMES
+            ))
+        })?;
         confine::file_name(&key).map_err(|e| Failure::job(format!("artifact key {key:?}: {e}")))?;
         let name = match confine::url_file_name(url) {
             Some(name) => name.map_err(|e| Failure::job(format!("{key}: url {url}: {e}")))?,
             None => key.as_str(),
         };
-        let target = dir.join(format!("{key}-{name}"));
+        let target = dir.join(format!("{key}-{}", compression.strip_extension(name)));
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(Failure::infrastructure(format!(
@@ -54,12 +52,27 @@ pub fn deploy(
             )));
         }
         let started = Instant::now();
-        let size = fetch(url, &target, remaining, local)
-            .map_err(|e| Failure::infrastructure(format!("{key}: cannot download {url}: {e}")))?;
-        verify(&key, &artifact, &target)?;
+        let got = download(
+            url,
+            compression,
+            &target,
+            remaining,
+            local,
+            MAX_DECOMPRESSED,
+        )
+        .map_err(|e| match e.is_job_error() {
+            true => Failure::job(format!("{key}: {e}")),
+            false => Failure::infrastructure(format!("{key}: {e}")),
+        })?;
+        verify(&key, &artifact, &got)?;
         log.info(&format!(
-            "downloaded {key}: {url} -> {} ({size} bytes in {:.2}s)",
+            "downloaded {key}: {url} -> {} ({} bytes{} in {:.2}s)",
             target.display(),
+            got.downloaded,
+            match compression {
+                Compression::None => String::new(),
+                _ => format!(", {} decompressed", got.written),
+            },
             started.elapsed().as_secs_f64()
         ));
         deployed.insert(key, Value::from(target.display().to_string()));
@@ -94,33 +107,13 @@ pub fn fetch(
     }
 }
 
-fn digest<D: Digest>(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = D::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
-/// Checks the `md5sum`/`sha256sum`/`sha512sum` an artifact gives, if any.
-fn verify(key: &str, artifact: &Value, path: &Path) -> Result<(), Failure> {
-    for (field, compute) in [
-        (
-            "md5sum",
-            digest::<Md5> as fn(&Path) -> std::io::Result<String>,
-        ),
-        ("sha256sum", digest::<Sha256>),
-        ("sha512sum", digest::<Sha512>),
+/// Checks the `md5sum`/`sha256sum`/`sha512sum` an artifact gives, if any, against the
+/// bytes as downloaded (compressed), as LAVA does.
+fn verify(key: &str, artifact: &Value, got: &Downloaded) -> Result<(), Failure> {
+    for (field, actual) in [
+        ("md5sum", &got.md5),
+        ("sha256sum", &got.sha256),
+        ("sha512sum", &got.sha512),
     ] {
         // Compared as text whatever YAML made of it: `sha256sum: 0000` is a number to YAML
         // and must fail to match, never be skipped.
@@ -129,9 +122,6 @@ fn verify(key: &str, artifact: &Value, path: &Path) -> Result<(), Failure> {
             Some(Value::String(text)) => text.clone(),
             Some(other) => other.to_string(),
         };
-        let actual = compute(path).map_err(|e| {
-            Failure::infrastructure(format!("{key}: cannot read {}: {e}", path.display()))
-        })?;
         if !actual.eq_ignore_ascii_case(expected.trim()) {
             return Err(Failure::job(format!(
                 "{key}: {field} mismatch: the job says {expected}, the download is {actual}"

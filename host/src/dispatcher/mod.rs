@@ -7,6 +7,7 @@
 
 mod cancel;
 mod deploy;
+mod download;
 mod dut_env;
 mod failure;
 mod local_files;
