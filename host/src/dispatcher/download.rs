@@ -50,7 +50,7 @@ impl Compression {
 
     /// `NAME` without the compression's file extension (`rootfs.ext4.xz` → `rootfs.ext4`),
     /// as LAVA names the decompressed file.
-    pub fn strip_extension<'n>(self, name: &'n str) -> &'n str {
+    pub fn strip_extension(self, name: &str) -> &str {
         let extension = match self {
             Self::None => return name,
             Self::Gz => ".gz",
