@@ -36,6 +36,12 @@ const LOG_CHUNK: u64 = 1024 * 1024;
 const LOG_WINDOW: u64 = 4 * LOG_CHUNK;
 /// The longest the loop sleeps.
 const MAX_WAIT: Duration = Duration::from_millis(100);
+/// How long HELLO may go unanswered on one connection before the slave opens a new one.
+/// An encrypted master's ROUTER keeps a name with the connection that holds it: a new
+/// connection that arrives before the master has seen the old one close stays unnamed, its
+/// messages unread, for as long as it lives (libzmq without handover). A fresh connection
+/// later is named.
+const HELLO_RECONNECT: Duration = Duration::from_secs(10);
 /// The shortest wait for the answer to a PING before connecting again.
 const MIN_PING_WAIT: Duration = Duration::from_secs(5);
 
@@ -154,7 +160,26 @@ impl Slave {
             self.config.endpoint(self.config.control_port)
         );
         let mut last = Instant::now();
+        let mut connected_at = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if connected_at.elapsed() >= HELLO_RECONNECT {
+                warn!(
+                    "no HELLO_OK for {:?}: connecting again on a new connection",
+                    connected_at.elapsed()
+                );
+                let endpoint = self.config.endpoint(self.config.control_port);
+                match SlaveSocket::connect_with(&endpoint, &self.name, self.curve.as_ref()) {
+                    Ok(socket) => self.socket = socket,
+                    Err(e) => warn!("{e}"),
+                }
+                self.socket.send(&ControlMessage::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    version: version.clone(),
+                    features: features.clone(),
+                });
+                connected_at = Instant::now();
+                last = Instant::now();
+            }
             let mut batch = self.socket.recv(MAX_WAIT).into_iter();
             while let Some(frames) = batch.next() {
                 match ControlMessage::decode(&frames) {
