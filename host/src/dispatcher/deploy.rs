@@ -1,14 +1,14 @@
 //! Deploy actions: fetching the job's artifacts (kernel, ramdisk, dtb, rootfs, ...) into the
 //! job's directory, checking their checksums.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
 use super::download::{download, Compression, Downloaded, MAX_DECOMPRESSED};
 use super::failure::Failure;
-use super::local_files::{LocalFiles, Source};
+use super::local_files::LocalFiles;
 use super::log::JobLogger;
 use crate::job::confine;
 use crate::pipeline::deploy_artifacts;
@@ -78,33 +78,6 @@ pub fn deploy(
         deployed.insert(key, Value::from(target.display().to_string()));
     }
     Ok(deployed)
-}
-
-/// Copies `url` (http://, https://, or file:// and plain paths where `local` allows) to
-/// `target`.
-pub fn fetch(
-    url: &str,
-    target: &PathBuf,
-    timeout: Duration,
-    local: &LocalFiles,
-) -> Result<u64, String> {
-    match Source::of(url)? {
-        Source::Remote(url) => {
-            let response = ureq::AgentBuilder::new()
-                .timeout(timeout)
-                .build()
-                .get(url)
-                .call()
-                .map_err(|e| e.to_string())?;
-            let mut reader = response.into_reader();
-            let mut file = std::fs::File::create(target).map_err(|e| e.to_string())?;
-            std::io::copy(&mut reader, &mut file).map_err(|e| e.to_string())
-        }
-        Source::Local(path) => {
-            let path = local.check(path)?;
-            std::fs::copy(path, target).map_err(|e| e.to_string())
-        }
-    }
 }
 
 /// Checks the `md5sum`/`sha256sum`/`sha512sum` an artifact gives, if any, against the
@@ -243,7 +216,7 @@ mod tests {
     ) -> Result<Map<String, Value>, Failure> {
         let log = JobLogger::create(dir, false, Vec::new()).unwrap();
         let params = params.as_object().cloned().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
         deploy(&params, &dir.join("deploy"), deadline, local, &log)
     }
 

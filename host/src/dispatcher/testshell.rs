@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::deploy::fetch;
+use super::download::{download, Compression, MAX_DECOMPRESSED};
 use super::failure::Failure;
 use super::log::JobLogger;
 use super::results::{CaseResult, Results};
@@ -258,9 +258,15 @@ impl TestShell<'_> {
                     Failure::job(format!("{suite}: a url definition needs repository: <url>"))
                 })?;
                 let target = self.workdir.join(format!("{suite}.yaml"));
-                fetch(url, &target, left(deadline), self.local_files).map_err(|e| {
-                    Failure::infrastructure(format!("{suite}: cannot fetch {url}: {e}"))
-                })?;
+                download(
+                    url,
+                    Compression::None,
+                    &target,
+                    left(deadline),
+                    self.local_files,
+                    MAX_DECOMPRESSED,
+                )
+                .map_err(|e| Failure::infrastructure(format!("{suite}: {e}")))?;
                 read_definition(&target, suite)
             }
             other => Err(Failure::job(format!(
