@@ -149,11 +149,12 @@ impl Slave {
     fn hello(&mut self, stop: &AtomicBool) -> bool {
         let features = vec![FEATURE_ACKED_LOGS.to_owned()];
         let version = Some(format!("basalt {}", env!("CARGO_PKG_VERSION")));
-        self.socket.send(&ControlMessage::Hello {
+        let hello = ControlMessage::Hello {
             protocol: PROTOCOL_VERSION,
             version: version.clone(),
             features: features.clone(),
-        });
+        };
+        self.socket.send(&hello);
         info!(
             "{} connecting to {}",
             self.name,
@@ -167,16 +168,8 @@ impl Slave {
                     "no HELLO_OK for {:?}: connecting again on a new connection",
                     connected_at.elapsed()
                 );
-                let endpoint = self.config.endpoint(self.config.control_port);
-                match SlaveSocket::connect_with(&endpoint, &self.name, self.curve.as_ref()) {
-                    Ok(socket) => self.socket = socket,
-                    Err(e) => warn!("{e}"),
-                }
-                self.socket.send(&ControlMessage::Hello {
-                    protocol: PROTOCOL_VERSION,
-                    version: version.clone(),
-                    features: features.clone(),
-                });
+                self.new_socket();
+                self.socket.send(&hello);
                 connected_at = Instant::now();
                 last = Instant::now();
             }
@@ -264,12 +257,17 @@ impl Slave {
     }
 
     /// A new socket and HELLO. False if stopped first.
-    fn reconnect(&mut self, stop: &AtomicBool) -> bool {
+    /// Replaces the control socket by a new connection (keeping the old one if that fails).
+    fn new_socket(&mut self) {
         let endpoint = self.config.endpoint(self.config.control_port);
         match SlaveSocket::connect_with(&endpoint, &self.name, self.curve.as_ref()) {
             Ok(socket) => self.socket = socket,
             Err(e) => warn!("{e}"),
         }
+    }
+
+    fn reconnect(&mut self, stop: &AtomicBool) -> bool {
+        self.new_socket();
         let connected = self.hello(stop);
         let now = Instant::now();
         self.last_heard = now;
