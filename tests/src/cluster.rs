@@ -42,25 +42,35 @@ impl Ports {
     }
 }
 
-/// Waits for the master `child` to write its ready file; fails with its log if it exits
-/// first.
-pub fn await_ready(child: &mut Child, ready_file: &Path, log: &Path) -> Ports {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(ports) = Ports::from_ready_file(ready_file, child.id()) {
-            return ports;
+impl Ports {
+    /// Waits up to 30 s for the master `child` to write `ready_file`; the error says why not
+    /// (it exited, or wrote nothing).
+    pub fn await_master(child: &mut Child, ready_file: &Path) -> Result<Self, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(ports) = Self::from_ready_file(ready_file, child.id()) {
+                return Ok(ports);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("the master exited ({status}) before it was ready"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the master wrote no ready file {} within 30 s",
+                    ready_file.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("the master exited ({status}) before it was ready:\n{log}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the master wrote no ready file {} within 30 s",
-            ready_file.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits for the master `child` to write its ready file; fails with its log if it does not.
+pub fn await_ready(child: &mut Child, ready_file: &Path, log: &Path) -> Ports {
+    Ports::await_master(child, ready_file).unwrap_or_else(|why| {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("{why}:\n{log}")
+    })
 }
 
 /// Waits until `check` returns something, or panics saying what was awaited.

@@ -128,7 +128,8 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
         &dir.join("master.log"),
     )?;
     // Port 0 everywhere: the master says in its ready file which ports it got.
-    let ports = wait_until_ready(&mut master, &ready_file)?;
+    let ports = Ports::await_master(&mut master.0, &ready_file)
+        .map_err(|why| anyhow::anyhow!("{why}; see {}", dir.join("master.log").display()))?;
     let url = format!("http://127.0.0.1:{}", ports.http);
     let token = std::fs::read_to_string(data_dir.join("admin-token"))
         .context("the master wrote no admin token")?
@@ -213,21 +214,6 @@ fn run_demo(root: &Path, session: &Session) -> anyhow::Result<()> {
 
 fn path(p: &Path) -> String {
     p.display().to_string()
-}
-
-/// Waits for the master's ready file; fails if the master exits first.
-fn wait_until_ready(master: &mut Daemon, ready_file: &Path) -> anyhow::Result<Ports> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(ports) = Ports::from_ready_file(ready_file, master.0.id()) {
-            return Ok(ports);
-        }
-        if let Some(status) = master.0.try_wait()? {
-            bail!("the master exited ({status}) before it was ready; see its log");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("the master wrote no ready file within 30 s")
 }
 
 fn wait_until_online(cli: &Cli) -> anyhow::Result<()> {
