@@ -338,6 +338,7 @@ mod tests {
         let id = store
             .submit(&NewJob {
                 name: "t".into(),
+                visibility: crate::store::Visibility::Public,
                 definition: String::new(),
                 device_type: "qemu".into(),
                 requested_device: None,

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::job::{parse_job, JobDefinition, JobError};
-use crate::store::{DeviceHealth, NewJob, Store, StoreError};
+use crate::store::{DeviceHealth, NewJob, Store, StoreError, Visibility};
 
 /// Why a submission was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,7 @@ pub fn submit_health_check(
     let raw = &definition.raw;
     let job = NewJob {
         name: definition.name.clone(),
+        visibility: Visibility::of_job(raw),
         definition: text.to_owned(),
         device_type: device_type.to_owned(),
         requested_device: Some(device.to_owned()),
@@ -113,6 +114,7 @@ pub fn submit(
     let raw = &definition.raw;
     let job = NewJob {
         name: definition.name.clone(),
+        visibility: Visibility::of_job(raw),
         definition: text.to_owned(),
         device_type,
         requested_device: pinned_device.map(str::to_owned),

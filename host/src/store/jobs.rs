@@ -19,6 +19,8 @@ const JOB_COLUMNS: &str = "id, name, definition, device_type, requested_device, 
 pub struct NewJob {
     /// `job_name`.
     pub name: String,
+    /// Who may see it (its `visibility:`, read where the definition was parsed).
+    pub visibility: Visibility,
     /// The definition text.
     pub definition: String,
     /// `device_type`.
@@ -152,8 +154,7 @@ impl Store {
                 job.submitter,
                 now_ms(),
                 job.health_check,
-                serde_json::to_string(&Visibility::of_definition(&job.definition))
-                    .unwrap_or_else(|_| "\"personal\"".into())
+                serde_json::to_string(&job.visibility).unwrap_or_else(|_| "\"personal\"".into())
             ],
         )?;
         let id = tx.last_insert_rowid() as u64;

@@ -373,9 +373,13 @@ impl Visibility {
     /// What a job definition says; anything unreadable counts as the narrowest reading
     /// (personal), never as public.
     pub fn of_definition(text: &str) -> Self {
-        crate::yaml11::from_str(text)
-            .ok()
-            .and_then(|job| job.get("visibility").cloned())
+        Self::of_job(&crate::yaml11::from_str(text).unwrap_or_default())
+    }
+
+    /// What a parsed job definition says (personal when unreadable, as above).
+    pub fn of_job(job: &serde_json::Value) -> Self {
+        job.get("visibility")
+            .cloned()
             .and_then(|value| serde_json::from_value(value).ok())
             .unwrap_or(Self::Personal)
     }

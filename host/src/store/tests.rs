@@ -26,6 +26,7 @@ fn lab(store: &Store) {
 fn new_job() -> NewJob {
     NewJob {
         name: "smoke".into(),
+        visibility: Visibility::Public,
         definition: "job_name: smoke\n".into(),
         device_type: "qemu".into(),
         requested_device: None,
