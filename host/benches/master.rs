@@ -509,6 +509,7 @@ fn bench_snapshot_pass() {
         store
             .submit(&NewJob {
                 name: format!("job {j}"),
+                visibility: basalt::store::Visibility::Public,
                 definition: JOB.into(),
                 device_type: format!("type-{:02}", j % 25),
                 requested_device: None,

@@ -30,6 +30,7 @@ fn a_write_cut_short_by_a_full_disk_leaves_a_whole_log_that_catches_up() {
     let id = store
         .submit(&NewJob {
             name: "full disk".into(),
+            visibility: basalt::store::Visibility::Public,
             definition: String::new(),
             device_type: "qemu".into(),
             requested_device: None,
