@@ -249,7 +249,22 @@ mod tests {
     #[test]
     fn kills_what_ignores_sigterm() {
         let tag = new_tag();
-        let mut child = spawn_tagged(&tag, "trap '' TERM; while :; do sleep 0.05; done");
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("trapped");
+        // The shell says when its trap is set: a SIGTERM before that would end it, and the
+        // test would see nothing that needed killing.
+        let mut child = spawn_tagged(
+            &tag,
+            &format!(
+                "trap '' TERM; : > '{}'; while :; do sleep 0.05; done",
+                ready.display()
+            ),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "the shell never set its trap");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         wait_found(&tag, 1);
         let started = Instant::now();
         let ended = end(&tag, Duration::from_millis(300));
