@@ -5,62 +5,29 @@
 //! is bounded too, so a decompression bomb is a clear job error, and a corrupt or truncated
 //! archive names the offset it broke at.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use md5::Md5;
 use sha2::{Digest, Sha256, Sha512};
 
+use super::archive::Compression;
 use super::local_files::{LocalFiles, Source};
 
 /// The largest file a decompression may produce (a rootfs image is a few GiB).
 pub const MAX_DECOMPRESSED: u64 = 64 << 30;
 
-/// A compression LAVA names in `compression:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// `none` or absent.
-    None,
-    /// `gz`.
-    Gz,
-    /// `xz`.
-    Xz,
-    /// `bz2`.
-    Bz2,
-    /// `zstd`.
-    Zstd,
-}
-
-impl Compression {
-    /// The job's `compression:` value; `None` when it is not one this dispatcher unpacks.
-    pub fn parse(name: Option<&str>) -> Option<Self> {
-        match name {
-            None | Some("none") => Some(Self::None),
-            Some("gz") => Some(Self::Gz),
-            Some("xz") => Some(Self::Xz),
-            Some("bz2") => Some(Self::Bz2),
-            Some("zstd") => Some(Self::Zstd),
-            Some(_) => None,
-        }
+/// The name LAVA gives a file downloaded as `name`: a file decompressed on the way loses its
+/// last suffix (`rootfs.ext4.xz` → `rootfs.ext4`, `Image.gz` → `Image`), whatever it is;
+/// a name without one (`vmlinuz`) and a file kept compressed keep theirs.
+pub fn saved_name(name: &str, compression: Compression) -> &str {
+    if !compression.decompresses_on_download() {
+        return name;
     }
-
-    /// The names `compression:` accepts.
-    pub const NAMES: &'static str = "gz, xz, bz2, zstd or none";
-
-    /// `NAME` without the compression's file extension (`rootfs.ext4.xz` → `rootfs.ext4`),
-    /// as LAVA names the decompressed file.
-    pub fn strip_extension(self, name: &str) -> &str {
-        let extension = match self {
-            Self::None => return name,
-            Self::Gz => ".gz",
-            Self::Xz => ".xz",
-            Self::Bz2 => ".bz2",
-            Self::Zstd => ".zst",
-        };
-        name.strip_suffix(extension)
-            .filter(|stem| !stem.is_empty())
-            .unwrap_or(name)
+    match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
     }
 }
 
@@ -127,24 +94,67 @@ impl DownloadError {
     }
 }
 
-/// Counts and hashes what passes through it.
-struct Hashing<R> {
+/// Counts and hashes what passes through it, and reports progress as LAVA logs it.
+struct Hashing<'p, R> {
     inner: R,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
     md5: Md5,
     sha256: Sha256,
     sha512: Sha512,
+    progress: Progress<'p>,
 }
 
-impl<R: Read> Read for Hashing<R> {
+impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.md5.update(&buf[..n]);
         self.sha256.update(&buf[..n]);
         self.sha512.update(&buf[..n]);
-        self.count
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        let total = self
+            .count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed)
+            + n as u64;
+        self.progress.update(total);
         Ok(n)
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// LAVA's progress lines: every 5 % when the size is known (`progress  35 % (12 MB)`),
+/// every 25 MB or each second otherwise (`progress 75 MB`), never more than ten a second.
+struct Progress<'p> {
+    size: Option<u64>,
+    last_value: i64,
+    last_update: std::time::Instant,
+    say: &'p dyn Fn(&str),
+}
+
+impl Progress<'_> {
+    fn update(&mut self, downloaded: u64) {
+        let since = self.last_update.elapsed();
+        let message = match self.size {
+            Some(size) => {
+                let percent = (downloaded.saturating_mul(100) / size.max(1)) as i64;
+                if percent < self.last_value + 5 || since < Duration::from_millis(100) {
+                    return;
+                }
+                self.last_value = percent;
+                format!("progress {percent:3} % ({} MB)", downloaded / MIB)
+            }
+            None => {
+                let due = (downloaded as i64 >= self.last_value + 25 * MIB as i64
+                    && since >= Duration::from_millis(100))
+                    || since >= Duration::from_secs(1);
+                if !due {
+                    return;
+                }
+                self.last_value = downloaded as i64;
+                format!("progress {} MB", downloaded / MIB)
+            }
+        };
+        self.last_update = std::time::Instant::now();
+        (self.say)(&message);
     }
 }
 
@@ -186,8 +196,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Downloads `url` into `target`, decompressing with `compression`, within `timeout` for
-/// network reads; at most `limit` bytes are written.
+/// Downloads `url` into `target`, decompressing with `compression` where LAVA does, within
+/// `timeout` for network reads; at most `limit` bytes are written. `say` gets LAVA's debug
+/// lines (total size, progress).
 pub fn download(
     url: &str,
     compression: Compression,
@@ -195,26 +206,38 @@ pub fn download(
     timeout: Duration,
     local: &LocalFiles,
     limit: u64,
+    say: &dyn Fn(&str),
 ) -> Result<Downloaded, DownloadError> {
     let source_error = |message: String| DownloadError::Source {
         url: url.to_owned(),
         message,
     };
-    let reader: Box<dyn Read> = match Source::of(url).map_err(source_error)? {
-        Source::Remote(url) => {
-            let response = ureq::AgentBuilder::new()
-                .timeout(timeout)
-                .build()
-                .get(url)
-                .call()
-                .map_err(|e| source_error(e.to_string()))?;
-            Box::new(response.into_reader())
-        }
-        Source::Local(path) => {
-            let path = local.check(path).map_err(source_error)?;
-            Box::new(std::fs::File::open(&path).map_err(|e| source_error(e.to_string()))?)
-        }
-    };
+    let (reader, size): (Box<dyn Read>, Option<u64>) =
+        match Source::of(url).map_err(source_error)? {
+            Source::Remote(url) => {
+                let response = ureq::AgentBuilder::new()
+                    .timeout(timeout)
+                    .build()
+                    .get(url)
+                    .call()
+                    .map_err(|e| source_error(e.to_string()))?;
+                let size = response
+                    .header("Content-Length")
+                    .and_then(|n| n.trim().parse().ok())
+                    .filter(|n| *n > 0);
+                (Box::new(response.into_reader()), size)
+            }
+            Source::Local(path) => {
+                let path = local.check(path).map_err(source_error)?;
+                let file = std::fs::File::open(&path).map_err(|e| source_error(e.to_string()))?;
+                let size = file.metadata().ok().map(|m| m.len()).filter(|n| *n > 0);
+                (Box::new(file), size)
+            }
+        };
+    match size {
+        Some(size) => say(&format!("total size: {size} ({} MB)", size / MIB)),
+        None => say("total size: unknown"),
+    }
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut hashing = Hashing {
         inner: reader,
@@ -222,6 +245,12 @@ pub fn download(
         md5: Md5::new(),
         sha256: Sha256::new(),
         sha512: Sha512::new(),
+        progress: Progress {
+            size,
+            last_value: if size.is_some() { -5 } else { -25 * MIB as i64 },
+            last_update: std::time::Instant::now(),
+            say,
+        },
     };
     let file = std::fs::File::create(target).map_err(|source| DownloadError::Write {
         path: target.display().to_string(),
@@ -232,37 +261,15 @@ pub fn download(
         written: 0,
         limit,
     };
-    let name = match compression {
-        Compression::None => "plain",
-        Compression::Gz => "gz",
-        Compression::Xz => "xz",
-        Compression::Bz2 => "bz2",
-        Compression::Zstd => "zstd",
+    let applied = if compression.decompresses_on_download() {
+        compression
+    } else {
+        Compression::None
     };
-    let copied: std::io::Result<()> = match compression {
-        Compression::None => std::io::copy(&mut hashing, &mut out).map(drop),
-        Compression::Gz => std::io::copy(
-            &mut flate2::read::MultiGzDecoder::new(&mut hashing),
-            &mut out,
-        )
-        .map(drop),
-        Compression::Bz2 => std::io::copy(
-            &mut bzip2::read::MultiBzDecoder::new(&mut hashing),
-            &mut out,
-        )
-        .map(drop),
-        Compression::Zstd => zstd::stream::read::Decoder::new(&mut hashing)
-            .and_then(|mut decoder| std::io::copy(&mut decoder, &mut out))
-            .map(drop),
-        Compression::Xz => {
-            let mut input = BufReader::with_capacity(1 << 16, &mut hashing);
-            lzma_rs::xz_decompress(&mut input, &mut out).map_err(|e| match e {
-                lzma_rs::error::Error::IoError(io) => io,
-                other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
-            })
-        }
-    };
-    let copied = copied.and_then(|()| out.flush());
+    let copied = applied
+        .decoder(&mut hashing)
+        .and_then(|mut decoder| std::io::copy(&mut decoder, &mut out))
+        .and_then(|_| out.flush());
     if let Err(e) = copied {
         let _ = std::fs::remove_file(target);
         let offset = count.load(std::sync::atomic::Ordering::Relaxed);
@@ -272,7 +279,7 @@ pub fn download(
                 limit,
             });
         }
-        return Err(match (compression, e.kind()) {
+        return Err(match (applied, e.kind()) {
             // Disk full and the like: where it was going.
             (_, std::io::ErrorKind::StorageFull | std::io::ErrorKind::PermissionDenied) => {
                 DownloadError::Write {
@@ -283,14 +290,22 @@ pub fn download(
             (Compression::None, _) => source_error(e.to_string()),
             _ => DownloadError::Corrupt {
                 url: url.to_owned(),
-                compression: name,
+                compression: applied.name(),
                 offset,
                 message: e.to_string(),
             },
         });
     }
+    let downloaded = count.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(size) = size.filter(|size| *size != downloaded) {
+        let _ = std::fs::remove_file(target);
+        return Err(source_error(format!(
+            "the download finished ({downloaded} bytes) but was not the expected size ({size} \
+             bytes), check your networking"
+        )));
+    }
     Ok(Downloaded {
-        downloaded: count.load(std::sync::atomic::Ordering::Relaxed),
+        downloaded,
         written: out.written,
         md5: hex(&hashing.md5.finalize()),
         sha256: hex(&hashing.sha256.finalize()),
@@ -303,26 +318,12 @@ mod tests {
     use super::*;
 
     fn compress(compression: Compression, data: &[u8]) -> Vec<u8> {
-        match compression {
-            Compression::None => data.to_vec(),
-            Compression::Gz => {
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(data).unwrap();
-                e.finish().unwrap()
-            }
-            Compression::Bz2 => {
-                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
-                e.write_all(data).unwrap();
-                e.finish().unwrap()
-            }
-            Compression::Zstd => zstd::stream::encode_all(data, 1).unwrap(),
-            Compression::Xz => {
-                let mut out = Vec::new();
-                lzma_rs::xz_compress(&mut &data[..], &mut out).unwrap();
-                out
-            }
-        }
+        let mut encoder = compression.encoder(Vec::new()).unwrap();
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
     }
+
+    fn quiet(_: &str) {}
 
     const ALL: [Compression; 5] = [
         Compression::None,
@@ -350,6 +351,7 @@ mod tests {
                 Duration::from_secs(5),
                 &local,
                 MAX_DECOMPRESSED,
+                &quiet,
             )
             .unwrap();
             assert_eq!(std::fs::read(&target).unwrap(), data, "{compression:?}");
@@ -377,6 +379,7 @@ mod tests {
                 Duration::from_secs(5),
                 &local,
                 MAX_DECOMPRESSED,
+                &quiet,
             )
             .unwrap_err();
             assert!(
@@ -393,6 +396,7 @@ mod tests {
                 Duration::from_secs(5),
                 &local,
                 1 << 20,
+                &quiet,
             )
             .unwrap_err();
             assert!(
@@ -404,15 +408,46 @@ mod tests {
     }
 
     #[test]
-    fn the_decompressed_name_loses_the_extension() {
+    fn the_decompressed_name_loses_its_last_suffix_as_lavas_does() {
+        assert_eq!(saved_name("rootfs.ext4.xz", Compression::Xz), "rootfs.ext4");
+        assert_eq!(saved_name("Image.gz", Compression::Gz), "Image");
+        assert_eq!(saved_name("a.img.zst", Compression::Zstd), "a.img");
+        assert_eq!(saved_name("vmlinux.bin", Compression::Gz), "vmlinux");
+        assert_eq!(saved_name("kernel", Compression::Gz), "kernel");
+        assert_eq!(saved_name(".gz", Compression::Gz), ".gz");
+        assert_eq!(saved_name("image.zip", Compression::Zip), "image.zip");
         assert_eq!(
-            Compression::Xz.strip_extension("rootfs.ext4.xz"),
-            "rootfs.ext4"
+            saved_name("rootfs.cpio.gz", Compression::None),
+            "rootfs.cpio.gz"
         );
-        assert_eq!(Compression::Gz.strip_extension("Image.gz"), "Image");
-        assert_eq!(Compression::Zstd.strip_extension("a.img.zst"), "a.img");
-        assert_eq!(Compression::Gz.strip_extension("kernel"), "kernel");
-        assert_eq!(Compression::Gz.strip_extension(".gz"), ".gz");
-        assert_eq!(Compression::parse(Some("zip")), None);
+    }
+
+    /// `zip` is downloaded as it is (LAVA unzips where a method needs the contents).
+    #[test]
+    fn zip_is_kept_as_it_came_and_progress_is_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalFiles::new([dir.path().to_path_buf()]);
+        let data = vec![7u8; 3 << 20];
+        std::fs::write(dir.path().join("image.zip"), &data).unwrap();
+        let lines = std::cell::RefCell::new(Vec::new());
+        let say = |line: &str| lines.borrow_mut().push(line.to_owned());
+        let target = dir.path().join("saved");
+        download(
+            &format!("file://{}/image.zip", dir.path().display()),
+            Compression::Zip,
+            &target,
+            Duration::from_secs(5),
+            &local,
+            MAX_DECOMPRESSED,
+            &say,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), data);
+        let lines = lines.into_inner();
+        assert_eq!(lines[0], "total size: 3145728 (3 MB)");
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with("progress ")),
+            "{lines:?}"
+        );
     }
 }

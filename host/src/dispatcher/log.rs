@@ -120,6 +120,16 @@ impl JobLogger {
         self.write(LogLevel::INFO, message);
     }
 
+    /// Writes at `debug`.
+    pub fn debug(&self, message: &str) {
+        self.write(LogLevel::DEBUG, message);
+    }
+
+    /// Writes at `warning`.
+    pub fn warning(&self, message: &str) {
+        self.write(LogLevel::WARNING, message);
+    }
+
     /// Writes at `error`.
     pub fn error(&self, message: &str) {
         self.write(LogLevel::ERROR, message);

@@ -5,6 +5,7 @@
 //! and `failure_retry`, and whatever happened ends the same way: the board powered off, the
 //! console closed, `results.yaml`/`results.xml` and `result.yaml` written, and one outcome.
 
+mod archive;
 mod cancel;
 mod deploy;
 mod download;
@@ -14,10 +15,14 @@ mod local_files;
 mod log;
 mod results;
 mod run;
+mod shell;
 mod testshell;
 
 pub use cancel::Cancel;
-pub use deploy::ServerDirs;
+pub use deploy::{
+    find_docker, method as deploy_method, Facilities, Offered, ServerDirs,
+    METHODS as DEPLOY_METHODS,
+};
 pub use dut_env::{DutEnvError, DutEnvironment};
 pub use failure::Failure;
 pub use local_files::{LocalFiles, HOW_TO_ALLOW};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::cancel::Cancel;
-use super::deploy::{deploy, ServerDirs};
+use super::deploy::{self, DeployContext, Facilities, ServerDirs};
 use super::failure::Failure;
 use super::log::JobLogger;
 use super::results::{CaseResult, Results};
@@ -19,10 +19,6 @@ use crate::job::{ActionKind, JobDefinition};
 use crate::pipeline::{build_pipeline, describe, hms, Pipeline, Stage};
 use crate::plugins::{Connection, ConsoleStream, PowerDriver, Registry};
 use basalt_plugin_api::{console_box, Console, PluginError};
-
-/// The deploy methods this dispatcher carries out (others are refused at validation rather
-/// than half done).
-const SUPPORTED_DEPLOYS: &[&str] = &["tmpfs", "tftp", "nfs", "overlay", "download", "downloads"];
 
 /// How long to wait for the console to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,6 +89,59 @@ pub struct RunRequest {
     pub process_tag: String,
 }
 
+impl RunRequest {
+    /// What this worker offers deploy methods.
+    pub fn facilities(&self) -> Facilities {
+        Facilities {
+            tftp_root: self.servers.tftp_root.is_some(),
+            nfs_root: self.servers.nfs_root.is_some(),
+            docker: deploy::find_docker(),
+        }
+    }
+
+    /// Where the LAVA overlay lives on the board: the device's `lava_test_results_dir`
+    /// (`/lava-%s`) with the job's id.
+    pub fn board_dir(&self) -> String {
+        self.device
+            .pointer("/constants/posix/lava_test_results_dir")
+            .and_then(Value::as_str)
+            .unwrap_or("/lava-%s")
+            .replace("%s", &self.servers.job_id)
+    }
+
+    /// What LAVA exports to postprocessing steps: the job's `environment:`, `LAVA_JOB_ID`,
+    /// `LAVA_DISPATCHER_IP` and `LAVA_DISPATCHER_PREFIX`.
+    pub fn postprocess_environment(&self) -> Vec<(String, String)> {
+        let mut environment: Vec<(String, String)> = self
+            .job
+            .raw
+            .get("environment")
+            .and_then(Value::as_object)
+            .map(|e| {
+                e.iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        environment.retain(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "LAVA_JOB_ID" | "LAVA_DISPATCHER_IP" | "LAVA_DISPATCHER_PREFIX"
+            )
+        });
+        environment.push(("LAVA_JOB_ID".into(), self.servers.job_id.clone()));
+        environment.push(("LAVA_DISPATCHER_IP".into(), self.server_ip.clone()));
+        environment.push(("LAVA_DISPATCHER_PREFIX".into(), String::new()));
+        environment
+    }
+}
+
 /// The console of a device that has no connection, until a boot method attaches one.
 struct NoConsole;
 
@@ -131,11 +180,15 @@ struct Job<'a> {
     results: Results,
     board: Board,
     deployed: Map<String, Value>,
+    /// `image_arg` of each deployed image, by key.
+    image_args: Map<String, Value>,
     kernel_type: Option<String>,
     suites: usize,
     job_deadline: Instant,
     /// The power state read back at the end (`on`, `off`, `unknown`), when the board has power.
     power_state: Option<String>,
+    /// What this worker offers deploy methods (servers, docker).
+    facilities: Facilities,
 }
 
 /// Runs a job to its end. Never panics on bad input: every problem ends the job with a
@@ -160,10 +213,12 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
             prompts: Vec::new(),
         },
         deployed: Map::new(),
+        image_args: Map::new(),
         kernel_type: None,
         suites: 0,
         power_state: None,
         job_deadline: Instant::now(),
+        facilities: request.facilities(),
     };
     let mut outcome = job.run();
     if let Some(reason) = job.log.failure() {
@@ -290,16 +345,11 @@ impl Job<'_> {
         }
         for stage in &pipeline.stages {
             if stage.kind == ActionKind::Deploy {
-                let method = self.request.job.actions[stage.job_index]
-                    .method()
-                    .unwrap_or_default();
-                if !SUPPORTED_DEPLOYS.contains(&method) {
-                    return Err(Failure::job(format!(
-                        "deploy method '{method}' is not supported by this dispatcher (it \
-                         supports: {})",
-                        SUPPORTED_DEPLOYS.join(", ")
-                    )));
-                }
+                let action = &self.request.job.actions[stage.job_index];
+                let method = deploy::find(action.method().unwrap_or_default())?;
+                (method.check)(&action.params, &request.device, &self.facilities).map_err(|f| {
+                    Failure::new(f.class, format!("actions[{}]: {}", action.index, f.message))
+                })?;
             }
             if stage.kind == ActionKind::Boot {
                 let method = self.request.job.actions[stage.job_index]
@@ -391,19 +441,32 @@ impl Job<'_> {
                 {
                     self.kernel_type = Some(kernel_type.to_ascii_lowercase());
                 }
-                let dir = self.request.output_dir.join("deploy");
-                let mut deployed = deploy(
-                    &action.params,
-                    &dir,
+                let method = deploy::find(action.method().unwrap_or_default())?;
+                let context = DeployContext {
+                    params: &action.params,
+                    device: &self.request.device,
+                    output_dir: &self.request.output_dir,
                     deadline,
-                    &self.request.local_files,
-                    &self.log,
-                )?;
-                self.request.servers.publish(
-                    action.method().unwrap_or_default(),
-                    &mut deployed,
-                    &self.log,
-                )?;
+                    local: &self.request.local_files,
+                    servers: &self.request.servers,
+                    log: &self.log,
+                    board_dir: self.request.board_dir(),
+                    needs_overlay: self
+                        .request
+                        .job
+                        .actions
+                        .iter()
+                        .any(|a| a.kind == ActionKind::Test),
+                    environment: self.request.postprocess_environment(),
+                    docker: self.facilities.docker.clone(),
+                };
+                let deployed = (method.run)(&context)?;
+                // Each image's `image_arg` (qemu), by key, for the boot that follows.
+                for (key, image) in crate::pipeline::deploy_artifacts(&action.params) {
+                    if let Some(arg) = image.get("image_arg").and_then(Value::as_str) {
+                        self.image_args.insert(key, Value::from(arg));
+                    }
+                }
                 self.deployed.extend(deployed);
                 Ok(())
             }
@@ -455,6 +518,7 @@ impl Job<'_> {
                 .boot(method, &config.to_string(), self.log.plugin_log())?;
         let mut action = Value::Object(params.clone());
         action["_deployed"] = Value::Object(self.deployed.clone());
+        action["_image_args"] = Value::Object(self.image_args.clone());
         action["_server_ip"] = Value::from(self.request.server_ip.clone());
         if let Some(kernel_type) = &self.kernel_type {
             action["_kernel_type"] = Value::from(kernel_type.clone());
@@ -488,13 +552,7 @@ impl Job<'_> {
                 "no shell prompt is known; the boot action before this test needs prompts",
             ));
         }
-        let board_dir = self
-            .request
-            .device
-            .pointer("/constants/posix/lava_test_results_dir")
-            .and_then(Value::as_str)
-            .unwrap_or("/lava-%s")
-            .replace("%s", &std::process::id().to_string());
+        let board_dir = self.request.board_dir();
         let prompts = self.board.prompts.clone();
         let workdir = self.request.output_dir.clone();
         let suite_base = self.suites;

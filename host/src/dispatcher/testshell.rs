@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use super::download::{download, Compression, MAX_DECOMPRESSED};
+use super::archive::Compression;
+use super::download::{download, MAX_DECOMPRESSED};
 use super::failure::Failure;
 use super::log::JobLogger;
 use super::results::{CaseResult, Results};
@@ -105,6 +106,16 @@ pub struct TestShell<'a> {
     pub local_files: &'a super::LocalFiles,
 }
 
+/// The LAVA overlay's helpers as files on the board: `BOARD_DIR/bin/NAME` and the script.
+/// Typed into the shell before tests run, and put into ramdisks and root file systems where
+/// a deploy asks for the overlay (`overlays: {lava: true}`, `install_overlay`).
+pub(super) fn overlay_helpers(board_dir: &str) -> Vec<(String, &'static str)> {
+    HELPERS
+        .iter()
+        .map(|(name, body)| (format!("{board_dir}/bin/{name}"), *body))
+        .collect()
+}
+
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r#"'"'"'"#))
 }
@@ -152,9 +163,9 @@ impl TestShell<'_> {
     }
 
     fn install_helpers(&mut self, deadline: Instant) -> Result<(), Failure> {
-        let files: Vec<(String, String)> = HELPERS
-            .iter()
-            .map(|(name, body)| (format!("{}/bin/{name}", self.board_dir), (*body).to_owned()))
+        let files: Vec<(String, String)> = overlay_helpers(&self.board_dir)
+            .into_iter()
+            .map(|(path, body)| (path, body.to_owned()))
             .collect();
         self.send_files(&files, deadline)
     }
@@ -265,6 +276,7 @@ impl TestShell<'_> {
                     left(deadline),
                     self.local_files,
                     MAX_DECOMPRESSED,
+                    &|line| self.log.debug(line),
                 )
                 .map_err(|e| Failure::infrastructure(format!("{suite}: {e}")))?;
                 read_definition(&target, suite)

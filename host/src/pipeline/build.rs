@@ -114,9 +114,11 @@ impl Builder<'_> {
     ) -> Result<String, PipelineError> {
         let method = action.method().unwrap_or_default().to_owned();
         let supported = self.device_methods(kind);
-        // `overlay` and `tmpfs` deploys need nothing from the device beyond a place for files,
-        // and `new_connection` only opens another of the device's consoles.
-        let implicit = (kind == "deploy" && matches!(method.as_str(), "tmpfs" | "overlay"))
+        // Some deploys need nothing from the device (the registry says which: `downloads`,
+        // `tmpfs`, ...), and `new_connection` only opens another of the device's consoles.
+        let implicit = (kind == "deploy"
+            && crate::dispatcher::deploy_method(&method)
+                .is_some_and(|m| m.offered == crate::dispatcher::Offered::Everywhere))
             || (kind == "boot" && method == "new_connection");
         if supported.contains(&method) || implicit {
             return Ok(method);

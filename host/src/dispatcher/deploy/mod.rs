@@ -1,0 +1,321 @@
+//! Deploy methods, in one registry ([`METHODS`]): each names what a device must offer for it
+//! and how it runs, so a method is added here and nowhere else — the pipeline builder, the
+//! dry run (`basalt run --validate`), `basalt jobs describe` and the runner all read it.
+//!
+//! `artifacts` downloads (LAVA's `DownloaderAction`), `ramdisk` rebuilds cpio images,
+//! `servers` publishes to TFTP/NFS, `flasher` and `postprocess` are the methods that run
+//! the device's or the job's own commands.
+
+mod artifacts;
+mod flasher;
+mod nfs;
+mod postprocess;
+mod ramdisk;
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+pub use postprocess::find_docker;
+pub use servers::ServerDirs;
+
+use super::archive::Compression;
+use super::failure::Failure;
+use super::local_files::LocalFiles;
+use super::log::JobLogger;
+use crate::failure::FailureClass;
+use crate::pipeline::deploy_artifacts;
+use artifacts::{Artifact, Layout};
+
+/// Whether a device offers a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// On every device (LAVA accepts `downloads` anywhere; `tmpfs` needs only a place for
+    /// files).
+    Everywhere,
+    /// Where the device configuration lists it under `actions.deploy.methods`.
+    WhereListed,
+}
+
+/// What the worker running a job has, for the checks a method makes before it starts.
+#[derive(Debug, Clone, Default)]
+pub struct Facilities {
+    /// A TFTP root (`--tftp-root`).
+    pub tftp_root: bool,
+    /// An NFS export directory (`--nfs-root`).
+    pub nfs_root: bool,
+    /// The docker CLI that `postprocess: docker` runs, if found.
+    pub docker: Option<PathBuf>,
+}
+
+/// One deploy method.
+pub struct DeployMethod {
+    /// `deploy: to:`.
+    pub name: &'static str,
+    /// Whether a device must list it.
+    pub offered: Offered,
+    /// Everything that can be checked before the board is touched; the message says what
+    /// is missing and how to provide it.
+    pub check: fn(&Map<String, Value>, &Value, &Facilities) -> Result<(), Failure>,
+    /// Carries it out, returning artifact key → file (or the name the bootloader uses).
+    pub run: fn(&DeployContext<'_>) -> Result<Map<String, Value>, Failure>,
+}
+
+/// Every deploy method this dispatcher carries out.
+pub static METHODS: &[DeployMethod] = &[
+    DeployMethod {
+        name: "tmpfs",
+        offered: Offered::Everywhere,
+        check: check_artifacts,
+        run: run_local,
+    },
+    DeployMethod {
+        name: "overlay",
+        offered: Offered::Everywhere,
+        check: check_artifacts,
+        run: run_local,
+    },
+    DeployMethod {
+        name: "download",
+        offered: Offered::Everywhere,
+        check: check_artifacts,
+        run: run_local,
+    },
+    DeployMethod {
+        name: "downloads",
+        offered: Offered::Everywhere,
+        check: postprocess::check,
+        run: postprocess::run_downloads,
+    },
+    DeployMethod {
+        name: "tftp",
+        offered: Offered::WhereListed,
+        check: nfs::check_tftp,
+        run: nfs::run_tftp,
+    },
+    DeployMethod {
+        name: "nfs",
+        offered: Offered::WhereListed,
+        check: nfs::check_nfs,
+        run: nfs::run_nfs,
+    },
+    DeployMethod {
+        name: "flasher",
+        offered: Offered::WhereListed,
+        check: flasher::check,
+        run: flasher::run,
+    },
+];
+
+/// The method named `name`, if this dispatcher has it.
+pub fn method(name: &str) -> Option<&'static DeployMethod> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+/// The names of every method, for messages.
+pub fn method_names() -> String {
+    METHODS
+        .iter()
+        .map(|m| m.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a method runs with.
+pub struct DeployContext<'a> {
+    /// The deploy action's parameters.
+    pub params: &'a Map<String, Value>,
+    /// The rendered device configuration.
+    pub device: &'a Value,
+    /// The job's output directory; downloads go below it.
+    pub output_dir: &'a Path,
+    /// When the deploy's timeout ends.
+    pub deadline: Instant,
+    /// The worker's directories local files may come from.
+    pub local: &'a LocalFiles,
+    /// The worker's TFTP and NFS directories.
+    pub servers: &'a ServerDirs,
+    /// The job log.
+    pub log: &'a JobLogger,
+    /// Where the LAVA overlay lives on the board (`/lava-JOB`).
+    pub board_dir: String,
+    /// Whether the job has test actions, so the LAVA overlay is wanted.
+    pub needs_overlay: bool,
+    /// The job's `environment:` and the worker's address, for postprocessing steps.
+    pub environment: Vec<(String, String)>,
+    /// The docker CLI, for `postprocess: docker` ([`Facilities::docker`]).
+    pub docker: Option<PathBuf>,
+}
+
+impl DeployContext<'_> {
+    /// The LAVA overlay's files, relative to the root of a file system.
+    pub fn lava_overlay(&self) -> Vec<(String, Vec<u8>, u32)> {
+        super::testshell::overlay_helpers(&self.board_dir)
+            .into_iter()
+            .map(|(path, body)| {
+                (
+                    path.trim_start_matches('/').to_owned(),
+                    body.as_bytes().to_vec(),
+                    0o755,
+                )
+            })
+            .collect()
+    }
+
+    fn deploy_dir(&self) -> PathBuf {
+        self.output_dir.join("deploy")
+    }
+}
+
+/// The checks every method makes of its artifacts: compression names, archive and image
+/// formats, overlays, headers, `prefix:`, install flags.
+pub fn check_artifacts(
+    params: &Map<String, Value>,
+    _device: &Value,
+    _facilities: &Facilities,
+) -> Result<(), Failure> {
+    for (key, image) in deploy_artifacts(params) {
+        let artifact = Artifact {
+            key: &key,
+            params: &image,
+        };
+        let compression = artifact.compression()?;
+        if let Some(archive) = image.get("archive").and_then(Value::as_str) {
+            if archive != "tar" {
+                return Err(Failure::job(format!(
+                    "{key}: unknown archive format '{archive}' (LAVA knows tar)"
+                )));
+            }
+        }
+        artifacts::check_overlays(&key, &image).map_err(Failure::job)?;
+        if let Some(overlays) = image.get("overlays").and_then(Value::as_object) {
+            for (name, overlay) in overlays.iter().filter(|(name, _)| *name != "lava") {
+                Artifact {
+                    key: &format!("{key}.{name}"),
+                    params: overlay,
+                }
+                .compression()?;
+            }
+        }
+        if let Some(header) = image.get("header").and_then(Value::as_str) {
+            if header != "u-boot" {
+                return Err(Failure::job(format!(
+                    "{key}: unknown header '{header}' (LAVA knows u-boot)"
+                )));
+            }
+        }
+        if key == "ramdisk" && compression == Compression::Zip {
+            return Err(Failure::job(
+                "ramdisk: a zip file cannot be a ramdisk (use gz, xz, bz2 or zstd)",
+            ));
+        }
+        if let Some(prefix) = image.get("prefix") {
+            nfs::check_prefix(&key, prefix)?;
+        }
+    }
+    Ok(())
+}
+
+/// `tmpfs`, `overlay` and `download`: the artifacts into the job's directory, where a boot
+/// method (qemu) or a later action takes them from.
+fn run_local(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
+    artifacts::fetch(ctx, &ctx.deploy_dir(), Layout::PerKey)
+}
+
+/// The method's runner after its checks, or why it cannot run.
+pub fn find(name: &str) -> Result<&'static DeployMethod, Failure> {
+    method(name).ok_or_else(|| {
+        Failure::job(format!(
+            "deploy method '{name}' is not supported by this dispatcher (it supports: {})",
+            method_names()
+        ))
+    })
+}
+
+/// A configuration failure: the worker lacks what the method needs.
+fn missing(message: impl Into<String>) -> Failure {
+    Failure::new(FailureClass::Configuration, message.into())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A deploy context over a temporary directory, for the methods' unit tests.
+    pub(crate) mod context {
+        use super::*;
+
+        pub(crate) fn parts(dir: &Path) -> (JobLogger, ServerDirs) {
+            let log = JobLogger::create(dir, false, Vec::new()).unwrap();
+            let servers = ServerDirs {
+                tftp_root: Some(dir.join("tftp")),
+                nfs_root: Some(dir.join("nfs")),
+                job_id: "7".into(),
+            };
+            (log, servers)
+        }
+
+        pub(crate) fn new<'a>(
+            params: &'a Map<String, Value>,
+            device: &'a Value,
+            dir: &'a Path,
+            local: &'a LocalFiles,
+            log: &'a JobLogger,
+            servers: &'a ServerDirs,
+        ) -> DeployContext<'a> {
+            DeployContext {
+                params,
+                device,
+                output_dir: dir,
+                deadline: Instant::now() + std::time::Duration::from_secs(60),
+                local,
+                servers,
+                log,
+                board_dir: "/lava-7".into(),
+                needs_overlay: true,
+                environment: vec![("LAVA_JOB_ID".into(), "7".into())],
+                docker: None,
+            }
+        }
+    }
+
+    #[test]
+    fn every_method_is_named_once_and_found() {
+        for (i, m) in METHODS.iter().enumerate() {
+            assert!(METHODS[..i].iter().all(|other| other.name != m.name));
+            assert_eq!(method(m.name).map(|f| f.name), Some(m.name));
+        }
+        let refused = find("fastboot").err().unwrap();
+        assert!(refused.message.contains("flasher"), "{}", refused.message);
+    }
+
+    #[test]
+    fn artifact_checks_name_the_key() {
+        let facilities = Facilities::default();
+        let device = Value::Null;
+        for (params, expected) in [
+            (
+                serde_json::json!({"images": {"rootfs": {"url": "http://x/r", "compression": "lz4"}}}),
+                "rootfs: compression 'lz4'",
+            ),
+            (
+                serde_json::json!({"kernel": {"url": "http://x/k", "archive": "cpio"}}),
+                "kernel: unknown archive",
+            ),
+            (
+                serde_json::json!({"ramdisk": {"url": "http://x/r", "header": "barebox"}}),
+                "ramdisk: unknown header",
+            ),
+            (
+                serde_json::json!({"nfsrootfs": {"url": "http://x/r", "prefix": "/abs/"}}),
+                "prefix",
+            ),
+        ] {
+            let error =
+                check_artifacts(params.as_object().unwrap(), &device, &facilities).unwrap_err();
+            assert!(error.message.contains(expected), "{}", error.message);
+        }
+    }
+}

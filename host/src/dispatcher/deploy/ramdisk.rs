@@ -1,0 +1,360 @@
+//! Rebuilding a ramdisk as LAVA does: its u-boot header cut off (`header: u-boot`), every
+//! part read (an uncompressed early cpio, then the compressed main one), the additions
+//! appended (the LAVA overlay, `modules`, `overlays:`), the result compressed as it came
+//! and, where the device says `add_header: u-boot`, given a u-boot header again.
+//! The original's entries are copied, not unpacked (see [`crate::dispatcher::archive::cpio`]).
+
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::dispatcher::archive::cpio::{self, Header};
+use crate::dispatcher::archive::{tarball, uimage, Compression};
+use crate::dispatcher::failure::Failure;
+
+/// Something a rebuilt ramdisk gains after the original's entries.
+#[derive(Debug, Clone)]
+pub enum Addition {
+    /// A tarball's entries, under a directory of the ramdisk (relative, "" for the top).
+    Tar {
+        /// The tarball (any compression).
+        path: PathBuf,
+        /// Where its entries go.
+        under: String,
+    },
+    /// One file, at a path of the ramdisk (relative).
+    File {
+        /// The file on the worker.
+        path: PathBuf,
+        /// Its name in the ramdisk.
+        name: String,
+    },
+    /// Files with their contents and modes, such as the LAVA overlay's helpers.
+    Generated(Vec<(String, Vec<u8>, u32)>),
+}
+
+/// How the rebuilt ramdisk is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// The compression to write it with (the job's `compression:`).
+    pub compression: Compression,
+    /// The architecture for a u-boot header (`mkimage -A`), if one goes on.
+    pub uboot_arch: Option<u8>,
+}
+
+/// Reads the cpio parts of `input` (after a u-boot header when `strip_header`), appends
+/// `additions`, and writes the result to `output_path` as `output` says. `what` names the
+/// artifact in errors. Returns the number of entries copied from the original.
+pub fn rebuild(
+    what: &str,
+    input: &Path,
+    strip_header: bool,
+    additions: &[Addition],
+    output_path: &Path,
+    output: Output,
+) -> Result<u64, Failure> {
+    let job_error = |e: String| Failure::job(format!("{what}: {e}"));
+    let write_error = |e: std::io::Error| {
+        Failure::infrastructure(format!("cannot write {}: {e}", output_path.display()))
+    };
+    let file = std::fs::File::open(input)
+        .map_err(|e| Failure::infrastructure(format!("cannot read {}: {e}", input.display())))?;
+    let mut raw = BufReader::with_capacity(1 << 16, file);
+    if strip_header {
+        uimage::strip(&mut raw).map_err(job_error)?;
+    }
+    let data_path = match output.uboot_arch {
+        Some(_) => output_path.with_extension("data"),
+        None => output_path.to_path_buf(),
+    };
+    let out = std::fs::File::create(&data_path).map_err(write_error)?;
+    let encoder = output
+        .compression
+        .encoder(BufWriter::with_capacity(1 << 20, out))
+        .map_err(write_error)?;
+    let mut writer = cpio::Writer::new(encoder);
+    let copied = copy_parts(&mut raw, &mut writer).map_err(job_error)?;
+    for addition in additions {
+        add(&mut writer, addition).map_err(job_error)?;
+    }
+    let encoder = writer.finish().map_err(|e| job_error(e.to_string()))?;
+    let mut buffered = encoder.finish().map_err(write_error)?;
+    buffered.flush().map_err(write_error)?;
+    drop(buffered);
+    if let Some(arch) = output.uboot_arch {
+        add_uboot_header(&data_path, output_path, arch).map_err(write_error)?;
+        let _ = std::fs::remove_file(&data_path);
+    }
+    Ok(copied)
+}
+
+/// Copies the entries of every part: uncompressed archives one after another, then at most
+/// one compressed stream (which may hold several archives), as mkinitramfs writes them.
+fn copy_parts<R: BufRead, W: Write>(
+    raw: &mut R,
+    writer: &mut cpio::Writer<W>,
+) -> Result<u64, String> {
+    let mut copied = 0;
+    let mut consumed = 0u64;
+    loop {
+        let head = raw.fill_buf().map_err(|e| e.to_string())?;
+        if head.is_empty() {
+            return Ok(copied);
+        }
+        match Compression::sniff(head) {
+            Compression::None => {
+                let mut reader = cpio::Reader::new(&mut *raw);
+                copied += writer
+                    .copy_from(&mut reader)
+                    .map_err(|e| format!("{e} (offset in the ramdisk: {consumed} + that)"))?;
+                let read = reader.offset();
+                if read == 0 {
+                    return Err("not a cpio archive".into());
+                }
+                consumed += read;
+            }
+            Compression::Zip => return Err("a zip file, not a ramdisk".into()),
+            compression => {
+                let decoder = compression.decoder(&mut *raw).map_err(|e| e.to_string())?;
+                let mut reader = cpio::Reader::new(BufReader::with_capacity(1 << 16, decoder));
+                copied += writer.copy_from(&mut reader).map_err(|e| {
+                    format!("the {} part at byte {consumed}: {e}", compression.name())
+                })?;
+                let mut rest = reader.into_inner();
+                if !rest.fill_buf().map_err(|e| e.to_string())?.is_empty() {
+                    return Err(format!(
+                        "the {} part at byte {consumed} holds something after its cpio archive",
+                        compression.name()
+                    ));
+                }
+                return Ok(copied);
+            }
+        }
+    }
+}
+
+fn add<W: Write>(writer: &mut cpio::Writer<W>, addition: &Addition) -> Result<(), String> {
+    match addition {
+        Addition::Tar { path, under } => tarball::append_to_cpio(path, under, writer)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Addition::File { path, name } => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let size = file.metadata().map_err(|e| e.to_string())?.len();
+            let size = u32::try_from(size)
+                .map_err(|_| format!("{} is larger than a cpio archive holds", path.display()))?;
+            let header = Header::new(name, cpio::S_IFREG | 0o644, size, now());
+            writer
+                .add(header, &mut BufReader::new(file))
+                .map_err(|e| e.to_string())
+        }
+        Addition::Generated(files) => {
+            for (name, data, mode) in files {
+                let header = Header::new(name, cpio::S_IFREG | mode, data.len() as u32, now());
+                writer
+                    .add(header, &mut &data[..])
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().min(u64::from(u32::MAX)) as u32)
+        .unwrap_or(0)
+}
+
+/// Writes `target` as `data` behind the header `mkimage -T ramdisk -C none` gives it.
+fn add_uboot_header(data: &Path, target: &Path, arch: u8) -> std::io::Result<()> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    let mut input = BufReader::with_capacity(1 << 16, std::fs::File::open(data)?);
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        hasher.update(buf);
+        len += buf.len() as u64;
+        let n = buf.len();
+        input.consume(n);
+    }
+    let len = u32::try_from(len)
+        .map_err(|_| std::io::Error::other("a u-boot image holds at most 4 GiB"))?;
+    let header = uimage::ramdisk_header(arch, len, hasher.finalize(), now());
+    let mut out = BufWriter::new(std::fs::File::create(target)?);
+    out.write_all(&header)?;
+    std::io::copy(
+        &mut std::fs::File::open(data)?.take(u64::from(len)),
+        &mut out,
+    )?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatcher::archive::tarball::tests::tarball;
+
+    fn cpio_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut writer = cpio::Writer::new(Vec::new());
+        for (name, data) in entries {
+            writer
+                .add(
+                    Header::new(name, cpio::S_IFREG | 0o755, data.len() as u32, 0),
+                    &mut &data[..],
+                )
+                .unwrap();
+        }
+        writer.finish().unwrap()
+    }
+
+    fn pack(compression: Compression, data: &[u8]) -> Vec<u8> {
+        let mut encoder = compression.encoder(Vec::new()).unwrap();
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn names(path: &Path, compression: Compression, header: bool) -> Vec<String> {
+        let mut file = BufReader::new(std::fs::File::open(path).unwrap());
+        if header {
+            uimage::strip(&mut file).unwrap();
+        }
+        let decoder = compression.decoder(file).unwrap();
+        let mut reader = cpio::Reader::new(BufReader::new(decoder));
+        let mut names = Vec::new();
+        while let Some(header) = reader.next_entry().unwrap() {
+            names.push(String::from_utf8(header.name).unwrap());
+        }
+        names
+    }
+
+    /// An early (uncompressed) part and a compressed main part behind a u-boot header come
+    /// out as one archive with the modules and overlay after the original's entries,
+    /// compressed as the job said and with a header mkimage would write.
+    #[test]
+    fn a_ramdisk_gains_modules_and_files_in_every_compression() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules.tar");
+        std::fs::write(
+            &modules,
+            tarball(
+                &[("./lib/modules/6.1/", ""), ("./lib/modules/6.1/a.ko", "ko")],
+                Compression::None,
+            ),
+        )
+        .unwrap();
+        for compression in [
+            Compression::Gz,
+            Compression::Xz,
+            Compression::Bz2,
+            Compression::Zstd,
+            Compression::None,
+        ] {
+            let mut image = uimage::ramdisk_header(22, 0, 0, 0).to_vec();
+            image.extend(cpio_of(&[(
+                "kernel/x86/microcode/GenuineIntel.bin",
+                b"ucode",
+            )]));
+            image.extend(pack(
+                compression,
+                &cpio_of(&[("init", b"#!/bin/sh\n"), ("lib", b"")]),
+            ));
+            let input = dir.path().join("ramdisk.cpio.uboot");
+            std::fs::write(&input, image).unwrap();
+            let output = dir.path().join("out");
+            let copied = rebuild(
+                "ramdisk",
+                &input,
+                true,
+                &[
+                    Addition::Tar {
+                        path: modules.clone(),
+                        under: String::new(),
+                    },
+                    Addition::Generated(vec![(
+                        "lava-1/bin/lava-test-case".into(),
+                        b"#!/bin/sh\n".to_vec(),
+                        0o755,
+                    )]),
+                ],
+                &output,
+                Output {
+                    compression,
+                    uboot_arch: Some(22),
+                },
+            )
+            .unwrap();
+            // The early part's directories, its file, and the main part's two files.
+            assert_eq!(copied, 6, "{compression:?}");
+            assert_eq!(
+                names(&output, compression, true),
+                [
+                    "kernel",
+                    "kernel/x86",
+                    "kernel/x86/microcode",
+                    "kernel/x86/microcode/GenuineIntel.bin",
+                    "init",
+                    "lib",
+                    "lib/modules",
+                    "lib/modules/6.1",
+                    "lib/modules/6.1/a.ko",
+                    "lava-1",
+                    "lava-1/bin",
+                    "lava-1/bin/lava-test-case"
+                ],
+                "{compression:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_corrupt_ramdisk_is_a_job_error_that_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = pack(Compression::Gz, &cpio_of(&[("init", &[7u8; 100_000])]));
+        let input = dir.path().join("ramdisk.cpio.gz");
+        std::fs::write(&input, &whole[..whole.len() / 2]).unwrap();
+        let output = Output {
+            compression: Compression::Gz,
+            uboot_arch: None,
+        };
+        let error = rebuild(
+            "ramdisk",
+            &input,
+            false,
+            &[],
+            &dir.path().join("out"),
+            output,
+        )
+        .unwrap_err();
+        assert!(
+            error.message.starts_with("ramdisk: the gz part at byte 0"),
+            "{}",
+            error.message
+        );
+        std::fs::write(&input, b"this is no ramdisk at all").unwrap();
+        let error = rebuild(
+            "ramdisk",
+            &input,
+            false,
+            &[],
+            &dir.path().join("out"),
+            output,
+        )
+        .unwrap_err();
+        assert!(error.message.contains("not a cpio"), "{}", error.message);
+        let error = rebuild(
+            "ramdisk",
+            &input,
+            true,
+            &[],
+            &dir.path().join("out"),
+            output,
+        )
+        .unwrap_err();
+        assert!(error.message.contains("u-boot header"), "{}", error.message);
+    }
+}
