@@ -250,11 +250,11 @@ actions:
     // Files are loaded by their names under the TFTP root, the NFS root is the extracted
     // tree, and commands for files the job did not deploy (a ramdisk) are left out.
     assert!(
-        sent.contains(&"tftp 0x82000000 out/kernel-kernel.img\n"),
+        sent.contains(&"tftp 0x82000000 out/kernel/kernel.img\n"),
         "{sent:?}"
     );
     assert!(
-        sent.contains(&"tftp 0x88000000 out/dtb-board.dtb\n"),
+        sent.contains(&"tftp 0x88000000 out/dtb/board.dtb\n"),
         "{sent:?}"
     );
     assert!(
@@ -277,7 +277,7 @@ actions:
         "{bootargs}"
     );
     let log = std::fs::read_to_string(out.join("output.yaml")).unwrap();
-    assert!(log.contains("nfsrootfs extracted into"), "{log}");
+    assert!(log.contains("Extracted nfsroot to"), "{log}");
     // The job's files leave the servers' directories when it ends.
     assert!(!lab.dir.path().join("tftp/out").exists());
     assert!(!nfs.exists());
@@ -347,8 +347,39 @@ fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
     log_entries(&out);
 }
 
+/// A gzip-compressed newc ramdisk holding `names` (one byte each), as a distribution's is.
+fn gz_ramdisk(names: &[&str]) -> Vec<u8> {
+    use basalt::dispatcher::archive::{cpio, Compression};
+    use std::io::Write;
+    let mut writer = cpio::Writer::new(Vec::new());
+    for name in names {
+        let header = cpio::Header::new(name, cpio::S_IFREG | 0o755, 1, 0);
+        writer.add(header, &mut &b"x"[..]).unwrap();
+    }
+    let mut gz = Compression::Gz.encoder(Vec::new()).unwrap();
+    gz.write_all(&writer.finish().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The names in a gzip-compressed newc ramdisk.
+fn ramdisk_names(path: &Path) -> Vec<String> {
+    use basalt::dispatcher::archive::{cpio, Compression};
+    let file = std::fs::File::open(path).unwrap();
+    let decoder = Compression::Gz.decoder(file).unwrap();
+    let mut reader = cpio::Reader::new(std::io::BufReader::new(decoder));
+    let mut names = Vec::new();
+    while let Some(header) = reader.next_entry().unwrap() {
+        names.push(String::from_utf8(header.name).unwrap());
+    }
+    names
+}
+
+/// The anchor job: the form LAVA users write for qemu (ramdisk `compression: gz`, `format:
+/// cpio.newc`, `overlays: {lava: true}`, kernel `image_arg` with `-append`), on the
+/// dictionary lava-run 2023.01 ran it with. QEMU gets the command lava-run logged, the
+/// ramdisk the LAVA overlay, and the job completes.
 #[test]
-fn a_qemu_job_runs_qemu_from_the_device_configuration_as_the_console() {
+fn a_qemu_job_runs_the_command_line_lava_builds_with_the_overlay_in_its_ramdisk() {
     let dir = TestDir::new();
     let bin = dir.mkdir("fake-bin");
     let args_file = dir.path().join("qemu-args");
@@ -365,10 +396,11 @@ fn a_qemu_job_runs_qemu_from_the_device_configuration_as_the_console() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir.write("vmlinuz", b"kernel");
-    dir.write("initrd.img", b"initrd");
+    dir.write("ramdisk.cpio.gz", gz_ramdisk(&["init", "bin/busybox"]));
     let dict = dir.write(
         "vm-01.jinja2",
-        "{% extends 'qemu.jinja2' %}\n{% set no_kvm = True %}\n{% set memory = 512 %}\n\
+        "{% extends 'qemu.jinja2' %}\n{% set arch = 'amd64' %}\n{% set no_kvm = True %}\n\
+         {% set memory = 512 %}\n{% set netdevice = 'user,restrict=on' %}\n\
          {% set lava_test_results_dir = '/tmp/lava-%s' %}\n",
     );
     let job = dir.write(
@@ -385,8 +417,16 @@ actions:
 - deploy:
     to: tmpfs
     images:
-      kernel: {{url: 'file://{d}/vmlinuz'}}
-      initrd: {{url: 'file://{d}/initrd.img'}}
+      kernel:
+        image_arg: -kernel {{kernel}} -append \"console=ttyS0,115200\"
+        url: 'file://{d}/vmlinuz'
+      ramdisk:
+        image_arg: -initrd {{ramdisk}}
+        url: 'file://{d}/ramdisk.cpio.gz'
+        compression: gz
+        format: cpio.newc
+        overlays:
+          lava: true
 - boot:
     method: qemu
     media: tmpfs
@@ -411,7 +451,7 @@ actions:
         std::env::var("PATH").unwrap_or_default()
     );
     let out = dir.path().join("out");
-    let output = Basalt::new(["run", "--quiet", "--device"])
+    let output = Basalt::new(["run", "--quiet", "--job-id", "7", "--device"])
         .arg(&dict)
         .arg("--output-dir")
         .arg(&out)
@@ -424,23 +464,21 @@ actions:
         .success();
     assert_eq!(output.stdout.trim(), "Complete", "{output}");
     let args = std::fs::read_to_string(&args_file).unwrap();
-    assert!(args.contains("-m 512"), "{args}");
-    assert!(args.contains("-nographic"), "{args}");
-    assert!(!args.contains("-enable-kvm"), "{args}");
-    assert!(
-        args.contains(&format!("-kernel {}/deploy/kernel-vmlinuz", out.display())),
-        "{args}"
+    // What lava-run 2023.01 logged for this job and device (the shell took the quotes).
+    assert_eq!(
+        args.trim_end(),
+        format!(
+            "-nographic -net nic,model=virtio,macaddr=52:54:00:12:34:58 -net user,restrict=on \
+             -m 512 -monitor none -kernel {o}/deploy/kernel/vmlinuz -append console=ttyS0,115200 \
+             -initrd {o}/deploy/ramdisk/ramdisk.cpio.gz",
+            o = out.display()
+        )
     );
+    let names = ramdisk_names(&out.join("deploy/ramdisk/ramdisk.cpio.gz"));
+    assert_eq!(names[..2], ["init", "bin"], "{names:?}");
     assert!(
-        args.contains(&format!(
-            "-initrd {}/deploy/initrd-initrd.img",
-            out.display()
-        )),
-        "{args}"
-    );
-    assert!(
-        args.contains("-append console=ttyS0,115200 root=/dev/ram0"),
-        "{args}"
+        names.contains(&"tmp/lava-7/bin/lava-test-case".to_owned()),
+        "{names:?}"
     );
     let results = results(&out);
     assert_eq!(case(&results, "0_guest", "in-guest")["result"], "pass");
@@ -651,7 +689,7 @@ fn a_compressed_kernel_is_decompressed_and_a_truncated_one_fails_the_job() {
     let (output, out) = lab.run(&job);
     output.success();
     assert_eq!(
-        std::fs::read(out.join("deploy/kernel-kernel.img")).unwrap(),
+        std::fs::read(out.join("deploy/kernel/kernel.img")).unwrap(),
         original
     );
     let log = std::fs::read_to_string(out.join("output.yaml")).unwrap();

@@ -5,7 +5,7 @@
 //! and `failure_retry`, and whatever happened ends the same way: the board powered off, the
 //! console closed, `results.yaml`/`results.xml` and `result.yaml` written, and one outcome.
 
-mod archive;
+pub mod archive;
 mod cancel;
 mod deploy;
 mod download;

@@ -1,9 +1,9 @@
 //! Boot driver `qemu`: the board is a QEMU process this driver starts.
 //!
-//! The command line comes from the device configuration's `actions.boot.methods.qemu.
-//! parameters` (`command`, `options`, `boot_options`), what the job deployed (`kernel`,
-//! `initrd`/`ramdisk`, `dtb`, a disk `image`/`rootfs`) and the job's boot action
-//! (`kernel_args` appended to the command line). QEMU runs on a pseudo-terminal with its
+//! The command line is LAVA's: the device configuration's `actions.boot.methods.qemu.
+//! parameters` (`command`, `options`, `extra`), then the `image_arg` of each image the job
+//! deployed, with the host's paths in place of `{kernel}`, `{ramdisk}`, ... (see
+//! [`command_line`]); `boot_options` are the installers' and never passed. QEMU runs on a pseudo-terminal with its
 //! serial port on stdio (`-nographic`), and that terminal becomes the job's console; QEMU
 //! ends when the job closes it. Then the usual login and prompt handling follows.
 
@@ -39,76 +39,63 @@ pub fn new_qemu_boot(config: &str, log: Log) -> Result<QemuBoot, PluginError> {
     Ok(QemuBoot { config, _log: log })
 }
 
-/// Quotes a word for `/bin/sh`.
-fn quote(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c))
-    {
-        return word.to_owned();
-    }
-    format!("'{}'", word.replace('\'', r#"'"'"'"#))
-}
-
-/// The shell command that starts the guest.
-pub fn command_line(config: &Value, action: &Value) -> Result<String, PluginError> {
+/// The shell command that starts the guest, built as LAVA's `CallQemuAction` builds it: the
+/// device's `command`, its `options` and `extra` (the job context's `extra_options`), then
+/// each deployed image's `image_arg` in deploy order with `{KEY}` placeholders (the image's
+/// own key, lower case as the job writes it) and `{NFS_SERVER_IP}` filled. An image without
+/// an `image_arg` is not passed to QEMU (LAVA warns and leaves it out too); the warnings are
+/// returned with the command.
+pub fn command_line(config: &Value, action: &Value) -> (String, Vec<String>) {
     let parameters = config.get("parameters").cloned().unwrap_or(Value::Null);
     let mut words: Vec<String> = vec![parameters
         .get("command")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()];
-    if let Some(options) = parameters.get("options").and_then(Value::as_array) {
-        // Each option is a fragment of a command line as the template wrote it.
-        words.extend(options.iter().filter_map(Value::as_str).map(str::to_owned));
-    }
-    let deployed = action.get("_deployed").cloned().unwrap_or(Value::Null);
-    let file = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| deployed.get(*k).and_then(Value::as_str))
-            .map(str::to_owned)
-    };
-    let kernel = file(&["kernel"]);
-    if let Some(kernel) = &kernel {
-        words.push(format!("-kernel {}", quote(kernel)));
-    }
-    if let Some(initrd) = file(&["initrd", "ramdisk"]) {
-        words.push(format!("-initrd {}", quote(&initrd)));
-    }
-    if let Some(dtb) = file(&["dtb"]) {
-        words.push(format!("-dtb {}", quote(&dtb)));
-    }
-    if let Some(disk) = file(&["image", "rootfs", "disk"]) {
-        words.push(format!("-drive format=raw,file={}", quote(&disk)));
-    }
-    if kernel.is_some() {
-        let mut append: Vec<String> = parameters
-            .get("boot_options")
-            .and_then(Value::as_object)
-            .map(|options| {
-                options
-                    .iter()
-                    .map(|(k, v)| match v {
-                        Value::String(s) => format!("{k}={s}"),
-                        Value::Null => k.clone(),
-                        other => format!("{k}={other}"),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(extra) = action.get("kernel_args").and_then(Value::as_str) {
-            append.push(extra.to_owned());
+    for list in ["options", "extra"] {
+        // Each item is a fragment of a command line as the template wrote it.
+        if let Some(items) = parameters.get(list).and_then(Value::as_array) {
+            words.extend(items.iter().map(|item| match item {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }));
         }
-        if !append.is_empty() {
-            words.push(format!("-append {}", quote(&append.join(" "))));
-        }
-    } else if file(&["image", "rootfs", "disk"]).is_none() {
-        return Err(PluginError::job(format!(
-            "{DRIVER}: nothing to boot: deploy a kernel or a disk image before the boot"
-        )));
     }
-    Ok(words.join(" "))
+    let deployed = action
+        .get("_deployed")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let image_args = action
+        .get("_image_args")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut substitutions: Vec<(String, String)> = deployed
+        .iter()
+        .filter(|(key, _)| image_args.contains_key(*key))
+        .filter_map(|(key, file)| Some((format!("{{{key}}}"), file.as_str()?.to_owned())))
+        .collect();
+    if let Some(server) = action.get("_server_ip").and_then(Value::as_str) {
+        substitutions.push(("{NFS_SERVER_IP}".into(), server.to_owned()));
+    }
+    let mut warnings = Vec::new();
+    for key in deployed.keys() {
+        // LAVA never passes these as images.
+        if matches!(key.as_str(), "uefi" | "nfsrootfs") {
+            continue;
+        }
+        let Some(arg) = image_args.get(key).and_then(Value::as_str) else {
+            warnings.push(format!("Missing image arg for {key}"));
+            continue;
+        };
+        let mut filled = arg.to_owned();
+        for (placeholder, value) in &substitutions {
+            filled = filled.replace(placeholder.as_str(), value);
+        }
+        words.push(filled);
+    }
+    (words.join(" "), warnings)
 }
 
 impl BootDriver for QemuBoot {
@@ -120,8 +107,14 @@ impl BootDriver for QemuBoot {
     ) -> Result<(), PluginError> {
         let deadline = Instant::now() + timeout;
         let (login, action) = read_boot_action(DRIVER, action)?;
-        let command = command_line(&self.config, &action)?;
-        session.info(&format!("{DRIVER}: {command}"));
+        let (command, warnings) = command_line(&self.config, &action);
+        for warning in warnings {
+            session.log(
+                basalt_plugin_api::LogLevel::WARNING,
+                &format!("{DRIVER}: {warning}"),
+            );
+        }
+        session.info(&format!("{DRIVER}: Boot command: {command}"));
         let console = PtyConsole::spawn(&command)?;
         session.attach_console(console_box(console))?;
         log_in(DRIVER, session, &login, deadline)
@@ -140,24 +133,60 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The anchor job of the LAVA compatibility work: what lava-run 2023.01 logged for
+    /// `extends qemu.jinja2`, arch amd64, no_kvm, memory 512, netdevice user,restrict=on, and
+    /// a kernel with `image_arg: -kernel {kernel} -append "console=ttyS0,115200"` and a
+    /// ramdisk with `image_arg: -initrd {ramdisk}`.
     #[test]
-    fn the_command_line_comes_from_device_and_deployment() {
+    fn the_command_line_is_the_one_lava_builds() {
         let config = json!({"parameters": {
-            "command": "qemu-system-aarch64",
-            "options": ["-machine virt", "-cpu cortex-a57", "-nographic", "-m 1024"],
-            "boot_options": {"console": "ttyAMA0,115200", "root": "/dev/ram0"},
+            "command": "qemu-system-x86_64",
+            "boot_options": {"root": "/dev/sda1", "console": "ttyS0,115200", "boot_order": "c"},
+            "options": [
+                "-nographic",
+                "-net nic,model=virtio,macaddr=52:54:00:12:34:58 -net user,restrict=on",
+                "-m 512",
+                "-monitor none",
+            ],
         }});
         let action = json!({
-            "kernel_args": "quiet",
-            "_deployed": {"kernel": "/jobs/7/deploy/kernel-Image", "initrd": "/jobs/7/deploy/initrd-rootfs.cpio.gz"},
+            "_deployed": {
+                "kernel": "/var/lib/basalt/jobs/7/deploy/kernel/vmlinuz",
+                "ramdisk": "/var/lib/basalt/jobs/7/deploy/ramdisk/ramdisk.cpio.gz",
+                "dtb": "/var/lib/basalt/jobs/7/deploy/dtb/board.dtb",
+            },
+            "_image_args": {
+                "kernel": "-kernel {kernel} -append \"console=ttyS0,115200\"",
+                "ramdisk": "-initrd {ramdisk}",
+            },
+        });
+        let (command, warnings) = command_line(&config, &action);
+        assert_eq!(
+            command,
+            "qemu-system-x86_64 -nographic -net nic,model=virtio,macaddr=52:54:00:12:34:58 \
+             -net user,restrict=on -m 512 -monitor none \
+             -kernel /var/lib/basalt/jobs/7/deploy/kernel/vmlinuz -append \"console=ttyS0,115200\" \
+             -initrd /var/lib/basalt/jobs/7/deploy/ramdisk/ramdisk.cpio.gz"
+        );
+        assert_eq!(warnings, ["Missing image arg for dtb"]);
+    }
+
+    /// `extra` (the job's `context: extra_options`) follows the device's options.
+    #[test]
+    fn extra_options_follow_the_devices_options() {
+        let config = json!({"parameters": {
+            "command": "qemu-system-aarch64",
+            "options": ["-machine virt"],
+            "extra": ["-smp 2", "-device virtio-rng-pci"],
+        }});
+        let action = json!({
+            "_deployed": {"rootfs": "/jobs/1/deploy/rootfs/rootfs.ext4"},
+            "_image_args": {"rootfs": "-drive format=raw,file={rootfs}"},
         });
         assert_eq!(
-            command_line(&config, &action).unwrap(),
-            "qemu-system-aarch64 -machine virt -cpu cortex-a57 -nographic -m 1024 \
-             -kernel /jobs/7/deploy/kernel-Image -initrd /jobs/7/deploy/initrd-rootfs.cpio.gz \
-             -append 'console=ttyAMA0,115200 root=/dev/ram0 quiet'"
+            command_line(&config, &action).0,
+            "qemu-system-aarch64 -machine virt -smp 2 -device virtio-rng-pci \
+             -drive format=raw,file=/jobs/1/deploy/rootfs/rootfs.ext4"
         );
-        let error = command_line(&config, &json!({})).unwrap_err();
-        assert!(error.message().contains("nothing to boot"), "{error}");
     }
 }

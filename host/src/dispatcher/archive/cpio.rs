@@ -186,13 +186,13 @@ impl<R: BufRead> Reader<R> {
                 self.pending = 0;
                 self.skip(rest)?;
             }
-            if self.offset % 4 != 0 {
+            if !self.offset.is_multiple_of(4) {
                 self.skip(pad4(self.offset))?;
             }
             if !self.skip_zeros()? {
                 return Ok(None);
             }
-            if self.offset % 4 != 0 {
+            if !self.offset.is_multiple_of(4) {
                 return Err(CpioError::Format {
                     offset: self.offset,
                     what: "data after the archive's end".into(),

@@ -50,6 +50,9 @@ pub struct Facilities {
     pub docker: Option<PathBuf>,
 }
 
+/// A method's checks: the deploy action, the device configuration, the worker.
+pub type Check = fn(&Map<String, Value>, &Value, &Facilities) -> Result<(), Failure>;
+
 /// One deploy method.
 pub struct DeployMethod {
     /// `deploy: to:`.
@@ -58,7 +61,7 @@ pub struct DeployMethod {
     pub offered: Offered,
     /// Everything that can be checked before the board is touched; the message says what
     /// is missing and how to provide it.
-    pub check: fn(&Map<String, Value>, &Value, &Facilities) -> Result<(), Failure>,
+    pub check: Check,
     /// Carries it out, returning artifact key → file (or the name the bootloader uses).
     pub run: fn(&DeployContext<'_>) -> Result<Map<String, Value>, Failure>,
 }

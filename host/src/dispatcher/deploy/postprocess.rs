@@ -52,10 +52,10 @@ pub fn check(
     if docker.get("image").and_then(Value::as_str).is_none() {
         return Err(Failure::job("postprocess.docker needs an image"));
     }
-    if !docker
+    if docker
         .get("steps")
         .and_then(Value::as_array)
-        .is_some_and(|s| !s.is_empty())
+        .is_none_or(Vec::is_empty)
     {
         return Err(Failure::job("postprocessing steps missing"));
     }
