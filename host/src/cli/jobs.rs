@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::devices::load_device;
 use super::templates::DeviceTypeDirs;
 use crate::job::{parse_job, JobDefinition};
-use crate::pipeline::{build_pipeline, describe};
+use crate::pipeline::describe;
 
 /// `basalt jobs ...`
 #[derive(Subcommand, Debug)]
@@ -49,6 +49,9 @@ pub struct DescribeArgs {
     /// Where the device-type templates are.
     #[command(flatten)]
     pub device_types: DeviceTypeDirs,
+    /// Where the plugins are.
+    #[command(flatten)]
+    pub plugins: super::PluginDirs,
 }
 
 /// Flags of `basalt jobs validate`.
@@ -84,17 +87,37 @@ pub fn read_job(path: &std::path::Path) -> anyhow::Result<JobDefinition> {
     Ok(JobDefinition::from_value(parsed.value))
 }
 
+/// The pipeline a job would run on a device, after the checks `basalt run` makes of the job
+/// and the device (the worker's TFTP/NFS roots are assumed; `basalt run --validate` checks
+/// them too).
 fn describe_job(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     let job = read_job(&args.job)?;
     let device = load_device(&args.device, job.context(), &args.device_types)?;
-    let pipeline = build_pipeline(&job, &device).with_context(|| {
-        format!(
-            "{} cannot run on {}",
+    let registry = args
+        .plugins
+        .load_needed(&super::run::needed_drivers(&job, &device));
+    let facilities = crate::dispatcher::Facilities {
+        tftp_root: true,
+        nfs_root: true,
+        docker: crate::dispatcher::find_docker(),
+    };
+    let ready = crate::dispatcher::preflight(
+        &job,
+        &device,
+        &registry,
+        &facilities,
+        &basalt_plugin_api::Log::discard,
+    )
+    .map_err(|failure| {
+        anyhow::anyhow!(
+            "{} cannot run on {}: {}: {}",
             args.job.display(),
-            args.device.display()
+            args.device.display(),
+            failure.class.lava_name(),
+            failure.message
         )
     })?;
-    print!("{}", describe(&pipeline));
+    print!("{}", describe(&ready.pipeline));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,7 +19,8 @@ use basalt_plugin_api::DriverKind;
 
 use crate::device_drivers::{connection_driver, power_driver};
 use crate::dispatcher::{
-    run_job, Cancel, DutEnvironment, JobStatus, LocalFiles, RunRequest, ServerDirs,
+    find_docker, preflight, run_job, Cancel, DutEnvironment, Facilities, JobStatus, LocalFiles,
+    RunRequest, ServerDirs,
 };
 use crate::failure::FailureClass;
 use crate::job_processes;
@@ -37,8 +38,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub device: PathBuf,
     /// Where the log (`output.yaml`), results and downloads go.
-    #[arg(long, value_name = "DIR")]
-    pub output_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "validate")]
+    pub output_dir: Option<PathBuf>,
+    /// Only check, as the job's start would, everything that can be checked before the
+    /// board is touched (device configuration, methods, plugins and their configuration,
+    /// compressions and formats, this worker's TFTP/NFS roots and docker); print the
+    /// pipeline and exit 0 exactly when the job would start, else the error type's status.
+    #[arg(long)]
+    pub validate: bool,
     /// Do not echo the log on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -85,9 +92,36 @@ pub fn exit_status(class: FailureClass) -> u8 {
     }
 }
 
+/// `--validate`: the checks a job's start makes, and nothing else. Prints the pipeline and
+/// `valid`, or `invalid ERROR_TYPE: message`.
+pub fn dry_run(
+    job: &crate::job::JobDefinition,
+    device: &serde_json::Value,
+    registry: &crate::plugins::Registry,
+    facilities: &Facilities,
+) -> ExitCode {
+    match preflight(
+        job,
+        device,
+        registry,
+        facilities,
+        &basalt_plugin_api::Log::discard,
+    ) {
+        Ok(ready) => {
+            print!("{}", crate::pipeline::describe(&ready.pipeline));
+            println!("valid: the job would start");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            println!("invalid {}: {}", failure.class.lava_name(), failure.message);
+            ExitCode::from(exit_status(failure.class))
+        }
+    }
+}
+
 /// The drivers a job will use on a device: its power and console drivers and the job's boot
 /// methods.
-fn needed_drivers(
+pub fn needed_drivers(
     job: &crate::job::JobDefinition,
     device: &serde_json::Value,
 ) -> Vec<(DriverKind, String)> {
@@ -133,6 +167,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     for error in registry.errors() {
         eprintln!("warning: {error}");
     }
+    let Some(output_dir) = args.output_dir.clone().filter(|_| !args.validate) else {
+        let facilities = Facilities {
+            tftp_root: args.tftp_root.is_some(),
+            nfs_root: args.nfs_root.is_some(),
+            docker: find_docker(),
+        };
+        return Ok(dry_run(&job, &device, &registry, &facilities));
+    };
     let dut_env = match &args.env_dut {
         None => DutEnvironment::default(),
         Some(path) => {
@@ -143,7 +185,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let job_id = args.job_id.clone().unwrap_or_else(|| {
-        args.output_dir
+        output_dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| format!("job-{}", std::process::id()))
@@ -157,7 +199,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         job_text,
         device,
         registry,
-        output_dir: args.output_dir.clone(),
+        output_dir: output_dir.clone(),
         echo_log: !args.quiet,
         cancel,
         server_ip: args.server_ip.clone(),
@@ -168,8 +210,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             job_id,
         },
     };
-    let outcome = run_job(&request)
-        .with_context(|| format!("cannot write to {}", args.output_dir.display()))?;
+    let outcome =
+        run_job(&request).with_context(|| format!("cannot write to {}", output_dir.display()))?;
     match (outcome.status, &outcome.failure) {
         (JobStatus::Complete, _) => {
             println!("Complete");

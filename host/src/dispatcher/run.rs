@@ -9,14 +9,14 @@ use super::cancel::Cancel;
 use super::deploy::{self, DeployContext, Facilities, ServerDirs};
 use super::failure::Failure;
 use super::log::JobLogger;
+use super::preflight::{boot_config, preflight};
 use super::results::{CaseResult, Results};
 use super::testshell::TestShell;
 use crate::console::{ConsoleBootHost, Expecter};
 use crate::data::string_list;
-use crate::device_drivers::{connection_driver, power_driver};
 use crate::failure::FailureClass;
 use crate::job::{ActionKind, JobDefinition};
-use crate::pipeline::{build_pipeline, describe, hms, Pipeline, Stage};
+use crate::pipeline::{describe, hms, Pipeline, Stage};
 use crate::plugins::{Connection, ConsoleStream, PowerDriver, Registry};
 use basalt_plugin_api::{console_box, Console, PluginError};
 
@@ -291,25 +291,17 @@ impl Job<'_> {
     }
 
     /// Builds the pipeline and the drivers: everything that can be checked before the
-    /// board is touched.
+    /// board is touched ([`preflight`]).
     fn validate(&mut self) -> Result<Pipeline, Failure> {
         let request = self.request;
-        let problems: Vec<String> = crate::device::validate(&request.device)
-            .into_iter()
-            .filter(|p| p.severity == crate::device::Severity::Error)
-            .map(|p| p.to_string())
-            .collect();
-        if !problems.is_empty() {
-            return Err(Failure::new(
-                FailureClass::Configuration,
-                format!(
-                    "the device configuration is invalid: {}",
-                    problems.join("; ")
-                ),
-            ));
-        }
-        let pipeline = build_pipeline(&request.job, &request.device)
-            .map_err(|e| Failure::job(e.to_string()))?;
+        let ready = preflight(
+            &request.job,
+            &request.device,
+            &request.registry,
+            &self.facilities,
+            &|| self.log.plugin_log(),
+        )?;
+        let pipeline = ready.pipeline;
         for line in describe(&pipeline).lines() {
             self.log.write(basalt_plugin_api::LogLevel::DEBUG, line);
         }
@@ -318,57 +310,12 @@ impl Job<'_> {
             serde_yaml::to_string(&describe(&pipeline).lines().collect::<Vec<_>>())
                 .unwrap_or_default(),
         );
-        if let Ok(choice) = power_driver(&request.device) {
-            self.board.power = Some(request.registry.power(
-                &choice.driver,
-                &choice.config,
-                self.log.plugin_log(),
-            )?);
-        } else {
+        if ready.power.is_none() {
             self.log
                 .info("this device has no power control; power steps are skipped");
         }
-        let needs_console = pipeline
-            .stages
-            .iter()
-            .any(|s| matches!(s.kind, ActionKind::Boot | ActionKind::Test));
-        if needs_console {
-            // A device without a console connection may still boot with a method that opens
-            // its own (qemu); that is checked when the console is first needed.
-            if let Ok(choice) = connection_driver(&request.device) {
-                self.board.connection = Some(request.registry.connection(
-                    &choice.driver,
-                    &choice.config,
-                    self.log.plugin_log(),
-                )?);
-            }
-        }
-        for stage in &pipeline.stages {
-            if stage.kind == ActionKind::Deploy {
-                let action = &self.request.job.actions[stage.job_index];
-                let method = deploy::find(action.method().unwrap_or_default())?;
-                (method.check)(&action.params, &request.device, &self.facilities).map_err(|f| {
-                    Failure::new(f.class, format!("actions[{}]: {}", action.index, f.message))
-                })?;
-            }
-            if stage.kind == ActionKind::Boot {
-                let method = self.request.job.actions[stage.job_index]
-                    .method()
-                    .unwrap_or_default();
-                if request
-                    .registry
-                    .get(basalt_plugin_api::DriverKind::Boot, method)
-                    .is_none()
-                {
-                    return Err(Failure::new(
-                        FailureClass::Configuration,
-                        format!(
-                            "no boot plugin provides method '{method}'; see `basalt plugins list`"
-                        ),
-                    ));
-                }
-            }
-        }
+        self.board.power = ready.power;
+        self.board.connection = ready.connection;
         Ok(pipeline)
     }
 
@@ -497,21 +444,7 @@ impl Job<'_> {
             .get("method")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        // The method's section of the device configuration, plus the device's constants and
-        // parameters (prompts, error messages, load addresses) that boot methods read.
-        let mut config = self
-            .request
-            .device
-            .pointer(&format!("/actions/boot/methods/{method}"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        if let Value::Object(section) = &mut config {
-            for (key, source) in [("_constants", "/constants"), ("_parameters", "/parameters")] {
-                if let Some(value) = self.request.device.pointer(source) {
-                    section.insert(key.into(), value.clone());
-                }
-            }
-        }
+        let config = boot_config(&self.request.device, method);
         let driver =
             self.request
                 .registry

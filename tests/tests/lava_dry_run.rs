@@ -1,0 +1,169 @@
+//! `basalt run --validate` against LAVA's sample jobs: every job whose deploy and boot methods
+//! Basalt has is accepted on a dictionary of its device type (LAVA's own templates), and every
+//! other one is refused with the reason; the test prints both lists.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use basalt_e2e::{Basalt, TestDir};
+use serde_json::Value;
+
+/// `../shared/lava`, or `None` outside CI when it is missing.
+fn lava_fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lava");
+    if dir.join("jobs.json").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "LAVA fixtures missing at {}",
+        dir.display()
+    );
+    None
+}
+
+/// The boot methods of the plugins shipped with Basalt (issue 17 adds more).
+const BOOT_METHODS: &[&str] = &["minimal", "u-boot", "qemu"];
+
+/// Jobs whose methods Basalt has, refused for another reason that is a real gap, with it.
+const KNOWN_GAPS: &[(&str, &str)] = &[(
+    "lava_dispatcher__kvm-overlays.yaml",
+    "overlays on an image of format \"ext4\"",
+)];
+
+/// A dictionary for each device type: one of LAVA's test devices where one extends it,
+/// else a bare `{% extends %}`.
+fn dictionaries(lava: &Path, dir: &TestDir) -> impl Fn(&str) -> PathBuf {
+    let mut known = BTreeMap::new();
+    for entry in std::fs::read_dir(lava.join("devices")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Some(rest) = text.split("{% extends '").nth(1) {
+            if let Some(device_type) = rest.split(".jinja2'").next() {
+                known.entry(device_type.to_owned()).or_insert(path.clone());
+            }
+        }
+    }
+    let scratch = dir.mkdir("dictionaries");
+    move |device_type: &str| {
+        known.get(device_type).cloned().unwrap_or_else(|| {
+            let path = scratch.join(format!("{device_type}-01.jinja2"));
+            std::fs::write(&path, format!("{{% extends '{device_type}.jinja2' %}}\n")).unwrap();
+            path
+        })
+    }
+}
+
+fn methods(job: &Value) -> (Vec<String>, Vec<String>) {
+    let mut deploys = Vec::new();
+    let mut boots = Vec::new();
+    for action in job["actions"].as_array().into_iter().flatten() {
+        if let Some(to) = action.pointer("/deploy/to").and_then(Value::as_str) {
+            deploys.push(to.to_owned());
+        }
+        if let Some(method) = action.pointer("/boot/method").and_then(Value::as_str) {
+            boots.push(method.to_owned());
+        }
+        // A test action on a device with no boot (docker, LXC) is a method of its own.
+        if action.get("test").is_some() && boots.is_empty() {
+            boots.push("<test without boot>".into());
+        }
+    }
+    (deploys, boots)
+}
+
+#[test]
+fn every_sample_job_whose_methods_basalt_has_passes_the_dry_run() {
+    let Some(lava) = lava_fixtures() else {
+        return;
+    };
+    let dir = TestDir::new();
+    // `postprocess: docker` needs the docker CLI on the worker; the dry run only looks for it.
+    let bin = dir.mkdir("bin");
+    let docker = dir.write("bin/docker", "#!/bin/sh\nexit 1\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tftp = dir.mkdir("tftp");
+    let nfs = dir.mkdir("nfs");
+    let dictionary = dictionaries(&lava, &dir);
+    let deploy_methods: Vec<&str> = basalt::dispatcher::DEPLOY_METHODS
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    let verdicts: Value =
+        serde_json::from_str(&std::fs::read_to_string(lava.join("jobs.json")).unwrap()).unwrap();
+    let (mut accepted, mut refused, mut wrong) = (Vec::new(), Vec::new(), Vec::new());
+    for (file, verdict) in verdicts.as_object().unwrap() {
+        if verdict["valid"] != true {
+            continue;
+        }
+        let job_path = lava.join("jobs").join(file);
+        let job = basalt::yaml11::from_str(&std::fs::read_to_string(&job_path).unwrap()).unwrap();
+        let Some(device_type) = job["device_type"].as_str() else {
+            refused.push(format!(
+                "{file}: multinode (a master splits it into sub-jobs)"
+            ));
+            continue;
+        };
+        if !lava
+            .join("device-types")
+            .join(format!("{device_type}.jinja2"))
+            .is_file()
+        {
+            refused.push(format!(
+                "{file}: LAVA has no template for device type {device_type}"
+            ));
+            continue;
+        }
+        let (deploys, boots) = methods(&job);
+        let missing: Vec<&String> = deploys
+            .iter()
+            .filter(|m| !deploy_methods.contains(&m.as_str()))
+            .chain(boots.iter().filter(|m| !BOOT_METHODS.contains(&m.as_str())))
+            .collect();
+        let output = Basalt::new(["run", "--validate"])
+            .arg(&job_path)
+            .arg("--device")
+            .arg(dictionary(device_type))
+            .arg("--device-types")
+            .arg(lava.join("device-types"))
+            .arg("--tftp-root")
+            .arg(&tftp)
+            .arg("--nfs-root")
+            .arg(&nfs)
+            .env("PATH", &path)
+            .run();
+        let said = format!("{}{}", output.stdout, output.stderr);
+        let reason = said.lines().last().unwrap_or_default().to_owned();
+        let gap = KNOWN_GAPS.iter().find(|(name, _)| name == file);
+        match (output.status.success(), missing.is_empty(), gap) {
+            (true, true, None) => accepted.push(file.clone()),
+            (false, true, Some((_, why))) if said.contains(why) => {
+                refused.push(format!("{file}: {reason}"))
+            }
+            (false, false, _) => refused.push(format!("{file}: {reason}")),
+            (true, false, _) => {
+                wrong.push(format!("{file}: accepted, but Basalt has no {missing:?}"))
+            }
+            (false, true, _) => wrong.push(format!("{file}: refused: {said}")),
+            (true, true, Some(_)) => {
+                wrong.push(format!("{file}: now accepted: remove it from KNOWN_GAPS"))
+            }
+        }
+    }
+    eprintln!(
+        "accepted ({}):\n  {}\nrefused ({}):\n  {}",
+        accepted.len(),
+        accepted.join("\n  "),
+        refused.len(),
+        refused.join("\n  ")
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // A floor: fewer means a method that worked stopped working.
+    assert!(accepted.len() >= 46, "{} accepted", accepted.len());
+}
