@@ -132,6 +132,7 @@ fn project_root() -> PathBuf {
 /// Builds first so the end-to-end tests find `basalt` and every plugin library (cargo does
 /// not build another package's cdylib for a test that does not depend on it).
 fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
+    packages::ensure(packages::TEST, "the tests")?;
     cargo(root, &["build", "--workspace"])?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));

@@ -11,6 +11,18 @@ pub const BUILD: &[(&str, &str)] = &[(
     "libzmq built with libsodium, so the master-slave link can be encrypted",
 )];
 
+/// Tools the tests compare Basalt's formats against, and what for.
+pub const TEST: &[(&str, &str)] = &[
+    (
+        "u-boot-tools",
+        "mkimage, whose u-boot header the deploy's is compared with",
+    ),
+    (
+        "cpio",
+        "GNU cpio, which must read the ramdisks Basalt writes",
+    ),
+];
+
 /// Package, and what the lab uses it for.
 pub const LAB: &[(&str, &str)] = &[
     ("qemu-system-x86", "both boards' machines"),

@@ -452,6 +452,14 @@ impl Job<'_> {
         let mut action = Value::Object(params.clone());
         action["_deployed"] = Value::Object(self.deployed.clone());
         action["_image_args"] = Value::Object(self.image_args.clone());
+        // How the deploy wrote the ramdisk decides how a bootloader passes it (u-boot).
+        if let Some(header) = self
+            .request
+            .device
+            .pointer("/actions/deploy/parameters/add_header")
+        {
+            action["_add_header"] = header.clone();
+        }
         action["_server_ip"] = Value::from(self.request.server_ip.clone());
         if let Some(kernel_type) = &self.kernel_type {
             action["_kernel_type"] = Value::from(kernel_type.clone());

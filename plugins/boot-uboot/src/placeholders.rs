@@ -67,14 +67,21 @@ impl Deployment {
                 .to_owned()
         };
         let (kernel, ramdisk, dtb) = (address("kernel"), address("ramdisk"), address("dtb"));
-        let bootx = match (
+        // As LAVA: a ramdisk with a u-boot header carries its size; a raw one needs
+        // `:${initrd_size}`; with neither header setting the ramdisk is not passed.
+        let ramdisk_arg = match (
             values.contains_key("{RAMDISK}"),
-            values.contains_key("{DTB}"),
+            action.get("_add_header").and_then(Value::as_str),
         ) {
-            (true, true) => format!("{kind} {kernel} {ramdisk}:${{initrd_size}} {dtb}"),
-            (true, false) => format!("{kind} {kernel} {ramdisk}:${{initrd_size}}"),
-            (false, true) => format!("{kind} {kernel} - {dtb}"),
-            (false, false) => format!("{kind} {kernel}"),
+            (true, Some("u-boot")) => Some(ramdisk.clone()),
+            (true, Some("raw")) => Some(format!("{ramdisk}:${{initrd_size}}")),
+            _ => None,
+        };
+        let bootx = match (ramdisk_arg, values.contains_key("{DTB}")) {
+            (Some(ramdisk), true) => format!("{kind} {kernel} {ramdisk} {dtb}"),
+            (Some(ramdisk), false) => format!("{kind} {kernel} {ramdisk}"),
+            (None, true) => format!("{kind} {kernel} - {dtb}"),
+            (None, false) => format!("{kind} {kernel}"),
         };
         values.insert("{KERNEL_ADDR}", kernel);
         values.insert("{RAMDISK_ADDR}", ramdisk);
@@ -130,5 +137,26 @@ mod tests {
             substitute("{BOOTX}", &d).unwrap(),
             "bootz 0x82000000 - 0x88000000"
         );
+    }
+
+    /// LAVA's three ramdisk forms of `{BOOTX}`, by the device's `add_header`.
+    #[test]
+    fn the_boot_command_passes_the_ramdisk_as_its_header_says() {
+        let parameters = json!({"bootz": {"kernel": "0x82000000", "ramdisk": "0x83000000", "dtb": "0x88000000"}});
+        for (header, expected) in [
+            (json!("u-boot"), "bootz 0x82000000 0x83000000 0x88000000"),
+            (
+                json!("raw"),
+                "bootz 0x82000000 0x83000000:${initrd_size} 0x88000000",
+            ),
+            (Value::Null, "bootz 0x82000000 - 0x88000000"),
+        ] {
+            let action = json!({
+                "_deployed": {"kernel": "1/kernel/zImage", "ramdisk": "1/ramdisk/ramdisk.cpio.gz.uboot", "dtb": "1/dtb/board.dtb"},
+                "_add_header": header,
+            });
+            let d = Deployment::from_action(&action, Some(&parameters));
+            assert_eq!(substitute("{BOOTX}", &d).unwrap(), expected);
+        }
     }
 }

@@ -225,6 +225,8 @@ pub fn board_b_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
 {{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
 {{# The kernel needs no network of its own: the initramfs is the whole system. #}}
 {{% set base_ip_args = '' %}}
+{{# Rebuilt ramdisks get a u-boot header, which u-boot's iminfo checks before zboot. #}}
+{{% set uboot_ramdisk_format = 'u-boot' %}}
 "
         ),
     )?;

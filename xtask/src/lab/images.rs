@@ -1,4 +1,6 @@
-//! The boards' software: Debian's kernel and a busybox initramfs built here.
+//! The boards' software: Debian's kernel, a busybox initramfs built here, and a modules
+//! tarball (`modules.tar.xz`, what kernel CI jobs add to their ramdisks) whose
+//! `lib/modules/basalt-lab/modules.order` the u-boot board's test looks for.
 //!
 //! The initramfs's `/init` mounts the usual filesystems and starts a login shell on the
 //! console with the prompt `root@basalt-lab:~# `; the jobs' test shell types its scripts into
@@ -43,13 +45,45 @@ fn kernel() -> anyhow::Result<PathBuf> {
         .context("no /boot/vmlinuz-*: install linux-image-amd64")
 }
 
-/// Writes `vmlinuz` and `initramfs.cpio.gz` into `dir` (kept if already there).
+/// Writes `modules.tar.xz` into `dir` (kept if already there), with tar and xz as a kernel
+/// build's `modules_install` output is packed.
+fn modules(dir: &Path) -> anyhow::Result<()> {
+    let tarball = dir.join("modules.tar.xz");
+    if tarball.is_file() {
+        return Ok(());
+    }
+    let staging = dir.join("modules-root");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(staging.join("lib/modules/basalt-lab"))?;
+    std::fs::write(
+        staging.join("lib/modules/basalt-lab/modules.order"),
+        "kernel/drivers/misc/basalt-lab.ko\n",
+    )?;
+    let status = Command::new("tar")
+        .args(["--owner=0", "--group=0", "-cJf"])
+        .arg(&tarball)
+        .args(["-C"])
+        .arg(&staging)
+        .arg("lib")
+        .status()
+        .context("cannot run tar")?;
+    if !status.success() {
+        let _ = std::fs::remove_file(&tarball);
+        bail!("building the modules tarball failed ({status})");
+    }
+    std::fs::remove_dir_all(&staging)?;
+    Ok(())
+}
+
+/// Writes `vmlinuz`, `modules.tar.xz` and `initramfs.cpio.gz` into `dir` (kept if already
+/// there).
 pub fn build(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let vmlinuz = dir.join("vmlinuz");
     if !vmlinuz.is_file() {
         std::fs::copy(kernel()?, &vmlinuz).context("cannot copy the kernel")?;
     }
+    modules(dir)?;
     let initramfs = dir.join("initramfs.cpio.gz");
     if initramfs.is_file() {
         return Ok(());

@@ -285,6 +285,23 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
                 None => failures.push(format!("job {}: no result for {case}", s.id)),
             }
         }
+        // Board B: the modules reached the board, and u-boot found the header the deploy
+        // wrote intact.
+        if s.board == BOARD_B {
+            let found = results.as_array().and_then(|all| {
+                all.iter()
+                    .find(|r| r["name"] == "modules-installed" && r["suite"] != "lava")
+            });
+            if found.is_none_or(|r| r["result"] != "pass") {
+                failures.push(format!("job {}: the modules are not on the board", s.id));
+            }
+            if !log.contains("Verifying Checksum ... OK") {
+                failures.push(format!(
+                    "job {}: u-boot did not verify the ramdisk's u-boot header",
+                    s.id
+                ));
+            }
+        }
         println!();
     }
     println!(

@@ -506,6 +506,10 @@ mod tests {
             .stdout(std::process::Stdio::piped())
             .spawn()
         else {
+            assert!(
+                !super::super::tests::tools_required(),
+                "GNU cpio is required here"
+            );
             return;
         };
         child.stdin.take().unwrap().write_all(&bytes).unwrap();

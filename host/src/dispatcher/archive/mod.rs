@@ -8,3 +8,13 @@ pub mod tarball;
 pub mod uimage;
 
 pub use compression::Compression;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// Whether a missing third-party tool fails a test instead of skipping it (CI, or
+    /// `BASALT_REQUIRE_TOOLS` as `.ci/run` sets once it installed them).
+    pub(crate) fn tools_required() -> bool {
+        std::env::var("CI").as_deref() == Ok("true")
+            || std::env::var_os("BASALT_REQUIRE_TOOLS").is_some()
+    }
+}
