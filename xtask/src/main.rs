@@ -32,6 +32,8 @@ tasks:
   bench render          render + parse LAVA's 69 test devices, cold and warm (release build)
   bench console         console matcher throughput over a 256 MiB boot log (release build)
   bench run             peak RSS of `basalt run` on a passing job (release build)
+  bench deploy          decompress-and-write of a 512 MiB image as gz, xz, zstd against
+                        gzip -dc, xz -dc, zstd -dc, with peak RSS (release build)
   bench scheduler       one scheduling pass: 10,000 queued jobs, 1,000 devices (release build)
   bench master          the master end to end: store-backed scheduling pass, submit->START
                         latency, log lines/s into storage, the HTTP APIs under load (REST,
@@ -91,6 +93,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             Some("master") => cargo(
                 &root,
                 &["bench", "--package", "basalt", "--bench", "master"],
+            ),
+            Some("deploy") => cargo(
+                &root,
+                &["bench", "--package", "basalt", "--bench", "deploy"],
             ),
             Some("render") => cargo(
                 &root,

@@ -31,6 +31,46 @@ pub fn saved_name(name: &str, compression: Compression) -> &str {
     }
 }
 
+/// The bounds of one download.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// For each network read.
+    pub timeout: Duration,
+    /// The most bytes it may write (decompressed).
+    pub max_written: u64,
+}
+
+impl Limits {
+    /// `timeout` and the [`MAX_DECOMPRESSED`] bound.
+    pub fn within(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            max_written: MAX_DECOMPRESSED,
+        }
+    }
+}
+
+/// Which checksums to compute besides sha256 (which LAVA always computes and logs): only
+/// those the job gives, as each costs a pass over every byte.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checksums {
+    /// md5.
+    pub md5: bool,
+    /// sha512.
+    pub sha512: bool,
+}
+
+impl Checksums {
+    /// The ones an artifact's parameters ask for.
+    pub fn asked_by(artifact: &serde_json::Value) -> Self {
+        let given = |key| artifact.get(key).is_some_and(|v| !v.is_null());
+        Self {
+            md5: given("md5sum"),
+            sha512: given("sha512sum"),
+        }
+    }
+}
+
 /// What came down: sizes and the checksums of the downloaded bytes.
 #[derive(Debug, Clone)]
 pub struct Downloaded {
@@ -38,12 +78,12 @@ pub struct Downloaded {
     pub downloaded: u64,
     /// Bytes written (decompressed).
     pub written: u64,
-    /// md5, sha256 and sha512 of the downloaded bytes, lower-case hex.
-    pub md5: String,
-    /// See `md5`.
+    /// md5 of the downloaded bytes, lower-case hex, when asked for.
+    pub md5: Option<String>,
+    /// sha256 of the downloaded bytes.
     pub sha256: String,
-    /// See `md5`.
-    pub sha512: String,
+    /// sha512 of the downloaded bytes, when asked for.
+    pub sha512: Option<String>,
 }
 
 /// Why a download failed.
@@ -98,18 +138,22 @@ impl DownloadError {
 struct Hashing<'p, R> {
     inner: R,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    md5: Md5,
+    md5: Option<Md5>,
     sha256: Sha256,
-    sha512: Sha512,
+    sha512: Option<Sha512>,
     progress: Progress<'p>,
 }
 
 impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.md5.update(&buf[..n]);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(&buf[..n]);
+        }
         self.sha256.update(&buf[..n]);
-        self.sha512.update(&buf[..n]);
+        if let Some(sha512) = &mut self.sha512 {
+            sha512.update(&buf[..n]);
+        }
         let total = self
             .count
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed)
@@ -197,17 +241,21 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Downloads `url` into `target`, decompressing with `compression` where LAVA does, within
-/// `timeout` for network reads; at most `limit` bytes are written. `say` gets LAVA's debug
-/// lines (total size, progress).
+/// `limits`; local files only where `local` allows. `say` gets LAVA's debug lines (total
+/// size, progress).
 pub fn download(
     url: &str,
     compression: Compression,
     target: &Path,
-    timeout: Duration,
+    limits: Limits,
     local: &LocalFiles,
-    limit: u64,
+    checksums: Checksums,
     say: &dyn Fn(&str),
 ) -> Result<Downloaded, DownloadError> {
+    let Limits {
+        timeout,
+        max_written: limit,
+    } = limits;
     let source_error = |message: String| DownloadError::Source {
         url: url.to_owned(),
         message,
@@ -242,9 +290,9 @@ pub fn download(
     let mut hashing = Hashing {
         inner: reader,
         count: count.clone(),
-        md5: Md5::new(),
+        md5: checksums.md5.then(Md5::new),
         sha256: Sha256::new(),
-        sha512: Sha512::new(),
+        sha512: checksums.sha512.then(Sha512::new),
         progress: Progress {
             size,
             last_value: if size.is_some() { -5 } else { -25 * MIB as i64 },
@@ -307,9 +355,9 @@ pub fn download(
     Ok(Downloaded {
         downloaded,
         written: out.written,
-        md5: hex(&hashing.md5.finalize()),
+        md5: hashing.md5.map(|h| hex(&h.finalize())),
         sha256: hex(&hashing.sha256.finalize()),
-        sha512: hex(&hashing.sha512.finalize()),
+        sha512: hashing.sha512.map(|h| hex(&h.finalize())),
     })
 }
 
@@ -348,9 +396,9 @@ mod tests {
                 &url,
                 compression,
                 &target,
-                Duration::from_secs(5),
+                Limits::within(Duration::from_secs(5)),
                 &local,
-                MAX_DECOMPRESSED,
+                Checksums::default(),
                 &quiet,
             )
             .unwrap();
@@ -376,9 +424,9 @@ mod tests {
                 &url,
                 *compression,
                 &target,
-                Duration::from_secs(5),
+                Limits::within(Duration::from_secs(5)),
                 &local,
-                MAX_DECOMPRESSED,
+                Checksums::default(),
                 &quiet,
             )
             .unwrap_err();
@@ -393,9 +441,12 @@ mod tests {
                 &url,
                 *compression,
                 &target,
-                Duration::from_secs(5),
+                Limits {
+                    timeout: Duration::from_secs(5),
+                    max_written: 1 << 20,
+                },
                 &local,
-                1 << 20,
+                Checksums::default(),
                 &quiet,
             )
             .unwrap_err();
@@ -436,9 +487,9 @@ mod tests {
             &format!("file://{}/image.zip", dir.path().display()),
             Compression::Zip,
             &target,
-            Duration::from_secs(5),
+            Limits::within(Duration::from_secs(5)),
             &local,
-            MAX_DECOMPRESSED,
+            Checksums::default(),
             &say,
         )
         .unwrap();

@@ -8,7 +8,7 @@
 pub mod archive;
 mod cancel;
 mod deploy;
-mod download;
+pub mod download;
 mod dut_env;
 mod failure;
 mod local_files;

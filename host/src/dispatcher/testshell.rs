@@ -16,7 +16,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::archive::Compression;
-use super::download::{download, MAX_DECOMPRESSED};
+use super::download::{download, Checksums, Limits};
 use super::failure::Failure;
 use super::log::JobLogger;
 use super::results::{CaseResult, Results};
@@ -273,9 +273,9 @@ impl TestShell<'_> {
                     url,
                     Compression::None,
                     &target,
-                    left(deadline),
+                    Limits::within(left(deadline)),
                     self.local_files,
-                    MAX_DECOMPRESSED,
+                    Checksums::default(),
                     &|line| self.log.debug(line),
                 )
                 .map_err(|e| Failure::infrastructure(format!("{suite}: {e}")))?;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::ramdisk::{self, Addition};
 use super::DeployContext;
 use crate::dispatcher::archive::{tarball, Compression};
-use crate::dispatcher::download::{download, saved_name, Downloaded, MAX_DECOMPRESSED};
+use crate::dispatcher::download::{download, saved_name, Checksums, Downloaded, Limits};
 use crate::dispatcher::failure::Failure;
 use crate::job::confine;
 use crate::pipeline::deploy_artifacts;
@@ -174,9 +174,9 @@ pub fn fetch_one(
         url,
         applied,
         &target,
-        remaining,
+        Limits::within(remaining),
         ctx.local,
-        MAX_DECOMPRESSED,
+        Checksums::asked_by(artifact.params),
         &|line| ctx.log.debug(line),
     )
     .map_err(|e| match e.is_job_error() {
@@ -202,9 +202,9 @@ pub fn fetch_one(
 /// bytes as downloaded (compressed), as LAVA does.
 fn verify(key: &str, artifact: &Value, got: &Downloaded) -> Result<(), Failure> {
     for (field, actual) in [
-        ("md5sum", &got.md5),
-        ("sha256sum", &got.sha256),
-        ("sha512sum", &got.sha512),
+        ("md5sum", got.md5.as_deref()),
+        ("sha256sum", Some(got.sha256.as_str())),
+        ("sha512sum", got.sha512.as_deref()),
     ] {
         // Compared as text whatever YAML made of it: `sha256sum: 0000` is a number to YAML
         // and must fail to match, never be skipped.
@@ -213,6 +213,8 @@ fn verify(key: &str, artifact: &Value, got: &Downloaded) -> Result<(), Failure> 
             Some(Value::String(text)) => text.clone(),
             Some(other) => other.to_string(),
         };
+        // Computed for every checksum the job gives (`Checksums::asked_by`).
+        let actual = actual.unwrap_or_default();
         if !actual.eq_ignore_ascii_case(expected.trim()) {
             return Err(Failure::job(format!(
                 "{key}: {field} mismatch: the job says {expected}, the download is {actual}"
