@@ -134,26 +134,78 @@ impl DownloadError {
     }
 }
 
-/// Counts and hashes what passes through it, and reports progress as LAVA logs it.
+/// The checksums of a byte stream, computed on a thread of their own so that hashing runs
+/// beside decompression (on two cores, the slower of the two sets the pace, not their sum).
+struct Hasher {
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<Digests>>,
+}
+
+/// md5 (if asked), sha256, sha512 (if asked), lower-case hex.
+type Digests = (Option<String>, String, Option<String>);
+
+impl Hasher {
+    fn start(checksums: Checksums) -> Self {
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let thread = std::thread::Builder::new()
+            .name("basalt-checksums".into())
+            .spawn(move || {
+                let mut md5 = checksums.md5.then(Md5::new);
+                let mut sha256 = Sha256::new();
+                let mut sha512 = checksums.sha512.then(Sha512::new);
+                for chunk in received {
+                    if let Some(md5) = &mut md5 {
+                        md5.update(&chunk);
+                    }
+                    sha256.update(&chunk);
+                    if let Some(sha512) = &mut sha512 {
+                        sha512.update(&chunk);
+                    }
+                }
+                (
+                    md5.map(|h| hex(&h.finalize())),
+                    hex(&sha256.finalize()),
+                    sha512.map(|h| hex(&h.finalize())),
+                )
+            })
+            .ok();
+        Self {
+            chunks: thread.as_ref().map(|_| chunks),
+            thread,
+        }
+    }
+
+    fn feed(&self, bytes: &[u8]) -> std::io::Result<()> {
+        match &self.chunks {
+            Some(chunks) => chunks
+                .send(bytes.to_vec())
+                .map_err(|_| std::io::Error::other("the checksum thread ended")),
+            None => Err(std::io::Error::other("cannot start the checksum thread")),
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<Digests> {
+        self.chunks = None;
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .ok_or_else(|| std::io::Error::other("the checksum thread failed"))
+    }
+}
+
+/// Counts what passes through it, hands it to the [`Hasher`], and reports progress as LAVA
+/// logs it.
 struct Hashing<'p, R> {
     inner: R,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    md5: Option<Md5>,
-    sha256: Sha256,
-    sha512: Option<Sha512>,
+    hasher: Hasher,
     progress: Progress<'p>,
 }
 
 impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if let Some(md5) = &mut self.md5 {
-            md5.update(&buf[..n]);
-        }
-        self.sha256.update(&buf[..n]);
-        if let Some(sha512) = &mut self.sha512 {
-            sha512.update(&buf[..n]);
-        }
+        self.hasher.feed(&buf[..n])?;
         let total = self
             .count
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed)
@@ -202,6 +254,100 @@ impl Progress<'_> {
     }
 }
 
+/// A file written sparsely, as `cp --sparse` and zstd do: 64 KiB blocks of zeros (the empty
+/// space of disk images) are skipped with a seek rather than written, so they cost neither
+/// time nor disk. Reads of the file see the same bytes.
+struct SparseFile {
+    file: std::fs::File,
+    buffer: Vec<u8>,
+    /// The file's logical length so far (what has been handed to the disk or skipped).
+    length: u64,
+    /// Whether the file position is behind `length` (the last block was skipped).
+    behind: bool,
+}
+
+/// Zero runs shorter than this are written: a hole is worth its seek only when it is large.
+const SPARSE_BLOCK: usize = 64 * 1024;
+const SPARSE_BUFFER: usize = 1 << 20;
+
+impl SparseFile {
+    fn new(file: std::fs::File) -> Self {
+        Self {
+            file,
+            buffer: Vec::with_capacity(SPARSE_BUFFER),
+            length: 0,
+            behind: false,
+        }
+    }
+
+    /// Writes `data` (whole blocks, or the file's end), skipping zero blocks.
+    fn put(&mut self, data: &[u8]) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        static ZEROS: [u8; SPARSE_BLOCK] = [0; SPARSE_BLOCK];
+        let is_zero = |start: usize| data.get(start..start + SPARSE_BLOCK) == Some(&ZEROS[..]);
+        let mut at = 0;
+        while at < data.len() {
+            // A run of whole zero blocks is skipped; the data up to the next one is written
+            // in one call.
+            let mut end = at;
+            if is_zero(at) {
+                while is_zero(end) {
+                    end += SPARSE_BLOCK;
+                }
+                self.behind = true;
+            } else {
+                end += SPARSE_BLOCK.min(data.len() - end);
+                while end < data.len() && !is_zero(end) {
+                    end += SPARSE_BLOCK.min(data.len() - end);
+                }
+                if self.behind {
+                    self.file.seek(SeekFrom::Start(self.length))?;
+                    self.behind = false;
+                }
+                self.file.write_all(&data[at..end])?;
+            }
+            self.length += (end - at) as u64;
+            at = end;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        let buffer = std::mem::take(&mut self.buffer);
+        self.put(&buffer)?;
+        self.buffer = buffer;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+impl Write for SparseFile {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buffer.is_empty() && data.len() >= SPARSE_BLOCK {
+            // Whole blocks straight from the caller's buffer: no copy.
+            let whole = data.len() - data.len() % SPARSE_BLOCK;
+            self.put(&data[..whole])?;
+            return Ok(whole);
+        }
+        let room = SPARSE_BUFFER - self.buffer.len();
+        let n = data.len().min(room);
+        self.buffer.extend_from_slice(&data[..n]);
+        if self.buffer.len() == SPARSE_BUFFER {
+            self.drain()?;
+        }
+        Ok(n)
+    }
+
+    /// Writes what is buffered and gives the file its whole length (a skipped tail too).
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()?;
+        if self.behind {
+            self.file.set_len(self.length)?;
+        }
+        self.file.flush()
+    }
+}
+
 /// A file that refuses to grow past a bound.
 struct Bounded<W> {
     inner: W,
@@ -233,6 +379,21 @@ impl<W: Write> Write for Bounded<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// `std::io::copy` with a 1 MiB buffer: decoders asked for 8 KiB at a time (io::copy's
+/// buffer) spend more time per call than decoding, zstd most of all.
+fn copy(reader: &mut dyn Read, writer: &mut dyn Write) -> std::io::Result<()> {
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buffer[..n])?;
     }
 }
 
@@ -288,11 +449,10 @@ pub fn download(
     }
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut hashing = Hashing {
-        inner: reader,
+        // Large reads: each is one message to the checksum thread.
+        inner: std::io::BufReader::with_capacity(1 << 18, reader),
         count: count.clone(),
-        md5: checksums.md5.then(Md5::new),
-        sha256: Sha256::new(),
-        sha512: checksums.sha512.then(Sha512::new),
+        hasher: Hasher::start(checksums),
         progress: Progress {
             size,
             last_value: if size.is_some() { -5 } else { -25 * MIB as i64 },
@@ -305,7 +465,7 @@ pub fn download(
         source,
     })?;
     let mut out = Bounded {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        inner: SparseFile::new(file),
         written: 0,
         limit,
     };
@@ -316,8 +476,8 @@ pub fn download(
     };
     let copied = applied
         .decoder(&mut hashing)
-        .and_then(|mut decoder| std::io::copy(&mut decoder, &mut out))
-        .and_then(|_| out.flush());
+        .and_then(|mut decoder| copy(&mut decoder, &mut out))
+        .and_then(|()| out.flush());
     if let Err(e) = copied {
         let _ = std::fs::remove_file(target);
         let offset = count.load(std::sync::atomic::Ordering::Relaxed);
@@ -352,12 +512,16 @@ pub fn download(
              bytes), check your networking"
         )));
     }
+    let (md5, sha256, sha512) = hashing
+        .hasher
+        .finish()
+        .map_err(|e| source_error(e.to_string()))?;
     Ok(Downloaded {
         downloaded,
         written: out.written,
-        md5: hashing.md5.map(|h| hex(&h.finalize())),
-        sha256: hex(&hashing.sha256.finalize()),
-        sha512: hashing.sha512.map(|h| hex(&h.finalize())),
+        md5,
+        sha256,
+        sha512,
     })
 }
 
@@ -456,6 +620,32 @@ mod tests {
             );
             assert!(bomb.is_job_error());
         }
+    }
+
+    /// Zero blocks are holes, everything reads back the same, a zero tail keeps the length.
+    #[test]
+    fn zero_blocks_become_holes_and_read_back_as_zeros() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image");
+        let mut data = vec![0u8; 8 << 20];
+        data[100] = 1;
+        data[5 << 20] = 2;
+        data.extend(b"tail that is not block-sized");
+        data.extend(vec![0u8; 3 * SPARSE_BLOCK]);
+        data.extend(vec![0u8; 100]);
+        let mut file = SparseFile::new(std::fs::File::create(&path).unwrap());
+        for chunk in data.chunks(70_000) {
+            file.write_all(chunk).unwrap();
+        }
+        file.flush().unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        let allocated = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(
+            allocated < 1 << 20,
+            "{allocated} bytes allocated for 8 MiB of zeros"
+        );
     }
 
     #[test]
