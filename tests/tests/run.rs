@@ -361,19 +361,6 @@ fn gz_ramdisk(names: &[&str]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-/// The names in a gzip-compressed newc ramdisk.
-fn ramdisk_names(path: &Path) -> Vec<String> {
-    use basalt::dispatcher::archive::{cpio, Compression};
-    let file = std::fs::File::open(path).unwrap();
-    let decoder = Compression::Gz.decoder(file).unwrap();
-    let mut reader = cpio::Reader::new(std::io::BufReader::new(decoder));
-    let mut names = Vec::new();
-    while let Some(header) = reader.next_entry().unwrap() {
-        names.push(String::from_utf8(header.name).unwrap());
-    }
-    names
-}
-
 /// The anchor job: the form LAVA users write for qemu (ramdisk `compression: gz`, `format:
 /// cpio.newc`, `overlays: {lava: true}`, kernel `image_arg` with `-append`), on the
 /// dictionary lava-run 2023.01 ran it with. QEMU gets the command lava-run logged, the
@@ -474,7 +461,11 @@ actions:
             o = out.display()
         )
     );
-    let names = ramdisk_names(&out.join("deploy/ramdisk/ramdisk.cpio.gz"));
+    let names = basalt::dispatcher::archive::ramdisk_names(
+        &out.join("deploy/ramdisk/ramdisk.cpio.gz"),
+        false,
+    )
+    .unwrap();
     assert_eq!(names[..2], ["init", "bin"], "{names:?}");
     assert!(
         names.contains(&"tmp/lava-7/bin/lava-test-case".to_owned()),

@@ -312,39 +312,12 @@ fn write_overlay(ctx: &DeployContext<'_>, root: &Path) -> Result<(), Failure> {
 mod tests {
     use super::super::tests::context;
     use super::*;
+    use crate::dispatcher::archive::ramdisk_names;
     use crate::dispatcher::archive::tarball::tests::tarball;
-    use crate::dispatcher::archive::{cpio, Compression};
+    use crate::dispatcher::archive::tests::ramdisk;
+    use crate::dispatcher::archive::Compression;
     use crate::dispatcher::local_files::LocalFiles;
     use serde_json::json;
-    use std::io::{BufReader, Write};
-
-    fn gz_cpio(names: &[&str]) -> Vec<u8> {
-        let mut writer = cpio::Writer::new(Vec::new());
-        for name in names {
-            writer
-                .add(
-                    cpio::Header::new(name, cpio::S_IFREG | 0o755, 1, 0),
-                    &mut &b"x"[..],
-                )
-                .unwrap();
-        }
-        let mut encoder = Compression::Gz.encoder(Vec::new()).unwrap();
-        encoder.write_all(&writer.finish().unwrap()).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    fn names_in(path: &Path, compression: Compression, header: bool) -> Vec<String> {
-        let mut file = BufReader::new(std::fs::File::open(path).unwrap());
-        if header {
-            uimage::strip(&mut file).unwrap();
-        }
-        let mut reader = cpio::Reader::new(BufReader::new(compression.decoder(file).unwrap()));
-        let mut names = Vec::new();
-        while let Some(h) = reader.next_entry().unwrap() {
-            names.push(String::from_utf8(h.name).unwrap());
-        }
-        names
-    }
 
     /// Kernel CI's u-boot job: a gz ramdisk, an xz modules tarball, the device's u-boot
     /// header; the TFTP root gets `JOB/ramdisk/ramdisk.cpio.gz.uboot` with init, modules
@@ -354,7 +327,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let images = dir.path().join("images");
         std::fs::create_dir(&images).unwrap();
-        std::fs::write(images.join("rootfs.cpio.gz"), gz_cpio(&["init"])).unwrap();
+        std::fs::write(
+            images.join("rootfs.cpio.gz"),
+            ramdisk(&[("init", b"x")], Compression::Gz),
+        )
+        .unwrap();
         std::fs::write(
             images.join("modules.tar.xz"),
             tarball(&[("./lib/modules/6.1/kernel/a.ko", "ko")], Compression::Xz),
@@ -383,7 +360,7 @@ mod tests {
         assert_eq!(deployed["kernel"], "7/kernel/zImage");
         assert!(!deployed.contains_key("modules"));
         let published = dir.path().join("tftp/7/ramdisk/ramdisk.cpio.gz.uboot");
-        let names = names_in(&published, Compression::Gz, true);
+        let names = ramdisk_names(&published, true).unwrap();
         assert_eq!(names[0], "init");
         assert!(
             names.contains(&"lib/modules/6.1/kernel/a.ko".to_owned()),

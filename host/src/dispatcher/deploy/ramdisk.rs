@@ -197,39 +197,18 @@ fn add_uboot_header(data: &Path, target: &Path, arch: u8) -> std::io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatcher::archive::ramdisk_names;
     use crate::dispatcher::archive::tarball::tests::tarball;
+    use crate::dispatcher::archive::tests::ramdisk;
 
     fn cpio_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut writer = cpio::Writer::new(Vec::new());
-        for (name, data) in entries {
-            writer
-                .add(
-                    Header::new(name, cpio::S_IFREG | 0o755, data.len() as u32, 0),
-                    &mut &data[..],
-                )
-                .unwrap();
-        }
-        writer.finish().unwrap()
+        ramdisk(entries, Compression::None)
     }
 
     fn pack(compression: Compression, data: &[u8]) -> Vec<u8> {
         let mut encoder = compression.encoder(Vec::new()).unwrap();
         encoder.write_all(data).unwrap();
         encoder.finish().unwrap()
-    }
-
-    fn names(path: &Path, compression: Compression, header: bool) -> Vec<String> {
-        let mut file = BufReader::new(std::fs::File::open(path).unwrap());
-        if header {
-            uimage::strip(&mut file).unwrap();
-        }
-        let decoder = compression.decoder(file).unwrap();
-        let mut reader = cpio::Reader::new(BufReader::new(decoder));
-        let mut names = Vec::new();
-        while let Some(header) = reader.next_entry().unwrap() {
-            names.push(String::from_utf8(header.name).unwrap());
-        }
-        names
     }
 
     /// An early (uncompressed) part and a compressed main part behind a u-boot header come
@@ -291,7 +270,7 @@ mod tests {
             // The early part's directories, its file, and the main part's two files.
             assert_eq!(copied, 6, "{compression:?}");
             assert_eq!(
-                names(&output, compression, true),
+                ramdisk_names(&output, true).unwrap(),
                 [
                     "kernel",
                     "kernel/x86",
@@ -321,40 +300,19 @@ mod tests {
             compression: Compression::Gz,
             uboot_arch: None,
         };
-        let error = rebuild(
-            "ramdisk",
-            &input,
-            false,
-            &[],
-            &dir.path().join("out"),
-            output,
-        )
-        .unwrap_err();
+        let out = dir.path().join("out");
+        let fails =
+            |header: bool| rebuild("ramdisk", &input, header, &[], &out, output).unwrap_err();
+        let error = fails(false);
         assert!(
             error.message.starts_with("ramdisk: the gz part at byte 0"),
             "{}",
             error.message
         );
         std::fs::write(&input, b"this is no ramdisk at all").unwrap();
-        let error = rebuild(
-            "ramdisk",
-            &input,
-            false,
-            &[],
-            &dir.path().join("out"),
-            output,
-        )
-        .unwrap_err();
+        let error = fails(false);
         assert!(error.message.contains("not a cpio"), "{}", error.message);
-        let error = rebuild(
-            "ramdisk",
-            &input,
-            true,
-            &[],
-            &dir.path().join("out"),
-            output,
-        )
-        .unwrap_err();
+        let error = fails(true);
         assert!(error.message.contains("u-boot header"), "{}", error.message);
     }
 }
