@@ -211,13 +211,14 @@ fn rendered_text_that_is_not_yaml_says_where() {
 fn deeply_nested_expressions_and_blocks_are_refused() {
     let dirs = dirs();
     let engine = dirs.engine();
-    let parens = format!("{{{{ {}1{} }}}}", "(".repeat(20_000), ")".repeat(20_000));
+    // Deep, on lines short enough for the engine to number (see below).
+    let parens = format!("{{{{ {}1{} }}}}", "(\n".repeat(20_000), ")".repeat(20_000));
     let ifs = format!(
         "{}x{}",
-        "{% if true %}".repeat(5_000),
-        "{% endif %}".repeat(5_000)
+        "{% if true %}\n".repeat(5_000),
+        "{% endif %}\n".repeat(5_000)
     );
-    let lists = format!("{{{{ {}1{} }}}}", "[".repeat(20_000), "]".repeat(20_000));
+    let lists = format!("{{{{ {}1{} }}}}", "[\n".repeat(20_000), "]".repeat(20_000));
     for source in [parens, ifs, lists] {
         let error = engine
             .render_source_text("deep.jinja2", &source, &json!({}))
@@ -240,4 +241,38 @@ fn a_rendering_that_grows_without_bound_stops_at_the_output_limit() {
         .unwrap_err();
     assert!(matches!(error, TemplateError::TooLarge { .. }), "{error}");
     assert!(error.to_string().contains("bytes of output"), "{error}");
+}
+
+/// minijinja numbers lines and columns in 16 bits: a line of 65,535 bytes or more (found by
+/// the fuzzer: an unterminated string on a 100 kB line) or that many lines is refused with
+/// the line, for a dictionary given as text and for a template file alike, never a panic.
+#[test]
+fn sources_the_engine_cannot_number_are_refused_with_the_line() {
+    let d = dirs();
+    let long_line = format!("{{% set power_on_command = '{}", "x".repeat(70_000));
+    let many_lines = "\n".repeat(70_000);
+    let engine = d.engine();
+    for source in [&long_line, &many_lines] {
+        let error = engine
+            .render_source_text("board.jinja2", source, &json!({}))
+            .unwrap_err();
+        assert!(
+            matches!(error, TemplateError::Unnumberable { .. }),
+            "{error}"
+        );
+        assert!(
+            error.to_string().starts_with("board.jinja2: line "),
+            "{error}"
+        );
+    }
+    d.write(&d.builtin, "wide.jinja2", &long_line);
+    let error = render(&engine, "wide.jinja2").unwrap_err();
+    assert!(error.to_string().contains("line 1 is too long"), "{error}");
+    let fits = format!("{{% set x = '{}' %}}ok", "x".repeat(60_000));
+    assert_eq!(
+        engine
+            .render_source_text("board.jinja2", &fits, &json!({}))
+            .unwrap(),
+        "ok"
+    );
 }

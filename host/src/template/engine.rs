@@ -87,6 +87,9 @@ impl TemplateEngine {
                     format!("cannot read {}: {e}", file.path.display()),
                 )
             })?;
+            check_numberable(name, &source).map_err(|e| {
+                minijinja::Error::new(ErrorKind::InvalidOperation, format!("{SANDBOX_MARK}{e}"))
+            })?;
             let recheck = loader_path.clone();
             let name = name.to_owned();
             Ok(Some(TemplateSource::new(source).with_uptodate_check(
@@ -157,6 +160,7 @@ impl TemplateEngine {
         source: &str,
         context: &serde_json::Value,
     ) -> Result<String, TemplateError> {
+        check_numberable(name, source)?;
         let template = self
             .env
             .template_from_named_str(name, source)
@@ -195,6 +199,7 @@ impl TemplateEngine {
 
     /// Parses template text given directly (an upload through the API) without rendering it.
     pub fn check_source(&self, name: &str, source: &str) -> Result<(), TemplateError> {
+        check_numberable(name, source)?;
         self.env
             .template_from_named_str(name, source)
             .map(|_| ())
@@ -299,4 +304,29 @@ fn parse_rendered(name: &str, text: String) -> Result<Rendered, TemplateError> {
             message: e.message,
         }),
     }
+}
+
+/// The most lines, and the longest line, minijinja can give a position in: it counts lines
+/// and columns in 16 bits, and overflows past them (a panic in debug builds).
+const MAX_LINES: usize = u16::MAX as usize;
+
+/// Refuses a source minijinja could not number, naming the first line at fault.
+fn check_numberable(name: &str, source: &str) -> Result<(), TemplateError> {
+    let fault = |line, what| TemplateError::Unnumberable {
+        template: name.to_owned(),
+        line,
+        what,
+        limit: MAX_LINES,
+    };
+    let mut lines = 0;
+    for (index, line) in source.split('\n').enumerate() {
+        lines = index + 1;
+        if line.len() >= MAX_LINES {
+            return Err(fault(lines, "is too long"));
+        }
+    }
+    if lines >= MAX_LINES {
+        return Err(fault(MAX_LINES, "is one too many"));
+    }
+    Ok(())
 }

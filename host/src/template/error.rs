@@ -66,6 +66,22 @@ pub enum TemplateError {
         /// The bound.
         limit: usize,
     },
+    /// A source whose lines or line count the template engine cannot number (its positions
+    /// are 16-bit).
+    #[error(
+        "{template}: line {line} {what}; templates and dictionaries keep to {limit} lines of \
+         at most {limit} bytes"
+    )]
+    Unnumberable {
+        /// The template.
+        template: String,
+        /// The first line at fault.
+        line: usize,
+        /// What is wrong with it.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
     /// The rendered text is not valid YAML.
     #[error(
         "{template}: the rendered configuration is not valid YAML at line {line}, column \
