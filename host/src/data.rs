@@ -1,5 +1,5 @@
-//! Small helpers for data read from YAML: naming a value's kind in messages and reading
-//! lists of strings.
+//! Small helpers for data read from YAML: naming a value's kind in messages, a scalar as
+//! text, and reading lists of strings.
 
 use serde_json::Value;
 
@@ -12,6 +12,15 @@ pub fn kind(value: &Value) -> String {
         Value::String(s) => format!("the string {s:?}"),
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "a mapping".into(),
+    }
+}
+
+/// A scalar as text: a string as it is, anything else as JSON writes it (`1`, `true`,
+/// `null`); how values from YAML become environment variables, commands and results.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -96,11 +96,7 @@ fn describe_job(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     let registry = args
         .plugins
         .load_needed(&super::run::needed_drivers(&job, &device));
-    let facilities = crate::dispatcher::Facilities {
-        tftp_root: true,
-        nfs_root: true,
-        docker: crate::dispatcher::find_docker(),
-    };
+    let facilities = crate::dispatcher::Facilities::new(true, true);
     let ready = crate::dispatcher::preflight(
         &job,
         &device,

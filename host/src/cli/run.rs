@@ -19,8 +19,8 @@ use basalt_plugin_api::DriverKind;
 
 use crate::device_drivers::{connection_driver, power_driver};
 use crate::dispatcher::{
-    find_docker, preflight, run_job, Cancel, DutEnvironment, Facilities, JobStatus, LocalFiles,
-    RunRequest, ServerDirs,
+    preflight, run_job, Cancel, DutEnvironment, Facilities, JobStatus, LocalFiles, RunRequest,
+    ServerDirs,
 };
 use crate::failure::FailureClass;
 use crate::job_processes;
@@ -168,11 +168,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {error}");
     }
     let Some(output_dir) = args.output_dir.clone().filter(|_| !args.validate) else {
-        let facilities = Facilities {
-            tftp_root: args.tftp_root.is_some(),
-            nfs_root: args.nfs_root.is_some(),
-            docker: find_docker(),
-        };
+        let facilities = Facilities::new(args.tftp_root.is_some(), args.nfs_root.is_some());
         return Ok(dry_run(&job, &device, &registry, &facilities));
     };
     let dut_env = match &args.env_dut {

@@ -21,8 +21,7 @@ mod testshell;
 
 pub use cancel::Cancel;
 pub use deploy::{
-    find_docker, method as deploy_method, Facilities, Offered, ServerDirs,
-    METHODS as DEPLOY_METHODS,
+    method as deploy_method, Facilities, Offered, ServerDirs, METHODS as DEPLOY_METHODS,
 };
 pub use dut_env::{DutEnvError, DutEnvironment};
 pub use failure::Failure;

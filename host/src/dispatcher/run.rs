@@ -92,11 +92,10 @@ pub struct RunRequest {
 impl RunRequest {
     /// What this worker offers deploy methods.
     pub fn facilities(&self) -> Facilities {
-        Facilities {
-            tftp_root: self.servers.tftp_root.is_some(),
-            nfs_root: self.servers.nfs_root.is_some(),
-            docker: deploy::find_docker(),
-        }
+        Facilities::new(
+            self.servers.tftp_root.is_some(),
+            self.servers.nfs_root.is_some(),
+        )
     }
 
     /// Where the LAVA overlay lives on the board: the device's `lava_test_results_dir`
@@ -119,13 +118,7 @@ impl RunRequest {
             .and_then(Value::as_object)
             .map(|e| {
                 e.iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        (k.clone(), v)
-                    })
+                    .map(|(k, v)| (k.clone(), crate::data::text(v)))
                     .collect()
             })
             .unwrap_or_default();

@@ -320,15 +320,7 @@ impl TestShell<'_> {
         let steps: Vec<String> = test
             .pointer("/run/steps")
             .and_then(Value::as_array)
-            .map(|steps| {
-                steps
-                    .iter()
-                    .map(|s| match s {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect()
-            })
+            .map(|steps| steps.iter().map(crate::data::text).collect())
             .unwrap_or_default();
         let mut script = String::from("#!/bin/sh\n");
         script.push_str(&self.dut_env.script_lines());
@@ -343,10 +335,7 @@ impl TestShell<'_> {
             }
         }
         for (name, value) in &params {
-            let value = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
+            let value = crate::data::text(value);
             script.push_str(&format!("export {name}={}\n", quote(&value)));
         }
         let uuid = format!("{}_{}", std::process::id(), suite);

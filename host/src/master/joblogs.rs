@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use memchr::memmem;
-use serde_json::Value;
 
 use crate::store::{JobLogBatch, NewResult, Store, StoreError};
 
@@ -291,7 +290,7 @@ fn scan(data: &[u8], first_line: u64) -> JobLogBatch {
         };
         if let Some(result) = read_result(text, line_number) {
             if result.suite == "lava" && result.name == "job" {
-                let field = |name: &str| result.data.get(name).map(text_of);
+                let field = |name: &str| result.data.get(name).map(crate::data::text);
                 batch.job_result = Some((
                     result.result.clone(),
                     field("error_type"),
@@ -304,18 +303,11 @@ fn scan(data: &[u8], first_line: u64) -> JobLogBatch {
     batch
 }
 
-fn text_of(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Reads one `- {"dt": ..., "lvl": "results", "msg": {...}}` line.
 fn read_result(line: &str, log_line: u64) -> Option<NewResult> {
     let entry = crate::yaml11::from_str(line.strip_prefix("- ").unwrap_or(line)).ok()?;
     let msg = entry.get("msg")?;
-    let field = |name: &str| msg.get(name).map(text_of);
+    let field = |name: &str| msg.get(name).map(crate::data::text);
     Some(NewResult {
         suite: field("definition")?,
         name: field("case")?,
@@ -343,7 +335,7 @@ mod tests {
                 device_type: "qemu".into(),
                 requested_device: None,
                 tags: vec![],
-                context: Value::Null,
+                context: serde_json::Value::Null,
                 priority: 50,
                 submitter: "admin".into(),
                 health_check: false,

@@ -292,6 +292,18 @@ fn clamp(mut action: PipelineAction, limit: Duration) -> PipelineAction {
     action
 }
 
+/// The top-level artifact keys of LAVA's older deploy form (`tftp`, `nfs`, ...).
+const TOP_LEVEL_ARTIFACTS: &[&str] = &[
+    "kernel",
+    "ramdisk",
+    "dtb",
+    "rootfs",
+    "nfsrootfs",
+    "modules",
+    "image",
+    "tee",
+];
+
 /// The artifacts a deploy action downloads: `images:` entries, or LAVA's older top-level
 /// `kernel:`/`ramdisk:`/`dtb:`/`rootfs:`/`nfsrootfs:`/`modules:` keys, each with a `url`.
 pub fn deploy_artifacts(params: &serde_json::Map<String, Value>) -> Vec<(String, Value)> {
@@ -303,23 +315,31 @@ pub fn deploy_artifacts(params: &serde_json::Map<String, Value>) -> Vec<(String,
             }
         }
     }
-    for key in [
-        "kernel",
-        "ramdisk",
-        "dtb",
-        "rootfs",
-        "nfsrootfs",
-        "modules",
-        "image",
-        "tee",
-    ] {
-        if let Some(image) = params.get(key) {
+    for key in TOP_LEVEL_ARTIFACTS {
+        if let Some(image) = params.get(*key) {
             if image.get("url").is_some() {
-                artifacts.push((key.to_owned(), image.clone()));
+                artifacts.push(((*key).to_owned(), image.clone()));
             }
         }
     }
     artifacts
+}
+
+/// The artifact `key` of a deploy action, looked up as [`deploy_artifacts`] lists them
+/// (`images:` first).
+pub fn deploy_artifact<'a>(
+    params: &'a serde_json::Map<String, Value>,
+    key: &str,
+) -> Option<&'a Value> {
+    let image = params.get("images").and_then(|images| images.get(key));
+    let top = TOP_LEVEL_ARTIFACTS
+        .contains(&key)
+        .then(|| params.get(key))
+        .flatten();
+    image
+        .into_iter()
+        .chain(top)
+        .find(|artifact| artifact.get("url").is_some())
 }
 
 /// Builds the pipeline, checking the job against what the device offers.

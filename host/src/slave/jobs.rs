@@ -459,11 +459,7 @@ fn apply_env(command: &mut Command, env_yaml: &str) {
     }
     if let Some(overrides) = env.get("overrides").and_then(Value::as_object) {
         for (name, value) in overrides {
-            let value = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            command.env(name, value);
+            command.env(name, crate::data::text(value));
         }
     }
 }

@@ -47,7 +47,8 @@ impl Artifact<'_> {
         }
     }
 
-    fn flag(&self, name: &str, default: bool) -> bool {
+    /// A yes/no parameter (`download`, `install_modules`, ...), `default` when absent.
+    pub fn flag(&self, name: &str, default: bool) -> bool {
         self.params
             .get(name)
             .and_then(Value::as_bool)
@@ -210,8 +211,7 @@ fn verify(key: &str, artifact: &Value, got: &Downloaded) -> Result<(), Failure> 
         // and must fail to match, never be skipped.
         let expected = match artifact.get(field) {
             None | Some(Value::Null) => continue,
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
+            Some(value) => crate::data::text(value),
         };
         // Computed for every checksum the job gives (`Checksums::asked_by`).
         let actual = actual.unwrap_or_default();

@@ -10,21 +10,14 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::artifacts::{self, Layout};
-use super::{check_artifacts, missing, DeployContext, Facilities};
+use super::{check_artifacts, missing, run_on_worker, DeployContext, Facilities};
 use crate::dispatcher::failure::Failure;
 use crate::dispatcher::shell;
-use crate::failure::FailureClass;
 use crate::pipeline::deploy_artifacts;
 
 fn commands(device: &Value) -> Result<Vec<String>, Failure> {
     match device.pointer("/actions/deploy/methods/flasher/commands") {
-        Some(Value::Array(items)) => Ok(items
-            .iter()
-            .map(|item| match item {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect()),
+        Some(Value::Array(items)) => Ok(items.iter().map(crate::data::text).collect()),
         _ => Err(missing(
             "the device's actions.deploy.methods.flasher.commands should be a list \
              (flasher_deploy_commands in its dictionary)",
@@ -128,7 +121,6 @@ pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
     };
     let deployed = artifacts::fetch(ctx, &dir, layout)?;
     let values = substitutions(ctx, &deployed, &dir);
-    let log = ctx.log.plugin_log();
     for command in commands {
         let filled = substitute(&command, &values);
         let words = shlex::split(&filled).ok_or_else(|| {
@@ -142,18 +134,7 @@ pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
             shell::quote(&dir.display().to_string()),
             shell::join(&words)
         );
-        basalt_plugin_api::process::run_command("flasher", &line, ctx.deadline, &log).map_err(
-            |e| {
-                let class = match e.kind {
-                    basalt_plugin_api::ErrorKind::TIMEOUT => FailureClass::of_plugin_error(e.kind),
-                    _ => FailureClass::Infrastructure,
-                };
-                Failure::new(
-                    class,
-                    format!("Unable to flash the device: {}", e.message()),
-                )
-            },
-        )?;
+        run_on_worker(ctx, "flasher", &line, "Unable to flash the device")?;
         if Instant::now() >= ctx.deadline {
             return Err(Failure::infrastructure("the flasher deploy timed out"));
         }
@@ -213,7 +194,7 @@ mod tests {
             "{}",
             error.message
         );
-        assert_eq!(error.class, FailureClass::Infrastructure);
+        assert_eq!(error.class, crate::failure::FailureClass::Infrastructure);
         let error = check(params, &json!({}), &Facilities::default()).unwrap_err();
         assert!(
             error.message.contains("flasher_deploy_commands"),

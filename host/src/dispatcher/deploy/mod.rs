@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-pub use postprocess::find_docker;
+use postprocess::find_docker;
 pub use servers::ServerDirs;
 
 use super::archive::Compression;
@@ -52,6 +52,18 @@ pub struct Facilities {
 
 /// A method's checks: the deploy action, the device configuration, the worker.
 pub type Check = fn(&Map<String, Value>, &Value, &Facilities) -> Result<(), Failure>;
+
+impl Facilities {
+    /// A worker with (or without) a TFTP root and an NFS export directory, and the docker
+    /// CLI its `PATH` has.
+    pub fn new(tftp_root: bool, nfs_root: bool) -> Self {
+        Self {
+            tftp_root,
+            nfs_root,
+            docker: find_docker(),
+        }
+    }
+}
 
 /// One deploy method.
 pub struct DeployMethod {
@@ -235,6 +247,19 @@ pub fn find(name: &str) -> Result<&'static DeployMethod, Failure> {
             method_names()
         ))
     })
+}
+
+/// Runs a command line on the worker under the deploy's deadline, its output in the job log.
+/// A failure of any kind (exit status, timeout) is an infrastructure error, with LAVA's words
+/// for it (`failing`) in front.
+fn run_on_worker(
+    ctx: &DeployContext<'_>,
+    what: &str,
+    line: &str,
+    failing: &str,
+) -> Result<(), Failure> {
+    basalt_plugin_api::process::run_command(what, line, ctx.deadline, &ctx.log.plugin_log())
+        .map_err(|e| Failure::infrastructure(format!("{failing}: {}", e.message())))
 }
 
 /// A configuration failure: the worker lacks what the method needs.

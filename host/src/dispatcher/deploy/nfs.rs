@@ -14,22 +14,10 @@ use super::ramdisk::{self, Addition};
 use super::{check_artifacts, missing, DeployContext, Facilities};
 use crate::dispatcher::archive::{tarball, uimage};
 use crate::dispatcher::failure::Failure;
+use crate::pipeline::deploy_artifact as artifact;
 
 /// The name LAVA gives a rebuilt ramdisk (before its compression's suffix).
 const RAMDISK_NAME: &str = "ramdisk.cpio";
-
-/// An artifact's parameters, whether the job gives it at the top (`ramdisk:`) or under
-/// `images:`.
-fn artifact<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    params
-        .get(key)
-        .or_else(|| params.get("images").and_then(|i| i.get(key)))
-        .filter(|a| a.get("url").is_some())
-}
-
-fn flag(artifact: &Value, name: &str) -> bool {
-    artifact.get(name).and_then(Value::as_bool).unwrap_or(true)
-}
 
 /// LAVA's rule for `prefix:` (a directory inside the root file system: relative, ending in
 /// `/`), and Basalt's: no `..`.
@@ -167,6 +155,10 @@ fn prepare(ctx: &DeployContext<'_>, dir: &Path) -> Result<Map<String, Value>, Fa
         file(&deployed, "nfsrootfs"),
         artifact(ctx.params, "nfsrootfs"),
     ) {
+        let nfs = Artifact {
+            key: "nfsrootfs",
+            params,
+        };
         let root = ctx.servers.nfs_dir()?;
         let entries = tarball::unpack(&tarball_path, &root)
             .map_err(|e| Failure::job(format!("nfsrootfs: {e}")))?;
@@ -186,7 +178,7 @@ fn prepare(ctx: &DeployContext<'_>, dir: &Path) -> Result<Map<String, Value>, Fa
                 .map_err(|e| Failure::job(format!("nfsrootfs: prefix: {e}")))?;
         }
         if let Some(modules) = &modules {
-            if flag(params, "install_modules") {
+            if nfs.flag("install_modules", true) {
                 ctx.log.info(&format!(
                     "extracting modules file {} to {}",
                     modules.display(),
@@ -199,7 +191,7 @@ fn prepare(ctx: &DeployContext<'_>, dir: &Path) -> Result<Map<String, Value>, Fa
             }
         }
         if ctx.needs_overlay {
-            if flag(params, "install_overlay") {
+            if nfs.flag("install_overlay", true) {
                 ctx.log.info("Applying overlay to NFS");
                 write_overlay(ctx, &root)?;
             } else {
@@ -212,8 +204,12 @@ fn prepare(ctx: &DeployContext<'_>, dir: &Path) -> Result<Map<String, Value>, Fa
     if let (Some(image), Some(params)) =
         (file(&deployed, "ramdisk"), artifact(ctx.params, "ramdisk"))
     {
-        let with_modules = flag(params, "install_modules");
-        let with_overlay = flag(params, "install_overlay");
+        let ramdisk = Artifact {
+            key: "ramdisk",
+            params,
+        };
+        let with_modules = ramdisk.flag("install_modules", true);
+        let with_overlay = ramdisk.flag("install_overlay", true);
         if !with_modules && !with_overlay {
             ctx.log.info("Not extracting ramdisk.");
         } else {
@@ -236,11 +232,7 @@ fn prepare(ctx: &DeployContext<'_>, dir: &Path) -> Result<Map<String, Value>, Fa
                 ctx.log.info("Applying overlay to ramdisk");
                 additions.push(Addition::Generated(ctx.lava_overlay()));
             }
-            let compression = Artifact {
-                key: "ramdisk",
-                params,
-            }
-            .compression()?;
+            let compression = ramdisk.compression()?;
             let arch = uboot_arch(ctx.device)?;
             let mut name = format!("{RAMDISK_NAME}{}", compression.extension());
             if arch.is_some() {

@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::artifacts::{self, Layout};
-use super::{check_artifacts, missing, DeployContext, Facilities};
+use super::{check_artifacts, missing, run_on_worker, DeployContext, Facilities};
 use crate::dispatcher::failure::Failure;
 use crate::dispatcher::shell;
-use crate::failure::FailureClass;
 
 /// Where the downloads are inside the container.
 const LAVA_DOWNLOADS: &str = "/lava-downloads";
@@ -109,8 +108,7 @@ fn strings(value: Option<&Value>) -> Vec<String> {
         match value {
             Value::Null => {}
             Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
-            Value::String(s) => out.push(s.clone()),
-            other => out.push(other.to_string()),
+            scalar => out.push(crate::data::text(scalar)),
         }
     }
     let mut out = Vec::new();
@@ -120,8 +118,10 @@ fn strings(value: Option<&Value>) -> Vec<String> {
     out
 }
 
-/// The `docker run` words, in LAVA's order.
+/// The `docker run` words, in LAVA's order, `cli` (the docker CLI) first; also the global
+/// options, which every docker command of the job takes.
 pub fn run_words(
+    cli: &str,
     docker: &Value,
     device: &Value,
     job_id: &str,
@@ -130,7 +130,7 @@ pub fn run_words(
 ) -> (Vec<String>, Vec<String>) {
     let method = device.pointer("/actions/test/methods/docker");
     let global = strings(method.and_then(|m| m.get("global_options")));
-    let mut words = vec!["docker".to_owned()];
+    let mut words = vec![cli.to_owned()];
     words.extend(global.iter().cloned());
     words.push("run".into());
     words.extend(strings(method.and_then(|m| m.get("options"))));
@@ -181,34 +181,24 @@ fn postprocess(ctx: &DeployContext<'_>, docker: &Value, dir: &Path) -> Result<()
         .map_err(|e| {
             Failure::infrastructure(format!("cannot write {}: {e}", script_path.display()))
         })?;
+    let Some(cli) = &ctx.docker else {
+        return Err(missing(
+            "postprocess: docker needs the docker CLI on this worker",
+        ));
+    };
+    let cli = cli.display().to_string();
     let job_id = &ctx.servers.job_id;
     let (words, global) = run_words(
+        &cli,
         docker,
         ctx.device,
         job_id,
         dir,
         Path::new("/dev/kvm").exists(),
     );
-    let log = ctx.log.plugin_log();
-    let run = |what: &str, words: &[String], error: &str| {
-        basalt_plugin_api::process::run_command(what, &shell::join(words), ctx.deadline, &log)
-            .map_err(|e| {
-                let class = match e.kind {
-                    basalt_plugin_api::ErrorKind::TIMEOUT => FailureClass::of_plugin_error(e.kind),
-                    _ => FailureClass::Infrastructure,
-                };
-                Failure::new(class, format!("{error}: {}", e.message()))
-            })
+    let run = |words: &[String], failing: &str| {
+        run_on_worker(ctx, "docker", &shell::join(words), failing)
     };
-    let Some(cli) = ctx.docker.clone() else {
-        return Err(missing(
-            "postprocess: docker needs the docker CLI on this worker",
-        ));
-    };
-    let cli = cli.display().to_string();
-    let words: Vec<String> = std::iter::once(cli.clone())
-        .chain(words.into_iter().skip(1))
-        .collect();
     let docker_words = |rest: &[&str]| {
         let mut words = vec![cli.clone()];
         words.extend(global.iter().cloned());
@@ -219,7 +209,7 @@ fn postprocess(ctx: &DeployContext<'_>, docker: &Value, dir: &Path) -> Result<()
     if docker.get("local").and_then(Value::as_bool) == Some(true) {
         let format = format!("Image {image} exists locally");
         let inspect = docker_words(&["image", "inspect", "--format", &format, image]);
-        match run("docker", &inspect, "docker image inspect failed") {
+        match run(&inspect, "docker image inspect failed") {
             Ok(()) => pull = false,
             Err(_) => ctx
                 .log
@@ -227,13 +217,9 @@ fn postprocess(ctx: &DeployContext<'_>, docker: &Value, dir: &Path) -> Result<()
         }
     }
     if pull {
-        run(
-            "docker",
-            &docker_words(&["pull", image]),
-            "docker pull failed",
-        )?;
+        run(&docker_words(&["pull", image]), "docker pull failed")?;
     }
-    run("docker", &words, "Post-processing of downloads failed")
+    run(&words, "Post-processing of downloads failed")
 }
 
 #[cfg(test)]
@@ -249,6 +235,7 @@ mod tests {
         let docker = json!({"image": "debian:bookworm", "container_name": "pp", "devices": ["/dev/ttyUSB0", "a:b"]});
         let device = json!({"actions": {"test": {"methods": {"docker": {"global_options": ["--host", "unix:///d.sock"], "options": [null, ["--cpus", "2"]]}}}}});
         let (words, global) = run_words(
+            "docker",
             &docker,
             &device,
             "42",
