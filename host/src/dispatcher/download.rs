@@ -197,7 +197,8 @@ impl Hasher {
 /// logs it.
 struct Hashing<'p, R> {
     inner: R,
-    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes read so far (the offset a corrupt archive is named by).
+    count: u64,
     hasher: Hasher,
     progress: Progress<'p>,
 }
@@ -206,11 +207,8 @@ impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.feed(&buf[..n])?;
-        let total = self
-            .count
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed)
-            + n as u64;
-        self.progress.update(total);
+        self.count += n as u64;
+        self.progress.update(self.count);
         Ok(n)
     }
 }
@@ -447,11 +445,10 @@ pub fn download(
         Some(size) => say(&format!("total size: {size} ({} MB)", size / MIB)),
         None => say("total size: unknown"),
     }
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut hashing = Hashing {
         // Large reads: each is one message to the checksum thread.
         inner: std::io::BufReader::with_capacity(1 << 18, reader),
-        count: count.clone(),
+        count: 0,
         hasher: Hasher::start(checksums),
         progress: Progress {
             size,
@@ -480,7 +477,7 @@ pub fn download(
         .and_then(|()| out.flush());
     if let Err(e) = copied {
         let _ = std::fs::remove_file(target);
-        let offset = count.load(std::sync::atomic::Ordering::Relaxed);
+        let offset = hashing.count;
         if e.get_ref().is_some_and(|inner| inner.is::<OverLimit>()) {
             return Err(DownloadError::TooLarge {
                 url: url.to_owned(),
@@ -504,7 +501,7 @@ pub fn download(
             },
         });
     }
-    let downloaded = count.load(std::sync::atomic::Ordering::Relaxed);
+    let downloaded = hashing.count;
     if let Some(size) = size.filter(|size| *size != downloaded) {
         let _ = std::fs::remove_file(target);
         return Err(source_error(format!(

@@ -4,7 +4,7 @@
 //! and, where the device says `add_header: u-boot`, given a u-boot header again.
 //! The original's entries are copied, not unpacked (see [`crate::dispatcher::archive::cpio`]).
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::dispatcher::archive::cpio::{self, Header};
@@ -62,14 +62,20 @@ pub fn rebuild(
     if strip_header {
         uimage::strip(&mut raw).map_err(job_error)?;
     }
-    let data_path = match output.uboot_arch {
-        Some(_) => output_path.with_extension("data"),
-        None => output_path.to_path_buf(),
-    };
-    let out = std::fs::File::create(&data_path).map_err(write_error)?;
+    let out = std::fs::File::create(output_path).map_err(write_error)?;
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    if output.uboot_arch.is_some() {
+        // Room for the header, written once the data's length and CRC are known.
+        out.write_all(&[0; uimage::HEADER_LEN])
+            .map_err(write_error)?;
+    }
     let encoder = output
         .compression
-        .encoder(BufWriter::with_capacity(1 << 20, out))
+        .encoder(Crc32Writer {
+            inner: out,
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+        })
         .map_err(write_error)?;
     let mut writer = cpio::Writer::new(encoder);
     let copied = copy_parts(&mut raw, &mut writer).map_err(job_error)?;
@@ -77,13 +83,20 @@ pub fn rebuild(
         add(&mut writer, addition).map_err(job_error)?;
     }
     let encoder = writer.finish().map_err(|e| job_error(e.to_string()))?;
-    let mut buffered = encoder.finish().map_err(write_error)?;
-    buffered.flush().map_err(write_error)?;
-    drop(buffered);
+    let Crc32Writer {
+        inner: mut out,
+        crc,
+        len,
+    } = encoder.finish().map_err(write_error)?;
     if let Some(arch) = output.uboot_arch {
-        add_uboot_header(&data_path, output_path, arch).map_err(write_error)?;
-        let _ = std::fs::remove_file(&data_path);
+        let len = u32::try_from(len)
+            .map_err(|_| Failure::job(format!("{what}: a u-boot image holds at most 4 GiB")))?;
+        let header = uimage::ramdisk_header(arch, len, crc.finalize(), now());
+        out.seek(SeekFrom::Start(0))
+            .and_then(|_| out.write_all(&header))
+            .map_err(write_error)?;
     }
+    out.flush().map_err(write_error)?;
     Ok(copied)
 }
 
@@ -167,31 +180,24 @@ fn now() -> u32 {
         .unwrap_or(0)
 }
 
-/// Writes `target` as `data` behind the header `mkimage -T ramdisk -C none` gives it.
-fn add_uboot_header(data: &Path, target: &Path, arch: u8) -> std::io::Result<()> {
-    let mut hasher = crc32fast::Hasher::new();
-    let mut len = 0u64;
-    let mut input = BufReader::with_capacity(1 << 16, std::fs::File::open(data)?);
-    loop {
-        let buf = input.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        hasher.update(buf);
-        len += buf.len() as u64;
-        let n = buf.len();
-        input.consume(n);
+/// Counts and CRCs what is written through it: the u-boot header's data size and data CRC.
+struct Crc32Writer<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for Crc32Writer<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.crc.update(&data[..n]);
+        self.len += n as u64;
+        Ok(n)
     }
-    let len = u32::try_from(len)
-        .map_err(|_| std::io::Error::other("a u-boot image holds at most 4 GiB"))?;
-    let header = uimage::ramdisk_header(arch, len, hasher.finalize(), now());
-    let mut out = BufWriter::new(std::fs::File::create(target)?);
-    out.write_all(&header)?;
-    std::io::copy(
-        &mut std::fs::File::open(data)?.take(u64::from(len)),
-        &mut out,
-    )?;
-    out.flush()
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +275,16 @@ mod tests {
             .unwrap();
             // The early part's directories, its file, and the main part's two files.
             assert_eq!(copied, 6, "{compression:?}");
+            // The header is mkimage's for exactly the bytes behind it.
+            let image = std::fs::read(&output).unwrap();
+            let (header, data) = image.split_at(uimage::HEADER_LEN);
+            let expected = uimage::ramdisk_header(
+                22,
+                data.len() as u32,
+                crc32fast::hash(data),
+                u32::from_be_bytes([header[8], header[9], header[10], header[11]]),
+            );
+            assert_eq!(header, &expected[..], "{compression:?}");
             assert_eq!(
                 ramdisk_names(&output, true).unwrap(),
                 [
