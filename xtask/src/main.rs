@@ -34,6 +34,8 @@ tasks:
   bench run             peak RSS of `basalt run` on a passing job (release build)
   bench deploy          decompress-and-write of a 512 MiB image as gz, xz, zstd against
                         gzip -dc, xz -dc, zstd -dc, with peak RSS (release build)
+  bench parse           job YAML, nested YAML, XML-RPC and JSON from 64 KiB to the limits, and
+                        past them, against PyYAML's libyaml loader and Python's parsers
   bench scheduler       one scheduling pass: 10,000 queued jobs, 1,000 devices (release build)
   bench master          the master end to end: store-backed scheduling pass, submit->START
                         latency, log lines/s into storage, the HTTP APIs under load (REST,
@@ -102,6 +104,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 &root,
                 &["bench", "--package", "basalt", "--bench", "render_devices"],
             ),
+            Some("parse") => cargo(&root, &["bench", "--package", "basalt", "--bench", "parse"]),
             other => bail!("unknown benchmark {other:?}\n\n{USAGE}"),
         },
         Some("ci") => {
