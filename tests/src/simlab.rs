@@ -41,13 +41,16 @@ impl SimBoard {
 {{% set power_on_command = 'echo on $(date +%s%N) > {p}; {}' %}}
 {{% set hard_reset_command = 'echo on $(date +%s%N) > {p}; {}' %}}
 {{% set power_off_command = 'echo off > {p}; {}' %}}
-{{% set lava_test_results_dir = '/tmp/lava-%s' %}}
+{{% set lava_test_results_dir = '{}/lava-%s' %}}
 ",
                 simboard.display(),
                 state.display(),
                 outlet("on"),
                 outlet("reset"),
                 outlet("off"),
+                // The simulated board's shell runs on this machine: each lab's overlay goes
+                // into its own directory.
+                dir.display(),
             ),
         )?;
         Ok(Self {

@@ -370,14 +370,22 @@ fn a_qemu_job_runs_the_command_line_lava_builds_with_the_overlay_in_its_ramdisk(
     let dir = TestDir::new();
     let bin = dir.mkdir("fake-bin");
     let args_file = dir.path().join("qemu-args");
-    // Stands in for QEMU: records its command line, prints a boot, gives a shell.
+    // The overlay's directory on the "guest", which is this machine's file system.
+    let board_dir = format!("{}/lava-7", dir.path().display());
+    // Stands in for QEMU: records its command line, "boots" the ramdisk it was given (the
+    // overlay's part of it is all the guest's shell needs: it runs on this machine), prints a
+    // boot, gives a shell.
     let fake = dir.write(
         "fake-bin/qemu-system-x86_64",
         format!(
-            "#!/bin/sh\necho \"$@\" > {}\necho 'SeaBIOS (version 1.16.2)'\n\
+            "#!/bin/sh\necho \"$@\" > {args}\n\
+             while [ $# -gt 0 ]; do [ \"$1\" = -initrd ] && initrd=\"$2\"; shift; done\n\
+             zcat \"$initrd\" | (cd / && cpio -idm --quiet '{overlay}/*')\n\
+             echo 'SeaBIOS (version 1.16.2)'\n\
              echo '[    0.000000] Linux version 6.1.0 (guest)'\nprintf 'qemu login: '\nread user\n\
              PS1='root@qemu:~# ' exec /bin/sh -i\n",
-            args_file.display()
+            args = args_file.display(),
+            overlay = board_dir.trim_start_matches('/'),
         ),
     );
     use std::os::unix::fs::PermissionsExt;
@@ -388,7 +396,8 @@ fn a_qemu_job_runs_the_command_line_lava_builds_with_the_overlay_in_its_ramdisk(
         "vm-01.jinja2",
         "{% extends 'qemu.jinja2' %}\n{% set arch = 'amd64' %}\n{% set no_kvm = True %}\n\
          {% set memory = 512 %}\n{% set netdevice = 'user,restrict=on' %}\n\
-         {% set lava_test_results_dir = '/tmp/lava-%s' %}\n",
+         {% set lava_test_results_dir = 'DIR/lava-%s' %}\n"
+            .replace("DIR", &dir.path().display().to_string()),
     );
     let job = dir.write(
         "job.yaml",
@@ -468,7 +477,10 @@ actions:
     .unwrap();
     assert_eq!(names[..2], ["init", "bin"], "{names:?}");
     assert!(
-        names.contains(&"tmp/lava-7/bin/lava-test-case".to_owned()),
+        names.contains(&format!(
+            "{}/bin/lava-test-case",
+            board_dir.trim_start_matches('/')
+        )),
         "{names:?}"
     );
     let results = results(&out);

@@ -34,6 +34,8 @@ struct Inner {
 struct Output {
     file: File,
     whole: u64,
+    /// Lines written so far.
+    lines: u64,
     /// Why the log stopped, once a line could not be written.
     failure: Option<String>,
     /// Set when the log fails, to stop the job.
@@ -50,6 +52,7 @@ impl JobLogger {
                 out: Mutex::new(Output {
                     file,
                     whole: 0,
+                    lines: 0,
                     failure: None,
                     stop: None,
                 }),
@@ -70,6 +73,12 @@ impl JobLogger {
         self.lock().failure.clone()
     }
 
+    /// How many lines the log has: the next line's 0-based number, as the master numbers
+    /// them (`starttc`/`endtc` name lines by it).
+    pub fn lines(&self) -> u64 {
+        self.lock().lines
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Output> {
         self.inner.out.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -86,7 +95,10 @@ impl JobLogger {
                 bytes.extend_from_slice(line.as_bytes());
                 bytes.push(b'\n');
                 match out.file.write_all(&bytes) {
-                    Ok(()) => out.whole += bytes.len() as u64,
+                    Ok(()) => {
+                        out.whole += bytes.len() as u64;
+                        out.lines += 1;
+                    }
                     Err(e) => {
                         // Whatever part of the line got out is cut off: the log stays whole
                         // lines, valid YAML, up to here.
@@ -142,10 +154,7 @@ impl JobLogger {
         let body: Vec<String> = fields
             .iter()
             .map(|(key, value)| {
-                let value = match value {
-                    Value::String(s) => yaml_quote(&self.mask(s)),
-                    other => format!("! {}", yaml_quote(&other.to_string())),
-                };
+                let value = self.result_value(value);
                 format!("{}: {value}", yaml_quote(key))
             })
             .collect();
@@ -154,6 +163,27 @@ impl JobLogger {
             yaml_quote(&dt),
             body.join(", ")
         ));
+    }
+
+    /// A value of a results line: strings quoted, mappings and lists as flow collections
+    /// (the master stores them as data), other scalars tagged as LAVA's writer tags them.
+    fn result_value(&self, value: &Value) -> String {
+        match value {
+            Value::String(s) => yaml_quote(&self.mask(s)),
+            Value::Object(map) => {
+                let items: Vec<String> = map
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", yaml_quote(k), self.result_value(v)))
+                    .collect();
+                format!("{{{}}}", items.join(", "))
+            }
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(|v| self.result_value(v)).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Value::Null => "null".into(),
+            other => format!("! {}", yaml_quote(&other.to_string())),
+        }
     }
 
     /// A plugin-facing [`Log`] writing into this job log.

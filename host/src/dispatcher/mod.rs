@@ -13,6 +13,7 @@ mod dut_env;
 mod failure;
 mod local_files;
 mod log;
+mod overlay;
 mod preflight;
 mod results;
 mod run;

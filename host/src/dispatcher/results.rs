@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 /// One test case result.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct CaseResult {
     /// The suite (`lava`, `0_smoke`, ...).
     pub suite: String,
@@ -23,6 +23,36 @@ pub struct CaseResult {
     /// Extra detail (the error of a failed job, a test set name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The other fields LAVA records with it (`set`, `starttc`, `endtc`, `duration`, `level`,
+    /// `namespace`, `extra`, `uuid`, `reference`, …), as logged.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CaseResult {
+    /// A result from the fields of its results record (`definition`, `case`, `result`,
+    /// `measurement`, `units`, and the rest as they are).
+    pub fn from_fields(fields: &[(&str, serde_json::Value)]) -> Self {
+        let mut case = Self::default();
+        for (key, value) in fields {
+            let text = || crate::data::text(value);
+            match *key {
+                "definition" => case.suite = text(),
+                "case" => case.name = text(),
+                "result" => case.result = text(),
+                "measurement" => case.measurement = value.as_f64(),
+                "units" => case.units = Some(text()),
+                "set" => {
+                    case.detail = Some(text());
+                    case.fields.insert((*key).to_owned(), value.clone());
+                }
+                other => {
+                    case.fields.insert(other.to_owned(), value.clone());
+                }
+            }
+        }
+        case
+    }
 }
 
 /// Every result of a job, in order.
@@ -127,9 +157,7 @@ mod tests {
             suite: suite.into(),
             name: name.into(),
             result: result.into(),
-            measurement: None,
-            units: None,
-            detail: None,
+            ..CaseResult::default()
         }
     }
 

@@ -9,6 +9,7 @@ use super::cancel::Cancel;
 use super::deploy::{self, DeployContext, Facilities, ServerDirs};
 use super::failure::Failure;
 use super::log::JobLogger;
+use super::overlay::{self, Overlay};
 use super::preflight::{boot_config, preflight};
 use super::results::{CaseResult, Results};
 use super::testshell::TestShell;
@@ -98,16 +99,6 @@ impl RunRequest {
         )
     }
 
-    /// Where the LAVA overlay lives on the board: the device's `lava_test_results_dir`
-    /// (`/lava-%s`) with the job's id.
-    pub fn board_dir(&self) -> String {
-        self.device
-            .pointer("/constants/posix/lava_test_results_dir")
-            .and_then(Value::as_str)
-            .unwrap_or("/lava-%s")
-            .replace("%s", &self.servers.job_id)
-    }
-
     /// What LAVA exports to postprocessing steps: the job's `environment:`, `LAVA_JOB_ID`,
     /// `LAVA_DISPATCHER_IP` and `LAVA_DISPATCHER_PREFIX`.
     pub fn postprocess_environment(&self) -> Vec<(String, String)> {
@@ -182,6 +173,14 @@ struct Job<'a> {
     power_state: Option<String>,
     /// What this worker offers deploy methods (servers, docker).
     facilities: Facilities,
+    /// The LAVA overlay, once built (the first deploy or test that needs it builds it).
+    overlay: Option<Overlay>,
+    /// A deploy put the overlay into the image the board boots.
+    overlay_in_image: bool,
+    /// The overlay is on the board as it runs now (in its image, or sent since it booted).
+    overlay_on_board: bool,
+    /// Each job action's level (`3`), by job action index.
+    levels: Vec<String>,
 }
 
 /// Runs a job to its end. Never panics on bad input: every problem ends the job with a
@@ -212,6 +211,10 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
         power_state: None,
         job_deadline: Instant::now(),
         facilities: request.facilities(),
+        overlay: None,
+        overlay_in_image: false,
+        overlay_on_board: false,
+        levels: Vec::new(),
     };
     let mut outcome = job.run();
     if let Some(reason) = job.log.failure() {
@@ -240,6 +243,12 @@ impl Job<'_> {
         };
         self.case("lava", "validate", "pass", None);
         self.job_deadline = Instant::now() + pipeline.job_timeout;
+        self.levels = vec![String::new(); request.job.actions.len()];
+        for stage in &pipeline.stages {
+            if let Some(level) = self.levels.get_mut(stage.job_index) {
+                *level = stage.action.level.clone();
+            }
+        }
         for stage in &pipeline.stages {
             if let Err(failure) = self.stage(stage) {
                 return self.failed(failure);
@@ -277,9 +286,8 @@ impl Job<'_> {
             suite: suite.into(),
             name: name.into(),
             result: result.into(),
-            measurement: None,
-            units: None,
             detail,
+            ..CaseResult::default()
         });
     }
 
@@ -382,6 +390,7 @@ impl Job<'_> {
                     self.kernel_type = Some(kernel_type.to_ascii_lowercase());
                 }
                 let method = deploy::find(action.method().unwrap_or_default())?;
+                self.ensure_overlay(deadline)?;
                 let context = DeployContext {
                     params: &action.params,
                     device: &self.request.device,
@@ -390,17 +399,15 @@ impl Job<'_> {
                     local: &self.request.local_files,
                     servers: &self.request.servers,
                     log: &self.log,
-                    board_dir: self.request.board_dir(),
-                    needs_overlay: self
-                        .request
-                        .job
-                        .actions
-                        .iter()
-                        .any(|a| a.kind == ActionKind::Test),
+                    overlay: self.overlay.as_ref(),
+                    overlay_placed: Default::default(),
                     environment: self.request.postprocess_environment(),
                     docker: self.facilities.docker.clone(),
                 };
                 let deployed = (method.run)(&context)?;
+                if context.overlay_placed.get() {
+                    self.overlay_in_image = true;
+                }
                 // Each image's `image_arg` (qemu), by key, for the boot that follows.
                 for (key, image) in crate::pipeline::deploy_artifacts(&action.params) {
                     if let Some(arg) = image.get("image_arg").and_then(Value::as_str) {
@@ -411,7 +418,7 @@ impl Job<'_> {
                 Ok(())
             }
             ActionKind::Boot => self.boot(&action.params, deadline),
-            ActionKind::Test => self.test(&action.params, deadline),
+            ActionKind::Test => self.test(stage, &action.params, deadline),
             ActionKind::Command => self.command(action.method().unwrap_or_default(), deadline),
         }
     }
@@ -466,6 +473,8 @@ impl Job<'_> {
         let mut host = ConsoleBootHost::new(console, power.as_ref(), &log);
         let timeout = deadline.saturating_duration_since(Instant::now());
         driver.boot(&mut host, &action.to_string(), timeout)?;
+        // What was sent over the console before this boot is gone with the old system.
+        self.overlay_on_board = self.overlay_in_image;
         self.board.prompts = string_list(params.get("prompts"));
         if self.board.prompts.is_empty() {
             if let Some(prompt) = self
@@ -480,31 +489,84 @@ impl Job<'_> {
         Ok(())
     }
 
-    fn test(&mut self, params: &Map<String, Value>, deadline: Instant) -> Result<(), Failure> {
+    /// Builds the LAVA overlay if the job's tests need one and it is not built yet.
+    fn ensure_overlay(&mut self, deadline: Instant) -> Result<(), Failure> {
+        let request = self.request;
+        if self.overlay.is_some() || !overlay::needed(&request.job) {
+            return Ok(());
+        }
+        let built = overlay::build(&overlay::Inputs {
+            job: &request.job,
+            device: &request.device,
+            job_id: &request.servers.job_id,
+            workdir: &request.output_dir,
+            local_files: &request.local_files,
+            environment: request.postprocess_environment(),
+            dut_env_lines: request.dut_env.script_lines(),
+            log: &self.log,
+            deadline,
+            levels: self.levels.clone(),
+        })?;
+        self.overlay = Some(built);
+        Ok(())
+    }
+
+    fn test(
+        &mut self,
+        stage: &Stage,
+        params: &Map<String, Value>,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
         if self.board.prompts.is_empty() {
             return Err(Failure::job(
                 "no shell prompt is known; the boot action before this test needs prompts",
             ));
         }
-        let board_dir = self.request.board_dir();
+        self.ensure_overlay(deadline)?;
+        let started = Instant::now();
         let prompts = self.board.prompts.clone();
-        let workdir = self.request.output_dir.clone();
-        let suite_base = self.suites;
         let log = self.log.clone();
         let mut results = std::mem::take(&mut self.results);
-        let request = self.request;
+        let overlay = self.overlay.take();
+        let send_overlay = !self.overlay_on_board;
+        let suite_base = self.suites;
         let console = self.console()?;
         let mut shell = TestShell {
             expecter: console,
             prompts,
             log: &log,
             results: &mut results,
-            workdir: &workdir,
-            board_dir,
-            dut_env: &request.dut_env,
-            local_files: &request.local_files,
+            level: stage.action.level.clone(),
+            namespace: params
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("common")
+                .to_owned(),
         };
-        let outcome = shell.run(params, suite_base, deadline);
+        let mut sent = false;
+        let mut outcome = Ok(0);
+        if let Some((overlay, stage)) = overlay
+            .as_ref()
+            .and_then(|o| o.stage_of(stage.job_index).map(|s| (o, s)))
+        {
+            let ran = (|| {
+                if send_overlay {
+                    shell.send_overlay(overlay, deadline)?;
+                    sent = true;
+                }
+                shell.run_stage(overlay, stage, deadline, started)
+            })();
+            outcome = ran.map(|()| overlay.stage(stage).count());
+        }
+        if let Ok(definitions) = outcome {
+            outcome = shell
+                .run_interactives(params, suite_base + definitions, deadline)
+                .map(|n| definitions + n);
+        }
+        self.overlay = overlay;
+        if sent {
+            self.overlay_on_board = true;
+        }
         self.results = results;
         self.suites += outcome.as_ref().copied().unwrap_or(0);
         outcome.map(|_| ())

@@ -168,13 +168,24 @@ impl Board {
     }
 
     fn uboot_shell(&self, token: &str) -> Result<(), Interrupted> {
+        let mut nfsroot: Option<PathBuf> = None;
         loop {
             say("=> ");
             let line = self.read_line(token)?;
             let command = line.split_whitespace().next().unwrap_or("");
             match command {
                 "" => {}
-                "setenv" => {}
+                "setenv" => {
+                    if let Some(root) = nfs_root_of(&line) {
+                        nfsroot = Some(root);
+                    }
+                }
+                "boot" | "bootz" | "booti" | "bootm" if nfsroot.is_some() => {
+                    if let Some(root) = &nfsroot {
+                        self.mount_nfs_root(root);
+                    }
+                    return Ok(());
+                }
                 "printenv" => say("bootdelay=3\nbaudrate=115200\n"),
                 "dhcp" => say("BOOTP broadcast 1\nDHCP client bound to address 10.0.2.15 (2 ms)\n"),
                 "tftp" | "tftpboot" => say("Using ethernet@0 device\nTFTP from server 10.0.2.2\nBytes transferred = 4194304 (400000 hex)\n"),
@@ -208,6 +219,26 @@ impl Board {
             say(&format!("{} login: ", self.hostname));
             let _user = self.read_line(token)?;
             self.shell(token)?;
+        }
+    }
+
+    /// "Mounts" the NFS root the kernel command line names: this board's shell runs on the
+    /// machine's own file system, so what a deploy put into the export below the lab's
+    /// directory (the LAVA overlay) is copied to the same place, where the shell sees it.
+    fn mount_nfs_root(&self, export: &Path) {
+        let Some(lab) = self.state.parent() else {
+            return;
+        };
+        let Ok(relative) = lab.strip_prefix("/") else {
+            return;
+        };
+        let from = export.join(relative);
+        if from.is_dir() {
+            let _ = Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", from.display()))
+                .arg(lab)
+                .status();
         }
     }
 
@@ -250,6 +281,14 @@ impl Board {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The export of `nfsroot=HOST:PATH[,options]` in a `setenv bootargs …` line.
+fn nfs_root_of(line: &str) -> Option<PathBuf> {
+    let start = line.find("nfsroot=")? + "nfsroot=".len();
+    let value = line[start..].split([' ', '\'', '"']).next()?;
+    let path = value.split_once(':').map_or(value, |(_, path)| path);
+    Some(PathBuf::from(path.split(',').next()?))
 }
 
 /// Takes the board's serial line (`<state>/console.lock`), or says who holds it.

@@ -287,9 +287,14 @@ fn append_overlays(
     for (name, overlay) in overlays {
         if name == "lava" {
             if overlay.as_bool() == Some(true) {
-                ctx.log
-                    .debug(&format!("- {key}.lava: the LAVA overlay to '/'"));
-                additions.push(Addition::Generated(ctx.lava_overlay()));
+                if let Some(tarball) = ctx.take_overlay() {
+                    ctx.log
+                        .debug(&format!("- {key}.lava: the LAVA overlay to '/'"));
+                    additions.push(Addition::Tar {
+                        path: tarball,
+                        under: String::new(),
+                    });
+                }
             }
             continue;
         }

@@ -25,6 +25,7 @@ use super::archive::Compression;
 use super::failure::Failure;
 use super::local_files::LocalFiles;
 use super::log::JobLogger;
+use super::overlay::Overlay;
 use crate::failure::FailureClass;
 use crate::pipeline::deploy_artifacts;
 use artifacts::{Artifact, Layout};
@@ -154,10 +155,11 @@ pub struct DeployContext<'a> {
     pub servers: &'a ServerDirs,
     /// The job log.
     pub log: &'a JobLogger,
-    /// Where the LAVA overlay lives on the board (`/lava-JOB`).
-    pub board_dir: String,
-    /// Whether the job has test actions, so the LAVA overlay is wanted.
-    pub needs_overlay: bool,
+    /// The LAVA overlay, when the job's tests need one: deploys that prepare a root file
+    /// system or ramdisk put it there and say so through [`DeployContext::overlay_placed`].
+    pub overlay: Option<&'a Overlay>,
+    /// Set once the overlay is in what this deploy prepared.
+    pub overlay_placed: std::cell::Cell<bool>,
     /// The job's `environment:` and the worker's address, for postprocessing steps.
     pub environment: Vec<(String, String)>,
     /// The docker CLI, for `postprocess: docker` ([`Facilities::docker`]).
@@ -165,18 +167,12 @@ pub struct DeployContext<'a> {
 }
 
 impl DeployContext<'_> {
-    /// The LAVA overlay's files, relative to the root of a file system.
-    pub fn lava_overlay(&self) -> Vec<(String, Vec<u8>, u32)> {
-        super::testshell::overlay_helpers(&self.board_dir)
-            .into_iter()
-            .map(|(path, body)| {
-                (
-                    path.trim_start_matches('/').to_owned(),
-                    body.as_bytes().to_vec(),
-                    0o755,
-                )
-            })
-            .collect()
+    /// The LAVA overlay's tarball (members relative to the board's root), if the job has one;
+    /// taking it marks the overlay as placed.
+    pub fn take_overlay(&self) -> Option<PathBuf> {
+        let overlay = self.overlay?;
+        self.overlay_placed.set(true);
+        Some(overlay.tarball.clone())
     }
 
     fn deploy_dir(&self) -> PathBuf {
@@ -301,8 +297,8 @@ pub(crate) mod tests {
                 local,
                 servers,
                 log,
-                board_dir: "/lava-7".into(),
-                needs_overlay: true,
+                overlay: None,
+                overlay_placed: Default::default(),
                 environment: vec![("LAVA_JOB_ID".into(), "7".into())],
                 docker: None,
             }

@@ -190,10 +190,13 @@ fn prepare(ctx: &DeployContext<'_>, dir: &Path) -> Result<Map<String, Value>, Fa
                 ctx.log.info("Skipping applying overlay to NFS");
             }
         }
-        if ctx.needs_overlay {
+        if ctx.overlay.is_some() {
             if nfs.flag("install_overlay", true) {
-                ctx.log.info("Applying overlay to NFS");
-                write_overlay(ctx, &root)?;
+                if let Some(tarball) = ctx.take_overlay() {
+                    ctx.log.info("Applying overlay to NFS");
+                    tarball::unpack(&tarball, &root)
+                        .map_err(|e| Failure::job(format!("the LAVA overlay: {e}")))?;
+                }
             } else {
                 ctx.log.info("Skipping applying overlay to NFS");
             }
@@ -228,9 +231,14 @@ fn prepare(ctx: &DeployContext<'_>, dir: &Path) -> Result<Map<String, Value>, Fa
                 Some(_) => ctx.log.info("Not adding modules to the ramdisk."),
                 None => {}
             }
-            if ctx.needs_overlay && !overlay_placed && with_overlay {
-                ctx.log.info("Applying overlay to ramdisk");
-                additions.push(Addition::Generated(ctx.lava_overlay()));
+            if !overlay_placed && with_overlay {
+                if let Some(tarball) = ctx.take_overlay() {
+                    ctx.log.info("Applying overlay to ramdisk");
+                    additions.push(Addition::Tar {
+                        path: tarball,
+                        under: String::new(),
+                    });
+                }
             }
             let compression = ramdisk.compression()?;
             let arch = uboot_arch(ctx.device)?;
@@ -276,30 +284,6 @@ fn prepare(ctx: &DeployContext<'_>, dir: &Path) -> Result<Map<String, Value>, Fa
     Ok(deployed)
 }
 
-/// Writes the LAVA overlay into a root file system on the worker, refusing a path that a
-/// symlink of the file system leads elsewhere.
-fn write_overlay(ctx: &DeployContext<'_>, root: &Path) -> Result<(), Failure> {
-    use std::os::unix::fs::PermissionsExt;
-    for (name, data, mode) in ctx.lava_overlay() {
-        let relative = Path::new(&name);
-        let parent = relative.parent().unwrap_or(Path::new(""));
-        let dir = root.join(parent);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Failure::infrastructure(format!("cannot create {}: {e}", dir.display()))
-        })?;
-        let dir = crate::job::confine::resolve_inside(root, parent)
-            .map_err(|e| Failure::job(format!("the LAVA overlay: {e}")))?;
-        let path = dir.join(relative.file_name().unwrap_or_default());
-        let _ = std::fs::remove_file(&path);
-        std::fs::write(&path, &data)
-            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)))
-            .map_err(|e| {
-                Failure::infrastructure(format!("cannot write {}: {e}", path.display()))
-            })?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tests::context;
@@ -341,7 +325,9 @@ mod tests {
         let device = json!({"actions": {"deploy": {"parameters": {"add_header": "u-boot", "mkimage_arch": "arm"}}}});
         let local = LocalFiles::new([images.clone()]);
         let (log, servers) = context::parts(dir.path());
-        let ctx = context::new(params, &device, dir.path(), &local, &log, &servers);
+        let overlay = crate::dispatcher::overlay::tests::sample(&dir.path().join("job"));
+        let mut ctx = context::new(params, &device, dir.path(), &local, &log, &servers);
+        ctx.overlay = Some(&overlay);
         let facilities = Facilities {
             tftp_root: true,
             ..Facilities::default()
@@ -400,8 +386,11 @@ mod tests {
             "modules": {"url": url("modules.tar")},
         });
         let params = params.as_object().unwrap();
-        let ctx = context::new(params, &device, dir.path(), &local, &log, &servers);
+        let overlay = crate::dispatcher::overlay::tests::sample(&dir.path().join("job"));
+        let mut ctx = context::new(params, &device, dir.path(), &local, &log, &servers);
+        ctx.overlay = Some(&overlay);
         let deployed = run_nfs(&ctx).unwrap();
+        assert!(ctx.overlay_placed.get());
         let root = PathBuf::from(deployed["nfsrootfs"].as_str().unwrap());
         assert!(root.ends_with("nfs/7/debian"), "{}", root.display());
         assert_eq!(

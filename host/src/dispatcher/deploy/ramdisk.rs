@@ -28,8 +28,6 @@ pub enum Addition {
         /// Its name in the ramdisk.
         name: String,
     },
-    /// Files with their contents and modes, such as the LAVA overlay's helpers.
-    Generated(Vec<(String, Vec<u8>, u32)>),
 }
 
 /// How the rebuilt ramdisk is written.
@@ -161,15 +159,6 @@ fn add<W: Write>(writer: &mut cpio::Writer<W>, addition: &Addition) -> Result<()
                 .add(header, &mut BufReader::new(file))
                 .map_err(|e| e.to_string())
         }
-        Addition::Generated(files) => {
-            for (name, data, mode) in files {
-                let header = Header::new(name, cpio::S_IFREG | mode, data.len() as u32, now());
-                writer
-                    .add(header, &mut &data[..])
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(())
-        }
     }
 }
 
@@ -250,6 +239,8 @@ mod tests {
             ));
             let input = dir.path().join("ramdisk.cpio.uboot");
             std::fs::write(&input, image).unwrap();
+            let helper = dir.path().join("lava-test-case");
+            std::fs::write(&helper, "#!/bin/sh\n").unwrap();
             let output = dir.path().join("out");
             let copied = rebuild(
                 "ramdisk",
@@ -260,11 +251,10 @@ mod tests {
                         path: modules.clone(),
                         under: String::new(),
                     },
-                    Addition::Generated(vec![(
-                        "lava-1/bin/lava-test-case".into(),
-                        b"#!/bin/sh\n".to_vec(),
-                        0o755,
-                    )]),
+                    Addition::File {
+                        path: helper.clone(),
+                        name: "lava-1/bin/lava-test-case".into(),
+                    },
                 ],
                 &output,
                 Output {

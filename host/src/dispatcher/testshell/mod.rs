@@ -1,0 +1,371 @@
+//! Test actions on the board's shell: LAVA test definitions run by the overlay's
+//! `lava-test-runner`, and interactive tests.
+//!
+//! For definitions the shell does what lava-run's test shell does: puts the overlay on the
+//! board if no deploy did (sent over the console as one gzip tarball, base64 in a
+//! here-document, unpacked with `tar`), exports `SHELL`, sources the overlay's `environment`
+//! and starts `lava-test-runner` on the action's stage; then it reads signals
+//! ([`signals::Director`]) until the runner says it is done.
+
+mod signals;
+
+use std::io::Read;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use serde_json::{Map, Value};
+
+use super::failure::Failure;
+use super::log::JobLogger;
+use super::overlay::Overlay;
+use super::results::{CaseResult, Results};
+use crate::console::Expecter;
+use crate::data::string_list;
+use crate::failure::FailureClass;
+use signals::{Director, Next};
+
+/// A signal on the console: `<LAVA_SIGNAL_NAME params>`.
+const SIGNAL_PATTERN: &str = r"<LAVA_SIGNAL_(\S+) ([^>]+)>";
+/// The runner's last word, however it ends.
+const RUNNER_EXIT: &str = "<LAVA_TEST_RUNNER EXIT>";
+/// A definition's install.sh failed.
+const RUNNER_INSTALL_FAIL: &str = "<LAVA_TEST_RUNNER INSTALL_FAIL>";
+/// The exit status of a checked command (LAVA's spelling).
+const RETURN_CODE: &str = r"<LAVA_SIGNAL_RETRUNCODE (\d+)>";
+
+static SIGNAL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(SIGNAL_PATTERN).expect("valid signal regex"));
+static RETURN_CODE_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(RETURN_CODE).expect("valid return code regex"));
+
+/// Base64 bytes per command line that sends the overlay: well below the 4,095 bytes a
+/// terminal's line discipline takes in one line.
+const CHUNK_BYTES: usize = 2048;
+
+/// Everything a test action needs from the runner.
+pub struct TestShell<'a> {
+    /// The board's console.
+    pub expecter: &'a mut Expecter,
+    /// The shell prompt patterns (from the boot action).
+    pub prompts: Vec<String>,
+    /// The job log.
+    pub log: &'a JobLogger,
+    /// Where results go.
+    pub results: &'a mut Results,
+    /// The test action's level (`3`).
+    pub level: String,
+    /// The action's namespace (`common` unless the job names one).
+    pub namespace: String,
+}
+
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+impl TestShell<'_> {
+    /// Sends a line and waits for the prompt.
+    fn run_line(&mut self, line: &str, deadline: Instant) -> Result<(), Failure> {
+        self.log.debug(&format!("Sending line: {line:?}"));
+        self.expecter.send(&format!("{line}\n"))?;
+        self.expecter.expect(&self.prompts, left(deadline))?;
+        Ok(())
+    }
+
+    /// Makes sure the shell is at a prompt before typing into it.
+    fn sync(&mut self, deadline: Instant) -> Result<(), Failure> {
+        self.expecter.send("\n")?;
+        self.expecter.expect(&self.prompts, left(deadline))?;
+        Ok(())
+    }
+
+    /// Runs `line` and fails unless it exits 0, as LAVA's checked commands do.
+    fn run_checked(&mut self, line: &str, deadline: Instant) -> Result<(), Failure> {
+        self.log.debug(&format!(
+            "Checking {line:?} return code... (timeout {})",
+            crate::pipeline::hms(left(deadline))
+        ));
+        self.expecter.send(&format!(
+            "{line} ; printf \"<LAVA_SIGNAL_RETRUNCODE $?>\\n\"\n"
+        ))?;
+        // The prompt first means the shell never ran the printf (a failing `.` in dash ends
+        // the whole line).
+        let mut patterns = vec![RETURN_CODE.to_owned()];
+        patterns.extend(self.prompts.iter().cloned());
+        let failed = || Failure::job(format!("Failed to check '{line}' return code!"));
+        let found = self
+            .expecter
+            .expect(&patterns, left(deadline))
+            .map_err(|_| failed())?;
+        if found.index != 0 {
+            return Err(failed());
+        }
+        let code = RETURN_CODE_RE
+            .captures(&found.matched)
+            .and_then(|c| c.get(1))
+            .map_or("", |m| m.as_str())
+            .to_owned();
+        self.expecter.expect(&self.prompts, left(deadline))?;
+        if code != "0" {
+            return Err(Failure::job(format!(
+                "'{line}' failed with return code {code}!"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends the overlay over the console: the tarball in base64, appended to a file on the
+    /// board one command at a time (each waits for the prompt, so a console with a small
+    /// input buffer is never overrun), then decoded and unpacked at the root.
+    pub fn send_overlay(&mut self, overlay: &Overlay, deadline: Instant) -> Result<(), Failure> {
+        use base64::Engine;
+        let mut bytes = Vec::new();
+        std::fs::File::open(&overlay.tarball)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| {
+                Failure::infrastructure(format!(
+                    "the LAVA overlay {}: {e}",
+                    overlay.tarball.display()
+                ))
+            })?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        // Next to the overlay's directory (`/lava-12-overlay.tar.gz`), named after it: boards
+        // that share a file system (a test harness's) never share the file.
+        let tarball = format!("{}-overlay.tar.gz", overlay.settings.results_dir);
+        let text = format!("{tarball}.b64");
+        let chunks: Vec<&str> = encoded
+            .as_bytes()
+            .chunks(CHUNK_BYTES)
+            .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
+            .collect();
+        self.log.info(&format!(
+            "Sending the LAVA overlay over the console: {} bytes in {} command(s) of base64",
+            bytes.len(),
+            chunks.len()
+        ));
+        self.sync(deadline)?;
+        self.run_line(&format!("rm -f {text}"), deadline)?;
+        for chunk in chunks {
+            // Base64 holds no quote, no space and no `#`: the echo never looks like a prompt.
+            self.expecter
+                .send(&format!("printf '%s' '{chunk}' >> {text}\n"))?;
+            self.expecter.expect(&self.prompts, left(deadline))?;
+        }
+        self.run_checked(
+            &format!("base64 -d {text} > {tarball} && tar -C / -xzf {tarball}"),
+            deadline,
+        )
+        .map_err(|e| {
+            Failure::job(format!(
+                "the board could not unpack the LAVA overlay sent over its console (it needs \
+                 base64 and tar with gzip): {}",
+                e.message
+            ))
+        })?;
+        self.run_line(&format!("rm -f {text} {tarball}"), deadline)
+    }
+
+    /// Runs one stage of definitions through the overlay's `lava-test-runner`.
+    pub fn run_stage(
+        &mut self,
+        overlay: &Overlay,
+        stage: usize,
+        deadline: Instant,
+        started: Instant,
+    ) -> Result<(), Failure> {
+        let settings = &overlay.settings;
+        self.run_line(&format!("export SHELL={}", settings.sh_cmd), deadline)?;
+        self.run_checked(&format!(". {}/environment", settings.results_dir), deadline)?;
+        let runner = format!(
+            "{}/bin/lava-test-runner {}",
+            settings.results_dir,
+            settings.stage_dir(stage)
+        );
+        self.log.info(&format!(
+            "Test shell timeout: {}s (the action's)",
+            left(deadline).as_secs()
+        ));
+        self.log.debug(&format!("Sending line: {runner:?}"));
+        self.expecter.send(&format!("{runner}\n"))?;
+        let results = &mut *self.results;
+        let mut director = Director::new(
+            self.log,
+            results,
+            overlay.stage(stage).collect(),
+            &self.namespace,
+            &self.level,
+        );
+        let mut pattern: Option<String> = None;
+        let outcome = loop {
+            let mut patterns = vec![
+                regex::escape(RUNNER_EXIT),
+                regex::escape(RUNNER_INSTALL_FAIL),
+                SIGNAL_PATTERN.to_owned(),
+            ];
+            if let Some(p) = &pattern {
+                patterns.push(format!("(?m){p}"));
+            }
+            let found = match self.expecter.expect(&patterns, left(deadline)) {
+                Ok(found) => found,
+                Err(e) => {
+                    let failure = Failure::from(e);
+                    break Err(match failure.class {
+                        FailureClass::Infrastructure if left(deadline).is_zero() => Failure::new(
+                            FailureClass::Test,
+                            format!(
+                                "lava-test-shell timed out after {} seconds",
+                                started.elapsed().as_secs()
+                            ),
+                        ),
+                        _ => failure,
+                    });
+                }
+            };
+            match found.index {
+                0 => {
+                    self.log.info("ok: lava_test_shell seems to have completed");
+                    break Ok(());
+                }
+                1 => director.install_failed(stage),
+                2 => {
+                    let Some(captures) = SIGNAL.captures(&found.matched) else {
+                        continue;
+                    };
+                    let name = captures.get(1).map_or("", |m| m.as_str());
+                    let params = captures.get(2).map_or("", |m| m.as_str());
+                    match director.signal(name, params) {
+                        Ok(Next::Continue) => {}
+                        Ok(Next::Pattern(p)) => pattern = p,
+                        Err(failure) => break Err(failure),
+                    }
+                }
+                _ => {
+                    if let Some(p) = &pattern {
+                        director.pattern_match(&named_groups(p, &found.matched));
+                    }
+                }
+            }
+        };
+        let finished = director.finish();
+        outcome?;
+        finished?;
+        self.expecter.expect(&self.prompts, left(deadline))?;
+        Ok(())
+    }
+
+    /// Records one case of an interactive test.
+    fn record(&mut self, suite: &str, case: &str, result: &str) {
+        let fields = [
+            ("definition", Value::from(suite)),
+            ("case", Value::from(case)),
+            ("result", Value::from(result)),
+        ];
+        self.log.result(&fields);
+        self.results.add(CaseResult::from_fields(&fields));
+    }
+
+    /// Runs the `interactive:` tests of a test action.
+    pub fn run_interactives(
+        &mut self,
+        params: &Map<String, Value>,
+        suite_base: usize,
+        deadline: Instant,
+    ) -> Result<usize, Failure> {
+        let mut suites = 0;
+        if let Some(interactive) = params.get("interactive").and_then(Value::as_array) {
+            self.sync(deadline)?;
+            for item in interactive {
+                let name = item
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("interactive");
+                let suite = format!("{}_{name}", suite_base + suites);
+                self.run_interactive(&suite, item, deadline)?;
+                suites += 1;
+            }
+        }
+        Ok(suites)
+    }
+
+    fn run_interactive(
+        &mut self,
+        suite: &str,
+        item: &Value,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        let mut prompts = string_list(item.get("prompts"));
+        if prompts.is_empty() {
+            prompts = self.prompts.clone();
+        }
+        let steps = item
+            .get("script")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for (i, step) in steps.iter().enumerate() {
+            let name = step
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("step-{}", i + 1));
+            if let Some(command) = step.get("command").and_then(Value::as_str) {
+                self.expecter.send(&format!("{command}\n"))?;
+            }
+            let messages = |key: &str| -> Vec<Value> {
+                step.get(key)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let successes = messages("successes");
+            let failures = messages("failures");
+            if successes.is_empty() && failures.is_empty() {
+                self.expecter.expect(&prompts, left(deadline))?;
+                continue;
+            }
+            let patterns: Vec<String> = successes
+                .iter()
+                .chain(failures.iter())
+                .filter_map(|m| m.get("message").and_then(Value::as_str))
+                .map(regex::escape)
+                .collect();
+            let found = self
+                .expecter
+                .expect(&patterns, left(deadline))
+                .map_err(|e| Failure::job(format!("{suite}: {name}: no expected message: {e}")))?;
+            let passed = found.index < successes.len();
+            self.record(suite, &name, if passed { "pass" } else { "fail" });
+            if !passed {
+                if let Some(failure) = failures.get(found.index - successes.len()) {
+                    if let Some(exception) = failure.get("exception").and_then(Value::as_str) {
+                        let class = match exception {
+                            "InfrastructureError" => FailureClass::Infrastructure,
+                            "JobError" => FailureClass::Job,
+                            _ => FailureClass::Test,
+                        };
+                        let error = failure.get("error").and_then(Value::as_str).unwrap_or("");
+                        return Err(Failure::new(class, format!("{suite}: {name}: {error}")));
+                    }
+                }
+            }
+            self.expecter.expect(&prompts, left(deadline))?;
+        }
+        Ok(())
+    }
+}
+
+/// The named groups of `pattern`'s match in `text`, as text.
+fn named_groups(pattern: &str, text: &str) -> Map<String, Value> {
+    let mut groups = Map::new();
+    let Ok(regex) = Regex::new(&format!("(?m){pattern}")) else {
+        return groups;
+    };
+    if let Some(captures) = regex.captures(text) {
+        for name in regex.capture_names().flatten() {
+            if let Some(m) = captures.name(name) {
+                groups.insert(name.to_owned(), Value::from(m.as_str()));
+            }
+        }
+    }
+    groups
+}
