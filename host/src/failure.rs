@@ -37,6 +37,21 @@ impl FailureClass {
         }
     }
 
+    /// What lava-run says when a job ends with this class of error.
+    pub fn lava_help(self) -> &'static str {
+        match self {
+            Self::Infrastructure => {
+                "InfrastructureError: The Infrastructure is not working correctly. Please report \
+                 this error to LAVA admins."
+            }
+            Self::Job => "JobError: Your job cannot terminate cleanly.",
+            Self::Test => "TestError: A test failed to run, look at the error message.",
+            Self::Bug => "LAVABug: This is probably a bug in LAVA, please report it.",
+            Self::Configuration => "ConfigurationError: The device or worker is misconfigured.",
+            Self::Canceled => "JobCanceled: The job was canceled",
+        }
+    }
+
     /// The class of a plugin error kind. Kinds this host does not know (from a newer
     /// plugin-api) count as infrastructure: the lab is the safe thing to blame.
     pub fn of_plugin_error(kind: ErrorKind) -> Self {

@@ -645,7 +645,7 @@ fn a_job_whose_log_cannot_be_written_ends_incomplete_and_says_why() {
     assert!(text.len() <= 64 * 1024 && text.ends_with('\n'));
     let entries = log_entries(&out);
     assert!(
-        !entries.iter().any(|e| e["msg"] == "Job finished: Complete"),
+        !entries.iter().any(|e| e["msg"] == "Job finished correctly"),
         "the log must not claim completion"
     );
     let result =

@@ -90,8 +90,10 @@ impl Results {
 
     /// Writes `results.yaml` (a list of cases) and `results.xml` (JUnit) into `dir`.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let yaml = serde_yaml::to_string(&self.cases).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("results.yaml"), yaml)?;
+        // JSON, which is YAML too, with every string quoted: its readers use YAML 1.1, where
+        // a plain `41_3.1` (a definition's uuid) is the number 413.1.
+        let yaml = serde_json::to_string_pretty(&self.cases).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("results.yaml"), yaml + "\n")?;
         std::fs::write(dir.join("results.xml"), self.junit())
     }
 

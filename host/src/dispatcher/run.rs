@@ -641,6 +641,19 @@ impl Job<'_> {
             let _ = console.close();
         }
         self.end_leftover_processes();
+        // LAVA's closing words, then the job's own record.
+        match &outcome.failure {
+            None => self.log.info("Job finished correctly"),
+            Some(f) => {
+                self.log.error(&format!(
+                    "Job finished: {} ({}: {})",
+                    outcome.status.name(),
+                    f.class.lava_name(),
+                    f.message
+                ));
+                self.log.error(f.class.lava_help());
+            }
+        }
         let (result, detail) = match &outcome.failure {
             None => ("pass", None),
             Some(f) => ("fail", Some(f.to_string())),
@@ -659,15 +672,6 @@ impl Job<'_> {
             self.request.output_dir.join("result.yaml"),
             serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n",
         )?;
-        match &outcome.failure {
-            None => self.log.info("Job finished: Complete"),
-            Some(f) => self.log.error(&format!(
-                "Job finished: {} ({}: {})",
-                outcome.status.name(),
-                f.class.lava_name(),
-                f.message
-            )),
-        }
         Ok(())
     }
 

@@ -1,3 +1,5 @@
+//! The overlay built for sample jobs: layout, scripts, settings and refusals as LAVA has them.
+
 use std::collections::BTreeMap;
 use std::io::Read;
 
