@@ -314,3 +314,54 @@ fn a_failing_install_step_skips_the_run_and_fails_the_action() {
     );
     assert!(!results(&out).iter().any(|c| c["name"] == "ran"));
 }
+
+/// `monitors:` watch a board that has no shell (as RTOS images have): between the start and
+/// end messages, each match of the pattern is a result, named as LAVA names them.
+#[test]
+fn monitors_record_what_the_console_prints_without_a_shell() {
+    let lab = Lab::new();
+    let job = lab.dir.write(
+        "monitors.yaml",
+        format!(
+            "job_name: monitors
+device_type: beaglebone-black
+timeouts:
+  job: {{minutes: 2}}
+  action: {{minutes: 1}}
+visibility: public
+actions:
+- deploy:
+    to: tmpfs
+    kernel:
+      url: file://{kernel}
+- boot:
+    method: minimal
+- test:
+    monitors:
+    - name: Kernel Boot
+      start: Booting Linux
+      end: Welcome to Simboard Linux
+      pattern: '(?P<test_case_id>Serial|Freeing unused kernel memory): (?P<result>8250|1024K)'
+      fixupdict: {{'8250': pass, 1024K: fail}}
+",
+            kernel = lab.board.kernel.display()
+        ),
+    );
+    let out = lab.dir.path().join("out");
+    let output = Basalt::new(["run", "--quiet", "--device"])
+        .arg(&lab.board.dictionary)
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--local-file-dir")
+        .arg(lab.dir.path())
+        .arg(&job)
+        .timeout(Duration::from_secs(120))
+        .run()
+        .success();
+    assert_eq!(output.stdout.trim(), "Complete", "{output}");
+    let results = results(&out);
+    assert_eq!(case(&results, "kernel-boot", "serial")["result"], "pass");
+    let freeing = case(&results, "kernel-boot", "freeing_unused_kernel_memory");
+    assert_eq!(freeing["result"], "fail");
+    assert_eq!(freeing["level"], "3");
+}

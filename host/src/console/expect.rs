@@ -194,15 +194,17 @@ impl Expecter {
             self.buffer.drain(..cut);
             dropped = cut;
         }
+        // Logged as lava-run logs console lines: without carriage returns and without ESC
+        // (colour and cursor sequences lose their introducer); matching sees the raw stream.
+        let logged = |c: &char| *c != '\r' && *c != '\u{1b}';
         let mut rest = text;
         while let Some(newline) = rest.find('\n') {
             self.partial_line
-                .extend(rest[..newline].chars().filter(|c| *c != '\r'));
+                .extend(rest[..newline].chars().filter(logged));
             self.flush_partial_line();
             rest = &rest[newline + 1..];
         }
-        self.partial_line
-            .extend(rest.chars().filter(|c| *c != '\r'));
+        self.partial_line.extend(rest.chars().filter(logged));
         if self.partial_line.len() > MAX_LINE {
             // A board printing without newlines still gets logged, in pieces.
             self.flush_partial_line();
@@ -284,6 +286,20 @@ mod tests {
             .unwrap();
         assert_eq!(found.before, "root\n");
         assert!(log.text().contains("U-Boot"));
+    }
+
+    #[test]
+    fn console_lines_are_logged_without_escape_bytes_as_lava_run_logs_them() {
+        let (mut e, log) = expecter(&["\u{1b}[1;32mOK\u{1b}[0m booted\r\n# "]);
+        let found = e
+            .expect(&patterns(&["\u{1b}\\[0m booted"]), Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(found.matched, "\u{1b}[0m booted");
+        e.expect(&patterns(&["# "]), Duration::from_secs(1))
+            .unwrap();
+        let text = log.text();
+        assert!(text.contains("[1;32mOK[0m booted"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
     }
 
     #[test]

@@ -329,20 +329,32 @@ impl Job<'_> {
                 return Err(Failure::job("the job timed out"));
             }
             let timeout = stage.action.timeout.min(remaining);
+            let namespace = self.request.job.actions[stage.job_index]
+                .params
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("common")
+                .to_owned();
+            // LAVA's lines: `start: 2 tftp-deploy (timeout 00:10:00) [common]`.
             self.log.info(&format!(
-                "start: {} {} (timeout {}) [attempt {attempt} of {}]",
+                "start: {} {} (timeout {}) [{namespace}]",
                 stage.action.level,
                 stage.action.name,
                 hms(timeout),
-                stage.attempts
             ));
+            if stage.attempts > 1 {
+                self.log.info(&format!(
+                    "{}: attempt {attempt} of {}",
+                    stage.action.name, stage.attempts
+                ));
+            }
             let result = if self.request.cancel.is_set() {
                 Err(Failure::new(FailureClass::Canceled, "the job was canceled"))
             } else {
                 self.run_stage(stage, started + timeout)
             };
             self.log.info(&format!(
-                "end: {} {} (duration {})",
+                "end: {} {} (duration {}) [{namespace}]",
                 stage.action.level,
                 stage.action.name,
                 hms(started.elapsed())
@@ -517,7 +529,9 @@ impl Job<'_> {
         params: &Map<String, Value>,
         deadline: Instant,
     ) -> Result<(), Failure> {
-        if self.board.prompts.is_empty() {
+        // Monitors watch a board without a shell; everything else types into one.
+        let needs_shell = params.contains_key("definitions") || params.contains_key("interactive");
+        if needs_shell && self.board.prompts.is_empty() {
             return Err(Failure::job(
                 "no shell prompt is known; the boot action before this test needs prompts",
             ));
@@ -562,6 +576,11 @@ impl Job<'_> {
             outcome = shell
                 .run_interactives(params, suite_base + definitions, deadline)
                 .map(|n| definitions + n);
+        }
+        if outcome.is_ok() {
+            if let Err(failure) = shell.run_monitors(params, deadline) {
+                outcome = Err(failure);
+            }
         }
         self.overlay = overlay;
         if sent {

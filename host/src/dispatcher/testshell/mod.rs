@@ -253,6 +253,102 @@ impl TestShell<'_> {
         Ok(())
     }
 
+    /// Runs the `monitors:` of a test action, as LAVA's `lava-test-monitor` does for boards
+    /// without a shell (RTOS images): for each monitor, waits for its `start` message, then
+    /// records every match of its `pattern` until its `end` message.
+    pub fn run_monitors(
+        &mut self,
+        params: &Map<String, Value>,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        let Some(monitors) = params.get("monitors").and_then(Value::as_array) else {
+            return Ok(());
+        };
+        for monitor in monitors {
+            let field = |key: &str| monitor.get(key).and_then(Value::as_str).unwrap_or("");
+            let suite = field("name").replace(' ', "-").to_lowercase();
+            let (start, end, pattern) = (field("start"), field("end"), field("pattern"));
+            let fixup = monitor
+                .get("fixupdict")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            self.log
+                .info(&format!("Waiting for start message: {start}"));
+            self.expecter
+                .expect(&[start.to_owned()], left(deadline))
+                .map_err(|e| Failure::new(FailureClass::Test, format!("{suite}: {e}")))?;
+            self.log
+                .info("ok: start string found, lava test monitoring started");
+            loop {
+                let found = match self
+                    .expecter
+                    .expect(&[end.to_owned(), pattern.to_owned()], left(deadline))
+                {
+                    Ok(found) => found,
+                    Err(e) => {
+                        self.log.warning("err: lava test monitoring has timed out");
+                        return Err(Failure::new(
+                            FailureClass::Test,
+                            format!("{suite}: lava test monitoring has timed out: {e}"),
+                        ));
+                    }
+                };
+                if found.index == 0 {
+                    self.log
+                        .info("ok: end string found, lava test monitoring stopped");
+                    break;
+                }
+                let groups = named_groups(pattern, &found.matched);
+                let text = |key: &str| groups.get(key).and_then(Value::as_str);
+                let Some(id) = text("test_case_id") else {
+                    continue;
+                };
+                let case = non_word_runs(&id.trim().to_lowercase());
+                let mut fields = vec![
+                    ("definition", Value::from(suite.clone())),
+                    ("case", Value::from(case)),
+                    ("level", Value::from(self.level.clone())),
+                ];
+                match text("result") {
+                    Some(result) => {
+                        let result = fixup
+                            .get(result)
+                            .and_then(Value::as_str)
+                            .unwrap_or(result)
+                            .to_owned();
+                        if !matches!(result.as_str(), "pass" | "fail" | "skip" | "unknown") {
+                            self.log
+                                .error(&format!("error: bad test results: {result}"));
+                            continue;
+                        }
+                        fields.push(("result", Value::from(result)));
+                        if let Some(m) = text("measurement") {
+                            fields.push(("measurement", Value::from(m)));
+                        }
+                        if let Some(units) = text("units") {
+                            fields.push(("units", Value::from(units)));
+                        }
+                    }
+                    None => {
+                        let Some(m) = text("measurement").and_then(|m| m.parse::<f64>().ok())
+                        else {
+                            continue;
+                        };
+                        fields.push(("result", Value::from("pass")));
+                        fields.push(("measurement", Value::from(m)));
+                        if let Some(units) = text("units") {
+                            fields.push(("units", Value::from(units)));
+                        }
+                    }
+                }
+                self.log.result(&fields);
+                self.results.add(CaseResult::from_fields(&fields));
+            }
+        }
+        Ok(())
+    }
+
     /// Records one case of an interactive test.
     fn record(&mut self, suite: &str, case: &str, result: &str) {
         let fields = [
@@ -352,6 +448,13 @@ impl TestShell<'_> {
         }
         Ok(())
     }
+}
+
+/// `text` with each run of non-word characters made one `_`, as LAVA names monitored cases.
+fn non_word_runs(text: &str) -> String {
+    static NON_WORD: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\W+").expect("valid non-word regex"));
+    NON_WORD.replace_all(text, "_").into_owned()
 }
 
 /// The named groups of `pattern`'s match in `text`, as text.
