@@ -32,6 +32,11 @@ impl Lab {
 
     /// Runs a job of `tests` (the YAML of its test actions) after a deploy and a boot.
     fn run(&self, tests: &str) -> (basalt_e2e::Output, PathBuf) {
+        self.run_with_boot(tests, "")
+    }
+
+    /// As [`Lab::run`], with more keys for the boot action (`boot_extra`, indented YAML).
+    fn run_with_boot(&self, tests: &str, boot_extra: &str) -> (basalt_e2e::Output, PathBuf) {
         let job = self.dir.write(
             "job.yaml",
             format!(
@@ -50,20 +55,28 @@ actions:
     method: minimal
     auto_login: {{login_prompt: 'login: ', username: root}}
     prompts: ['root@simboard:~# ']
-{tests}",
+{boot_extra}{tests}",
                 kernel = self.board.kernel.display()
             ),
         );
         let out = self.dir.path().join("out");
-        let output = Basalt::new(["run", "--quiet", "--job-id", "41", "--device"])
-            .arg(&self.board.dictionary)
-            .arg("--output-dir")
-            .arg(&out)
-            .arg("--local-file-dir")
-            .arg(self.dir.path())
-            .arg(&job)
-            .timeout(Duration::from_secs(240))
-            .run();
+        let output = Basalt::new([
+            "run",
+            "--quiet",
+            "--job-id",
+            "41",
+            "--server-ip",
+            "127.0.0.1",
+        ])
+        .arg("--device")
+        .arg(&self.board.dictionary)
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--local-file-dir")
+        .arg(self.dir.path())
+        .arg(&job)
+        .timeout(Duration::from_secs(240))
+        .run();
         (output, out)
     }
 
@@ -364,4 +377,42 @@ actions:
     let freeing = case(&results, "kernel-boot", "freeing_unused_kernel_memory");
     assert_eq!(freeing["result"], "fail");
     assert_eq!(freeing["level"], "3");
+}
+
+/// LAVA's `transfer_overlay`: the board downloads the overlay from the worker with the job's
+/// `download_command` (the real wget here) and unpacks it with its `unpack_command`.
+#[test]
+fn transfer_overlay_has_the_board_download_and_unpack_the_overlay() {
+    let lab = Lab::new();
+    let tests = r#"- test:
+    definitions:
+    - from: inline
+      name: fetched
+      path: fetched.yaml
+      repository:
+        metadata: {format: Lava-Test Test Definition 1.0, name: fetched}
+        run: {steps: ['lava-test-case over-http --result pass']}
+"#;
+    let home = lab.dir.mkdir("home");
+    let boot = format!(
+        "    transfer_overlay:\n      download_command: cd {} && wget -q\n      unpack_command: tar -C / -xzf\n",
+        home.display()
+    );
+    let (output, out) = lab.run_with_boot(tests, &boot);
+    let output = output.success();
+    assert_eq!(output.stdout.trim(), "Complete", "{output}");
+    assert_eq!(
+        case(&results(&out), "0_fetched", "over-http")["result"],
+        "pass"
+    );
+    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap();
+    assert!(
+        log.contains("Transferring the LAVA overlay from http://127.0.0.1:"),
+        "{log}"
+    );
+    assert!(!log.contains("over the console"), "sent once, over HTTP");
+    assert!(
+        home.join("overlay.tar.gz").exists(),
+        "wget saved it where it was told"
+    );
 }

@@ -21,6 +21,10 @@ pub const TEST: &[(&str, &str)] = &[
         "cpio",
         "GNU cpio, which must read the ramdisks Basalt writes",
     ),
+    (
+        "wget",
+        "the simulated board's download_command when transfer_overlay fetches the overlay",
+    ),
 ];
 
 /// Package, and what the lab uses it for.

@@ -156,6 +156,8 @@ struct Board {
     connection: Option<Connection>,
     console: Option<Expecter>,
     prompts: Vec<String>,
+    /// The last boot action's `transfer_overlay`, if it had one.
+    transfer_overlay: Option<Value>,
 }
 
 struct Job<'a> {
@@ -203,6 +205,7 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
             connection: None,
             console: None,
             prompts: Vec::new(),
+            transfer_overlay: None,
         },
         deployed: Map::new(),
         image_args: Map::new(),
@@ -487,6 +490,7 @@ impl Job<'_> {
         driver.boot(&mut host, &action.to_string(), timeout)?;
         // What was sent over the console before this boot is gone with the old system.
         self.overlay_on_board = self.overlay_in_image;
+        self.board.transfer_overlay = params.get("transfer_overlay").cloned();
         self.board.prompts = string_list(params.get("prompts"));
         if self.board.prompts.is_empty() {
             if let Some(prompt) = self
@@ -543,6 +547,8 @@ impl Job<'_> {
         let mut results = std::mem::take(&mut self.results);
         let overlay = self.overlay.take();
         let send_overlay = !self.overlay_on_board;
+        let transfer = self.board.transfer_overlay.clone();
+        let request = self.request;
         let suite_base = self.suites;
         let console = self.console()?;
         let mut shell = TestShell {
@@ -565,7 +571,15 @@ impl Job<'_> {
         {
             let ran = (|| {
                 if send_overlay {
-                    shell.send_overlay(overlay, deadline)?;
+                    match &transfer {
+                        Some(transfer) => shell.fetch_overlay(
+                            overlay,
+                            transfer,
+                            (&request.server_ip, &request.servers.job_id),
+                            deadline,
+                        )?,
+                        None => shell.send_overlay(overlay, deadline)?,
+                    }
                     sent = true;
                 }
                 shell.run_stage(overlay, stage, deadline, started)

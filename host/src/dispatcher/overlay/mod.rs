@@ -20,6 +20,7 @@
 
 mod helpers;
 mod scripts;
+pub mod serve;
 mod sources;
 
 use std::path::{Path, PathBuf};

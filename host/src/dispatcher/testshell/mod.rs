@@ -165,6 +165,55 @@ impl TestShell<'_> {
         self.run_line(&format!("rm -f {text} {tarball}"), deadline)
     }
 
+    /// LAVA's `transfer_overlay` (from the boot action): the board fetches the tarball with
+    /// `download_command` from the worker (served for the length of the transfer) and
+    /// unpacks it with `unpack_command`, each checked for its exit status.
+    pub fn fetch_overlay(
+        &mut self,
+        overlay: &Overlay,
+        transfer: &Value,
+        server: (&str, &str),
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        let field = |key: &str| transfer.get(key).and_then(Value::as_str);
+        let method = field("transfer_method").unwrap_or("http");
+        if method != "http" {
+            return Err(Failure::job(format!(
+                "transfer_overlay: transfer_method {method} is not built in Basalt; use http, \
+                 or leave transfer_overlay out and the overlay is sent over the console"
+            )));
+        }
+        let (Some(download), Some(unpack)) = (field("download_command"), field("unpack_command"))
+        else {
+            return Err(Failure::job(
+                "transfer_overlay needs download_command and unpack_command",
+            ));
+        };
+        let (ip, job_id) = server;
+        let serving =
+            super::overlay::serve::OverlayServer::start(ip, job_id, overlay.tarball.clone())
+                .map_err(|e| {
+                    Failure::infrastructure(format!(
+                        "cannot serve the LAVA overlay on {ip} for transfer_overlay: {e}"
+                    ))
+                })?;
+        let name = overlay
+            .tarball
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.log.info(&format!(
+            "Transferring the LAVA overlay from {}",
+            serving.url()
+        ));
+        self.sync(deadline)?;
+        self.run_line(&format!("rm {name}"), deadline)?;
+        self.run_checked(&format!("{download} {}", serving.url()), deadline)?;
+        self.run_checked(&format!("{unpack} {name}"), deadline)?;
+        drop(serving);
+        Ok(())
+    }
+
     /// Runs one stage of definitions through the overlay's `lava-test-runner`.
     pub fn run_stage(
         &mut self,
