@@ -340,3 +340,26 @@ impl Basalt {
         }
     }
 }
+
+/// The results `basalt run` wrote into `out` (`results.yaml`: JSON, which YAML readers read
+/// too), one value per case.
+pub fn results(out: &Path) -> Vec<serde_json::Value> {
+    let path = out.join("results.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Array(cases)) => cases,
+        other => panic!("{} is not a list of cases: {other:?}", path.display()),
+    }
+}
+
+/// The case `name` of `suite` among `results`; fails the test, listing them, when absent.
+pub fn case<'a>(
+    results: &'a [serde_json::Value],
+    suite: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    results
+        .iter()
+        .find(|c| c["suite"] == suite && c["name"] == name)
+        .unwrap_or_else(|| panic!("no {suite}/{name} in {results:#?}"))
+}

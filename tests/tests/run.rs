@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use basalt_e2e::simlab::{SimBoard, SimJob};
-use basalt_e2e::{test_program, Basalt, TestDir};
+use basalt_e2e::{case, results, test_program, Basalt, TestDir};
 use serde_json::Value;
 
 struct Lab {
@@ -128,22 +128,6 @@ fn log_entries(out: &Path) -> Vec<Value> {
         assert!(!entry["msg"].is_null(), "{entry}");
     }
     entries
-}
-
-fn results(out: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(out.join("results.yaml")).unwrap();
-    basalt::yaml11::from_str(&text)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap()
-}
-
-fn case<'a>(results: &'a [Value], suite: &str, name: &str) -> &'a Value {
-    results
-        .iter()
-        .find(|c| c["suite"] == suite && c["name"] == name)
-        .unwrap_or_else(|| panic!("no {suite}/{name} in {results:#?}"))
 }
 
 #[test]

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use basalt_e2e::simlab::SimBoard;
-use basalt_e2e::{test_program, Basalt, TestDir};
-use serde_json::Value;
+use basalt_e2e::{case, results, test_program, Basalt, TestDir};
 
 struct Lab {
     dir: TestDir,
@@ -59,6 +58,11 @@ actions:
                 kernel = self.board.kernel.display()
             ),
         );
+        self.run_job(&job)
+    }
+
+    /// Runs the job file `job` as job 41, the worker at 127.0.0.1.
+    fn run_job(&self, job: &Path) -> (basalt_e2e::Output, PathBuf) {
         let out = self.dir.path().join("out");
         let output = Basalt::new([
             "run",
@@ -74,7 +78,7 @@ actions:
         .arg(&out)
         .arg("--local-file-dir")
         .arg(self.dir.path())
-        .arg(&job)
+        .arg(job)
         .timeout(Duration::from_secs(240))
         .run();
         (output, out)
@@ -83,22 +87,6 @@ actions:
     fn board_dir(&self) -> String {
         format!("{}/lava-41", self.dir.path().display())
     }
-}
-
-fn results(out: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(out.join("results.yaml")).unwrap();
-    basalt::yaml11::from_str(&text)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap()
-}
-
-fn case<'a>(results: &'a [Value], suite: &str, name: &str) -> &'a Value {
-    results
-        .iter()
-        .find(|c| c["suite"] == suite && c["name"] == name)
-        .unwrap_or_else(|| panic!("no {suite}/{name} in {results:#?}"))
 }
 
 /// One definition whose steps use every helper, one that reads what the runner left, one
@@ -360,17 +348,8 @@ actions:
             kernel = lab.board.kernel.display()
         ),
     );
-    let out = lab.dir.path().join("out");
-    let output = Basalt::new(["run", "--quiet", "--device"])
-        .arg(&lab.board.dictionary)
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--local-file-dir")
-        .arg(lab.dir.path())
-        .arg(&job)
-        .timeout(Duration::from_secs(120))
-        .run()
-        .success();
+    let (output, out) = lab.run_job(&job);
+    let output = output.success();
     assert_eq!(output.stdout.trim(), "Complete", "{output}");
     let results = results(&out);
     assert_eq!(case(&results, "kernel-boot", "serial")["result"], "pass");
