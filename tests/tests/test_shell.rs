@@ -13,6 +13,13 @@ struct Lab {
     board: SimBoard,
 }
 
+/// The boot action of most jobs here: power on, log in as root.
+const LOGIN_BOOT: &str = "- boot:
+    method: minimal
+    auto_login: {login_prompt: 'login: ', username: root}
+    prompts: ['root@simboard:~# ']
+";
+
 impl Lab {
     /// A board whose dictionary also gives the facts the helpers print.
     fn new() -> Self {
@@ -29,13 +36,14 @@ impl Lab {
         Self { dir, board }
     }
 
-    /// Runs a job of `tests` (the YAML of its test actions) after a deploy and a boot.
+    /// Runs a job of `tests` (the YAML of its test actions) after a deploy and a boot that
+    /// logs in.
     fn run(&self, tests: &str) -> (basalt_e2e::Output, PathBuf) {
-        self.run_with_boot(tests, "")
+        self.run_with_boot(tests, LOGIN_BOOT)
     }
 
-    /// As [`Lab::run`], with more keys for the boot action (`boot_extra`, indented YAML).
-    fn run_with_boot(&self, tests: &str, boot_extra: &str) -> (basalt_e2e::Output, PathBuf) {
+    /// As [`Lab::run`], with `boot` as the boot action (YAML, `- boot:` and its keys).
+    fn run_with_boot(&self, tests: &str, boot: &str) -> (basalt_e2e::Output, PathBuf) {
         let job = self.dir.write(
             "job.yaml",
             format!(
@@ -50,11 +58,7 @@ actions:
     to: tmpfs
     kernel:
       url: file://{kernel}
-- boot:
-    method: minimal
-    auto_login: {{login_prompt: 'login: ', username: root}}
-    prompts: ['root@simboard:~# ']
-{boot_extra}{tests}",
+{boot}{tests}",
                 kernel = self.board.kernel.display()
             ),
         );
@@ -321,34 +325,15 @@ fn a_failing_install_step_skips_the_run_and_fails_the_action() {
 #[test]
 fn monitors_record_what_the_console_prints_without_a_shell() {
     let lab = Lab::new();
-    let job = lab.dir.write(
-        "monitors.yaml",
-        format!(
-            "job_name: monitors
-device_type: beaglebone-black
-timeouts:
-  job: {{minutes: 2}}
-  action: {{minutes: 1}}
-visibility: public
-actions:
-- deploy:
-    to: tmpfs
-    kernel:
-      url: file://{kernel}
-- boot:
-    method: minimal
-- test:
+    let tests = r#"- test:
     monitors:
     - name: Kernel Boot
       start: Booting Linux
       end: Welcome to Simboard Linux
       pattern: '(?P<test_case_id>Serial|Freeing unused kernel memory): (?P<result>8250|1024K)'
-      fixupdict: {{'8250': pass, 1024K: fail}}
-",
-            kernel = lab.board.kernel.display()
-        ),
-    );
-    let (output, out) = lab.run_job(&job);
+      fixupdict: {'8250': pass, 1024K: fail}
+"#;
+    let (output, out) = lab.run_with_boot(tests, "- boot:\n    method: minimal\n");
     let output = output.success();
     assert_eq!(output.stdout.trim(), "Complete", "{output}");
     let results = results(&out);
@@ -374,7 +359,7 @@ fn transfer_overlay_has_the_board_download_and_unpack_the_overlay() {
 "#;
     let home = lab.dir.mkdir("home");
     let boot = format!(
-        "    transfer_overlay:\n      download_command: cd {} && wget -q\n      unpack_command: tar -C / -xzf\n",
+        "{LOGIN_BOOT}    transfer_overlay:\n      download_command: cd {} && wget -q\n      unpack_command: tar -C / -xzf\n",
         home.display()
     );
     let (output, out) = lab.run_with_boot(tests, &boot);
