@@ -127,11 +127,22 @@ fn a_missing_prompt_says_what_was_awaited() {
     assert!(error.message().contains("Kernel panic"), "{error}");
 }
 
+/// As in LAVA: a boot without prompts waits for no shell (the board may have none), logging
+/// in needs the prompt to wait for, and prompts are a list.
 #[test]
-fn an_action_without_prompts_is_a_job_error() {
+fn an_action_without_prompts_boots_without_waiting_and_cannot_log_in() {
     let mut board = ScriptedBoard::default();
-    let error = boot(&mut board, serde_json::json!({"method": "minimal"})).unwrap_err();
+    boot(&mut board, serde_json::json!({"method": "minimal"})).unwrap();
+    let error = boot(
+        &mut board,
+        serde_json::json!({"auto_login": {"login_prompt": "login:", "username": "root"}}),
+    )
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::JOB);
+    assert!(
+        error.message().contains("auto_login needs prompts"),
+        "{error}"
+    );
     let error = boot(&mut board, serde_json::json!({"prompts": "# "})).unwrap_err();
     assert_eq!(error.kind, ErrorKind::JOB);
 }
