@@ -420,9 +420,8 @@ impl Job<'_> {
                     docker: self.facilities.docker.clone(),
                 };
                 let deployed = (method.run)(&context)?;
-                if context.overlay_placed.get() {
-                    self.overlay_in_image = true;
-                }
+                // The board boots what this deploy prepared: the overlay is in it or not.
+                self.overlay_in_image = context.overlay_placed.get();
                 // Each image's `image_arg` (qemu), by key, for the boot that follows.
                 for (key, image) in crate::pipeline::deploy_artifacts(&action.params) {
                     if let Some(arg) = image.get("image_arg").and_then(Value::as_str) {

@@ -28,7 +28,7 @@ pub fn slow_job(cluster: &Cluster) -> std::path::PathBuf {
 }
 
 /// The log is complete and has each line once: byte for byte what the job process wrote,
-/// every line a distinct entry, ending with the job's final result.
+/// every line a distinct entry, ending with the job's final result record.
 pub fn assert_log_delivered_once(cluster: &Cluster, id: u64) {
     let master = cluster.master_log(id);
     let slave = cluster.slave_log(id);
@@ -46,7 +46,9 @@ pub fn assert_log_delivered_once(cluster: &Cluster, id: u64) {
         .and_then(|e| e.last())
         .cloned()
         .unwrap_or_default();
-    assert_eq!(last["lvl"], "info", "{last}");
+    // As lava-run ends a log: "Job finished correctly", then the job's own result record.
+    assert_eq!(last["lvl"], "results", "{last}");
+    assert_eq!(last["msg"]["case"], "job", "{last}");
     let finals: Vec<&Value> = entries
         .as_array()
         .into_iter()

@@ -105,7 +105,7 @@ impl Settings {
         check_board_path(&results_dir)
             .map_err(|e| Failure::job(format!("lava_test_results_dir {results_dir:?}: {e}")))?;
         let sh_cmd = constant("lava_test_sh_cmd", data.map(|d| d.1), "/bin/sh");
-        if sh_cmd.chars().any(char::is_control) || !sh_cmd.starts_with('/') {
+        if !sh_cmd.starts_with('/') || check_board_path(&sh_cmd).is_err() {
             return Err(Failure::job(format!(
                 "lava_test_sh_cmd {sh_cmd:?} is not an absolute path"
             )));
@@ -129,8 +129,12 @@ fn check_board_path(path: &str) -> Result<(), &'static str> {
     if !path.starts_with('/') {
         return Err("must be an absolute path");
     }
-    if path.chars().any(char::is_control) || path.contains(['\'', '"', '\\', '$', '`']) {
-        return Err("holds characters a shell would interpret");
+    // Typed into the board's shell unquoted, as LAVA types it: letters, digits, `._-/` only.
+    if !path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+    {
+        return Err("holds characters a shell would interpret (only letters, digits, . _ - /)");
     }
     if path.split('/').any(|part| part == ".." || part == ".") {
         return Err("may not contain . or .. components");
@@ -264,11 +268,15 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Overlay, Failure> {
         let listed = action
             .params
             .get("definitions")
-            .and_then(Value::as_array)
             .filter(|_| action.kind == ActionKind::Test);
         let Some(listed) = listed else {
             stages.push(None);
             continue;
+        };
+        let Some(listed) = listed.as_array() else {
+            return Err(Failure::job(
+                "a test action's definitions must be a list of test definitions",
+            ));
         };
         stages.push(Some(stage));
         let stage_dir = root.join(stage.to_string());
@@ -316,7 +324,7 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Overlay, Failure> {
         stage += 1;
     }
     let tarball = base.join("overlay.tar.gz");
-    pack(&tree, &tarball).map_err(|e| io("cannot pack it", e))?;
+    pack(&tree, &settings.results_dir, &tarball).map_err(|e| io("cannot pack it", e))?;
     let size = std::fs::metadata(&tarball).map(|m| m.len()).unwrap_or(0);
     inputs.log.info(&format!(
         "the LAVA overlay for {} is {} ({size} bytes, {} definition(s) in {stage} stage(s))",
@@ -363,30 +371,42 @@ fn definition_name(params: &Map<String, Value>, taken: &[String]) -> Result<Stri
 }
 
 fn write_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(path, data)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    // The submitter's repository may hold a symlink where a generated file goes (`run.sh ->
+    // /etc/…`): whatever is there is removed, and the file is created, never followed.
+    if std::fs::symlink_metadata(path).is_ok() {
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(path)?;
+        } else {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(data)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
 }
 
-/// Packs `tree`'s contents as a gzip tarball, members relative to `tree`, owned by root
-/// (the board unpacks as root; the worker's user ids mean nothing there), symlinks kept.
-fn pack(tree: &Path, tarball: &Path) -> std::io::Result<()> {
+/// Packs the overlay's directory below `tree` as a gzip tarball, members relative to the
+/// board's root (`lava-12/…`), owned by root (the board unpacks as root; the worker's user
+/// ids mean nothing there), symlinks kept. Only the overlay's own directory is packed, not
+/// its parents: unpacking must never reset `/tmp`'s or `/data`'s mode on the board.
+fn pack(tree: &Path, results_dir: &str, tarball: &Path) -> std::io::Result<()> {
     let file = std::fs::File::create(tarball)?;
     let encoder = super::archive::Compression::Gz.encoder(std::io::BufWriter::new(file))?;
     let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
     builder.mode(tar::HeaderMode::Deterministic);
-    let mut tops: Vec<_> = std::fs::read_dir(tree)?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name())
-        .collect();
-    tops.sort();
-    for top in tops {
-        builder.append_dir_all(&top, tree.join(&top))?;
-    }
+    let relative = results_dir.trim_start_matches('/');
+    builder.append_dir_all(relative, tree.join(relative))?;
     let encoder = builder.into_inner()?;
     use std::io::Write;
     encoder.finish()?.flush()

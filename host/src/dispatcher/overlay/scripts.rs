@@ -120,7 +120,7 @@ fn escape_positionals(step: &str) -> String {
     static POSITIONAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(r"\$(\d+)\b").expect("valid positional regex")
     });
-    POSITIONAL.replace_all(step, r"\$$1").into_owned()
+    POSITIONAL.replace_all(step, r"\$$${1}").into_owned()
 }
 
 fn steps(testdef: &Value, pointer: &str) -> Vec<String> {

@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +17,17 @@ use std::time::Duration;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest request head read; a `GET` of one path is far shorter.
 const MAX_REQUEST: usize = 8 * 1024;
+/// How long one write to a client may block: a board that stops reading is let go.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Clients served at once; the board needs one.
+const MAX_CLIENTS: usize = 8;
+/// How often the accept loop looks for a client and for the stop flag.
+const POLL: Duration = Duration::from_millis(20);
 
 /// A running server; it stops when dropped.
 pub struct OverlayServer {
     url: String,
     stop: Arc<AtomicBool>,
-    address: std::net::SocketAddr,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -44,29 +49,41 @@ impl OverlayServer {
         let url = format!("http://{host}:{}{path}", address.port());
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        // Polled, so that stopping never depends on a connection getting through.
+        listener.set_nonblocking(true)?;
+        let clients = Arc::new(AtomicUsize::new(0));
         let thread = std::thread::Builder::new()
             .name("overlay-http".into())
             .spawn(move || {
-                for stream in listener.incoming() {
-                    if stopping.load(Ordering::SeqCst) {
-                        break;
+                while !stopping.load(Ordering::SeqCst) {
+                    let stream = match listener.accept() {
+                        Ok((stream, _)) => stream,
+                        // Nothing waiting, or no descriptor to take one with: look again soon.
+                        Err(_) => {
+                            std::thread::sleep(POLL);
+                            continue;
+                        }
+                    };
+                    if clients.load(Ordering::SeqCst) >= MAX_CLIENTS {
+                        continue;
                     }
-                    if let Ok(stream) = stream {
-                        let tarball = tarball.clone();
-                        let path = path.clone();
-                        // One thread per client: a slow board never holds up another.
-                        let _ = std::thread::Builder::new()
-                            .name("overlay-http-client".into())
-                            .spawn(move || {
-                                let _ = answer(stream, &path, &tarball);
-                            });
+                    clients.fetch_add(1, Ordering::SeqCst);
+                    let (tarball, path, held) = (tarball.clone(), path.clone(), clients.clone());
+                    // One thread per client (a few at most): a slow board never holds up another.
+                    let spawned = std::thread::Builder::new()
+                        .name("overlay-http-client".into())
+                        .spawn(move || {
+                            let _ = answer(stream, &path, &tarball);
+                            held.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        clients.fetch_sub(1, Ordering::SeqCst);
                     }
                 }
             })?;
         Ok(Self {
             url,
             stop,
-            address,
             thread: Some(thread),
         })
     }
@@ -80,8 +97,6 @@ impl OverlayServer {
 impl Drop for OverlayServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // The accept loop wakes for a connection and sees the flag.
-        let _ = TcpStream::connect_timeout(&self.address, Duration::from_secs(1));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -91,7 +106,9 @@ impl Drop for OverlayServer {
 /// Answers one request: the tarball for `GET path`, 404 for any other path, 405 for any
 /// other method, 400 for anything that is not a request.
 fn answer(mut stream: TcpStream, path: &str, tarball: &std::path::Path) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut reader = BufReader::new(stream.try_clone()?.take(MAX_REQUEST as u64));
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;

@@ -223,13 +223,21 @@ fn clone_install_repos(
                 "{suite}: Destination path is unacceptable {name:?}: {e}"
             ))
         })?;
+        let target = dir.join(&name);
+        // The definition's repository is the submitter's: a symlink there named like the
+        // destination would take the clone outside the job.
+        if std::fs::symlink_metadata(&target).is_ok() {
+            return Err(Failure::job(format!(
+                "{suite}: Destination path is unacceptable {name:?}: it exists in the repository"
+            )));
+        }
         let local = git_source(inputs, suite, &url)?;
         let mut clone = git_command(local);
         clone.args(["clone", "--quiet", "--depth=1"]);
         if let Some(branch) = branch.filter(|b| !b.starts_with('-')) {
             clone.args(["--branch", &branch]);
         }
-        clone.arg("--").arg(&url).arg(dir.join(&name));
+        clone.arg("--").arg(&url).arg(&target);
         run_git(clone, inputs.deadline, &format!("{suite}: git clone {url}"))?;
     }
     Ok(())
@@ -338,9 +346,14 @@ fn git_command(local: bool) -> Command {
     } else {
         "http:https:git:ssh"
     };
+    // Never a prompt, never the worker user's stored credentials for the submitter's URLs.
     git.env("GIT_ALLOW_PROTOCOL", allowed)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .args(["-c", "protocol.ext.allow=never"]);
+        .env("GIT_ASKPASS", "/bin/false")
+        .env("SSH_ASKPASS", "/bin/false")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .args(["-c", "protocol.ext.allow=never", "-c", "credential.helper="])
+        .stdin(std::process::Stdio::null());
     git
 }
 
@@ -348,18 +361,49 @@ fn run_git(command: Command, deadline: Instant, what: &str) -> Result<(), Failur
     git_output(command, deadline, what).map(|_| ())
 }
 
+/// Runs git until it ends or `deadline` passes (then it is killed with its process group):
+/// a stalled remote never holds the job past its timeout.
 fn git_output(mut command: Command, deadline: Instant, what: &str) -> Result<String, Failure> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
     if deadline.saturating_duration_since(Instant::now()).is_zero() {
         return Err(Failure::job(format!("{what}: no time left")));
     }
-    let output = command
-        .output()
-        .map_err(|e| Failure::infrastructure(format!("{what}: cannot run git: {e}")))?;
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    let cannot =
+        |e: std::io::Error| Failure::infrastructure(format!("{what}: cannot run git: {e}"));
+    // Output goes to files, so a chatty git never blocks on a full pipe while we wait.
+    let stdout = tempfile::tempfile().map_err(cannot)?;
+    let stderr = tempfile::tempfile().map_err(cannot)?;
+    let mut child = command
+        .stdout(stdout.try_clone().map_err(cannot)?)
+        .stderr(stderr.try_clone().map_err(cannot)?)
+        .process_group(0)
+        .spawn()
+        .map_err(cannot)?;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(cannot)? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            basalt_plugin_api::process::kill_group(&mut child);
+            return Err(Failure::job(format!(
+                "{what} did not finish within the action's timeout and was stopped"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let read = |mut file: std::fs::File| {
+        use std::io::Seek;
+        let mut text = String::new();
+        let _ = file.rewind();
+        let _ = file.take(64 * 1024).read_to_string(&mut text);
+        text
+    };
+    if status.success() {
+        return Ok(read(stdout).trim().to_owned());
     }
     Err(Failure::job(format!(
         "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
+        read(stderr).trim()
     )))
 }

@@ -12,7 +12,7 @@ pub(crate) fn build_for(dir: &Path, job_yaml: &str, device: &Value) -> Result<Ov
     let job = JobDefinition::from_value(crate::yaml11::from_str(job_yaml).unwrap());
     std::fs::create_dir_all(dir).unwrap();
     let log = JobLogger::create(dir, false, Vec::new()).unwrap();
-    let local = LocalFiles::new([dir.to_path_buf()]);
+    let local = LocalFiles::new([dir.parent().unwrap_or(dir).to_path_buf()]);
     let levels = (1..=job.actions.len()).map(|n| n.to_string()).collect();
     build(&Inputs {
         job: &job,
@@ -53,7 +53,7 @@ actions:
         run:
           steps:
           - lava-test-case one --result pass
-          - lava-test-case two --shell echo $1
+          - lava-test-case two --shell echo $1 $3
     - from: inline
       name: second
       path: second.yaml
@@ -146,7 +146,7 @@ fn the_overlay_is_laid_out_as_lava_lays_it_out() {
          echo \"<LAVA_SIGNAL_STARTRUN $TESTRUN_ID $UUID>\"\n\
          set -x\n\
          lava-test-case one --result pass\n\
-         lava-test-case two --shell echo \\$1\n\
+         lava-test-case two --shell echo \\$1 \\$3\n\
          set +x\n\
          echo \"<LAVA_SIGNAL_ENDRUN $TESTRUN_ID $UUID>\"\n";
     assert_eq!(run, expected_run);
@@ -268,4 +268,33 @@ fn a_url_definition_is_a_tarball_unpacked_with_its_strip_components() {
         "{:?}",
         files.keys()
     );
+}
+
+#[test]
+fn a_repository_symlink_where_a_generated_file_goes_is_replaced_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "worker file\n").unwrap();
+    let tarball = dir.path().join("tests.tar");
+    std::fs::write(
+        &tarball,
+        crate::dispatcher::archive::tarball::tests::tarball(
+            &[
+                ("smoke.yaml", "run: {steps: [echo pwned]}\n"),
+                ("run.sh", &format!("->{}", victim.display())),
+                ("uuid", "->/etc/hostname"),
+            ],
+            crate::dispatcher::archive::Compression::None,
+        ),
+    )
+    .unwrap();
+    let job = format!(
+        "actions:\n- test:\n    definitions:\n    - {{from: url, name: a, path: smoke.yaml, repository: 'file://{}'}}\n",
+        tarball.display()
+    );
+    let overlay = build_for(&dir.path().join("job"), &job, &json!({})).unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "worker file\n");
+    let files = members(&overlay.tarball);
+    assert!(files["lava-7/0/tests/0_a/run.sh"].1.contains("echo pwned"));
+    assert_eq!(files["lava-7/0/tests/0_a/uuid"].1, "7_1.1");
 }

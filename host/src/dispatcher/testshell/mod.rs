@@ -289,6 +289,15 @@ impl TestShell<'_> {
                     }
                 }
                 _ => {
+                    // An empty match leaves the console where it was: it would match again
+                    // forever.
+                    if found.matched.is_empty() {
+                        break Err(Failure::job(format!(
+                            "the parse pattern {:?} matched empty text; it must match at \
+                             least one character",
+                            pattern.as_deref().unwrap_or_default()
+                        )));
+                    }
                     if let Some(p) = &pattern {
                         director.pattern_match(&named_groups(p, &found.matched));
                     }
@@ -317,6 +326,11 @@ impl TestShell<'_> {
             let field = |key: &str| monitor.get(key).and_then(Value::as_str).unwrap_or("");
             let suite = field("name").replace(' ', "-").to_lowercase();
             let (start, end, pattern) = (field("start"), field("end"), field("pattern"));
+            if start.is_empty() || end.is_empty() || pattern.is_empty() {
+                return Err(Failure::job(format!(
+                    "monitor {suite:?} needs start, end and pattern"
+                )));
+            }
             let fixup = monitor
                 .get("fixupdict")
                 .and_then(Value::as_object)
@@ -348,6 +362,12 @@ impl TestShell<'_> {
                         .info("ok: end string found, lava test monitoring stopped");
                     break;
                 }
+                if found.matched.is_empty() {
+                    return Err(Failure::job(format!(
+                        "{suite}: the pattern {pattern:?} matched empty text; it must match at \
+                         least one character"
+                    )));
+                }
                 let groups = named_groups(pattern, &found.matched);
                 let text = |key: &str| groups.get(key).and_then(Value::as_str);
                 let Some(id) = text("test_case_id") else {
@@ -373,7 +393,13 @@ impl TestShell<'_> {
                         }
                         fields.push(("result", Value::from(result)));
                         if let Some(m) = text("measurement") {
-                            fields.push(("measurement", Value::from(m)));
+                            match m.parse::<f64>() {
+                                Ok(m) => fields.push(("measurement", Value::from(m))),
+                                Err(_) => {
+                                    self.log.error(&format!("Invalid measurement '{m}'"));
+                                    continue;
+                                }
+                            }
                         }
                         if let Some(units) = text("units") {
                             fields.push(("units", Value::from(units)));
