@@ -257,7 +257,9 @@ fn a_restarted_slave_pushes_no_line_twice_to_a_lava_master() {
             .iter()
             .any(|(_, l)| String::from_utf8_lossy(l).contains(needle))
     };
-    serve_lava(&master, &mut inbox, |inbox| has(inbox, "numbered-5"));
+    // The board's own line ("numbered-5" as a whole message), not run.sh's `set -x` trace of
+    // the echo: the kill then lands in the sleep between lines.
+    serve_lava(&master, &mut inbox, |inbox| has(inbox, "\"numbered-5\""));
     slave.kill();
     let _slave = cluster.start_slave();
     serve_lava(&master, &mut inbox, |inbox| has(inbox, "Job finished"));
