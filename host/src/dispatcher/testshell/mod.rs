@@ -39,9 +39,11 @@ static SIGNAL: LazyLock<Regex> =
 static RETURN_CODE_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(RETURN_CODE).expect("valid return code regex"));
 
-/// Base64 bytes per command line that sends the overlay: well below the 4,095 bytes a
-/// terminal's line discipline takes in one line.
-const CHUNK_BYTES: usize = 2048;
+/// Base64 characters per line sent: what `base64` itself writes, short of any terminal width.
+const LINE_BYTES: usize = 76;
+/// Lines sent before waiting for the echo of the last: 2.5 KB, within the 4 KiB a terminal
+/// buffers.
+const LINES_PER_ACK: usize = 32;
 
 /// Everything a test action needs from the runner.
 pub struct TestShell<'a> {
@@ -114,9 +116,11 @@ impl TestShell<'_> {
         Ok(())
     }
 
-    /// Sends the overlay over the console: the tarball in base64, appended to a file on the
-    /// board one command at a time (each waits for the prompt, so a console with a small
-    /// input buffer is never overrun), then decoded and unpacked at the root.
+    /// Sends the overlay over the console: `base64 -d` on the board reads the tarball's base64
+    /// straight from the terminal (lines of 76, so no line editor ever redraws a long line),
+    /// until an end-of-file character; every 32 lines wait for the terminal's echo of the last
+    /// one, so a console with a small input buffer is never overrun. Then it is unpacked at
+    /// the root.
     pub fn send_overlay(&mut self, overlay: &Overlay, deadline: Instant) -> Result<(), Failure> {
         use base64::Engine;
         let mut bytes = Vec::new();
@@ -132,37 +136,45 @@ impl TestShell<'_> {
         // Next to the overlay's directory (`/lava-12-overlay.tar.gz`), named after it: boards
         // that share a file system (a test harness's) never share the file.
         let tarball = format!("{}-overlay.tar.gz", overlay.settings.results_dir);
-        let text = format!("{tarball}.b64");
-        let chunks: Vec<&str> = encoded
+        let lines: Vec<&str> = encoded
             .as_bytes()
-            .chunks(CHUNK_BYTES)
+            .chunks(LINE_BYTES)
             .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
             .collect();
         self.log.info(&format!(
-            "Sending the LAVA overlay over the console: {} bytes in {} command(s) of base64",
+            "Sending the LAVA overlay over the console: {} bytes in {} lines of base64",
             bytes.len(),
-            chunks.len()
+            lines.len()
         ));
         self.sync(deadline)?;
-        self.run_line(&format!("rm -f {text}"), deadline)?;
-        for chunk in chunks {
-            // Base64 holds no quote, no space and no `#`: the echo never looks like a prompt.
-            self.expecter
-                .send(&format!("printf '%s' '{chunk}' >> {text}\n"))?;
-            self.expecter.expect(&self.prompts, left(deadline))?;
+        self.expecter.send(&format!("base64 -d > {tarball}\n"))?;
+        for chunk in lines.chunks(LINES_PER_ACK) {
+            let mut text = chunk.join("\n");
+            text.push('\n');
+            self.expecter.send(&text)?;
+            if let Some(last) = chunk.last() {
+                // Base64 holds no regex syntax but `+`, which escape() takes care of.
+                self.expecter
+                    .expect(&[regex::escape(last)], left(deadline))
+                    .map_err(|e| {
+                        Failure::infrastructure(format!(
+                            "the board stopped taking the LAVA overlay: {e}"
+                        ))
+                    })?;
+            }
         }
-        self.run_checked(
-            &format!("base64 -d {text} > {tarball} && tar -C / -xzf {tarball}"),
-            deadline,
-        )
-        .map_err(|e| {
-            Failure::job(format!(
-                "the board could not unpack the LAVA overlay sent over its console (it needs \
-                 base64 and tar with gzip): {}",
-                e.message
-            ))
-        })?;
-        self.run_line(&format!("rm -f {text} {tarball}"), deadline)
+        // End of file for base64 (the terminal's VEOF, Ctrl-D, at the start of a line).
+        self.expecter.send("\u{4}")?;
+        self.expecter.expect(&self.prompts, left(deadline))?;
+        self.run_checked(&format!("tar -C / -xzf {tarball}"), deadline)
+            .map_err(|e| {
+                Failure::job(format!(
+                    "the board could not unpack the LAVA overlay sent over its console (it \
+                     needs base64 and tar with gzip): {}",
+                    e.message
+                ))
+            })?;
+        self.run_line(&format!("rm -f {tarball}"), deadline)
     }
 
     /// LAVA's `transfer_overlay` (from the boot action): the board fetches the tarball with
