@@ -24,14 +24,6 @@ pub enum DutEnvError {
     Shape(String),
 }
 
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 impl DutEnvironment {
     /// Reads LAVA's format; empty text is an empty environment.
     pub fn parse(text: &str) -> Result<Self, DutEnvError> {
@@ -44,7 +36,7 @@ impl DutEnvironment {
             None | Some(Value::Null) => {}
             Some(Value::Object(map)) => {
                 for (name, value) in map {
-                    if !valid_name(name) {
+                    if !super::shell::is_variable_name(name) {
                         return Err(DutEnvError::Shape(format!(
                             "overrides: {name:?} is not a variable name"
                         )));
@@ -68,7 +60,9 @@ impl DutEnvironment {
             Some(Value::Array(names)) => {
                 for name in names {
                     match name.as_str() {
-                        Some(name) if valid_name(name) => env.unset.push(name.to_owned()),
+                        Some(name) if super::shell::is_variable_name(name) => {
+                            env.unset.push(name.to_owned())
+                        }
                         _ => {
                             return Err(DutEnvError::Shape(format!(
                                 "removes: {name} is not a variable name"
@@ -94,8 +88,8 @@ impl DutEnvironment {
         }
         for (name, value) in &self.set {
             out.push_str(&format!(
-                "export {name}='{}'\n",
-                value.replace('\'', r#"'"'"'"#)
+                "export {name}={}\n",
+                super::shell::single_quoted(value)
             ));
         }
         out

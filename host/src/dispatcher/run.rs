@@ -332,12 +332,7 @@ impl Job<'_> {
                 return Err(Failure::job("the job timed out"));
             }
             let timeout = stage.action.timeout.min(remaining);
-            let namespace = self.request.job.actions[stage.job_index]
-                .params
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("common")
-                .to_owned();
+            let namespace = self.request.job.actions[stage.job_index].namespace();
             // LAVA's lines: `start: 2 tftp-deploy (timeout 00:10:00) [common]`.
             self.log.info(&format!(
                 "start: {} {} (timeout {}) [{namespace}]",
@@ -556,11 +551,7 @@ impl Job<'_> {
             log: &log,
             results: &mut results,
             level: stage.action.level.clone(),
-            namespace: params
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("common")
-                .to_owned(),
+            namespace: request.job.actions[stage.job_index].namespace().to_owned(),
         };
         let mut sent = false;
         let mut outcome = Ok(0);

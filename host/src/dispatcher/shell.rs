@@ -13,7 +13,22 @@ pub fn quote(word: &str) -> String {
     {
         return word.to_owned();
     }
-    format!("'{}'", word.replace('\'', r#"'"'"'"#))
+    single_quoted(word)
+}
+
+/// `text` in single quotes whatever it holds (a quote inside ends them, is escaped, and
+/// starts them again): how LAVA writes values into scripts.
+pub fn single_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r#"'"'"'"#))
+}
+
+/// Whether `name` can be a shell variable: a letter or `_`, then letters, digits and `_`.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// An argument vector as one command line for `sh -c` that runs exactly those words.

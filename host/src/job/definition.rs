@@ -69,6 +69,14 @@ impl JobAction {
         self.params.get(key).and_then(Value::as_str)
     }
 
+    /// The action's `namespace:`, `common` when it names none (as in LAVA).
+    pub fn namespace(&self) -> &str {
+        self.params
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("common")
+    }
+
     /// The action's own `timeout:`, if it has one.
     pub fn own_timeout(&self) -> Option<Duration> {
         self.params.get("timeout").and_then(timeout_of)

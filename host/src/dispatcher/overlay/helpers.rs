@@ -197,7 +197,10 @@ fn facts_for(name: &str, device: &Value) -> String {
 }
 
 fn assign(name: &str, value: &str) -> String {
-    format!("{name}={}\n", super::quote_value(value))
+    format!(
+        "{name}={}\n",
+        crate::dispatcher::shell::single_quoted(value)
+    )
 }
 
 #[cfg(test)]

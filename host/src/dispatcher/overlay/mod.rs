@@ -145,12 +145,6 @@ fn check_board_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// A value as LAVA writes it into scripts: in single quotes (a quote inside ends them, is
-/// escaped, and starts them again).
-pub(crate) fn quote_value(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r#"'"'"'"#))
-}
-
 /// One test definition as it is on the board.
 #[derive(Debug, Clone)]
 pub struct Definition {

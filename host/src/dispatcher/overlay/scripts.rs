@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{quote_value, Definition, Inputs, Settings};
-use crate::dispatcher::shell::quote;
+use super::{Definition, Inputs, Settings};
+use crate::dispatcher::shell::{is_variable_name, quote, single_quoted};
 
 /// `environment`: `export NAME=value` for the device's `environment`, its `device_info`,
 /// `static_info` and `storage_info` (flattened with LAVA's prefixes), the job's
@@ -72,14 +72,6 @@ fn export(out: &mut String, prefix: &str, value: Option<&Value>) {
     }
 }
 
-fn is_variable_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// The parameter block run.sh and install.sh start with: the definition's own `params` and
 /// `parameters`, then the job's.
 fn parameters(definition: &Definition) -> String {
@@ -107,7 +99,7 @@ fn assign_all(out: &mut String, values: Option<&Value>) {
             Value::Null => String::new(),
             other => crate::data::text(other),
         };
-        out.push_str(&format!("{name}={}\n", quote_value(&text)));
+        out.push_str(&format!("{name}={}\n", single_quoted(&text)));
     }
 }
 
