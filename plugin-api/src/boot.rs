@@ -79,6 +79,16 @@ pub trait BootHost {
             "this host cannot take a console from a boot driver",
         ))
     }
+    /// Puts a file the boot needs (an iPXE script, depthcharge's command line) in the job's
+    /// TFTP directory next to its deployed files, and returns its path relative to the TFTP
+    /// root, which is what a bootloader asks the server for. `name` is one plain file name.
+    /// Hosts without a TFTP directory refuse.
+    fn publish(&mut self, name: &str, content: &[u8]) -> Result<String, PluginError> {
+        let _ = (name, content);
+        Err(PluginError::unsupported(
+            "this host has no TFTP directory to publish files in",
+        ))
+    }
 }
 
 /// The ABI form of [`BootHost`].
@@ -99,6 +109,9 @@ pub trait BootSessionAbi {
     fn log(&self, level: LogLevel, message: RStr<'_>);
     /// See [`BootHost::attach_console`] (since 0.2).
     fn attach_console(&mut self, console: ConsoleBox) -> RResult<(), PluginError>;
+    /// See [`BootHost::publish`] (since 0.3).
+    fn publish(&mut self, name: RStr<'_>, content: RSlice<'_, u8>)
+        -> RResult<RString, PluginError>;
 }
 
 impl<H: BootHost> BootSessionAbi for H {
@@ -130,6 +143,13 @@ impl<H: BootHost> BootSessionAbi for H {
     }
     fn attach_console(&mut self, console: ConsoleBox) -> RResult<(), PluginError> {
         guard(|| BootHost::attach_console(self, console))
+    }
+    fn publish(
+        &mut self,
+        name: RStr<'_>,
+        content: RSlice<'_, u8>,
+    ) -> RResult<RString, PluginError> {
+        guard(|| BootHost::publish(self, name.as_str(), content.as_slice()).map(RString::from))
     }
 }
 
@@ -184,6 +204,16 @@ impl<'a> BootSession<'a> {
     /// Writes to the job log at `info`.
     pub fn info(&self, message: &str) {
         self.log(LogLevel::INFO, message);
+    }
+
+    /// Puts a file in the job's TFTP directory (see [`BootHost::publish`]); returns its path
+    /// relative to the TFTP root.
+    pub fn publish(&mut self, name: &str, content: &[u8]) -> Result<String, PluginError> {
+        let published: Result<RString, PluginError> = self
+            .0
+            .publish(RStr::from_str(name), RSlice::from_slice(content))
+            .into();
+        published.map(String::from)
     }
 
     /// Hands the host a console this driver opened (see [`BootHost::attach_console`]).

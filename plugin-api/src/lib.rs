@@ -67,6 +67,7 @@
 #![allow(non_local_definitions)]
 
 mod boot;
+pub mod bootloader;
 mod config;
 mod connection;
 mod error;

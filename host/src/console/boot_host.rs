@@ -1,5 +1,6 @@
 //! The host side of a boot: a console, a power driver and the job log, lent to a boot plugin.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use basalt_plugin_api::{
@@ -14,6 +15,16 @@ pub struct ConsoleBootHost<'a> {
     expecter: &'a mut Expecter,
     power: Option<&'a PowerDriver>,
     log: &'a Log,
+    tftp: Option<TftpDir>,
+}
+
+/// The job's directory under the worker's TFTP root, where [`BootHost::publish`] writes.
+#[derive(Debug, Clone)]
+pub struct TftpDir {
+    /// The TFTP server's root.
+    pub root: PathBuf,
+    /// The job's directory below it (one plain name).
+    pub job: String,
 }
 
 impl<'a> ConsoleBootHost<'a> {
@@ -23,7 +34,14 @@ impl<'a> ConsoleBootHost<'a> {
             expecter,
             power,
             log,
+            tftp: None,
         }
+    }
+
+    /// Lets the boot driver publish files in the job's TFTP directory.
+    pub fn with_tftp(mut self, tftp: Option<TftpDir>) -> Self {
+        self.tftp = tftp;
+        self
     }
 }
 
@@ -79,4 +97,56 @@ impl BootHost for ConsoleBootHost<'_> {
             .replace_console(ConsoleStream::in_process("boot method", console));
         Ok(())
     }
+
+    fn publish(&mut self, name: &str, content: &[u8]) -> Result<String, PluginError> {
+        let Some(tftp) = &self.tftp else {
+            return Err(PluginError::invalid_config(
+                "this boot publishes files over TFTP, and this worker has no TFTP root (basalt run --tftp-root DIR)",
+            ));
+        };
+        let relative = crate::job::confine::relative_path(name, "the job's TFTP directory")
+            .map_err(|e| {
+                PluginError::bug(format!("a boot driver asked to publish {name:?}: {e}"))
+            })?;
+        let job_dir = tftp.root.join(&tftp.job);
+        let target = job_dir.join(relative);
+        write_new(&job_dir, &target, content).map_err(|e| {
+            PluginError::infrastructure(format!("cannot write {}: {e}", target.display()))
+        })?;
+        self.log.write(
+            LogLevel::DEBUG,
+            &format!(
+                "published {} ({} bytes) for the boot",
+                target.display(),
+                content.len()
+            ),
+        );
+        Ok(format!("{}/{}", tftp.job, relative.display()))
+    }
+}
+
+/// Writes `content` to `target` below `base`, replacing a file there and never following a
+/// symlink (the directory holds what the job deployed).
+fn write_new(base: &Path, target: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let parent = target.parent().unwrap_or(base);
+    std::fs::create_dir_all(parent)?;
+    let resolved = parent.canonicalize()?;
+    if !resolved.starts_with(base.canonicalize()?) {
+        return Err(std::io::Error::other(format!(
+            "{} leads outside {}",
+            parent.display(),
+            base.display()
+        )));
+    }
+    if std::fs::symlink_metadata(target).is_ok() {
+        std::fs::remove_file(target)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(target)?;
+    file.write_all(content)
 }

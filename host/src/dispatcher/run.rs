@@ -13,7 +13,7 @@ use super::overlay::{self, Overlay};
 use super::preflight::{boot_config, preflight};
 use super::results::{CaseResult, Results};
 use super::testshell::TestShell;
-use crate::console::{ConsoleBootHost, Expecter};
+use crate::console::{ConsoleBootHost, Expecter, TftpDir};
 use crate::data::string_list;
 use crate::failure::FailureClass;
 use crate::job::{ActionKind, JobDefinition};
@@ -470,6 +470,7 @@ impl Job<'_> {
             action["_add_header"] = header.clone();
         }
         action["_server_ip"] = Value::from(self.request.server_ip.clone());
+        action["_job_id"] = Value::from(self.request.servers.job_id.clone());
         if let Some(kernel_type) = &self.kernel_type {
             action["_kernel_type"] = Value::from(kernel_type.clone());
         }
@@ -479,7 +480,11 @@ impl Job<'_> {
         let Some(console) = console.as_mut() else {
             return Err(Failure::infrastructure("the console is not open"));
         };
-        let mut host = ConsoleBootHost::new(console, power.as_ref(), &log);
+        let tftp = self.request.servers.tftp_root.clone().map(|root| TftpDir {
+            root,
+            job: self.request.servers.job_id.clone(),
+        });
+        let mut host = ConsoleBootHost::new(console, power.as_ref(), &log).with_tftp(tftp);
         let timeout = deadline.saturating_duration_since(Instant::now());
         driver.boot(&mut host, &action.to_string(), timeout)?;
         // What was sent over the console before this boot is gone with the old system.

@@ -7,6 +7,7 @@
 //! the device's or the job's own commands.
 
 mod artifacts;
+mod fit;
 mod flasher;
 mod nfs;
 mod postprocess;
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use postprocess::find_docker;
+use postprocess::find_program;
 pub use servers::ServerDirs;
 
 use super::archive::Compression;
@@ -49,6 +50,8 @@ pub struct Facilities {
     pub nfs_root: bool,
     /// The docker CLI that `postprocess: docker` runs, if found.
     pub docker: Option<PathBuf>,
+    /// mkimage (Debian's u-boot-tools), which depthcharge's FIT images are built with.
+    pub mkimage: Option<PathBuf>,
 }
 
 /// A method's checks: the deploy action, the device configuration, the worker.
@@ -61,7 +64,8 @@ impl Facilities {
         Self {
             tftp_root,
             nfs_root,
-            docker: find_docker(),
+            docker: find_program("docker"),
+            mkimage: find_program("mkimage"),
         }
     }
 }

@@ -114,6 +114,7 @@ pub fn check_tftp(
             "a tftp deploy needs this worker's TFTP root (basalt run --tftp-root DIR)",
         ));
     }
+    super::fit::check(device, facilities)?;
     check_common(params, device, facilities)
 }
 
@@ -133,6 +134,7 @@ pub fn check_nfs(
 pub fn run_tftp(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
     let dir = ctx.deploy_dir();
     let mut deployed = prepare(ctx, &dir)?;
+    super::fit::build(ctx, &mut deployed)?;
     ctx.servers
         .publish_tftp("tftp", &dir, &mut deployed, ctx.log)?;
     Ok(deployed)
@@ -434,7 +436,7 @@ mod tests {
         let both = Facilities {
             tftp_root: true,
             nfs_root: true,
-            docker: None,
+            ..Facilities::default()
         };
         let error = check_tftp(params, &device, &both).unwrap_err();
         assert!(error.message.contains("mkimage_arch"), "{}", error.message);

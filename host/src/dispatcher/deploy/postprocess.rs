@@ -17,11 +17,11 @@ use crate::dispatcher::shell;
 /// Where the downloads are inside the container.
 const LAVA_DOWNLOADS: &str = "/lava-downloads";
 
-/// The docker CLI on this worker's `PATH`, if there is one.
-pub fn find_docker() -> Option<PathBuf> {
+/// The program `name` on this worker's `PATH` (the docker CLI, mkimage), if there is one.
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|dir| dir.join("docker"))
+        .map(|dir| dir.join(name))
         .find(|candidate| {
             use std::os::unix::fs::PermissionsExt;
             std::fs::metadata(candidate)
@@ -283,6 +283,7 @@ mod tests {
         let (log, servers) = context::parts(dir.path());
         let facilities = Facilities {
             docker: Some(stand_in.clone()),
+            mkimage: None,
             ..Facilities::default()
         };
         check(params, &device, &facilities).unwrap();

@@ -3,12 +3,19 @@
 //! Run it as a device's `connection_command`: its stdin/stdout are the board's serial line.
 //! Power is a file: the device's power commands write `on <token>` (a new token per power-on or
 //! reset) or `off` to `<state>/power`; the board boots whenever a new token appears and goes
-//! silent when it is off. A boot is: a u-boot-like banner with an autoboot countdown (any key
-//! stops it at a `=>` prompt that takes setenv/dhcp/tftp/printenv/boot* commands), a
+//! silent when it is off. A boot is: a bootloader's banner with an autoboot countdown (u-boot
+//! by default; `--bootloader grub|ipxe|barebox|depthcharge` shows another, see `loaders.rs`),
+//! whose interrupt key stops it at its prompt, where it takes that bootloader's commands; a
 //! kernel-like boot log, a login prompt, and then a real `sh -i` as root's shell, so test
-//! scripts really run. `--never-boot` makes the kernel panic before the login prompt.
+//! scripts really run. Every line typed at the bootloader is appended to
+//! `<state>/bootloader.log`. `--tftp-root DIR` is the worker's TFTP root, where iPXE's `chain`
+//! and depthcharge's `tftpboot` read their files. `--prompt TEXT` replaces the shell's prompt.
+//! `--never-boot` makes the kernel panic before the login prompt.
 //!
 //! Usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]
+//!                 [--bootloader NAME] [--tftp-root DIR] [--prompt TEXT]
+
+mod loaders;
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -22,11 +29,16 @@ use nix::sys::signal::{killpg, Signal};
 use nix::sys::termios::{self, InputFlags, LocalFlags, OutputFlags, SetArg};
 use nix::unistd::Pid;
 
+use loaders::{Loaded, Loader, Outcome};
+
 struct Board {
     state: PathBuf,
     never_boot: bool,
     hostname: String,
     countdown: u32,
+    loader: Loader,
+    tftp_root: Option<PathBuf>,
+    prompt: Option<String>,
 }
 
 /// What ended a boot.
@@ -148,50 +160,79 @@ impl Board {
 
     fn boot(&self, token: &str) -> Result<(), Interrupted> {
         set_raw(true);
-        say("\nU-Boot SPL 2024.01 (simulated)\nU-Boot 2024.01 (simboard)\nDRAM:  512 MiB\n");
-        let mut interrupted = false;
-        for left in (0..=self.countdown).rev() {
-            say(&format!("\rHit any key to stop autoboot: {left:2} "));
-            if left == 0 {
-                break;
+        say(self.loader.banner());
+        let interrupted = match self.loader.interrupt_prompt() {
+            Some(offer) => self.countdown(token, offer)?,
+            None => {
+                say(self.loader.start_message());
+                true
             }
-            if self.read_byte(token, Duration::from_millis(400))?.is_some() {
-                interrupted = true;
-                break;
-            }
-        }
+        };
         say("\n");
+        let mut loaded = Loaded::default();
         if interrupted {
-            self.uboot_shell(token)?;
+            self.bootloader_shell(token, &mut loaded)?;
+        }
+        if let Some(root) = &loaded.nfsroot {
+            self.mount_nfs_root(root);
         }
         self.kernel(token)
     }
 
-    fn uboot_shell(&self, token: &str) -> Result<(), Interrupted> {
-        let mut nfsroot: Option<PathBuf> = None;
-        loop {
-            say("=> ");
-            let line = self.read_line(token)?;
-            let command = line.split_whitespace().next().unwrap_or("");
-            match command {
-                "" => {}
-                "setenv" => {
-                    if let Some(root) = nfs_root_of(&line) {
-                        nfsroot = Some(root);
-                    }
+    /// Offers to stop autoboot for `countdown` steps; whether the bootloader's key came.
+    fn countdown(&self, token: &str, offer: &str) -> Result<bool, Interrupted> {
+        if self.loader == Loader::UBoot {
+            for left in (0..=self.countdown).rev() {
+                say(&format!("\r{offer}: {left:2} "));
+                if left == 0 {
+                    break;
                 }
-                "boot" | "bootz" | "booti" | "bootm" if nfsroot.is_some() => {
-                    if let Some(root) = &nfsroot {
-                        self.mount_nfs_root(root);
-                    }
+                if self.read_byte(token, Duration::from_millis(400))?.is_some() {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        say(&format!("{offer}\n"));
+        let deadline = Instant::now() + Duration::from_millis(400) * self.countdown;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(byte) = self.read_byte(token, left)? {
+                if self.loader.stops(byte) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The bootloader's prompt and commands, until one boots the kernel.
+    fn bootloader_shell(&self, token: &str, loaded: &mut Loaded) -> Result<(), Interrupted> {
+        loop {
+            say(self.loader.prompt());
+            let line = self.read_line(token)?;
+            self.record(&line);
+            match self
+                .loader
+                .command(&line, loaded, self.tftp_root.as_deref())
+            {
+                Outcome::Prompt(text) => say(&text),
+                Outcome::Boot(text) => {
+                    say(&text);
                     return Ok(());
                 }
-                "printenv" => say("bootdelay=3\nbaudrate=115200\n"),
-                "dhcp" => say("BOOTP broadcast 1\nDHCP client bound to address 10.0.2.15 (2 ms)\n"),
-                "tftp" | "tftpboot" => say("Using ethernet@0 device\nTFTP from server 10.0.2.2\nBytes transferred = 4194304 (400000 hex)\n"),
-                "boot" | "bootz" | "booti" | "bootm" => return Ok(()),
-                other => say(&format!("Unknown command '{other}' - try 'help'\n")),
             }
+        }
+    }
+
+    /// Appends a line typed at the bootloader to `<state>/bootloader.log`.
+    fn record(&self, line: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state.join("bootloader.log"));
+        if let Ok(mut log) = log {
+            let _ = writeln!(log, "{line}");
         }
     }
 
@@ -248,7 +289,12 @@ impl Board {
         let mut shell = Command::new("/bin/sh");
         shell
             .arg("-i")
-            .env("PS1", format!("root@{}:~# ", self.hostname))
+            .env(
+                "PS1",
+                self.prompt
+                    .clone()
+                    .unwrap_or_else(|| format!("root@{}:~# ", self.hostname)),
+            )
             .env("HOME", std::env::temp_dir())
             .env_remove("ENV");
         // The shell gets its own process group (so a power cut kills everything it started)
@@ -281,14 +327,6 @@ impl Board {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// The export of `nfsroot=HOST:PATH[,options]` in a `setenv bootargs …` line.
-fn nfs_root_of(line: &str) -> Option<PathBuf> {
-    let start = line.find("nfsroot=")? + "nfsroot=".len();
-    let value = line[start..].split([' ', '\'', '"']).next()?;
-    let path = value.split_once(':').map_or(value, |(_, path)| path);
-    Some(PathBuf::from(path.split(',').next()?))
 }
 
 /// Takes the board's serial line (`<state>/console.lock`), or says who holds it.
@@ -329,6 +367,9 @@ fn main() -> ExitCode {
         never_boot: false,
         hostname: "simboard".into(),
         countdown: 2,
+        loader: Loader::UBoot,
+        tftp_root: None,
+        prompt: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -338,6 +379,17 @@ fn main() -> ExitCode {
             "--countdown" => {
                 board.countdown = args.next().and_then(|n| n.parse().ok()).unwrap_or(2)
             }
+            "--bootloader" => {
+                match args.next().as_deref().and_then(Loader::parse) {
+                    Some(loader) => board.loader = loader,
+                    None => {
+                        eprintln!("simboard: --bootloader takes u-boot, grub, ipxe, barebox or depthcharge");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            "--tftp-root" => board.tftp_root = args.next().map(PathBuf::from),
+            "--prompt" => board.prompt = args.next(),
             other => {
                 eprintln!("simboard: unknown argument {other}");
                 return ExitCode::from(2);

@@ -1,0 +1,666 @@
+//! LAVA's bootloader dialogue, shared by every boot driver that types commands into a
+//! bootloader (u-boot, GRUB, iPXE, barebox, depthcharge).
+//!
+//! LAVA drives all of them with the same three actions, configured per method by the device:
+//! `BootloaderCommandOverlay` (a command set of `actions.boot.methods.<method>`, or the job's
+//! own list, with `{PLACEHOLDERS}` filled from what the job deployed), `BootloaderInterruptAction`
+//! (wait for the interrupt prompt, then send the interrupt character, a line, or control
+//! characters) and `BootloaderCommandsAction` (each command after the bootloader's prompt, the
+//! method's error messages watched, then its final message). Writing them once here keeps the
+//! drivers from drifting apart in what they send.
+//!
+//! The device section a driver gets (`Method`) is `actions.boot.methods.<method>` with the
+//! host's `_constants` (the device's `constants`) and `_parameters` (its `parameters`) added.
+//! Prompts and messages are regular expressions, as in LAVA (pexpect patterns).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::login::{time_left, waiting_for};
+use crate::{BootSession, PluginError};
+
+/// How long to wait for the second prompt a newline after the interrupt gives.
+const PROMPT_SETTLE: Duration = Duration::from_secs(2);
+
+/// A device's section for one bootloader method.
+#[derive(Debug, Clone)]
+pub struct Method {
+    driver: String,
+    name: String,
+    section: Value,
+}
+
+impl Method {
+    /// Reads the configuration (JSON) a boot driver is built from; `driver` names it in
+    /// errors (`boot grub`), `name` is the method's key (`grub`, the prefix of its constants).
+    pub fn from_config(driver: &str, name: &str, config: &str) -> Result<Self, PluginError> {
+        let section: Value = serde_json::from_str(config).map_err(|e| {
+            PluginError::invalid_config(format!("{driver}: bad configuration: {e}"))
+        })?;
+        if !section.is_object() {
+            return Err(PluginError::invalid_config(format!(
+                "{driver}: the device has no {name} section under actions.boot.methods"
+            )));
+        }
+        Ok(Self {
+            driver: driver.to_owned(),
+            name: name.to_owned(),
+            section,
+        })
+    }
+
+    /// The driver's name, for messages.
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    /// The method's key (`grub`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The whole section.
+    pub fn section(&self) -> &Value {
+        &self.section
+    }
+
+    /// `parameters.<key>` of the section.
+    pub fn parameter(&self, key: &str) -> Option<&Value> {
+        self.section.get("parameters").and_then(|p| p.get(key))
+    }
+
+    /// A string parameter.
+    pub fn parameter_str(&self, key: &str) -> Option<&str> {
+        self.parameter(key).and_then(Value::as_str)
+    }
+
+    /// The device constant `<method>.<key>` (LAVA's `get_constant(key, prefix=method)`).
+    pub fn constant(&self, key: &str) -> Option<&Value> {
+        self.constant_of(&self.name, key)
+    }
+
+    /// The device constant `<prefix>.<key>`.
+    pub fn constant_of(&self, prefix: &str, key: &str) -> Option<&Value> {
+        self.section
+            .get("_constants")
+            .and_then(|c| c.get(prefix))
+            .and_then(|c| c.get(key))
+    }
+
+    /// The device's top-level `parameters.<key>` (load addresses, `load_address`).
+    pub fn device_parameter(&self, key: &str) -> Option<&Value> {
+        self.section.get("_parameters").and_then(|p| p.get(key))
+    }
+
+    /// The bootloader's prompt (`parameters.bootloader_prompt`), which LAVA requires.
+    pub fn bootloader_prompt(&self) -> Result<&str, PluginError> {
+        self.parameter_str("bootloader_prompt").ok_or_else(|| {
+            PluginError::invalid_config(format!(
+                "{}: the device's {} parameters have no bootloader_prompt",
+                self.driver, self.name
+            ))
+        })
+    }
+
+    /// The error messages the bootloader prints when a boot cannot go on
+    /// (`constants.<method>.error-messages`).
+    pub fn error_messages(&self) -> Vec<String> {
+        strings(self.constant("error-messages"))
+    }
+
+    /// The message that says the bootloader handed over to the kernel: the job's
+    /// `parameters.bootloader-final-message`, else `constants.<method>.final-message`.
+    pub fn final_message(&self, action: &Value) -> Option<String> {
+        action
+            .pointer("/parameters/bootloader-final-message")
+            .and_then(Value::as_str)
+            .or_else(|| self.constant("final-message").and_then(Value::as_str))
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+    }
+
+    /// The commands the boot action selects: a named set of the section (`commands:
+    /// ramdisk`, with its `commands` list) or the job's own list (LAVA warns that those are
+    /// not the device configuration's).
+    pub fn commands(
+        &self,
+        session: &BootSession<'_>,
+        action: &Value,
+    ) -> Result<Vec<String>, PluginError> {
+        match action.get("commands") {
+            Some(Value::String(set)) => {
+                let Some(entry) = self.section.get(set).filter(|_| set != "parameters") else {
+                    return Err(PluginError::job(format!(
+                        "{}: command set '{set}' not found in the device's {} method (it has: {})",
+                        self.driver,
+                        self.name,
+                        self.command_sets().join(", ")
+                    )));
+                };
+                let list = entry
+                    .get("commands")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| {
+                        PluginError::job(format!(
+                            "{}: the device's {} command set '{set}' has no commands",
+                            self.driver, self.name
+                        ))
+                    })?;
+                command_strings(&self.driver, list)
+            }
+            Some(Value::Array(list)) => {
+                session.log(
+                    crate::LogLevel::WARNING,
+                    "WARNING: Using boot commands supplied in the job definition, NOT the LAVA device configuration",
+                );
+                command_strings(&self.driver, list)
+            }
+            _ => Err(PluginError::job(format!(
+                "{}: the boot action needs commands: a command set of the device ({}) or a list",
+                self.driver,
+                self.command_sets().join(", ")
+            ))),
+        }
+    }
+
+    /// The named command sets of the section.
+    pub fn command_sets(&self) -> Vec<String> {
+        self.section
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, v)| !k.starts_with('_') && v.get("commands").is_some())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `parameters.lava_mac`, checked as LAVA checks it.
+    pub fn lava_mac(&self) -> Result<Option<String>, PluginError> {
+        let Some(mac) = self.parameter_str("lava_mac").filter(|m| !m.is_empty()) else {
+            return Ok(None);
+        };
+        let bytes: Vec<&str> = mac.split([':', '-']).collect();
+        let valid = bytes.len() == 6
+            && bytes
+                .iter()
+                .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
+        if !valid {
+            return Err(PluginError::invalid_config(format!(
+                "{}: lava_mac {mac:?} is not a valid mac address",
+                self.driver
+            )));
+        }
+        Ok(Some(mac.to_owned()))
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn command_strings(driver: &str, list: &[Value]) -> Result<Vec<String>, PluginError> {
+    list.iter()
+        .map(|c| {
+            c.as_str().map(str::to_owned).ok_or_else(|| {
+                PluginError::job(format!("{driver}: boot command {c} is not a string"))
+            })
+        })
+        .collect()
+}
+
+/// LAVA's placeholder values, in LAVA's order; `None` is a placeholder LAVA knows but this job
+/// has no value for (a command using it is dropped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Substitutions(Vec<(String, Option<String>)>);
+
+impl Substitutions {
+    /// Sets `key` (`{KERNEL}`), keeping its place if it was set before. `None` and an empty
+    /// value both mean "no value"; [`Missing::Remove`] tells them apart as LAVA does.
+    pub fn set(&mut self, key: &str, value: Option<String>) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.0.push((key.to_owned(), value)),
+        }
+    }
+
+    /// The value of `key`, if it has a non-empty one.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The placeholders and their values, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+
+    /// What every bootloader method gets (LAVA's `BootloaderCommandOverlay`): the worker's
+    /// address, the deployed files (paths relative to the TFTP root), the NFS root, the
+    /// device's `lava_mac` and the job id. The host puts `_server_ip`, `_deployed` and
+    /// `_job_id` in the boot action.
+    pub fn for_boot(action: &Value, lava_mac: Option<String>) -> Self {
+        let deployed = |key: &str| {
+            action
+                .pointer(&format!("/_deployed/{key}"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let server = action
+            .get("_server_ip")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let ramdisk = deployed("ramdisk").or_else(|| deployed("initrd"));
+        let mut subs = Self::default();
+        subs.set("{SERVER_IP}", server.clone());
+        subs.set("{PRESEED_CONFIG}", deployed("preseed"));
+        subs.set("{PRESEED_LOCAL}", None);
+        subs.set("{DTB}", deployed("dtb"));
+        subs.set("{RAMDISK}", ramdisk.clone());
+        subs.set("{INITRD}", ramdisk);
+        subs.set("{KERNEL}", deployed("kernel"));
+        subs.set("{LAVA_MAC}", lava_mac);
+        subs.set("{TEE}", deployed("tee"));
+        subs.set("{DTB_BASE_ADDR}", None);
+        subs.set("{DTB_BASE_RESIZE}", None);
+        subs.set("{APPLY_DTBO_COMMANDS}", None);
+        subs.set("{LAVA_DISPATCHER_IP}", server.clone());
+        subs.set(
+            "{LAVA_JOB_ID}",
+            action
+                .get("_job_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        );
+        if let Some(nfsroot) = deployed("nfsrootfs") {
+            subs.set("{NFSROOTFS}", Some(nfsroot));
+            subs.set("{NFS_SERVER_IP}", server);
+        }
+        // No media deploy gives a root UUID: commands naming one are dropped, as in LAVA.
+        subs.set("{ROOT}", None);
+        subs.set("{ROOT_PART}", None);
+        subs
+    }
+
+    /// Fills `commands` as LAVA's `substitute`: each known placeholder with a value is
+    /// replaced, unknown `{WORDS}` are left as they are, and a known one without a value is
+    /// handled as `missing` says.
+    pub fn apply(&self, commands: &[String], missing: Missing) -> Vec<String> {
+        let mut filled = Vec::with_capacity(commands.len());
+        'commands: for command in commands {
+            let mut line = command.clone();
+            for (key, value) in &self.0 {
+                match value.as_deref() {
+                    Some(value) if !value.is_empty() => line = line.replace(key.as_str(), value),
+                    value if line.contains(key.as_str()) => match (missing, value) {
+                        (Missing::Keep, _) => {}
+                        (Missing::Remove, Some(empty)) => line = line.replace(key.as_str(), empty),
+                        (Missing::DropCommand | Missing::Remove, _) => continue 'commands,
+                    },
+                    _ => {}
+                }
+            }
+            filled.push(line);
+        }
+        filled
+    }
+}
+
+/// What [`Substitutions::apply`] does with a known placeholder that has no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Drops the command (LAVA's `drop=True`: no `initrd` line without a ramdisk).
+    DropCommand,
+    /// Removes a placeholder whose value is empty and keeps the command; one set to `None`
+    /// still drops it (depthcharge's `drop_line=False`).
+    Remove,
+    /// Leaves it (LAVA's default, used for iPXE boot scripts and depthcharge's cmdline).
+    Keep,
+}
+
+/// The whole dialogue of an interactive bootloader, as LAVA's boot actions run it: logs the
+/// commands, resets the board (unless `reset: false`), interrupts it, and sends the commands.
+pub fn run(
+    method: &Method,
+    session: &mut BootSession<'_>,
+    action: &Value,
+    subs: &Substitutions,
+    commands: &[String],
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    if commands.is_empty() {
+        return Err(PluginError::job(format!(
+            "{}: no bootloader commands are left to send",
+            method.driver()
+        )));
+    }
+    log_commands(session, subs, commands);
+    reset(method, session, action, deadline)?;
+    let interrupted = interrupt(method, session, deadline)?;
+    send_commands(method, session, action, interrupted, commands, deadline)
+}
+
+/// Where the interrupt left the bootloader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The interrupt was sent; the prompt has not been seen yet.
+    Sent {
+        /// A newline followed it, which gives one more prompt.
+        newline: bool,
+    },
+    /// The device needs no interrupt and its prompt was seen.
+    AtPrompt,
+}
+
+/// LAVA's `BootloaderInterruptAction`: waits for the interrupt prompt and stops autoboot
+/// with the method's control characters (`interrupt_ctrl_list`), or its interrupt character
+/// followed by a newline where `interrupt-newline` (default true) says so, or alone; with
+/// `needs_interrupt: false`, waits for the bootloader prompt instead.
+pub fn interrupt(
+    method: &Method,
+    session: &mut BootSession<'_>,
+    deadline: Instant,
+) -> Result<Interrupted, PluginError> {
+    let driver = method.driver();
+    let needs_interrupt = method
+        .parameter("needs_interrupt")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if !needs_interrupt {
+        session.info("Not interrupting bootloader, waiting for bootloader prompt");
+        session
+            .expect(&[method.bootloader_prompt()?], time_left(deadline))
+            .map_err(|e| waiting_for(driver, "the bootloader prompt", e))?;
+        return Ok(Interrupted::AtPrompt);
+    }
+    let prompt = method
+        .parameter_str("interrupt_prompt")
+        .or_else(|| method.constant("interrupt-prompt").and_then(Value::as_str))
+        .ok_or_else(|| {
+            PluginError::invalid_config(format!(
+                "{driver}: neither the {0} parameters nor constants.{0} give an interrupt prompt",
+                method.name()
+            ))
+        })?;
+    session
+        .expect(&[prompt], time_left(deadline))
+        .map_err(|e| waiting_for(driver, "the interrupt prompt", e))?;
+    let controls = strings(
+        method
+            .parameter("interrupt_ctrl_list")
+            .or_else(|| method.constant("interrupt_ctrl_list")),
+    );
+    if !controls.is_empty() {
+        for name in &controls {
+            session.send(&control_character(driver, name)?.to_string())?;
+        }
+        return Ok(Interrupted::Sent { newline: false });
+    }
+    let character = method
+        .parameter_str("interrupt_char")
+        .or_else(|| {
+            method
+                .constant("interrupt-character")
+                .and_then(Value::as_str)
+        })
+        .unwrap_or_default();
+    let newline = method
+        .constant("interrupt-newline")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if newline {
+        session.send_line(character)?;
+    } else {
+        session.send(character)?;
+    }
+    Ok(Interrupted::Sent { newline })
+}
+
+/// pexpect's `sendcontrol`: `b` is Ctrl-B (0x02); the names `[`, `\`, `]`, `^`, `_` and `?`
+/// (DEL) as in pexpect.
+pub fn control_character(driver: &str, name: &str) -> Result<char, PluginError> {
+    let mut chars = name.chars();
+    let (Some(c), None) = (chars.next(), chars.next()) else {
+        return Err(PluginError::invalid_config(format!(
+            "{driver}: interrupt control character {name:?} is not one character"
+        )));
+    };
+    let code = match c.to_ascii_lowercase() {
+        c @ 'a'..='z' => c as u8 - b'a' + 1,
+        '@' => 0,
+        '`' => 0,
+        '[' => 27,
+        '\\' => 28,
+        ']' => 29,
+        '^' => 30,
+        '_' => 31,
+        '?' => 127,
+        _ => {
+            return Err(PluginError::invalid_config(format!(
+                "{driver}: {name:?} names no control character"
+            )))
+        }
+    };
+    Ok(char::from(code))
+}
+
+/// LAVA's `BootloaderCommandsAction`: waits for the bootloader prompt (unless the interrupt
+/// already saw it), then sends each command after the prompt of the one before; the last one
+/// is followed by the final message if the method has one. Any of the method's error messages
+/// in place of a prompt ends the boot as an infrastructure error, as in LAVA.
+pub fn send_commands(
+    method: &Method,
+    session: &mut BootSession<'_>,
+    action: &Value,
+    interrupted: Interrupted,
+    commands: &[String],
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    let driver = method.driver();
+    let prompt = method.bootloader_prompt()?.to_owned();
+    let errors = method.error_messages();
+    let mut waiting = vec![prompt.clone()];
+    waiting.extend(errors.iter().cloned());
+    if let Interrupted::Sent { newline } = interrupted {
+        expect_prompt(session, driver, &waiting, "the bootloader prompt", deadline)?;
+        if newline {
+            // The newline after the interrupt gives a second prompt; take it here so each
+            // command below waits for its own.
+            let _ = session.expect(&[&prompt], PROMPT_SETTLE.min(time_left(deadline)));
+        }
+    }
+    let final_message = method.final_message(action);
+    for (index, command) in commands.iter().enumerate() {
+        session.send_line(command)?;
+        let last = index + 1 == commands.len();
+        if last {
+            let Some(final_message) = &final_message else {
+                break;
+            };
+            let mut ending = vec![final_message.clone()];
+            ending.extend(errors.iter().cloned());
+            expect_prompt(session, driver, &ending, "the kernel to start", deadline)?;
+        } else {
+            expect_prompt(
+                session,
+                driver,
+                &waiting,
+                &format!("the prompt after {command:?}"),
+                deadline,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits for `patterns[0]`; any other pattern is one of the bootloader's error messages.
+fn expect_prompt(
+    session: &mut BootSession<'_>,
+    driver: &str,
+    patterns: &[String],
+    what: &str,
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    let found = session
+        .expect(patterns, time_left(deadline))
+        .map_err(|e| waiting_for(driver, what, e))?;
+    if found.index > 0 {
+        return Err(PluginError::infrastructure(format!(
+            "{driver}: matched a bootloader error message: '{}' ({}) while waiting for {what}",
+            patterns[found.index], found.index
+        )));
+    }
+    Ok(())
+}
+
+/// Resets the board unless the boot action says `reset: false`.
+pub fn reset(
+    method: &Method,
+    session: &mut BootSession<'_>,
+    action: &Value,
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    if action.get("reset").and_then(Value::as_bool) == Some(false) {
+        return Ok(());
+    }
+    session.info(&format!("{}: resetting the board", method.driver()));
+    session.power(crate::PowerAction::Reboot, time_left(deadline))
+}
+
+/// Logs the substitutions and the commands they gave, as LAVA's overlay action does.
+pub fn log_commands(session: &BootSession<'_>, subs: &Substitutions, commands: &[String]) {
+    session.log(crate::LogLevel::DEBUG, "substitutions:");
+    for (key, value) in subs.iter() {
+        session.log(
+            crate::LogLevel::DEBUG,
+            &format!("- {key}: {}", value.unwrap_or("None")),
+        );
+    }
+    session.info("Parsed boot commands:");
+    for command in commands {
+        session.info(&format!("- {command}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn placeholders_fill_drop_or_stay_as_lava_substitutes_them() {
+        let action = json!({
+            "_server_ip": "10.0.2.2",
+            "_deployed": {"kernel": "7/kernel/bzImage", "ramdisk": "7/ramdisk/ramdisk.cpio.gz"},
+            "_job_id": "7",
+        });
+        let subs = Substitutions::for_boot(&action, Some("00:90:05:af:00:7d".into()));
+        let commands = list(&[
+            "dhcp net0",
+            "set console console=ttyS0,115200n8 lava_mac={LAVA_MAC}",
+            "kernel tftp://{SERVER_IP}/{KERNEL} ${extraargs}",
+            "initrd tftp://{SERVER_IP}/{RAMDISK}",
+            "devicetree (tftp,{SERVER_IP})/{DTB}",
+            "set extraargs nbd.server={NBDSERVERIP} root={ROOT}",
+            "nfsroot={NFS_SERVER_IP}:{NFSROOTFS}",
+            "echo {LAVA_JOB_ID}",
+            "boot",
+        ]);
+        assert_eq!(
+            subs.apply(&commands, Missing::DropCommand),
+            list(&[
+                "dhcp net0",
+                "set console console=ttyS0,115200n8 lava_mac=00:90:05:af:00:7d",
+                "kernel tftp://10.0.2.2/7/kernel/bzImage ${extraargs}",
+                "initrd tftp://10.0.2.2/7/ramdisk/ramdisk.cpio.gz",
+                // No dtb, no root UUID: dropped. No NFS root: the placeholders stay, as in
+                // LAVA, which only knows them when an nfsrootfs was deployed.
+                "nfsroot={NFS_SERVER_IP}:{NFSROOTFS}",
+                "echo 7",
+                "boot",
+            ])
+        );
+    }
+
+    #[test]
+    fn a_placeholder_without_value_is_removed_or_kept_where_asked() {
+        let mut subs = Substitutions::default();
+        subs.set("{CMDLINE}", Some("7/kernel/cmdline".into()));
+        subs.set("{DEPTHCHARGE_RAMDISK}", Some(String::new()));
+        subs.set("{DTB}", None);
+        // An empty value is no value, as LAVA's `if value:` reads it.
+        assert_eq!(subs.get("{DEPTHCHARGE_RAMDISK}"), None);
+        assert_eq!(
+            subs.apply(&list(&["k {DTB}", "k {CMDLINE}"]), Missing::Remove),
+            list(&["k 7/kernel/cmdline"])
+        );
+        assert_eq!(
+            subs.apply(
+                &list(&["tftpboot 1 k {CMDLINE} {DEPTHCHARGE_RAMDISK}"]),
+                Missing::Remove
+            ),
+            list(&["tftpboot 1 k 7/kernel/cmdline "])
+        );
+        assert_eq!(
+            subs.apply(&list(&["k {CMDLINE} {DEPTHCHARGE_RAMDISK}"]), Missing::Keep),
+            list(&["k 7/kernel/cmdline {DEPTHCHARGE_RAMDISK}"])
+        );
+    }
+
+    #[test]
+    fn control_characters_are_pexpects() {
+        assert_eq!(control_character("t", "b").unwrap(), '\u{2}');
+        assert_eq!(control_character("t", "C").unwrap(), '\u{3}');
+        assert_eq!(control_character("t", "[").unwrap(), '\u{1b}');
+        assert!(control_character("t", "bb").is_err());
+        assert!(control_character("t", "1").is_err());
+    }
+
+    #[test]
+    fn command_sets_and_macs_are_read_from_the_section() {
+        let method = Method::from_config(
+            "boot ipxe",
+            "ipxe",
+            &json!({
+                "parameters": {"bootloader_prompt": "iPXE>", "lava_mac": "00:90:05:AF:00:7d"},
+                "ramdisk": {"commands": ["dhcp net0", "boot"]},
+                "nfs": {"commands": ["boot"]},
+                "_constants": {"ipxe": {"error-messages": ["Connection timed out"]}},
+            })
+            .to_string(),
+        )
+        .unwrap();
+        assert_eq!(method.command_sets(), ["ramdisk", "nfs"]);
+        assert_eq!(method.error_messages(), ["Connection timed out"]);
+        assert_eq!(
+            method.lava_mac().unwrap().as_deref(),
+            Some("00:90:05:AF:00:7d")
+        );
+        let bad = Method::from_config(
+            "boot ipxe",
+            "ipxe",
+            &json!({"parameters": {"bootloader_prompt": "iPXE>", "lava_mac": "00:90:05"}})
+                .to_string(),
+        )
+        .unwrap();
+        assert!(bad.lava_mac().is_err());
+        assert!(Method::from_config("boot ipxe", "ipxe", "[]").is_err());
+    }
+}

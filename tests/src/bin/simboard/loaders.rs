@@ -1,0 +1,234 @@
+//! The bootloaders the simulated board can show: each one's banner, the prompt that offers
+//! to stop autoboot and the key that does, its command prompt, and what its commands do.
+//!
+//! They are written from what each real bootloader prints where LAVA's device types look
+//! (`constants` of base.jinja2 and each type's `bootloader_prompt`), so a boot method that
+//! waits for the wrong text or sends the wrong key fails here as it would on a board.
+
+use std::path::{Path, PathBuf};
+
+/// Which bootloader the board runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    UBoot,
+    Grub,
+    Ipxe,
+    Barebox,
+    Depthcharge,
+}
+
+/// What a command did.
+pub enum Outcome {
+    /// Printed this and returned to the prompt.
+    Prompt(String),
+    /// Handed over to the kernel, after printing this.
+    Boot(String),
+}
+
+/// What the commands so far set up.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// A kernel was loaded (`linux`, `kernel`, `tftpboot`).
+    pub kernel: bool,
+    /// The NFS root the kernel command line names.
+    pub nfsroot: Option<PathBuf>,
+}
+
+impl Loader {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "u-boot" => Self::UBoot,
+            "grub" => Self::Grub,
+            "ipxe" => Self::Ipxe,
+            "barebox" => Self::Barebox,
+            "depthcharge" => Self::Depthcharge,
+            _ => return None,
+        })
+    }
+
+    /// What the board prints at power-on, before the interrupt prompt.
+    pub fn banner(self) -> &'static str {
+        match self {
+            Self::UBoot => "\nU-Boot SPL 2024.01 (simulated)\nU-Boot 2024.01 (simboard)\nDRAM:  512 MiB\n",
+            Self::Grub => "\nSeaBIOS (version simulated)\nBooting from Hard Disk...\n\n                             GNU GRUB  version 2.06\n\n",
+            Self::Ipxe => "\niPXE 1.21.1 -- Open Source Network Boot Firmware -- http://ipxe.org\nFeatures: DNS HTTP iSCSI TFTP AoE ELF MBOOT PXE bzImage Menu PXEXT\n\n",
+            Self::Barebox => "\nbarebox 2023.01.0 #1 (simulated)\n\nBoard: TI AM335x BeagleBone Black\nnetfs: eth0: link up\n",
+            Self::Depthcharge => "\ncoreboot-4.0 (simulated) bootblock starting...\n\nStarting depthcharge on Jaq...\n",
+        }
+    }
+
+    /// The line that offers to stop autoboot (`None`: the bootloader stops by itself).
+    pub fn interrupt_prompt(self) -> Option<&'static str> {
+        match self {
+            Self::UBoot => Some("Hit any key to stop autoboot"),
+            Self::Grub => Some("Use the ^ and v keys to select which entry is highlighted.\n      Press enter to boot the selected OS, `e' to edit the commands\n      before booting or `c' for a command-line."),
+            Self::Ipxe => Some("Press Ctrl-B for the iPXE command line..."),
+            Self::Barebox => Some("Hit m for menu or any other key to stop autoboot"),
+            Self::Depthcharge => None,
+        }
+    }
+
+    /// Whether `byte` stops autoboot.
+    pub fn stops(self, byte: u8) -> bool {
+        match self {
+            Self::UBoot | Self::Barebox => true,
+            Self::Grub => byte == b'c',
+            Self::Ipxe => byte == 0x02,
+            Self::Depthcharge => false,
+        }
+    }
+
+    /// The command prompt.
+    pub fn prompt(self) -> &'static str {
+        match self {
+            Self::UBoot => "=> ",
+            Self::Grub => "grub> ",
+            Self::Ipxe => "iPXE> ",
+            Self::Barebox => "barebox@TI AM335x BeagleBone black:/ ",
+            Self::Depthcharge => "dpch: ",
+        }
+    }
+
+    /// What the board prints when it stops at its prompt by itself (depthcharge's start
+    /// message, which LAVA waits for).
+    pub fn start_message(self) -> &'static str {
+        match self {
+            Self::Depthcharge => "Starting netboot on veyron_jaq...\n",
+            _ => "",
+        }
+    }
+
+    /// Runs one command line.
+    pub fn command(self, line: &str, loaded: &mut Loaded, tftp_root: Option<&Path>) -> Outcome {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let name = words.first().copied().unwrap_or("");
+        if name.is_empty() {
+            return Outcome::Prompt(String::new());
+        }
+        if let Some(root) = nfs_root_of(line) {
+            loaded.nfsroot = Some(root);
+        }
+        match self {
+            Self::UBoot => match name {
+                "setenv" | "saveenv" => Outcome::Prompt(String::new()),
+                "printenv" => Outcome::Prompt("bootdelay=3\nbaudrate=115200\n".into()),
+                "dhcp" => Outcome::Prompt(
+                    "BOOTP broadcast 1\nDHCP client bound to address 10.0.2.15 (2 ms)\n".into(),
+                ),
+                "tftp" | "tftpboot" => Outcome::Prompt(
+                    "Using ethernet@0 device\nTFTP from server 10.0.2.2\nBytes transferred = 4194304 (400000 hex)\n".into(),
+                ),
+                "boot" | "bootz" | "booti" | "bootm" => Outcome::Boot(String::new()),
+                other => Outcome::Prompt(format!("Unknown command '{other}' - try 'help'\n")),
+            },
+            Self::Grub => match name {
+                "linux" => {
+                    loaded.kernel = true;
+                    Outcome::Prompt(String::new())
+                }
+                "net_bootp" => Outcome::Prompt("efinet0 10.0.2.15\n".into()),
+                "initrd" | "devicetree" | "insmod" | "set" | "ls" | "sleep" | "chainloader"
+                | "search" => Outcome::Prompt(String::new()),
+                "boot" if loaded.kernel => Outcome::Boot(String::new()),
+                "boot" => Outcome::Prompt("error: you need to load the kernel first.\n".into()),
+                other => Outcome::Prompt(format!("error: can't find command `{other}'.\n")),
+            },
+            Self::Ipxe => match name {
+                "dhcp" => Outcome::Prompt(
+                    "Configuring (net0 52:54:00:12:34:56)...... ok\n".into(),
+                ),
+                "set" | "initrd" | "imgargs" => Outcome::Prompt(String::new()),
+                "kernel" => {
+                    loaded.kernel = true;
+                    Outcome::Prompt(format!("{} ... ok\n", words.get(1).unwrap_or(&"")))
+                }
+                "boot" if loaded.kernel => Outcome::Boot(String::new()),
+                "boot" => Outcome::Prompt("No such file or directory (http://ipxe.org/2d0c613b)\n".into()),
+                "chain" => self.chain(words.get(1).copied().unwrap_or(""), loaded, tftp_root),
+                other => Outcome::Prompt(format!("{other}: command not found\n")),
+            },
+            Self::Barebox => match name {
+                "global" | "dhcp" | "tftp" => Outcome::Prompt(String::new()),
+                "bootm" | "boot" => Outcome::Boot(format!(
+                    "Loading ARM Linux zImage '{}'\n",
+                    words.last().unwrap_or(&"")
+                )),
+                other => Outcome::Prompt(format!("{other}: No such file or directory\n")),
+            },
+            Self::Depthcharge => match name {
+                "tftpboot" => depthcharge_tftpboot(&words, loaded, tftp_root),
+                other => Outcome::Prompt(format!("The command \"{other}\" is not recognized.\n")),
+            },
+        }
+    }
+
+    /// iPXE's `chain tftp://SERVER/PATH`: the boot script from the TFTP root, run line by line.
+    fn chain(self, url: &str, loaded: &mut Loaded, tftp_root: Option<&Path>) -> Outcome {
+        let Some(path) = url
+            .strip_prefix("tftp://")
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(_, path)| path)
+        else {
+            return Outcome::Prompt(format!(
+                "Could not start download: {url}: Invalid argument\n"
+            ));
+        };
+        let script = tftp_root.and_then(|root| std::fs::read_to_string(root.join(path)).ok());
+        let Some(script) = script.filter(|s| s.starts_with("#!ipxe\n")) else {
+            return Outcome::Prompt(format!(
+                "Could not start download: No such file or directory ({url})\n"
+            ));
+        };
+        let mut output = format!("{url}... ok\n");
+        for line in script.lines().skip(1) {
+            match self.command(line, loaded, tftp_root) {
+                Outcome::Prompt(text) => output.push_str(&text),
+                Outcome::Boot(text) => {
+                    output.push_str(&text);
+                    return Outcome::Boot(output);
+                }
+            }
+        }
+        Outcome::Prompt(output)
+    }
+}
+
+/// Depthcharge's `tftpboot SERVER KERNEL CMDLINE [RAMDISK]`: reads the kernel (a FIT image
+/// when it starts with the flattened-device-tree magic) and the command-line file from the TFTP
+/// root, and fails as depthcharge does ("Tftp failed.") when one is missing or the FIT image
+/// is not one.
+fn depthcharge_tftpboot(words: &[&str], loaded: &mut Loaded, tftp_root: Option<&Path>) -> Outcome {
+    let (Some(kernel), Some(cmdline)) = (words.get(2), words.get(3)) else {
+        return Outcome::Prompt("Usage: tftpboot <server> <kernel> <cmdline> [<ramdisk>]\n".into());
+    };
+    let Some(root) = tftp_root else {
+        loaded.kernel = true;
+        return Outcome::Boot(String::new());
+    };
+    let image = std::fs::read(root.join(kernel)).ok();
+    let args = std::fs::read_to_string(root.join(cmdline)).ok();
+    let (Some(image), Some(args)) = (image, args) else {
+        return Outcome::Prompt("Tftp failed.\n".into());
+    };
+    let fit = image.starts_with(&[0xd0, 0x0d, 0xfe, 0xed]);
+    if kernel.ends_with(".itb") && !fit {
+        return Outcome::Prompt("Tftp failed.\nThe kernel is not a FIT image\n".into());
+    }
+    if let Some(root) = nfs_root_of(&args) {
+        loaded.nfsroot = Some(root);
+    }
+    loaded.kernel = true;
+    Outcome::Boot(format!(
+        "Bytes transferred = {} ({})\nCommand line: {args}\n",
+        image.len(),
+        if fit { "FIT image" } else { "kernel" }
+    ))
+}
+
+/// The export of `nfsroot=HOST:PATH[,options]` in a command line.
+pub fn nfs_root_of(line: &str) -> Option<PathBuf> {
+    let start = line.find("nfsroot=")? + "nfsroot=".len();
+    let value = line[start..].split([' ', '\'', '"']).next()?;
+    let path = value.split_once(':').map_or(value, |(_, path)| path);
+    Some(PathBuf::from(path.split(',').next()?))
+}
