@@ -219,7 +219,7 @@ fn depthcharge_tftpboot(words: &[&str], loaded: &mut Loaded, tftp_root: Option<&
     }
     loaded.kernel = true;
     Outcome::Boot(format!(
-        "Bytes transferred = {} ({})\nCommand line: {args}\n",
+        "Bytes transferred = {} ({})\nCommand line: {args}\nExiting depthcharge with code 4 at timestamp: 4242424\n",
         image.len(),
         if fit { "FIT image" } else { "kernel" }
     ))

@@ -7,13 +7,16 @@
 //! by default; `--bootloader grub|ipxe|barebox|depthcharge` shows another, see `loaders.rs`),
 //! whose interrupt key stops it at its prompt, where it takes that bootloader's commands; a
 //! kernel-like boot log, a login prompt, and then a real `sh -i` as root's shell, so test
-//! scripts really run. Every line typed at the bootloader is appended to
+//! scripts really run. Every command (non-empty line) typed at the bootloader is appended to
 //! `<state>/bootloader.log`. `--tftp-root DIR` is the worker's TFTP root, where iPXE's `chain`
-//! and depthcharge's `tftpboot` read their files. `--prompt TEXT` replaces the shell's prompt.
+//! and depthcharge's `tftpboot` read their files. A file `<state>/prompt` replaces the shell's
+//! prompt (a file, since prompts like `/ # ` cannot pass through a YAML `connect:` line), and
+//! a file `<state>/autologin` makes the shell start without a login prompt, as a ramdisk's
+//! console does.
 //! `--never-boot` makes the kernel panic before the login prompt.
 //!
 //! Usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]
-//!                 [--bootloader NAME] [--tftp-root DIR] [--prompt TEXT]
+//!                 [--bootloader NAME] [--tftp-root DIR]
 
 mod loaders;
 
@@ -211,7 +214,9 @@ impl Board {
         loop {
             say(self.loader.prompt());
             let line = self.read_line(token)?;
-            self.record(&line);
+            if !line.is_empty() {
+                self.record(&line);
+            }
             match self
                 .loader
                 .command(&line, loaded, self.tftp_root.as_deref())
@@ -255,10 +260,13 @@ impl Board {
             }
         }
         say("[    1.500000] Run /sbin/init as init process\n\nWelcome to Simboard Linux\n\n");
+        let autologin = self.state.join("autologin").exists();
         loop {
             set_raw(true);
-            say(&format!("{} login: ", self.hostname));
-            let _user = self.read_line(token)?;
+            if !autologin {
+                say(&format!("{} login: ", self.hostname));
+                let _user = self.read_line(token)?;
+            }
             self.shell(token)?;
         }
     }
@@ -389,13 +397,13 @@ fn main() -> ExitCode {
                 }
             }
             "--tftp-root" => board.tftp_root = args.next().map(PathBuf::from),
-            "--prompt" => board.prompt = args.next(),
             other => {
                 eprintln!("simboard: unknown argument {other}");
                 return ExitCode::from(2);
             }
         }
     }
+    board.prompt = std::fs::read_to_string(board.state.join("prompt")).ok();
     if board.state.as_os_str().is_empty() {
         eprintln!("usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]");
         return ExitCode::from(2);
