@@ -29,7 +29,7 @@ pub const TEST: &[(&str, &str)] = &[
 
 /// Package, and what the lab uses it for.
 pub const LAB: &[(&str, &str)] = &[
-    ("qemu-system-x86", "both boards' machines"),
+    ("qemu-system-x86", "the boards' machines"),
     ("linux-image-amd64", "the boards' kernel"),
     (
         "busybox-static",
@@ -37,10 +37,14 @@ pub const LAB: &[(&str, &str)] = &[
     ),
     ("cpio", "packing the initramfs"),
     ("u-boot-qemu", "board B's firmware (qemu-x86/u-boot.rom)"),
-    ("ser2net", "board B's console server"),
+    ("ipxe-qemu", "board C's firmware (its NIC's iPXE ROM)"),
+    ("ser2net", "boards B's and C's console server"),
     ("telnet", "the console client (connection_command)"),
-    ("socat", "board B's serial cable (a pty pair)"),
-    ("pdudaemon", "board B's PDU daemon (localcmdline driver)"),
+    ("socat", "boards B's and C's serial cables (pty pairs)"),
+    (
+        "pdudaemon",
+        "boards B's and C's PDU daemon (localcmdline driver)",
+    ),
 ];
 
 fn installed(package: &str) -> bool {

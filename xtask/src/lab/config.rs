@@ -15,25 +15,26 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// ser2net exports board B's serial port (the host end of its cable) as telnet.
+/// ser2net exports boards B's and C's serial ports (the host ends of their cables) as telnet.
 pub fn ser2net(lab: &Layout) -> anyhow::Result<()> {
-    write(
-        &lab.etc().join("ser2net.yaml"),
-        &format!(
-            "%YAML 1.1
----
-# Board {BOARD_B}'s console: the host end of its serial cable, as telnet on 127.0.0.1.
-connection: &{name}
-    accepter: telnet,tcp,127.0.0.1,{CONSOLE_PORT}
+    let mut text = String::from("%YAML 1.1\n---\n");
+    for board in SERIAL_BOARDS {
+        text.push_str(&format!(
+            "# Board {name}'s console: the host end of its serial cable, as telnet on 127.0.0.1.
+connection: &{id}
+    accepter: telnet,tcp,127.0.0.1,{port}
     enable: on
     options:
       kickolduser: true
     connector: serialdev,{tty},115200n81,local
 ",
-            name = BOARD_B.replace('-', ""),
-            tty = lab.serial_host_end().display(),
-        ),
-    )
+            name = board.name,
+            id = board.name.replace('-', ""),
+            port = board.console_port,
+            tty = lab.serial_host_end(board.name).display(),
+        ));
+    }
+    write(&lab.etc().join("ser2net.yaml"), &text)
 }
 
 /// A path quoted for sh (single quotes; a quote inside becomes '"'"').
@@ -65,22 +66,27 @@ pub fn pdudaemon(lab: &Layout) -> anyhow::Result<()> {
     )
 }
 
-/// The PDU's outlets: outlet 1 powers board B, a qemu running u-boot from its firmware with
-/// its serial port on the board end of the cable and a network whose TFTP server is the
-/// worker's TFTP root.
+/// The PDU's outlets: outlet 1 powers board B, a qemu running u-boot from its firmware;
+/// outlet 2 board C, a qemu PC that boots from its NIC's iPXE ROM. Each has its serial port
+/// on the board end of its cable and a network whose TFTP server is the worker's TFTP root.
 pub fn power_script(lab: &Layout) -> anyhow::Result<()> {
     let path = lab.dir.join("boards/power.sh");
+    let tftp = sh_quote(&lab.tftp_root());
     write(
         &path,
         &format!(
             r#"#!/bin/sh
 # The lab PDU's outlets, run by pdudaemon's localcmdline driver: power.sh on|off OUTLET.
-# Outlet {BOARD_B_OUTLET} is board {BOARD_B}: "on" starts its machine, "off" pulls the plug.
+# Outlet {BOARD_B_OUTLET} is board {BOARD_B}, outlet {BOARD_C_OUTLET} board {BOARD_C}: "on" starts
+# its machine, "off" pulls the plug.
 set -u
 action=$1
 outlet=$2
 case "$outlet" in
-    {BOARD_B_OUTLET}) board={board} ;;
+    {BOARD_B_OUTLET}) board={board_b}
+       machine="-bios /usr/lib/u-boot/qemu-x86/u-boot.rom -display none" ;;
+    {BOARD_C_OUTLET}) board={board_c}
+       machine="-nographic -boot n" ;;
     *) echo "no board on outlet $outlet" >&2; exit 1 ;;
 esac
 pidfile=$board/qemu.pid
@@ -88,7 +94,7 @@ off() {{
     [ -f "$pidfile" ] || return 0
     pid=$(cat "$pidfile")
     # A qemu that exited on its own leaves its pid behind; never signal a reused one.
-    if ! tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q ttyS0-board; then
+    if ! tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$board/ttyS0-board"; then
         rm -f "$pidfile"
         return 0
     fi
@@ -102,10 +108,10 @@ echo "$(date +%T.%N) outlet $outlet $action" >> "$board/power.log"
 case "$action" in
     on)
         off
-        setsid qemu-system-x86_64 -bios /usr/lib/u-boot/qemu-x86/u-boot.rom -m 512 \
-            -display none -monitor none \
+        # $machine is word-split on purpose: it is this script's own option list.
+        setsid qemu-system-x86_64 $machine -m 512 -monitor none \
             -netdev user,id=n0,tftp={tftp} -device e1000,netdev=n0 \
-            -chardev serial,id=s0,path={tty} -serial chardev:s0 \
+            -chardev serial,id=s0,path="$board/ttyS0-board" -serial chardev:s0 \
             >> "$board/qemu.log" 2>&1 < /dev/null &
         echo $! > "$pidfile"
         ;;
@@ -113,9 +119,8 @@ case "$action" in
     *) echo "unknown action $action" >&2; exit 1 ;;
 esac
 "#,
-            board = sh_quote(&lab.board_b()),
-            tftp = sh_quote(&lab.tftp_root()),
-            tty = sh_quote(&lab.serial_board_end()),
+            board_b = sh_quote(&lab.board(BOARD_B)),
+            board_c = sh_quote(&lab.board(BOARD_C)),
         ),
     )?;
     use std::os::unix::fs::PermissionsExt;
@@ -186,7 +191,7 @@ tftp_root = \"{tftp}\"
     )
 }
 
-/// The worker's dispatcher configuration on the master: board B's bootloader reaches the
+/// The worker's dispatcher configuration on the master: the boards' bootloaders reach the
 /// TFTP server at qemu's user-network host address.
 pub fn dispatcher(lab: &Layout) -> anyhow::Result<()> {
     write(
@@ -194,7 +199,7 @@ pub fn dispatcher(lab: &Layout) -> anyhow::Result<()> {
             .join("dispatcher.d")
             .join(WORKER)
             .join("dispatcher.yaml"),
-        "# {SERVER_IP} as board B sees the TFTP server (qemu's user network).\ndispatcher_ip: 10.0.2.2\n",
+        "# {SERVER_IP} as boards B and C see the TFTP server (qemu's user network).\ndispatcher_ip: 10.0.2.2\n",
     )
 }
 
@@ -227,6 +232,28 @@ pub fn board_b_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
 {{% set base_ip_args = '' %}}
 {{# Rebuilt ramdisks get a u-boot header, which u-boot's iminfo checks before zboot. #}}
 {{% set uboot_ramdisk_format = 'u-boot' %}}
+"
+        ),
+    )?;
+    Ok(path)
+}
+
+/// Board C's dictionary: LAVA's x86 type booting with iPXE; console through ser2net, power
+/// through pdudaemon.
+pub fn board_c_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
+    let path = lab.etc().join(format!("{BOARD_C}.jinja2"));
+    write(
+        &path,
+        &format!(
+            "{{% extends 'x86.jinja2' %}}
+{{% set connection_command = 'telnet 127.0.0.1 {CONSOLE_PORT_C}' %}}
+{{% set pdu_hostname = 'lab-pdu' %}}
+{{% set pdu_port = {BOARD_C_OUTLET} %}}
+{{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
+{{# qemu's default MAC: iPXE's commands pass it as lava_mac= (without one, LAVA drops the
+line that also sets the console). #}}
+{{% set lava_mac = '52:54:00:12:34:56' %}}
+{{% set base_ip_args = '' %}}
 "
         ),
     )?;

@@ -16,6 +16,8 @@ pub const LOG_PORT: u16 = 18555;
 pub const IMAGES_PORT: u16 = 18090;
 /// ser2net's telnet port for board B's console.
 pub const CONSOLE_PORT: u16 = 18001;
+/// ser2net's telnet port for board C's console.
+pub const CONSOLE_PORT_C: u16 = 18002;
 /// pdudaemon's HTTP listener.
 pub const PDU_PORT: u16 = 18421;
 /// The worker (slave) name.
@@ -26,6 +28,35 @@ pub const BOARD_A: &str = "qemu-01";
 pub const BOARD_B: &str = "uboot-01";
 /// Board B's outlet on the lab PDU.
 pub const BOARD_B_OUTLET: u32 = 1;
+/// Board C: an x86 PC booting over the network with its NIC's iPXE firmware (qemu's own iPXE
+/// ROM, Debian's ipxe-qemu), console over ser2net, power through pdudaemon.
+pub const BOARD_C: &str = "ipxe-01";
+/// Board C's outlet on the lab PDU.
+pub const BOARD_C_OUTLET: u32 = 2;
+
+/// A board behind the lab's serial cables, console server and PDU.
+#[derive(Debug, Clone, Copy)]
+pub struct SerialBoard {
+    /// Its device name.
+    pub name: &'static str,
+    /// ser2net's telnet port for its console.
+    pub console_port: u16,
+}
+
+/// Boards B and C.
+pub const SERIAL_BOARDS: [SerialBoard; 2] = [
+    SerialBoard {
+        name: BOARD_B,
+        console_port: CONSOLE_PORT,
+    },
+    SerialBoard {
+        name: BOARD_C,
+        console_port: CONSOLE_PORT_C,
+    },
+];
+
+/// Every board of the lab.
+pub const BOARDS: [&str; 3] = [BOARD_A, BOARD_B, BOARD_C];
 
 /// The lab's directories and files.
 #[derive(Debug, Clone)]
@@ -75,19 +106,19 @@ impl Layout {
         self.dir.join("tftp")
     }
 
-    /// Board B's files: power script, qemu pid and log, the serial cable's two ends.
-    pub fn board_b(&self) -> PathBuf {
-        self.dir.join("boards").join(BOARD_B)
+    /// A serial board's files: qemu pid and log, the serial cable's two ends.
+    pub fn board(&self, name: &str) -> PathBuf {
+        self.dir.join("boards").join(name)
     }
 
-    /// The end of board B's serial cable that ser2net opens.
-    pub fn serial_host_end(&self) -> PathBuf {
-        self.board_b().join("ttyS0-host")
+    /// The end of a board's serial cable that ser2net opens.
+    pub fn serial_host_end(&self, board: &str) -> PathBuf {
+        self.board(board).join("ttyS0-host")
     }
 
-    /// The end of board B's serial cable that its qemu opens.
-    pub fn serial_board_end(&self) -> PathBuf {
-        self.board_b().join("ttyS0-board")
+    /// The end of a board's serial cable that its qemu opens.
+    pub fn serial_board_end(&self, board: &str) -> PathBuf {
+        self.board(board).join("ttyS0-board")
     }
 
     /// Daemon logs.

@@ -6,9 +6,12 @@
 //! from its firmware, its serial port on a "cable" (a pty pair kept open by socat) exported
 //! by ser2net as telnet, its power an outlet of pdudaemon (localcmdline driver running the
 //! lab's outlet script), its kernel and initramfs loaded by u-boot over TFTP from the
-//! worker's TFTP root (deploy tftp, boot u-boot, commands ramdisk). A master with its
-//! embedded store and a slave run both; the boards' device types have health checks, so
-//! `lab up` ends with both devices checked.
+//! worker's TFTP root (deploy tftp, boot u-boot, commands ramdisk). Board C is wired the same
+//! way and boots from its NIC's firmware: qemu's own iPXE ROM (Debian's ipxe-qemu), which the
+//! ipxe boot method interrupts with Ctrl-B and tells to load kernel and initramfs from the
+//! worker's TFTP root (device type x86, boot ipxe). A master with its embedded store and a
+//! slave run them all; the boards' device types have health checks, so `lab up` ends with
+//! every device checked.
 
 mod config;
 mod images;
@@ -124,14 +127,14 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     let running = processes::find(&lab.dir);
     if !running.is_empty() {
         // Up only if it works: the master answers and both boards passed their checks.
-        let healthy = [BOARD_A, BOARD_B].iter().all(|board| {
+        let healthy = BOARDS.iter().all(|board| {
             Cli::new(lab)
                 .output(&["devices", "show", board, "--format", "json"])
                 .is_ok_and(|text| text.contains("\"health\": \"good\""))
         });
         if !healthy {
             bail!(
-                "the lab is half up ({} processes, but not both boards good): run `cargo xtask \
+                "the lab is half up ({} processes, but not every board good): run `cargo xtask \
                  lab down`, then `cargo xtask lab up` again (logs in {})",
                 running.len(),
                 lab.logs().display()
@@ -145,7 +148,8 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     for dir in [
         lab.logs(),
         lab.etc(),
-        lab.board_b(),
+        lab.board(BOARD_B),
+        lab.board(BOARD_C),
         lab.tftp_root(),
         lab.master_data(),
     ] {
@@ -176,39 +180,9 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         ],
         &logs.join("images-httpd.log"),
     )?;
-    println!("lab: board {BOARD_B}'s serial cable, console on telnet 127.0.0.1:{CONSOLE_PORT}");
-    // The cable: a pty pair. The board end is held open so the cable survives the board's
-    // qemu closing it at power-off, as a real serial line survives a board switched off.
-    let (host_end, board_end) = (lab.serial_host_end(), lab.serial_board_end());
-    processes::spawn(
-        &lab.dir,
-        "socat",
-        &[
-            format!("pty,link={},raw,echo=0", host_end.display()),
-            format!("pty,link={},raw,echo=0", board_end.display()),
-        ],
-        &logs.join("serial-cable.log"),
-    )?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(host_end.exists() && board_end.exists()) {
-        if Instant::now() > deadline {
-            bail!(
-                "socat made no serial cable (see {})",
-                logs.join("serial-cable.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    for board in SERIAL_BOARDS {
+        serial_cable(lab, board)?;
     }
-    processes::spawn(
-        &lab.dir,
-        "sh",
-        &[
-            "-c".into(),
-            "exec 3<>\"$0\"; while :; do sleep 3600; done".into(),
-            path(&board_end),
-        ],
-        &logs.join("serial-cable.log"),
-    )?;
     processes::spawn(
         &lab.dir,
         "ser2net",
@@ -221,7 +195,10 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         ],
         &logs.join("ser2net.log"),
     )?;
-    println!("lab: pdudaemon on 127.0.0.1:{PDU_PORT} (outlet {BOARD_B_OUTLET}: {BOARD_B})");
+    println!(
+        "lab: pdudaemon on 127.0.0.1:{PDU_PORT} (outlet {BOARD_B_OUTLET}: {BOARD_B}, outlet \
+         {BOARD_C_OUTLET}: {BOARD_C})"
+    );
     processes::spawn(
         &lab.dir,
         "pdudaemon",
@@ -263,7 +240,9 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     )?;
     wait_for_port(HTTP_PORT, "the master", Duration::from_secs(30))?;
     wait_for_port(IMAGES_PORT, "the images server", Duration::from_secs(10))?;
-    wait_for_port(CONSOLE_PORT, "ser2net", Duration::from_secs(10))?;
+    for board in SERIAL_BOARDS {
+        wait_for_port(board.console_port, "ser2net", Duration::from_secs(10))?;
+    }
     wait_for_port(PDU_PORT, "pdudaemon", Duration::from_secs(30))?;
     register(lab)?;
 
@@ -275,12 +254,54 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
             .output(&["workers", "show", WORKER, "--format", "json"])?
             .contains("\"online\""))
     })?;
-    println!("lab: health checks of both boards (a new device is checked before it takes jobs)");
-    for board in [BOARD_A, BOARD_B] {
+    println!("lab: health checks of every board (a new device is checked before it takes jobs)");
+    for board in BOARDS {
         run::wait_healthy(lab, board, Duration::from_secs(600))?;
     }
     println!("lab: up in {:.0}s", started.elapsed().as_secs_f64());
     status(lab)
+}
+
+/// A board's serial cable: a pty pair. The board end is held open so the cable survives the
+/// board's qemu closing it at power-off, as a real serial line survives a board switched off.
+fn serial_cable(lab: &Layout, board: SerialBoard) -> anyhow::Result<()> {
+    let logs = lab.logs();
+    let log = logs.join(format!("serial-cable-{}.log", board.name));
+    println!(
+        "lab: board {}'s serial cable, console on telnet 127.0.0.1:{}",
+        board.name, board.console_port
+    );
+    let (host_end, board_end) = (
+        lab.serial_host_end(board.name),
+        lab.serial_board_end(board.name),
+    );
+    processes::spawn(
+        &lab.dir,
+        "socat",
+        &[
+            format!("pty,link={},raw,echo=0", host_end.display()),
+            format!("pty,link={},raw,echo=0", board_end.display()),
+        ],
+        &log,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(host_end.exists() && board_end.exists()) {
+        if Instant::now() > deadline {
+            bail!("socat made no serial cable (see {})", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    processes::spawn(
+        &lab.dir,
+        "sh",
+        &[
+            "-c".into(),
+            "exec 3<>\"$0\"; while :; do sleep 3600; done".into(),
+            path(&board_end),
+        ],
+        &log,
+    )?;
+    Ok(())
 }
 
 /// Fails, naming the port and its use, if another program already listens on one of the
@@ -292,6 +313,7 @@ fn check_ports_free() -> anyhow::Result<()> {
         (LOG_PORT, "the master's log socket"),
         (IMAGES_PORT, "the images server"),
         (CONSOLE_PORT, "board B's console (ser2net)"),
+        (CONSOLE_PORT_C, "board C's console (ser2net)"),
         (PDU_PORT, "pdudaemon"),
     ] {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
@@ -341,7 +363,7 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
             "this machine's lab",
         ])?;
     }
-    for device_type in ["qemu", "qemu-x86-uboot"] {
+    for device_type in ["qemu", "qemu-x86-uboot", "x86"] {
         let known = cli.output(&["device-types", "list", "--format", "json"])?;
         if !known.contains(&format!("\"{device_type}\"")) {
             cli.output(&["device-types", "add", device_type])?;
@@ -350,6 +372,7 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
     let boards = [
         (BOARD_A, "qemu", config::board_a_dictionary(lab)?),
         (BOARD_B, "qemu-x86-uboot", config::board_b_dictionary(lab)?),
+        (BOARD_C, "x86", config::board_c_dictionary(lab)?),
     ];
     for (name, device_type, dictionary) in boards {
         let dictionary = path(&dictionary);
@@ -392,7 +415,9 @@ fn down(lab: &Layout) -> anyhow::Result<()> {
         }
         bail!("{} lab processes would not stop", left.len());
     }
-    let _ = std::fs::remove_file(lab.board_b().join("qemu.pid"));
+    for board in SERIAL_BOARDS {
+        let _ = std::fs::remove_file(lab.board(board.name).join("qemu.pid"));
+    }
     println!("lab: down, no process left");
     Ok(())
 }
@@ -413,7 +438,8 @@ fn status(lab: &Layout) -> anyhow::Result<()> {
         println!("\n{devices}");
     }
     println!(
-        "web UI {}/ · console of {BOARD_B}: telnet 127.0.0.1 {CONSOLE_PORT} · logs in {}",
+        "web UI {}/ · consoles: {BOARD_B} telnet 127.0.0.1 {CONSOLE_PORT}, {BOARD_C} telnet \
+         127.0.0.1 {CONSOLE_PORT_C} · logs in {}",
         lab.url(),
         lab.logs().display()
     );
