@@ -332,7 +332,8 @@ pub enum Missing {
 }
 
 /// The whole dialogue of an interactive bootloader, as LAVA's boot actions run it: logs the
-/// commands, resets the board (unless `reset: false`), interrupts it, and sends the commands.
+/// commands, resets the board (unless `reset: false`), interrupts it, sends the commands and
+/// waits for the kernel to start ([`wait_for_kernel`]).
 pub fn run(
     method: &Method,
     session: &mut BootSession<'_>,
@@ -350,7 +351,8 @@ pub fn run(
     log_commands(session, subs, commands);
     reset(method, session, action, deadline)?;
     let interrupted = interrupt(method, session, deadline)?;
-    send_commands(method, session, action, interrupted, commands, deadline)
+    send_commands(method, session, action, interrupted, commands, deadline)?;
+    wait_for_kernel(method, session, action, deadline)
 }
 
 /// Where the interrupt left the bootloader.
@@ -524,6 +526,50 @@ fn expect_prompt(
         )));
     }
     Ok(())
+}
+
+/// The first part of LAVA's `AutoLoginAction` after a bootloader: where the job waits for a
+/// shell (it lists `prompts`), wait for the kernel's first words (the job's
+/// `parameters.kernel-start-message`, the method's deprecated `boot_message` parameter, or
+/// the device's `constants.kernel-start-message`), with the bootloader's error messages
+/// watched: a bootloader that fails after its last command ("error: you need to load the
+/// kernel first.") ends the boot there, as an infrastructure error, instead of at the boot's
+/// timeout.
+pub fn wait_for_kernel(
+    method: &Method,
+    session: &mut BootSession<'_>,
+    action: &Value,
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    if action
+        .get("prompts")
+        .is_none_or(|p| p.as_array().is_some_and(Vec::is_empty))
+    {
+        return Ok(());
+    }
+    let start = action
+        .pointer("/parameters/kernel-start-message")
+        .and_then(Value::as_str)
+        .or_else(|| method.parameter_str("boot_message"))
+        .or_else(|| {
+            method
+                .section()
+                .pointer("/_constants/kernel-start-message")
+                .and_then(Value::as_str)
+        })
+        .filter(|m| !m.is_empty());
+    let Some(start) = start else {
+        return Ok(());
+    };
+    let mut patterns = vec![start.to_owned()];
+    patterns.extend(method.error_messages());
+    expect_prompt(
+        session,
+        method.driver(),
+        &patterns,
+        "the kernel's first messages",
+        deadline,
+    )
 }
 
 /// Resets the board unless the boot action says `reset: false`.

@@ -58,6 +58,8 @@ struct Run {
     config: Value,
     /// The sample job as run (artifacts local).
     job: Value,
+    /// What `basalt run` said.
+    output: basalt_e2e::Output,
 }
 
 impl Run {
@@ -183,7 +185,12 @@ fn gz_cpio(names: &[&str]) -> Vec<u8> {
 
 /// The sample's deploy and boot, with its artifacts made local, as a job file (YAML whose
 /// values are JSON flow collections).
-fn job_for(sample: &Sample, lava: &Path, dir: &TestDir) -> (PathBuf, Value) {
+fn job_for(
+    sample: &Sample,
+    lava: &Path,
+    dir: &TestDir,
+    change: impl Fn(&mut Map<String, Value>),
+) -> (PathBuf, Value) {
     let text = std::fs::read_to_string(lava.join("jobs").join(sample.job)).unwrap();
     let mut job = basalt::yaml11::from_str(&text).unwrap();
     let mut actions = Vec::new();
@@ -203,6 +210,7 @@ fn job_for(sample: &Sample, lava: &Path, dir: &TestDir) -> (PathBuf, Value) {
         } else if let Some(boot) = action.get("boot").and_then(Value::as_object) {
             let mut boot = boot.clone();
             boot.insert("timeout".into(), json!({"minutes": 2}));
+            change(&mut boot);
             actions.push(json!({"boot": boot}));
         }
         // Test actions clone repositories from the internet; the boot is what is checked.
@@ -256,9 +264,22 @@ fn dictionary_for(sample: &Sample, lava: &Path, dir: &TestDir) -> PathBuf {
 }
 
 fn run(sample: &Sample) -> Option<Run> {
+    let run = run_with(sample, |_| {})?;
+    assert!(
+        run.output.status.success(),
+        "{}\nthe board was sent: {:#?}\n{}",
+        run.output,
+        run.typed(),
+        run.log()
+    );
+    Some(run)
+}
+
+/// Runs the sample with its boot action changed by `change`.
+fn run_with(sample: &Sample, change: impl Fn(&mut Map<String, Value>)) -> Option<Run> {
     let lava = lava_fixtures()?;
     let dir = TestDir::new();
-    let (job_file, job) = job_for(sample, &lava, &dir);
+    let (job_file, job) = job_for(sample, &lava, &dir, change);
     let dictionary = dictionary_for(sample, &lava, &dir);
     let out = dir.path().join("out");
     let output = Basalt::new(["run", "--quiet", "--device"])
@@ -286,19 +307,13 @@ fn run(sample: &Sample) -> Option<Run> {
     )
     .unwrap();
     let config = serde_json::from_str::<Value>(&config_text).unwrap()["config"].clone();
-    let run = Run {
+    Some(Run {
         dir,
         out,
         config,
         job,
-    };
-    assert!(
-        output.status.success(),
-        "{output}\nthe board was sent: {:#?}\n{}",
-        run.typed(),
-        run.log()
-    );
-    Some(run)
+        output,
+    })
 }
 
 /// The values LAVA's overlay gives the common placeholders for this run.
@@ -477,4 +492,37 @@ fn lavas_depthcharge_sample_tftpboots_a_fit_image_and_the_command_line_file() {
     let log = run.log();
     assert!(log.contains("(FIT image)"), "{log}");
     assert!(log.contains(&format!("Command line: {cmdline}")), "{log}");
+}
+
+#[test]
+fn a_bootloader_error_message_ends_the_boot_as_an_infrastructure_error_naming_it() {
+    let sample = Sample {
+        job: "lava_dispatcher__grub-ramdisk.yaml",
+        device: "d02-01",
+        device_type: None,
+        loader: "grub",
+        prompt: "/ # ",
+        login: false,
+    };
+    // The job's own commands, as LAVA allows: `boot` before any `linux` makes GRUB say
+    // "error: you need to load the kernel first.", one of constants.grub.error-messages.
+    let Some(run) = run_with(&sample, |boot| {
+        boot.insert("commands".into(), json!(["net_bootp", "boot"]));
+    }) else {
+        return;
+    };
+    assert!(!run.output.status.success(), "{}", run.log());
+    let log = run.log();
+    assert!(
+        log.contains("WARNING: Using boot commands supplied in the job definition"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "matched a bootloader error message: 'error: you need to load the kernel first.'"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("InfrastructureError"), "{log}");
+    assert_eq!(run.typed(), ["net_bootp", "boot"]);
 }

@@ -148,6 +148,7 @@ impl BootDriver for DepthchargeBoot {
             &commands,
             deadline,
         )?;
+        bootloader::wait_for_kernel(method, session, &action, deadline)?;
         log_in(DRIVER, session, &login, deadline)
     }
 }
