@@ -93,6 +93,21 @@ impl Method {
         self.section.get("_parameters").and_then(|p| p.get(key))
     }
 
+    /// How long to wait after each character typed at the bootloader: the device's
+    /// `character_delays.boot` in milliseconds (LAVA's `boot_character_delay`), for
+    /// bootloaders whose serial input drops characters typed at full speed.
+    pub fn character_delay(&self) -> Duration {
+        self.section
+            .pointer("/_character_delays/boot")
+            .and_then(|v| {
+                v.as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .filter(|ms| ms.is_finite() && *ms > 0.0)
+            .map(|ms| Duration::from_secs_f64(ms.min(10_000.0) / 1000.0))
+            .unwrap_or_default()
+    }
+
     /// The bootloader's prompt (`parameters.bootloader_prompt`), which LAVA requires.
     pub fn bootloader_prompt(&self) -> Result<&str, PluginError> {
         self.parameter_str("bootloader_prompt").ok_or_else(|| {
@@ -485,8 +500,18 @@ pub fn send_commands(
         }
     }
     let final_message = method.final_message(action);
+    let delay = method.character_delay();
+    if !delay.is_zero() {
+        session.log(
+            crate::LogLevel::DEBUG,
+            &format!(
+                "Sending with {} millisecond of delay",
+                delay.as_secs_f64() * 1000.0
+            ),
+        );
+    }
     for (index, command) in commands.iter().enumerate() {
-        session.send_line(command)?;
+        send_line_slowly(session, command, delay)?;
         let last = index + 1 == commands.len();
         if last {
             let Some(final_message) = &final_message else {
@@ -504,6 +529,24 @@ pub fn send_commands(
                 deadline,
             )?;
         }
+    }
+    Ok(())
+}
+
+/// LAVA's `sendline(line, delay=…)`: each character of the line, then the newline, with
+/// `delay` after each.
+pub fn send_line_slowly(
+    session: &mut BootSession<'_>,
+    line: &str,
+    delay: Duration,
+) -> Result<(), PluginError> {
+    if delay.is_zero() {
+        return session.send_line(line);
+    }
+    let mut buffer = [0u8; 4];
+    for c in line.chars().chain(std::iter::once('\n')) {
+        session.send(c.encode_utf8(&mut buffer))?;
+        std::thread::sleep(delay);
     }
     Ok(())
 }
@@ -694,6 +737,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(method.command_sets(), ["ramdisk", "nfs"]);
+        assert_eq!(method.character_delay(), Duration::ZERO);
         assert_eq!(method.error_messages(), ["Connection timed out"]);
         assert_eq!(
             method.lava_mac().unwrap().as_deref(),
@@ -707,6 +751,13 @@ mod tests {
         )
         .unwrap();
         assert!(bad.lava_mac().is_err());
+        let slow = Method::from_config(
+            "boot grub",
+            "grub",
+            &json!({"parameters": {}, "_character_delays": {"boot": 30}}).to_string(),
+        )
+        .unwrap();
+        assert_eq!(slow.character_delay(), Duration::from_millis(30));
         assert!(Method::from_config("boot ipxe", "ipxe", "[]").is_err());
     }
 }

@@ -257,6 +257,9 @@ fn dictionary_for(sample: &Sample, lava: &Path, dir: &TestDir) -> PathBuf {
 {{% set power_on_command = 'echo on $(date +%s%N) > {p}' %}}
 {{% set hard_reset_command = 'echo on $(date +%s%N) > {p}' %}}
 {{% set power_off_command = 'echo off > {p}' %}}
+{{# LAVA's x86 type types at 500 ms per character; the simulated board needs no delay, but
+the delay is still applied, one millisecond per character. #}}
+{{% set boot_character_delay = 1 %}}
 ",
             p = power.display(),
         ),
@@ -370,6 +373,11 @@ fn assert_sent_lavas_commands(sample: &Sample) -> Option<Run> {
     let method = run.boot()["method"].as_str().unwrap().to_owned();
     let expected = lava_substitute(&run.lava_commands(), &common_values(&run, &method));
     assert_eq!(run.typed(), expected, "{}", run.log());
+    assert!(
+        run.log().contains("Sending with 1 millisecond of delay"),
+        "{}",
+        run.log()
+    );
     Some(run)
 }
 

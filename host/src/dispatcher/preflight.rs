@@ -27,15 +27,19 @@ pub struct Ready {
 }
 
 /// A boot method's configuration as its plugin gets it: the method's section of the device
-/// configuration plus the device's constants and parameters (prompts, error messages, load
-/// addresses) that boot methods read.
+/// configuration plus the device's constants, parameters and character delays (prompts, error
+/// messages, load addresses, typing speed) that boot methods read.
 pub fn boot_config(device: &Value, method: &str) -> Value {
     let mut config = device
         .pointer(&format!("/actions/boot/methods/{method}"))
         .cloned()
         .unwrap_or(Value::Null);
     if let Value::Object(section) = &mut config {
-        for (key, source) in [("_constants", "/constants"), ("_parameters", "/parameters")] {
+        for (key, source) in [
+            ("_constants", "/constants"),
+            ("_parameters", "/parameters"),
+            ("_character_delays", "/character_delays"),
+        ] {
             if let Some(value) = device.pointer(source) {
                 section.insert(key.into(), value.clone());
             }
