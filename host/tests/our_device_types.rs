@@ -226,3 +226,37 @@ fn an_x86_uboot_board_boots_with_zboot_and_its_pdu_comes_from_the_dictionary() {
         .get("power")
         .is_none());
 }
+
+/// Our depthcharge type gives LAVA's test Chromebook what LAVA's own template gives it: the
+/// depthcharge section (each set's command line, down to its double space), the FIT
+/// architecture, the load address, and every constant LAVA's base sets (bootloader prompts,
+/// final and error messages of every method).
+#[test]
+fn the_depthcharge_chromebook_renders_as_lavas_template_renders_it() {
+    let Some(fixtures) = common::lava_fixtures() else {
+        return;
+    };
+    let engine = TemplateEngine::new(SearchPath::new(vec![fixtures.join("devices"), ours()]));
+    let ours = engine
+        .render(
+            "rk3288-veyron-jaq-01.jinja2",
+            &json!({"scheduled_device_name": "rk3288-veyron-jaq-01", "scheduled_device_type": "rk3288-veyron-jaq"}),
+        )
+        .unwrap()
+        .config;
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("expected/rk3288-veyron-jaq-01.json")).unwrap(),
+    )
+    .unwrap();
+    let lava = &expected["config"];
+    for pointer in [
+        "/actions/boot/methods/depthcharge",
+        "/actions/deploy/parameters",
+        "/parameters/load_address",
+    ] {
+        assert_eq!(ours.pointer(pointer), lava.pointer(pointer), "{pointer}");
+    }
+    for (key, value) in lava["constants"].as_object().unwrap() {
+        assert_eq!(&ours["constants"][key], value, "constants.{key}");
+    }
+}

@@ -498,7 +498,7 @@ fn lavas_depthcharge_sample_tftpboots_a_fit_image_and_the_command_line_file() {
         .to_owned();
     let cmdline = lava_substitute(&[cmdline], &common_values(&run, "depthcharge")).remove(0);
     let log = run.log();
-    assert!(log.contains("(FIT image)"), "{log}");
+    assert!(log.contains("FIT image with kernel"), "{log}");
     assert!(log.contains(&format!("Command line: {cmdline}")), "{log}");
 }
 

@@ -38,6 +38,11 @@ pub const LAB: &[(&str, &str)] = &[
     ("cpio", "packing the initramfs"),
     ("u-boot-qemu", "board B's firmware (qemu-x86/u-boot.rom)"),
     ("ipxe-qemu", "board C's firmware (its NIC's iPXE ROM)"),
+    (
+        "tftpd-hpa",
+        "the worker's TFTP server (board D fetches over TFTP)",
+    ),
+    ("u-boot-tools", "mkimage, which builds board D's FIT images"),
     ("ser2net", "boards B's and C's console server"),
     ("telnet", "the console client (connection_command)"),
     ("socat", "boards B's and C's serial cables (pty pairs)"),

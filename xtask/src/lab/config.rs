@@ -78,7 +78,7 @@ pub fn power_script(lab: &Layout) -> anyhow::Result<()> {
             r#"#!/bin/sh
 # The lab PDU's outlets, run by pdudaemon's localcmdline driver: power.sh on|off OUTLET.
 # Outlet {BOARD_B_OUTLET} is board {BOARD_B}, outlet {BOARD_C_OUTLET} board {BOARD_C}: "on" starts
-# its machine, "off" pulls the plug.
+# its machine, "off" pulls the plug. Outlet {BOARD_D_OUTLET} is the simulated board {BOARD_D}.
 set -u
 action=$1
 outlet=$2
@@ -87,6 +87,14 @@ case "$outlet" in
        machine="-bios /usr/lib/u-boot/qemu-x86/u-boot.rom -display none" ;;
     {BOARD_C_OUTLET}) board={board_c}
        machine="-nographic -boot n" ;;
+    {BOARD_D_OUTLET}) # Board D is simulated: its power is a file the simulator watches.
+       case "$action" in
+           on) echo "on $(date +%s%N)" > {board_d_power} ;;
+           off) echo off > {board_d_power} ;;
+           *) echo "unknown action $action" >&2; exit 1 ;;
+       esac
+       echo "$(date +%T.%N) outlet $outlet $action" >> {board_d}/power.log
+       exit 0 ;;
     *) echo "no board on outlet $outlet" >&2; exit 1 ;;
 esac
 pidfile=$board/qemu.pid
@@ -121,6 +129,8 @@ esac
 "#,
             board_b = sh_quote(&lab.board(BOARD_B)),
             board_c = sh_quote(&lab.board(BOARD_C)),
+            board_d = sh_quote(&lab.board(BOARD_D)),
+            board_d_power = sh_quote(&lab.board_d_state().join("power")),
         ),
     )?;
     use std::os::unix::fs::PermissionsExt;
@@ -179,9 +189,11 @@ slave_cert = \"{slave_cert}\"
 
 [run]
 tftp_root = \"{tftp}\"
+nfs_root = \"{nfs}\"
 ",
             state = lab.slave_state().display(),
             tftp = lab.tftp_root().display(),
+            nfs = lab.nfs_root().display(),
             master_cert = certs.join("master/master.key").display(),
             slave_cert = certs
                 .join(WORKER)
@@ -254,7 +266,35 @@ pub fn board_c_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
 line that also sets the console). #}}
 {{% set lava_mac = '52:54:00:12:34:56' %}}
 {{% set base_ip_args = '' %}}
+{{# iPXE under qemu's emulation drops characters typed at full speed when the machine is busy
+(seen with four jobs on two cores: `${{console}}` arrived as `console}}`); LAVA's x86 type
+types at 500 ms per character, this board needs far less. #}}
+{{% set boot_character_delay = 50 %}}
 "
+        ),
+    )?;
+    Ok(path)
+}
+
+/// Board D's dictionary: LAVA's rk3288-veyron-jaq (depthcharge, arm FIT images), its console
+/// the simulated board fetching from the worker's TFTP server, its power a PDU outlet.
+pub fn board_d_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
+    let path = lab.etc().join(format!("{BOARD_D}.jinja2"));
+    write(
+        &path,
+        &format!(
+            "{{% extends 'rk3288-veyron-jaq.jinja2' %}}
+{{% set connection_command = '{simboard} --state {state} --bootloader depthcharge --tftp-server 127.0.0.1:{TFTP_PORT}' %}}
+{{% set pdu_hostname = 'lab-pdu' %}}
+{{% set pdu_port = {BOARD_D_OUTLET} %}}
+{{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
+{{# The simulated board's shell runs on this machine: its tests go below the board's
+directory, where it copies what the NFS root holds there. #}}
+{{% set lava_test_results_dir = '{board}/lava-%s' %}}
+",
+            simboard = lab.bin_dir().join("simboard").display(),
+            state = lab.board_d_state().display(),
+            board = lab.board(BOARD_D).display(),
         ),
     )?;
     Ok(path)

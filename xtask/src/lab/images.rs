@@ -75,8 +75,38 @@ fn modules(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `vmlinuz`, `modules.tar.xz` and `initramfs.cpio.gz` into `dir` (kept if already
-/// there).
+/// Writes `rootfs.tar.gz` into `dir` (kept if already there): the NFS root board D's jobs
+/// deploy (a marker file; board D's shell is this machine's, which sees the export's copy).
+fn rootfs(dir: &Path) -> anyhow::Result<()> {
+    let tarball = dir.join("rootfs.tar.gz");
+    if tarball.is_file() {
+        return Ok(());
+    }
+    let staging = dir.join("rootfs-root");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(staging.join("etc"))?;
+    std::fs::write(
+        staging.join("etc/basalt-lab-rootfs"),
+        "the lab's NFS root\n",
+    )?;
+    let status = Command::new("tar")
+        .args(["--owner=0", "--group=0", "-czf"])
+        .arg(&tarball)
+        .args(["-C"])
+        .arg(&staging)
+        .arg(".")
+        .status()
+        .context("cannot run tar")?;
+    if !status.success() {
+        let _ = std::fs::remove_file(&tarball);
+        bail!("building the root file system tarball failed ({status})");
+    }
+    std::fs::remove_dir_all(&staging)?;
+    Ok(())
+}
+
+/// Writes `vmlinuz`, `modules.tar.xz`, `rootfs.tar.gz` and `initramfs.cpio.gz` into `dir`
+/// (kept if already there).
 pub fn build(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let vmlinuz = dir.join("vmlinuz");
@@ -84,6 +114,7 @@ pub fn build(dir: &Path) -> anyhow::Result<()> {
         std::fs::copy(kernel()?, &vmlinuz).context("cannot copy the kernel")?;
     }
     modules(dir)?;
+    rootfs(dir)?;
     let initramfs = dir.join("initramfs.cpio.gz");
     if initramfs.is_file() {
         return Ok(());

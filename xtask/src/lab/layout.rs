@@ -34,6 +34,15 @@ pub const BOARD_C: &str = "ipxe-01";
 /// Board C's outlet on the lab PDU.
 pub const BOARD_C_OUTLET: u32 = 2;
 
+/// Board D: a simulated Chromebook (`simboard --bootloader depthcharge`) whose depthcharge
+/// fetches the FIT image and command line the job made from the worker's TFTP server, over
+/// TFTP; power through pdudaemon.
+pub const BOARD_D: &str = "depthcharge-01";
+/// Board D's outlet on the lab PDU.
+pub const BOARD_D_OUTLET: u32 = 3;
+/// The worker's TFTP server (tftpd-hpa) on the TFTP root, for board D.
+pub const TFTP_PORT: u16 = 18069;
+
 /// A board behind the lab's serial cables, console server and PDU.
 #[derive(Debug, Clone, Copy)]
 pub struct SerialBoard {
@@ -56,7 +65,7 @@ pub const SERIAL_BOARDS: [SerialBoard; 2] = [
 ];
 
 /// Every board of the lab.
-pub const BOARDS: [&str; 3] = [BOARD_A, BOARD_B, BOARD_C];
+pub const BOARDS: [&str; 4] = [BOARD_A, BOARD_B, BOARD_C, BOARD_D];
 
 /// The lab's directories and files.
 #[derive(Debug, Clone)]
@@ -109,6 +118,16 @@ impl Layout {
     /// A serial board's files: qemu pid and log, the serial cable's two ends.
     pub fn board(&self, name: &str) -> PathBuf {
         self.dir.join("boards").join(name)
+    }
+
+    /// The NFS export directory: nfs deploys extract root file systems below it.
+    pub fn nfs_root(&self) -> PathBuf {
+        self.dir.join("nfs")
+    }
+
+    /// Board D's simulator state (its power file, its console lock).
+    pub fn board_d_state(&self) -> PathBuf {
+        self.board(BOARD_D).join("state")
     }
 
     /// The end of a board's serial cable that ser2net opens.

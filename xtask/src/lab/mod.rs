@@ -9,8 +9,11 @@
 //! worker's TFTP root (deploy tftp, boot u-boot, commands ramdisk). Board C is wired the same
 //! way and boots from its NIC's firmware: qemu's own iPXE ROM (Debian's ipxe-qemu), which the
 //! ipxe boot method interrupts with Ctrl-B and tells to load kernel and initramfs from the
-//! worker's TFTP root (device type x86, boot ipxe). A master with its embedded store and a
-//! slave run them all; the boards' device types have health checks, so `lab up` ends with
+//! worker's TFTP root (device type x86, boot ipxe). Board D is simulated (`simboard`): a
+//! Chromebook whose depthcharge fetches the FIT image and command line the job made from the
+//! worker's TFTP server (tftpd-hpa) over TFTP and checks them before it boots (device type
+//! rk3288-veyron-jaq, deploy tftp with an nfsrootfs, boot depthcharge). A master with its
+//! embedded store and a slave run them all; the boards' device types have health checks, so `lab up` ends with
 //! every device checked.
 
 mod config;
@@ -150,7 +153,9 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         lab.etc(),
         lab.board(BOARD_B),
         lab.board(BOARD_C),
+        lab.board_d_state(),
         lab.tftp_root(),
+        lab.nfs_root(),
         lab.master_data(),
     ] {
         std::fs::create_dir_all(&dir)
@@ -195,9 +200,22 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         ],
         &logs.join("ser2net.log"),
     )?;
+    println!("lab: the worker's TFTP server on 127.0.0.1:{TFTP_PORT} (tftpd-hpa)");
+    processes::spawn(
+        &lab.dir,
+        "in.tftpd",
+        &[
+            "--foreground".into(),
+            "--address".into(),
+            format!("127.0.0.1:{TFTP_PORT}"),
+            "--secure".into(),
+            path(&lab.tftp_root()),
+        ],
+        &logs.join("tftpd.log"),
+    )?;
     println!(
         "lab: pdudaemon on 127.0.0.1:{PDU_PORT} (outlet {BOARD_B_OUTLET}: {BOARD_B}, outlet \
-         {BOARD_C_OUTLET}: {BOARD_C})"
+         {BOARD_C_OUTLET}: {BOARD_C}, outlet {BOARD_D_OUTLET}: {BOARD_D})"
     );
     processes::spawn(
         &lab.dir,
@@ -307,6 +325,12 @@ fn serial_cable(lab: &Layout, board: SerialBoard) -> anyhow::Result<()> {
 /// Fails, naming the port and its use, if another program already listens on one of the
 /// lab's ports (a lab from another checkout, a system pdudaemon on the same port, ...).
 fn check_ports_free() -> anyhow::Result<()> {
+    if std::net::UdpSocket::bind(("127.0.0.1", TFTP_PORT)).is_err() {
+        bail!(
+            "UDP port {TFTP_PORT} (the worker's TFTP server) is in use on 127.0.0.1: another \
+             lab or another program holds it"
+        );
+    }
     for (port, what) in [
         (HTTP_PORT, "the master's HTTP"),
         (CONTROL_PORT, "the master's control socket"),
@@ -363,7 +387,7 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
             "this machine's lab",
         ])?;
     }
-    for device_type in ["qemu", "qemu-x86-uboot", "x86"] {
+    for device_type in ["qemu", "qemu-x86-uboot", "x86", "rk3288-veyron-jaq"] {
         let known = cli.output(&["device-types", "list", "--format", "json"])?;
         if !known.contains(&format!("\"{device_type}\"")) {
             cli.output(&["device-types", "add", device_type])?;
@@ -373,6 +397,11 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
         (BOARD_A, "qemu", config::board_a_dictionary(lab)?),
         (BOARD_B, "qemu-x86-uboot", config::board_b_dictionary(lab)?),
         (BOARD_C, "x86", config::board_c_dictionary(lab)?),
+        (
+            BOARD_D,
+            "rk3288-veyron-jaq",
+            config::board_d_dictionary(lab)?,
+        ),
     ];
     for (name, device_type, dictionary) in boards {
         let dictionary = path(&dictionary);

@@ -193,6 +193,7 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
         (BOARD_A, lab.root.join("examples/jobs/qemu-x86.yaml")),
         (BOARD_B, lab.root.join("examples/jobs/uboot-x86.yaml")),
         (BOARD_C, lab.root.join("examples/jobs/ipxe-x86.yaml")),
+        (BOARD_D, lab.root.join("examples/jobs/depthcharge.yaml")),
     ];
     let peaks = Arc::new(Mutex::new(Peaks::default()));
     let done = Arc::new(AtomicBool::new(false));
@@ -295,6 +296,16 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
         if s.board == BOARD_C && !log.contains("iPXE>") {
             failures.push(format!(
                 "job {}: the board never showed iPXE's prompt",
+                s.id
+            ));
+        }
+        // Board D: depthcharge fetched a FIT image over TFTP that parsed as one, and the
+        // command line file the boot wrote.
+        if s.board == BOARD_D
+            && !(log.contains("FIT image with kernel") && log.contains("Command line: "))
+        {
+            failures.push(format!(
+                "job {}: depthcharge did not load a FIT image and a command line over TFTP",
                 s.id
             ));
         }

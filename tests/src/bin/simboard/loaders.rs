@@ -5,7 +5,9 @@
 //! (`constants` of base.jinja2 and each type's `bootloader_prompt`), so a boot method that
 //! waits for the wrong text or sends the wrong key fails here as it would on a board.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::tftp::{check_fit, Files};
 
 /// Which bootloader the board runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +101,7 @@ impl Loader {
     }
 
     /// Runs one command line.
-    pub fn command(self, line: &str, loaded: &mut Loaded, tftp_root: Option<&Path>) -> Outcome {
+    pub fn command(self, line: &str, loaded: &mut Loaded, files: Option<&Files>) -> Outcome {
         let words: Vec<&str> = line.split_whitespace().collect();
         let name = words.first().copied().unwrap_or("");
         if name.is_empty() {
@@ -144,26 +146,24 @@ impl Loader {
                 }
                 "boot" if loaded.kernel => Outcome::Boot(String::new()),
                 "boot" => Outcome::Prompt("No such file or directory (http://ipxe.org/2d0c613b)\n".into()),
-                "chain" => self.chain(words.get(1).copied().unwrap_or(""), loaded, tftp_root),
+                "chain" => self.chain(words.get(1).copied().unwrap_or(""), loaded, files),
                 other => Outcome::Prompt(format!("{other}: command not found\n")),
             },
             Self::Barebox => match name {
                 "global" | "dhcp" | "tftp" => Outcome::Prompt(String::new()),
-                "bootm" | "boot" => Outcome::Boot(format!(
-                    "Loading ARM Linux zImage '{}'\n",
-                    words.last().unwrap_or(&"")
-                )),
+                "bootm" => barebox_bootm(&words, files),
+                "boot" => Outcome::Boot("Booting entry 'net'\n".into()),
                 other => Outcome::Prompt(format!("{other}: No such file or directory\n")),
             },
             Self::Depthcharge => match name {
-                "tftpboot" => depthcharge_tftpboot(&words, loaded, tftp_root),
+                "tftpboot" => depthcharge_tftpboot(&words, loaded, files),
                 other => Outcome::Prompt(format!("The command \"{other}\" is not recognized.\n")),
             },
         }
     }
 
     /// iPXE's `chain tftp://SERVER/PATH`: the boot script from the TFTP root, run line by line.
-    fn chain(self, url: &str, loaded: &mut Loaded, tftp_root: Option<&Path>) -> Outcome {
+    fn chain(self, url: &str, loaded: &mut Loaded, files: Option<&Files>) -> Outcome {
         let Some(path) = url
             .strip_prefix("tftp://")
             .and_then(|rest| rest.split_once('/'))
@@ -173,7 +173,9 @@ impl Loader {
                 "Could not start download: {url}: Invalid argument\n"
             ));
         };
-        let script = tftp_root.and_then(|root| std::fs::read_to_string(root.join(path)).ok());
+        let script = files
+            .and_then(|files| files.fetch(path).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
         let Some(script) = script.filter(|s| s.starts_with("#!ipxe\n")) else {
             return Outcome::Prompt(format!(
                 "Could not start download: No such file or directory ({url})\n"
@@ -181,7 +183,7 @@ impl Loader {
         };
         let mut output = format!("{url}... ok\n");
         for line in script.lines().skip(1) {
-            match self.command(line, loaded, tftp_root) {
+            match self.command(line, loaded, files) {
                 Outcome::Prompt(text) => output.push_str(&text),
                 Outcome::Boot(text) => {
                     output.push_str(&text);
@@ -193,36 +195,56 @@ impl Loader {
     }
 }
 
-/// Depthcharge's `tftpboot SERVER KERNEL CMDLINE [RAMDISK]`: reads the kernel (a FIT image
-/// when it starts with the flattened-device-tree magic) and the command-line file from the TFTP
-/// root, and fails as depthcharge does ("Tftp failed.") when one is missing or the FIT image
-/// is not one.
-fn depthcharge_tftpboot(words: &[&str], loaded: &mut Loaded, tftp_root: Option<&Path>) -> Outcome {
+/// Depthcharge's `tftpboot SERVER KERNEL CMDLINE [RAMDISK]`: loads the kernel (a FIT image
+/// when it starts with the flattened-device-tree magic, then checked as one) and the
+/// command-line file, and fails as depthcharge does ("Tftp failed.") when one is missing or the
+/// FIT image is not one.
+fn depthcharge_tftpboot(words: &[&str], loaded: &mut Loaded, files: Option<&Files>) -> Outcome {
     let (Some(kernel), Some(cmdline)) = (words.get(2), words.get(3)) else {
         return Outcome::Prompt("Usage: tftpboot <server> <kernel> <cmdline> [<ramdisk>]\n".into());
     };
-    let Some(root) = tftp_root else {
+    let Some(files) = files else {
         loaded.kernel = true;
         return Outcome::Boot(String::new());
     };
-    let image = std::fs::read(root.join(kernel)).ok();
-    let args = std::fs::read_to_string(root.join(cmdline)).ok();
-    let (Some(image), Some(args)) = (image, args) else {
-        return Outcome::Prompt("Tftp failed.\n".into());
+    let (image, args) = match (files.fetch(kernel), files.fetch(cmdline)) {
+        (Ok(image), Ok(args)) => (image, String::from_utf8_lossy(&args).into_owned()),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Prompt(format!("{e}\nTftp failed.\n")),
     };
     let fit = image.starts_with(&[0xd0, 0x0d, 0xfe, 0xed]);
-    if kernel.ends_with(".itb") && !fit {
-        return Outcome::Prompt("Tftp failed.\nThe kernel is not a FIT image\n".into());
+    let mut report = format!("Bytes transferred = {}\n", image.len());
+    if fit || kernel.ends_with(".itb") {
+        match check_fit(&image) {
+            Ok(nodes) => report.push_str(&format!("FIT image with {}\n", nodes.join(", "))),
+            Err(e) => return Outcome::Prompt(format!("Bad FIT image: {e}\nTftp failed.\n")),
+        }
     }
     if let Some(root) = nfs_root_of(&args) {
         loaded.nfsroot = Some(root);
     }
     loaded.kernel = true;
-    Outcome::Boot(format!(
-        "Bytes transferred = {} ({})\nCommand line: {args}\nExiting depthcharge with code 4 at timestamp: 4242424\n",
-        image.len(),
-        if fit { "FIT image" } else { "kernel" }
-    ))
+    report.push_str(&format!(
+        "Command line: {args}\nExiting depthcharge with code 4 at timestamp: 4242424\n"
+    ));
+    Outcome::Boot(report)
+}
+
+/// barebox's `bootm [-r RAMDISK] [-o DTB] KERNEL`: each `/mnt/tftp/…` file is read from the
+/// TFTP server barebox mounts there; a missing one is barebox's `ERROR:`.
+fn barebox_bootm(words: &[&str], files: Option<&Files>) -> Outcome {
+    let Some(kernel) = words.last().filter(|w| !w.starts_with('-')) else {
+        return Outcome::Prompt("bootm: no image given\n".into());
+    };
+    if let Some(files) = files {
+        for word in &words[1..] {
+            if let Some(path) = word.strip_prefix("/mnt/tftp/") {
+                if let Err(e) = files.fetch(path) {
+                    return Outcome::Prompt(format!("ERROR: could not open {word}: {e}\n"));
+                }
+            }
+        }
+    }
+    Outcome::Boot(format!("Loading ARM Linux zImage '{kernel}'\n"))
 }
 
 /// The export of `nfsroot=HOST:PATH[,options]` in a command line.

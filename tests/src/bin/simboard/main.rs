@@ -8,17 +8,19 @@
 //! whose interrupt key stops it at its prompt, where it takes that bootloader's commands; a
 //! kernel-like boot log, a login prompt, and then a real `sh -i` as root's shell, so test
 //! scripts really run. Every command (non-empty line) typed at the bootloader is appended to
-//! `<state>/bootloader.log`. `--tftp-root DIR` is the worker's TFTP root, where iPXE's `chain`
-//! and depthcharge's `tftpboot` read their files. A file `<state>/prompt` replaces the shell's
+//! `<state>/bootloader.log`. `--tftp-root DIR` is the worker's TFTP root, where iPXE's `chain`,
+//! depthcharge's `tftpboot` and barebox's `bootm` read their files; `--tftp-server HOST:PORT`
+//! fetches them from a TFTP server instead, over TFTP. A file `<state>/prompt` replaces the shell's
 //! prompt (a file, since prompts like `/ # ` cannot pass through a YAML `connect:` line), and
 //! a file `<state>/autologin` makes the shell start without a login prompt, as a ramdisk's
 //! console does.
 //! `--never-boot` makes the kernel panic before the login prompt.
 //!
 //! Usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]
-//!                 [--bootloader NAME] [--tftp-root DIR]
+//!                 [--bootloader NAME] [--tftp-root DIR | --tftp-server HOST:PORT]
 
 mod loaders;
+mod tftp;
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -33,6 +35,7 @@ use nix::sys::termios::{self, InputFlags, LocalFlags, OutputFlags, SetArg};
 use nix::unistd::Pid;
 
 use loaders::{Loaded, Loader, Outcome};
+use tftp::Files;
 
 struct Board {
     state: PathBuf,
@@ -40,7 +43,7 @@ struct Board {
     hostname: String,
     countdown: u32,
     loader: Loader,
-    tftp_root: Option<PathBuf>,
+    files: Option<Files>,
     prompt: Option<String>,
 }
 
@@ -217,10 +220,7 @@ impl Board {
             if !line.is_empty() {
                 self.record(&line);
             }
-            match self
-                .loader
-                .command(&line, loaded, self.tftp_root.as_deref())
-            {
+            match self.loader.command(&line, loaded, self.files.as_ref()) {
                 Outcome::Prompt(text) => say(&text),
                 Outcome::Boot(text) => {
                     say(&text);
@@ -376,7 +376,7 @@ fn main() -> ExitCode {
         hostname: "simboard".into(),
         countdown: 2,
         loader: Loader::UBoot,
-        tftp_root: None,
+        files: None,
         prompt: None,
     };
     while let Some(arg) = args.next() {
@@ -396,7 +396,14 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            "--tftp-root" => board.tftp_root = args.next().map(PathBuf::from),
+            "--tftp-root" => board.files = args.next().map(|dir| Files::Dir(PathBuf::from(dir))),
+            "--tftp-server" => match args.next().and_then(|a| a.parse().ok()) {
+                Some(server) => board.files = Some(Files::Tftp(server)),
+                None => {
+                    eprintln!("simboard: --tftp-server takes HOST:PORT");
+                    return ExitCode::from(2);
+                }
+            },
             other => {
                 eprintln!("simboard: unknown argument {other}");
                 return ExitCode::from(2);
