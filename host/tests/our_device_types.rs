@@ -227,36 +227,56 @@ fn an_x86_uboot_board_boots_with_zboot_and_its_pdu_comes_from_the_dictionary() {
         .is_none());
 }
 
-/// Our depthcharge type gives LAVA's test Chromebook what LAVA's own template gives it: the
-/// depthcharge section (each set's command line, down to its double space), the FIT
-/// architecture, the load address, and every constant LAVA's base sets (bootloader prompts,
-/// final and error messages of every method).
+/// Our depthcharge and barebox types give LAVA's test boards what LAVA's own templates give
+/// them: the boot method's section (each command and command line, down to a double space),
+/// the deploy parameters (FIT architecture), the load address, and every constant LAVA's base
+/// sets (bootloader prompts, final and error messages of every method).
 #[test]
-fn the_depthcharge_chromebook_renders_as_lavas_template_renders_it() {
+fn the_depthcharge_and_barebox_boards_render_as_lavas_templates_render_them() {
     let Some(fixtures) = common::lava_fixtures() else {
         return;
     };
     let engine = TemplateEngine::new(SearchPath::new(vec![fixtures.join("devices"), ours()]));
-    let ours = engine
-        .render(
-            "rk3288-veyron-jaq-01.jinja2",
-            &json!({"scheduled_device_name": "rk3288-veyron-jaq-01", "scheduled_device_type": "rk3288-veyron-jaq"}),
-        )
-        .unwrap()
-        .config;
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures.join("expected/rk3288-veyron-jaq-01.json")).unwrap(),
-    )
-    .unwrap();
-    let lava = &expected["config"];
-    for pointer in [
-        "/actions/boot/methods/depthcharge",
-        "/actions/deploy/parameters",
-        "/parameters/load_address",
+    for (device, device_type, pointers) in [
+        (
+            "rk3288-veyron-jaq-01",
+            "rk3288-veyron-jaq",
+            &[
+                "/actions/boot/methods/depthcharge",
+                "/actions/deploy/parameters",
+                "/parameters/load_address",
+            ][..],
+        ),
+        (
+            "bbb-03-barebox",
+            "beaglebone-black-barebox",
+            &[
+                "/actions/boot/methods/barebox",
+                "/actions/deploy/parameters",
+            ][..],
+        ),
     ] {
-        assert_eq!(ours.pointer(pointer), lava.pointer(pointer), "{pointer}");
-    }
-    for (key, value) in lava["constants"].as_object().unwrap() {
-        assert_eq!(&ours["constants"][key], value, "constants.{key}");
+        let ours = engine
+            .render(
+                &format!("{device}.jinja2"),
+                &json!({"scheduled_device_name": device, "scheduled_device_type": device_type}),
+            )
+            .unwrap()
+            .config;
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixtures.join(format!("expected/{device}.json"))).unwrap(),
+        )
+        .unwrap();
+        let lava = &expected["config"];
+        for pointer in pointers {
+            assert_eq!(
+                ours.pointer(pointer),
+                lava.pointer(pointer),
+                "{device}: {pointer}"
+            );
+        }
+        for (key, value) in lava["constants"].as_object().unwrap() {
+            assert_eq!(&ours["constants"][key], value, "{device}: constants.{key}");
+        }
     }
 }

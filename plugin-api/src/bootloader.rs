@@ -50,6 +50,15 @@ impl Method {
         })
     }
 
+    /// What a bootloader driver's constructor checks: the section (as [`Method::from_config`]),
+    /// its `bootloader_prompt`, which LAVA requires, and its `lava_mac`.
+    pub fn for_driver(driver: &str, name: &str, config: &str) -> Result<Self, PluginError> {
+        let method = Self::from_config(driver, name, config)?;
+        method.bootloader_prompt()?;
+        method.lava_mac()?;
+        Ok(method)
+    }
+
     /// The driver's name, for messages.
     pub fn driver(&self) -> &str {
         &self.driver
@@ -331,6 +340,93 @@ impl Substitutions {
             filled.push(line);
         }
         filled
+    }
+}
+
+/// A boot action read and filled, ready for the dialogue: what every bootloader driver starts
+/// with.
+pub struct Prepared {
+    /// When the boot action's timeout ends.
+    pub deadline: Instant,
+    /// The action's `auto_login` and `prompts`.
+    pub login: crate::login::LoginParameters,
+    /// The whole boot action.
+    pub action: Value,
+    /// The placeholders' values for this boot.
+    pub subs: Substitutions,
+    /// The chosen command set, filled (commands naming a placeholder without a value dropped).
+    pub commands: Vec<String>,
+}
+
+impl Prepared {
+    /// Reads the boot action (JSON text) and fills the command set it names with the common
+    /// placeholders plus `extra` (a method's own, such as u-boot's `{BOOTX}`).
+    pub fn new(
+        method: &Method,
+        session: &BootSession<'_>,
+        action: &str,
+        timeout: Duration,
+        extra: impl FnOnce(&mut Substitutions, &Value),
+    ) -> Result<Self, PluginError> {
+        let deadline = Instant::now() + timeout;
+        let (login, action) = crate::login::read_boot_action(method.driver(), action)?;
+        let mut subs = Substitutions::for_boot(&action, method.lava_mac()?);
+        extra(&mut subs, &action);
+        let commands = subs.apply(&method.commands(session, &action)?, Missing::DropCommand);
+        Ok(Self {
+            deadline,
+            login,
+            action,
+            subs,
+            commands,
+        })
+    }
+
+    /// A file the boot publishes next to the deployed kernel (LAVA puts iPXE's script and
+    /// depthcharge's `cmdline` there): its path below the job's TFTP directory, for
+    /// [`BootSession::publish`], and the path the board asks the TFTP server for. `None`
+    /// without a kernel.
+    pub fn beside_kernel(&self, name: &str) -> Option<(String, String)> {
+        let kernel = self.subs.get("{KERNEL}")?;
+        let job = self
+            .action
+            .get("_job_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let dir = kernel.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+        let below = dir
+            .strip_prefix(job)
+            .map(|rest| rest.trim_start_matches('/'))
+            .unwrap_or(dir);
+        let join = |dir: &str| {
+            if dir.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{dir}/{name}")
+            }
+        };
+        Some((join(below), join(dir)))
+    }
+
+    /// The whole dialogue ([`run`]) with these commands.
+    pub fn run(&self, method: &Method, session: &mut BootSession<'_>) -> Result<(), PluginError> {
+        run(
+            method,
+            session,
+            &self.action,
+            &self.subs,
+            &self.commands,
+            self.deadline,
+        )
+    }
+
+    /// Logs in and waits for the shell, as every boot ends.
+    pub fn log_in(
+        &self,
+        method: &Method,
+        session: &mut BootSession<'_>,
+    ) -> Result<(), PluginError> {
+        crate::login::log_in(method.driver(), session, &self.login, self.deadline)
     }
 }
 
@@ -710,6 +806,30 @@ mod tests {
         assert_eq!(
             subs.apply(&list(&["k {CMDLINE} {DEPTHCHARGE_RAMDISK}"]), Missing::Keep),
             list(&["k 7/kernel/cmdline {DEPTHCHARGE_RAMDISK}"])
+        );
+    }
+
+    #[test]
+    fn files_beside_the_kernel_are_named_below_the_job_and_below_the_tftp_root() {
+        let prepared = |action: Value| Prepared {
+            deadline: Instant::now(),
+            login: Default::default(),
+            subs: Substitutions::for_boot(&action, None),
+            action,
+            commands: Vec::new(),
+        };
+        let with_kernel =
+            prepared(json!({"_job_id": "42", "_deployed": {"kernel": "42/kernel/bzImage"}}));
+        assert_eq!(
+            with_kernel.beside_kernel("script.ipxe"),
+            Some((
+                "kernel/script.ipxe".to_owned(),
+                "42/kernel/script.ipxe".to_owned()
+            ))
+        );
+        assert_eq!(
+            prepared(json!({"_job_id": "42"})).beside_kernel("cmdline"),
+            None
         );
     }
 

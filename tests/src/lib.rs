@@ -169,6 +169,21 @@ impl std::fmt::Display for Output {
     }
 }
 
+/// `../shared/lava` (LAVA's templates, dictionaries, renderings and sample jobs), or `None`
+/// outside CI when it is missing; under CI its absence fails the test.
+pub fn lava_fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lava");
+    if dir.join("jobs.json").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "LAVA fixtures missing at {}",
+        dir.display()
+    );
+    None
+}
+
 /// Whether `program` is on `PATH`. Tests of third-party clients skip without them locally,
 /// but CI (`CI=true`, or `BASALT_REQUIRE_TOOLS=1` as `.ci/run` sets after installing them)
 /// fails instead.

@@ -9,30 +9,18 @@
 //! drops its command, others are replaced by the worker's address and the files' paths below
 //! the TFTP root.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use basalt_e2e::{test_program, tool_available, Basalt, TestDir};
+use basalt_e2e::{lava_fixtures, test_program, tool_available, Basalt, TestDir};
 use serde_json::{json, Map, Value};
 
 /// The address the board reaches the worker at.
 const SERVER_IP: &str = "10.0.0.9";
 /// The job's name in the TFTP and NFS directories.
 const JOB_ID: &str = "42";
-
-/// `../shared/lava`, or `None` outside CI when it is missing.
-fn lava_fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lava");
-    if dir.join("jobs.json").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "LAVA fixtures missing at {}",
-        dir.display()
-    );
-    None
-}
 
 /// One sample job and the board it runs on.
 struct Sample {
@@ -133,7 +121,7 @@ fn local_artifact(dir: &TestDir, key: &str, artifact: &Map<String, Value>) -> Pa
     let tree = dir.mkdir(&format!("trees/{key}"));
     match key {
         "ramdisk" => {
-            let mut ramdisk = gz_cpio(&["init", "bin/sh"]);
+            let mut ramdisk = common::gz_ramdisk(&["init", "bin/sh"]);
             if artifact.get("header").and_then(Value::as_str) == Some("u-boot") {
                 std::fs::write(dir.path().join("ramdisk.raw"), &ramdisk).unwrap();
                 let status = std::process::Command::new("mkimage")
@@ -168,19 +156,6 @@ fn local_artifact(dir: &TestDir, key: &str, artifact: &Map<String, Value>) -> Pa
         _ => std::fs::write(&path, format!("{key} image for a simulated board\n")).unwrap(),
     }
     path
-}
-
-fn gz_cpio(names: &[&str]) -> Vec<u8> {
-    use basalt::dispatcher::archive::{cpio, Compression};
-    use std::io::Write;
-    let mut writer = cpio::Writer::new(Vec::new());
-    for name in names {
-        let header = cpio::Header::new(name, cpio::S_IFREG | 0o755, 1, 0);
-        writer.add(header, &mut &b"x"[..]).unwrap();
-    }
-    let mut gz = Compression::Gz.encoder(Vec::new()).unwrap();
-    gz.write_all(&writer.finish().unwrap()).unwrap();
-    gz.finish().unwrap()
 }
 
 /// The sample's deploy and boot, with its artifacts made local, as a job file (YAML whose

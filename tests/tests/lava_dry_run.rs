@@ -5,22 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use basalt_e2e::{Basalt, TestDir};
+use basalt_e2e::{lava_fixtures, Basalt, TestDir};
 use serde_json::Value;
-
-/// `../shared/lava`, or `None` outside CI when it is missing.
-fn lava_fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/lava");
-    if dir.join("jobs.json").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "LAVA fixtures missing at {}",
-        dir.display()
-    );
-    None
-}
 
 /// The boot methods of the plugins shipped with Basalt.
 const BOOT_METHODS: &[&str] = &[

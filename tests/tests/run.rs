@@ -1,6 +1,8 @@
 //! `basalt run` end to end: whole LAVA jobs against the simulated board (tests/src/bin/
 //! simboard.rs) on a real pty via connection-command, powered by power-command.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -333,19 +335,6 @@ fn a_job_canceled_mid_test_powers_off_and_says_canceled() {
 }
 
 /// A gzip-compressed newc ramdisk holding `names` (one byte each), as a distribution's is.
-fn gz_ramdisk(names: &[&str]) -> Vec<u8> {
-    use basalt::dispatcher::archive::{cpio, Compression};
-    use std::io::Write;
-    let mut writer = cpio::Writer::new(Vec::new());
-    for name in names {
-        let header = cpio::Header::new(name, cpio::S_IFREG | 0o755, 1, 0);
-        writer.add(header, &mut &b"x"[..]).unwrap();
-    }
-    let mut gz = Compression::Gz.encoder(Vec::new()).unwrap();
-    gz.write_all(&writer.finish().unwrap()).unwrap();
-    gz.finish().unwrap()
-}
-
 /// The anchor job: the form LAVA users write for qemu (ramdisk `compression: gz`, `format:
 /// cpio.newc`, `overlays: {lava: true}`, kernel `image_arg` with `-append`), on the
 /// dictionary lava-run 2023.01 ran it with. QEMU gets the command lava-run logged, the
@@ -376,7 +365,10 @@ fn a_qemu_job_runs_the_command_line_lava_builds_with_the_overlay_in_its_ramdisk(
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir.write("vmlinuz", b"kernel");
-    dir.write("ramdisk.cpio.gz", gz_ramdisk(&["init", "bin/busybox"]));
+    dir.write(
+        "ramdisk.cpio.gz",
+        common::gz_ramdisk(&["init", "bin/busybox"]),
+    );
     let dict = dir.write(
         "vm-01.jinja2",
         "{% extends 'qemu.jinja2' %}\n{% set arch = 'amd64' %}\n{% set no_kvm = True %}\n\

@@ -6,10 +6,9 @@
 //! own list) with the deployed files filled in, each after barebox's prompt, watches barebox's
 //! error messages, waits for its final message, and logs in like every boot method.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use basalt_plugin_api::bootloader::{self, Method, Missing, Substitutions};
-use basalt_plugin_api::login::{log_in, read_boot_action};
+use basalt_plugin_api::bootloader::{Method, Prepared};
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError};
 
 const DRIVER: &str = "boot barebox";
@@ -22,9 +21,7 @@ pub struct BareboxBoot {
 
 /// Builds the driver from the device's `actions.boot.methods.barebox` (JSON).
 pub fn new_barebox_boot(config: &str, log: Log) -> Result<BareboxBoot, PluginError> {
-    let method = Method::from_config(DRIVER, "barebox", config)?;
-    method.bootloader_prompt()?;
-    method.lava_mac()?;
+    let method = Method::for_driver(DRIVER, "barebox", config)?;
     Ok(BareboxBoot { method, _log: log })
 }
 
@@ -35,13 +32,9 @@ impl BootDriver for BareboxBoot {
         action: &str,
         timeout: Duration,
     ) -> Result<(), PluginError> {
-        let deadline = Instant::now() + timeout;
-        let (login, action) = read_boot_action(DRIVER, action)?;
-        let method = &self.method;
-        let subs = Substitutions::for_boot(&action, method.lava_mac()?);
-        let commands = subs.apply(&method.commands(session, &action)?, Missing::DropCommand);
-        bootloader::run(method, session, &action, &subs, &commands, deadline)?;
-        log_in(DRIVER, session, &login, deadline)
+        let boot = Prepared::new(&self.method, session, action, timeout, |_, _| {})?;
+        boot.run(&self.method, session)?;
+        boot.log_in(&self.method, session)
     }
 }
 

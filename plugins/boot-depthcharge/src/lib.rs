@@ -10,10 +10,10 @@
 //! ramdisk where the device has no `mkimage_arch`), then waits for the final message and logs
 //! in like every boot method.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use basalt_plugin_api::bootloader::{self, Interrupted, Method, Missing, Substitutions};
-use basalt_plugin_api::login::{log_in, read_boot_action, time_left, waiting_for};
+use basalt_plugin_api::bootloader::{self, Interrupted, Method, Missing, Prepared, Substitutions};
+use basalt_plugin_api::login::{time_left, waiting_for};
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError};
 use serde_json::Value;
 
@@ -28,8 +28,7 @@ pub struct DepthchargeBoot {
 
 /// Builds the driver from the device's `actions.boot.methods.depthcharge` (JSON).
 pub fn new_depthcharge_boot(config: &str, log: Log) -> Result<DepthchargeBoot, PluginError> {
-    let method = Method::from_config(DRIVER, "depthcharge", config)?;
-    method.bootloader_prompt()?;
+    let method = Method::for_driver(DRIVER, "depthcharge", config)?;
     let start_message = method
         .parameter_str("start_message")
         .ok_or_else(|| {
@@ -38,7 +37,6 @@ pub fn new_depthcharge_boot(config: &str, log: Log) -> Result<DepthchargeBoot, P
             ))
         })?
         .to_owned();
-    method.lava_mac()?;
     Ok(DepthchargeBoot {
         method,
         start_message,
@@ -72,23 +70,6 @@ pub fn command_line(
     Ok(cmdline)
 }
 
-/// `JOB/kernel/zImage` → (`kernel/cmdline` below the job's TFTP directory, `JOB/kernel/cmdline`).
-fn beside_kernel(kernel: &str, job: &str, name: &str) -> (String, String) {
-    let dir = kernel.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
-    let below = dir
-        .strip_prefix(job)
-        .map(|rest| rest.trim_start_matches('/'))
-        .unwrap_or(dir);
-    let join = |dir: &str| {
-        if dir.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{dir}/{name}")
-        }
-    };
-    (join(below), join(dir))
-}
-
 impl BootDriver for DepthchargeBoot {
     fn boot(
         &self,
@@ -96,17 +77,12 @@ impl BootDriver for DepthchargeBoot {
         action: &str,
         timeout: Duration,
     ) -> Result<(), PluginError> {
-        let deadline = Instant::now() + timeout;
-        let (login, action) = read_boot_action(DRIVER, action)?;
         let method = &self.method;
-        let subs = Substitutions::for_boot(&action, method.lava_mac()?);
-        let commands = subs.apply(&method.commands(session, &action)?, Missing::DropCommand);
-        let kernel = subs.get("{KERNEL}").map(str::to_owned);
-        let cmdline_path = match &kernel {
-            Some(kernel) => {
-                let job = action.get("_job_id").and_then(Value::as_str).unwrap_or("");
-                let (local, remote) = beside_kernel(kernel, job, "cmdline");
-                let cmdline = command_line(method, &action, &subs)?;
+        let mut boot = Prepared::new(method, session, action, timeout, |_, _| {})?;
+        let kernel = boot.subs.get("{KERNEL}").map(str::to_owned);
+        let cmdline_path = match boot.beside_kernel("cmdline") {
+            Some((local, remote)) => {
+                let cmdline = command_line(method, &boot.action, &boot.subs)?;
                 session.info(&format!("{DRIVER}: kernel command line: {cmdline}"));
                 session.publish(&local, cmdline.as_bytes())?;
                 Some(remote)
@@ -116,40 +92,43 @@ impl BootDriver for DepthchargeBoot {
                 None
             }
         };
-        let fit = action
+        let fit = boot
+            .action
             .pointer("/_deployed/fit")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let ramdisk = if fit.is_some() {
-            Some(String::new())
-        } else {
-            Some(subs.get("{RAMDISK}").unwrap_or_default().to_owned())
+        let ramdisk = match fit {
+            Some(_) => String::new(),
+            None => boot.subs.get("{RAMDISK}").unwrap_or_default().to_owned(),
         };
         let mut second = Substitutions::default();
         second.set("{CMDLINE}", cmdline_path);
         second.set("{DEPTHCHARGE_KERNEL}", fit.or(kernel));
-        second.set("{DEPTHCHARGE_RAMDISK}", ramdisk);
-        let commands = second.apply(&commands, Missing::Remove);
-        session.info(&format!("Parsed boot commands: {}", commands.join("; ")));
-        if commands.is_empty() {
+        second.set("{DEPTHCHARGE_RAMDISK}", Some(ramdisk));
+        boot.commands = second.apply(&boot.commands, Missing::Remove);
+        session.info(&format!(
+            "Parsed boot commands: {}",
+            boot.commands.join("; ")
+        ));
+        if boot.commands.is_empty() {
             return Err(PluginError::job(format!(
                 "{DRIVER}: no depthcharge commands are left to send"
             )));
         }
-        bootloader::reset(method, session, &action, deadline)?;
+        bootloader::reset(method, session, &boot.action, boot.deadline)?;
         session
-            .expect(&[&self.start_message], time_left(deadline))
+            .expect(&[&self.start_message], time_left(boot.deadline))
             .map_err(|e| waiting_for(DRIVER, "depthcharge's start message", e))?;
         bootloader::send_commands(
             method,
             session,
-            &action,
+            &boot.action,
             Interrupted::Sent { newline: false },
-            &commands,
-            deadline,
+            &boot.commands,
+            boot.deadline,
         )?;
-        bootloader::wait_for_kernel(method, session, &action, deadline)?;
-        log_in(DRIVER, session, &login, deadline)
+        bootloader::wait_for_kernel(method, session, &boot.action, boot.deadline)?;
+        boot.log_in(method, session)
     }
 }
 
@@ -196,13 +175,5 @@ mod tests {
         );
         let bad = json!({"commands": "ramdisk"});
         assert!(command_line(&method(), &bad, &subs).is_err());
-    }
-
-    #[test]
-    fn the_command_line_file_goes_next_to_the_kernel() {
-        assert_eq!(
-            beside_kernel("9/kernel/zImage", "9", "cmdline"),
-            ("kernel/cmdline".to_owned(), "9/kernel/cmdline".to_owned())
-        );
     }
 }

@@ -13,10 +13,10 @@
 //! GRUB on HiKey-class boards) and `grub-efi` (LAVA's UEFI menu selection) are not built yet:
 //! the driver refuses them by name rather than boot them differently from LAVA.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use basalt_plugin_api::bootloader::{self, Method, Missing, Substitutions};
-use basalt_plugin_api::login::{log_in, read_boot_action, time_left, waiting_for};
+use basalt_plugin_api::bootloader::{Method, Prepared};
+use basalt_plugin_api::login::{time_left, waiting_for};
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
 use serde_json::Value;
 
@@ -30,14 +30,12 @@ pub struct GrubBoot {
 
 /// Builds the driver from the device's `actions.boot.methods.grub` (JSON).
 pub fn new_grub_boot(config: &str, log: Log) -> Result<GrubBoot, PluginError> {
-    let method = Method::from_config(DRIVER, "grub", config)?;
+    let method = Method::for_driver(DRIVER, "grub", config)?;
     if method.section().get("sequence").is_some() {
         return Err(PluginError::unsupported(format!(
             "{DRIVER}: this device's grub method boots through a sequence (LAVA's grub-sequence-action), which Basalt does not run yet"
         )));
     }
-    method.bootloader_prompt()?;
-    method.lava_mac()?;
     Ok(GrubBoot { method, _log: log })
 }
 
@@ -61,24 +59,20 @@ impl BootDriver for GrubBoot {
         action: &str,
         timeout: Duration,
     ) -> Result<(), PluginError> {
-        let deadline = Instant::now() + timeout;
-        let (login, action) = read_boot_action(DRIVER, action)?;
-        let method = &self.method;
-        let subs = Substitutions::for_boot(&action, method.lava_mac()?);
-        let commands = subs.apply(&method.commands(session, &action)?, Missing::DropCommand);
-        bootloader::run(method, session, &action, &subs, &commands, deadline)?;
-        let finished = boot_finished(&action);
-        if login.prompts.is_empty() && !finished.is_empty() {
+        let boot = Prepared::new(&self.method, session, action, timeout, |_, _| {})?;
+        boot.run(&self.method, session)?;
+        let finished = boot_finished(&boot.action);
+        if boot.login.prompts.is_empty() && !finished.is_empty() {
             session.info(&format!(
                 "{DRIVER}: not expecting a shell, so waiting for boot_finished: {}",
                 finished.join(", ")
             ));
             session
-                .expect(&finished, time_left(deadline))
+                .expect(&finished, time_left(boot.deadline))
                 .map_err(|e| waiting_for(DRIVER, "boot_finished", e))?;
-            return session.power(PowerAction::Off, time_left(deadline));
+            return session.power(PowerAction::Off, time_left(boot.deadline));
         }
-        log_in(DRIVER, session, &login, deadline)
+        boot.log_in(&self.method, session)
     }
 }
 

@@ -13,10 +13,9 @@
 //! `dhcp net0` and `chain tftp://SERVER/…/script.ipxe`, as LAVA does (the script keeps
 //! placeholders that had no value, as LAVA's does).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use basalt_plugin_api::bootloader::{self, Method, Missing, Substitutions};
-use basalt_plugin_api::login::{log_in, read_boot_action};
+use basalt_plugin_api::bootloader::{Method, Missing, Prepared};
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError};
 use serde_json::Value;
 
@@ -33,9 +32,7 @@ pub struct IpxeBoot {
 
 /// Builds the driver from the device's `actions.boot.methods.ipxe` (JSON).
 pub fn new_ipxe_boot(config: &str, log: Log) -> Result<IpxeBoot, PluginError> {
-    let method = Method::from_config(DRIVER, "ipxe", config)?;
-    method.bootloader_prompt()?;
-    method.lava_mac()?;
+    let method = Method::for_driver(DRIVER, "ipxe", config)?;
     Ok(IpxeBoot { method, _log: log })
 }
 
@@ -49,33 +46,6 @@ pub fn boot_script(commands: &[String]) -> String {
     script
 }
 
-/// Where the script goes: next to the kernel (`JOB/kernel/script.ipxe`), as a path below the
-/// job's TFTP directory, and the path the board asks the TFTP server for.
-fn script_paths(action: &Value, subs: &Substitutions) -> Result<(String, String), PluginError> {
-    let kernel = subs.get("{KERNEL}").ok_or_else(|| {
-        PluginError::job(format!(
-            "{DRIVER}: use_bootscript needs a kernel deployed over TFTP"
-        ))
-    })?;
-    let job = action.get("_job_id").and_then(Value::as_str).unwrap_or("");
-    let dir = kernel.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
-    let below_job = dir
-        .strip_prefix(job)
-        .map(|rest| rest.trim_start_matches('/'))
-        .unwrap_or(dir);
-    let local = if below_job.is_empty() {
-        SCRIPT.to_owned()
-    } else {
-        format!("{below_job}/{SCRIPT}")
-    };
-    let remote = if dir.is_empty() {
-        SCRIPT.to_owned()
-    } else {
-        format!("{dir}/{SCRIPT}")
-    };
-    Ok((local, remote))
-}
-
 impl BootDriver for IpxeBoot {
     fn boot(
         &self,
@@ -83,31 +53,33 @@ impl BootDriver for IpxeBoot {
         action: &str,
         timeout: Duration,
     ) -> Result<(), PluginError> {
-        let deadline = Instant::now() + timeout;
-        let (login, action) = read_boot_action(DRIVER, action)?;
-        let method = &self.method;
-        let subs = Substitutions::for_boot(&action, method.lava_mac()?);
-        let listed = method.commands(session, &action)?;
-        let use_bootscript = action
+        let mut boot = Prepared::new(&self.method, session, action, timeout, |_, _| {})?;
+        let use_bootscript = boot
+            .action
             .get("use_bootscript")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let commands = if use_bootscript {
-            let (local, remote) = script_paths(&action, &subs)?;
-            let script = boot_script(&subs.apply(&listed, Missing::Keep));
+        if use_bootscript {
+            let (local, remote) = boot.beside_kernel(SCRIPT).ok_or_else(|| {
+                PluginError::job(format!(
+                    "{DRIVER}: use_bootscript needs a kernel deployed over TFTP"
+                ))
+            })?;
+            let listed = self.method.commands(session, &boot.action)?;
+            let script = boot_script(&boot.subs.apply(&listed, Missing::Keep));
             session.publish(&local, script.as_bytes())?;
-            let server = subs.get("{SERVER_IP}").unwrap_or_default();
-            let chain = vec![
+            let server = boot.subs.get("{SERVER_IP}").unwrap_or_default();
+            boot.commands = vec![
                 "dhcp net0".to_owned(),
                 format!("chain tftp://{server}/{remote}"),
             ];
-            session.info(&format!("Parsed boot commands: {}", chain.join("; ")));
-            chain
-        } else {
-            subs.apply(&listed, Missing::DropCommand)
-        };
-        bootloader::run(method, session, &action, &subs, &commands, deadline)?;
-        log_in(DRIVER, session, &login, deadline)
+            session.info(&format!(
+                "Parsed boot commands: {}",
+                boot.commands.join("; ")
+            ));
+        }
+        boot.run(&self.method, session)?;
+        boot.log_in(&self.method, session)
     }
 }
 
@@ -124,20 +96,10 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_boot_script_goes_next_to_the_kernel_as_lava_writes_it() {
-        let action = json!({
-            "_server_ip": "10.0.2.2",
-            "_job_id": "42",
-            "_deployed": {"kernel": "42/kernel/bzImage"},
-        });
-        let subs = Substitutions::for_boot(&action, None);
-        assert_eq!(
-            script_paths(&action, &subs).unwrap(),
-            (
-                "kernel/script.ipxe".to_owned(),
-                "42/kernel/script.ipxe".to_owned()
-            )
-        );
+    fn the_boot_script_is_lavas_with_placeholders_kept_where_they_have_no_value() {
+        let action =
+            json!({"_server_ip": "10.0.2.2", "_deployed": {"kernel": "42/kernel/bzImage"}});
+        let subs = basalt_plugin_api::bootloader::Substitutions::for_boot(&action, None);
         let commands = subs.apply(
             &[
                 "dhcp net0".to_owned(),

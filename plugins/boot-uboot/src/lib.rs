@@ -13,10 +13,9 @@
 
 mod placeholders;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use basalt_plugin_api::bootloader::{self, Method, Missing};
-use basalt_plugin_api::login::{log_in, read_boot_action};
+use basalt_plugin_api::bootloader::{Method, Prepared};
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError};
 
 pub use placeholders::{add_boot_command, substitutions};
@@ -31,8 +30,7 @@ pub struct UbootBoot {
 
 /// Builds the driver from the device's `actions.boot.methods.u-boot` (JSON).
 pub fn new_uboot_boot(config: &str, log: Log) -> Result<UbootBoot, PluginError> {
-    let method = Method::from_config(DRIVER, "u-boot", config)?;
-    method.lava_mac()?;
+    let method = Method::for_driver(DRIVER, "u-boot", config)?;
     Ok(UbootBoot { method, _log: log })
 }
 
@@ -43,17 +41,12 @@ impl BootDriver for UbootBoot {
         action: &str,
         timeout: Duration,
     ) -> Result<(), PluginError> {
-        let deadline = Instant::now() + timeout;
-        let (login, action) = read_boot_action(DRIVER, action)?;
-        let method = &self.method;
-        let subs = substitutions(
-            &action,
-            method.section().get("_parameters"),
-            method.lava_mac()?,
-        );
-        let commands = subs.apply(&method.commands(session, &action)?, Missing::DropCommand);
-        bootloader::run(method, session, &action, &subs, &commands, deadline)?;
-        log_in(DRIVER, session, &login, deadline)
+        let parameters = self.method.section().get("_parameters").cloned();
+        let boot = Prepared::new(&self.method, session, action, timeout, |subs, action| {
+            add_boot_command(subs, action, parameters.as_ref())
+        })?;
+        boot.run(&self.method, session)?;
+        boot.log_in(&self.method, session)
     }
 }
 

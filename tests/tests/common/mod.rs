@@ -1,5 +1,6 @@
 //! Checks shared by the end-to-end tests of jobs across master and slave: a slow job to kill
-//! daemons during, and what its log and results must be afterwards.
+//! daemons during, and what its log and results must be afterwards; and the images that
+//! tests of `basalt run` deploy.
 //!
 //! Each test file uses a part of these, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -96,4 +97,18 @@ pub fn wait_mid_test(cluster: &Cluster, id: u64) {
     wait_for("the job to reach its test phase", LONG, || {
         cluster.slave_log(id).contains("tick 2").then_some(())
     });
+}
+
+/// A gz-compressed cpio (newc) ramdisk holding one small file per name.
+pub fn gz_ramdisk(names: &[&str]) -> Vec<u8> {
+    use basalt::dispatcher::archive::{cpio, Compression};
+    use std::io::Write;
+    let mut writer = cpio::Writer::new(Vec::new());
+    for name in names {
+        let header = cpio::Header::new(name, cpio::S_IFREG | 0o755, 1, 0);
+        writer.add(header, &mut &b"x"[..]).unwrap();
+    }
+    let mut gz = Compression::Gz.encoder(Vec::new()).unwrap();
+    gz.write_all(&writer.finish().unwrap()).unwrap();
+    gz.finish().unwrap()
 }

@@ -78,7 +78,8 @@ pub fn power_script(lab: &Layout) -> anyhow::Result<()> {
             r#"#!/bin/sh
 # The lab PDU's outlets, run by pdudaemon's localcmdline driver: power.sh on|off OUTLET.
 # Outlet {BOARD_B_OUTLET} is board {BOARD_B}, outlet {BOARD_C_OUTLET} board {BOARD_C}: "on" starts
-# its machine, "off" pulls the plug. Outlet {BOARD_D_OUTLET} is the simulated board {BOARD_D}.
+# its machine, "off" pulls the plug. Outlets {BOARD_D_OUTLET} and {BOARD_E_OUTLET} are the simulated
+# boards {BOARD_D} and {BOARD_E}, whose power is a file their simulator watches.
 set -u
 action=$1
 outlet=$2
@@ -87,15 +88,7 @@ case "$outlet" in
        machine="-bios /usr/lib/u-boot/qemu-x86/u-boot.rom -display none" ;;
     {BOARD_C_OUTLET}) board={board_c}
        machine="-nographic -boot n" ;;
-    {BOARD_D_OUTLET}) # Board D is simulated: its power is a file the simulator watches.
-       case "$action" in
-           on) echo "on $(date +%s%N)" > {board_d_power} ;;
-           off) echo off > {board_d_power} ;;
-           *) echo "unknown action $action" >&2; exit 1 ;;
-       esac
-       echo "$(date +%T.%N) outlet $outlet $action" >> {board_d}/power.log
-       exit 0 ;;
-    *) echo "no board on outlet $outlet" >&2; exit 1 ;;
+{simulated}    *) echo "no board on outlet $outlet" >&2; exit 1 ;;
 esac
 pidfile=$board/qemu.pid
 off() {{
@@ -129,13 +122,35 @@ esac
 "#,
             board_b = sh_quote(&lab.board(BOARD_B)),
             board_c = sh_quote(&lab.board(BOARD_C)),
-            board_d = sh_quote(&lab.board(BOARD_D)),
-            board_d_power = sh_quote(&lab.board_d_state().join("power")),
+            simulated = simulated_outlets(lab),
         ),
     )?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
+}
+
+/// The power script's cases for the simulated boards: "on" writes a new power-on token into
+/// the simulator's power file, "off" switches it off.
+fn simulated_outlets(lab: &Layout) -> String {
+    SIMULATED_BOARDS
+        .iter()
+        .map(|board| {
+            let power = sh_quote(&lab.simulator_state(board.name).join("power"));
+            format!(
+                r#"    {outlet}) case "$action" in
+           on) echo "on $(date +%s%N)" > {power} ;;
+           off) echo off > {power} ;;
+           *) echo "unknown action $action" >&2; exit 1 ;;
+       esac
+       echo "$(date +%T.%N) outlet $outlet $action" >> {dir}/power.log
+       exit 0 ;;
+"#,
+                outlet = board.outlet,
+                dir = sh_quote(&lab.board(board.name)),
+            )
+        })
+        .collect()
 }
 
 /// Where the lab's CURVE certificates are: `master/`, `WORKER/` (each pair) and `slaves/`
@@ -276,25 +291,31 @@ types at 500 ms per character, this board needs far less. #}}
     Ok(path)
 }
 
-/// Board D's dictionary: LAVA's rk3288-veyron-jaq (depthcharge, arm FIT images), its console
-/// the simulated board fetching from the worker's TFTP server, its power a PDU outlet.
-pub fn board_d_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
-    let path = lab.etc().join(format!("{BOARD_D}.jinja2"));
+/// A simulated board's dictionary: its device type, its console the simulated board
+/// fetching from the worker's TFTP server, its power a PDU outlet.
+pub fn simulated_dictionary(
+    lab: &Layout,
+    board: &SimulatedBoard,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = lab.etc().join(format!("{}.jinja2", board.name));
     write(
         &path,
         &format!(
-            "{{% extends 'rk3288-veyron-jaq.jinja2' %}}
-{{% set connection_command = '{simboard} --state {state} --bootloader depthcharge --tftp-server 127.0.0.1:{TFTP_PORT}' %}}
+            "{{% extends '{device_type}.jinja2' %}}
+{{% set connection_command = '{simboard} --state {state} --bootloader {bootloader} --tftp-server 127.0.0.1:{TFTP_PORT}' %}}
 {{% set pdu_hostname = 'lab-pdu' %}}
-{{% set pdu_port = {BOARD_D_OUTLET} %}}
+{{% set pdu_port = {outlet} %}}
 {{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
 {{# The simulated board's shell runs on this machine: its tests go below the board's
 directory, where it copies what the NFS root holds there. #}}
-{{% set lava_test_results_dir = '{board}/lava-%s' %}}
+{{% set lava_test_results_dir = '{dir}/lava-%s' %}}
 ",
+            device_type = board.device_type,
             simboard = lab.bin_dir().join("simboard").display(),
-            state = lab.board_d_state().display(),
-            board = lab.board(BOARD_D).display(),
+            state = lab.simulator_state(board.name).display(),
+            bootloader = board.bootloader,
+            outlet = board.outlet,
+            dir = lab.board(board.name).display(),
         ),
     )?;
     Ok(path)

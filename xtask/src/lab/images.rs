@@ -105,8 +105,8 @@ fn rootfs(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `vmlinuz`, `modules.tar.xz`, `rootfs.tar.gz` and `initramfs.cpio.gz` into `dir`
-/// (kept if already there).
+/// Writes `vmlinuz`, `modules.tar.xz`, `rootfs.tar.gz`, `am335x-boneblack.dtb` and
+/// `initramfs.cpio.gz` into `dir` (kept if already there).
 pub fn build(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let vmlinuz = dir.join("vmlinuz");
@@ -115,6 +115,11 @@ pub fn build(dir: &Path) -> anyhow::Result<()> {
     }
     modules(dir)?;
     rootfs(dir)?;
+    // Board E's bootm loads a device tree; the simulated board checks only that it came.
+    let dtb = dir.join("am335x-boneblack.dtb");
+    if !dtb.is_file() {
+        std::fs::write(&dtb, "the simulated BeagleBone's device tree\n")?;
+    }
     let initramfs = dir.join("initramfs.cpio.gz");
     if initramfs.is_file() {
         return Ok(());

@@ -40,7 +40,43 @@ pub const BOARD_C_OUTLET: u32 = 2;
 pub const BOARD_D: &str = "depthcharge-01";
 /// Board D's outlet on the lab PDU.
 pub const BOARD_D_OUTLET: u32 = 3;
-/// The worker's TFTP server (tftpd-hpa) on the TFTP root, for board D.
+/// Board E: a simulated BeagleBone Black with barebox (`simboard --bootloader barebox`), whose
+/// `bootm` reads kernel and dtb from /mnt/tftp, the worker's TFTP server; power through
+/// pdudaemon.
+pub const BOARD_E: &str = "barebox-01";
+/// Board E's outlet on the lab PDU.
+pub const BOARD_E_OUTLET: u32 = 4;
+
+/// A board the lab simulates (`simboard`), behind the lab's PDU and TFTP server.
+#[derive(Debug, Clone, Copy)]
+pub struct SimulatedBoard {
+    /// Its device name.
+    pub name: &'static str,
+    /// Its device type.
+    pub device_type: &'static str,
+    /// simboard's `--bootloader`.
+    pub bootloader: &'static str,
+    /// Its outlet on the lab PDU.
+    pub outlet: u32,
+}
+
+/// Boards D and E.
+pub const SIMULATED_BOARDS: [SimulatedBoard; 2] = [
+    SimulatedBoard {
+        name: BOARD_D,
+        device_type: "rk3288-veyron-jaq",
+        bootloader: "depthcharge",
+        outlet: BOARD_D_OUTLET,
+    },
+    SimulatedBoard {
+        name: BOARD_E,
+        device_type: "beaglebone-black-barebox",
+        bootloader: "barebox",
+        outlet: BOARD_E_OUTLET,
+    },
+];
+
+/// The worker's TFTP server (tftpd-hpa) on the TFTP root, for boards D and E.
 pub const TFTP_PORT: u16 = 18069;
 
 /// A board behind the lab's serial cables, console server and PDU.
@@ -65,7 +101,7 @@ pub const SERIAL_BOARDS: [SerialBoard; 2] = [
 ];
 
 /// Every board of the lab.
-pub const BOARDS: [&str; 4] = [BOARD_A, BOARD_B, BOARD_C, BOARD_D];
+pub const BOARDS: [&str; 5] = [BOARD_A, BOARD_B, BOARD_C, BOARD_D, BOARD_E];
 
 /// The lab's directories and files.
 #[derive(Debug, Clone)]
@@ -125,9 +161,9 @@ impl Layout {
         self.dir.join("nfs")
     }
 
-    /// Board D's simulator state (its power file, its console lock).
-    pub fn board_d_state(&self) -> PathBuf {
-        self.board(BOARD_D).join("state")
+    /// A simulated board's state (its power file, its console lock).
+    pub fn simulator_state(&self, board: &str) -> PathBuf {
+        self.board(board).join("state")
     }
 
     /// The end of a board's serial cable that ser2net opens.

@@ -12,7 +12,9 @@
 //! worker's TFTP root (device type x86, boot ipxe). Board D is simulated (`simboard`): a
 //! Chromebook whose depthcharge fetches the FIT image and command line the job made from the
 //! worker's TFTP server (tftpd-hpa) over TFTP and checks them before it boots (device type
-//! rk3288-veyron-jaq, deploy tftp with an nfsrootfs, boot depthcharge). A master with its
+//! rk3288-veyron-jaq, deploy tftp with an nfsrootfs, boot depthcharge). Board E is simulated
+//! the same way: a BeagleBone Black with barebox, whose `bootm` reads kernel and dtb from
+//! /mnt/tftp, the worker's TFTP server (device type beaglebone-black-barebox). A master with its
 //! embedded store and a slave run them all; the boards' device types have health checks, so `lab up` ends with
 //! every device checked.
 
@@ -148,12 +150,14 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     }
     check_ports_free()?;
     crate::cargo(&lab.root, &["build", "--workspace"])?;
+    for board in SIMULATED_BOARDS {
+        std::fs::create_dir_all(lab.simulator_state(board.name))?;
+    }
     for dir in [
         lab.logs(),
         lab.etc(),
         lab.board(BOARD_B),
         lab.board(BOARD_C),
-        lab.board_d_state(),
         lab.tftp_root(),
         lab.nfs_root(),
         lab.master_data(),
@@ -215,7 +219,8 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     )?;
     println!(
         "lab: pdudaemon on 127.0.0.1:{PDU_PORT} (outlet {BOARD_B_OUTLET}: {BOARD_B}, outlet \
-         {BOARD_C_OUTLET}: {BOARD_C}, outlet {BOARD_D_OUTLET}: {BOARD_D})"
+         {BOARD_C_OUTLET}: {BOARD_C}, outlets {BOARD_D_OUTLET} and {BOARD_E_OUTLET}: the simulated \
+         {BOARD_D} and {BOARD_E})"
     );
     processes::spawn(
         &lab.dir,
@@ -387,22 +392,27 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
             "this machine's lab",
         ])?;
     }
-    for device_type in ["qemu", "qemu-x86-uboot", "x86", "rk3288-veyron-jaq"] {
+    let device_types = ["qemu", "qemu-x86-uboot", "x86"]
+        .into_iter()
+        .chain(SIMULATED_BOARDS.iter().map(|b| b.device_type));
+    for device_type in device_types {
         let known = cli.output(&["device-types", "list", "--format", "json"])?;
         if !known.contains(&format!("\"{device_type}\"")) {
             cli.output(&["device-types", "add", device_type])?;
         }
     }
-    let boards = [
+    let mut boards = vec![
         (BOARD_A, "qemu", config::board_a_dictionary(lab)?),
         (BOARD_B, "qemu-x86-uboot", config::board_b_dictionary(lab)?),
         (BOARD_C, "x86", config::board_c_dictionary(lab)?),
-        (
-            BOARD_D,
-            "rk3288-veyron-jaq",
-            config::board_d_dictionary(lab)?,
-        ),
     ];
+    for board in &SIMULATED_BOARDS {
+        boards.push((
+            board.name,
+            board.device_type,
+            config::simulated_dictionary(lab, board)?,
+        ));
+    }
     for (name, device_type, dictionary) in boards {
         let dictionary = path(&dictionary);
         if cli.succeeds(&["devices", "show", name]) {

@@ -194,6 +194,7 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
         (BOARD_B, lab.root.join("examples/jobs/uboot-x86.yaml")),
         (BOARD_C, lab.root.join("examples/jobs/ipxe-x86.yaml")),
         (BOARD_D, lab.root.join("examples/jobs/depthcharge.yaml")),
+        (BOARD_E, lab.root.join("examples/jobs/barebox.yaml")),
     ];
     let peaks = Arc::new(Mutex::new(Peaks::default()));
     let done = Arc::new(AtomicBool::new(false));
@@ -306,6 +307,13 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
         {
             failures.push(format!(
                 "job {}: depthcharge did not load a FIT image and a command line over TFTP",
+                s.id
+            ));
+        }
+        // Board E: barebox's bootm read the kernel and the dtb from /mnt/tftp.
+        if s.board == BOARD_E && !log.contains("Loading ARM Linux zImage '/mnt/tftp/") {
+            failures.push(format!(
+                "job {}: barebox did not load the kernel from /mnt/tftp",
                 s.id
             ));
         }
