@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::{Log, PluginError};
 
+/// How much of a command's output [`run_command_output`] returns.
+pub const MAX_OUTPUT: usize = 64 << 10;
 /// How many of the last output lines an error message quotes.
 const TAIL_LINES: usize = 5;
 /// How long to keep reading output after the command exited (a background child may still
@@ -28,14 +30,54 @@ pub fn run_command(
     deadline: Instant,
     log: &Log,
 ) -> Result<(), PluginError> {
+    run_command_output(key, command, deadline, log).map(drop)
+}
+
+/// [`run_command`], returning what the command printed (stdout and stderr, as one text, its
+/// first [`MAX_OUTPUT`] bytes), for callers that check it (LAVA reads fastboot's "OKAY" and
+/// "Booting" from its output).
+pub fn run_command_output(
+    key: &str,
+    command: &str,
+    deadline: Instant,
+    log: &Log,
+) -> Result<String, PluginError> {
+    let mut shell = Command::new("/bin/sh");
+    shell.arg("-c").arg(command);
+    run_logged(key, command, shell, deadline, log)
+}
+
+/// Runs a program with these arguments (`argv[0]` is the program, found on `PATH`), no shell
+/// in between, as [`run_command_output`] runs a shell command: nothing in an argument is
+/// interpreted.
+pub fn run_program_output<S: AsRef<str>>(
+    key: &str,
+    argv: &[S],
+    deadline: Instant,
+    log: &Log,
+) -> Result<String, PluginError> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(PluginError::bug(format!("{key}: no program to run")));
+    };
+    let mut command = Command::new(program.as_ref());
+    command.args(args.iter().map(AsRef::as_ref));
+    let shown: Vec<&str> = argv.iter().map(AsRef::as_ref).collect();
+    run_logged(key, &shown.join(" "), command, deadline, log)
+}
+
+fn run_logged(
+    key: &str,
+    command: &str,
+    mut program: Command,
+    deadline: Instant,
+    log: &Log,
+) -> Result<String, PluginError> {
     log.info(&format!("{key}: {command}"));
     let spawn_error = |e: std::io::Error| {
         PluginError::infrastructure(format!("{key}: cannot run {command:?}: {e}"))
     };
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
+    let mut child = program
         .stdin(Stdio::null())
         .stdout(writer.try_clone().map_err(spawn_error)?)
         .stderr(writer)
@@ -54,8 +96,13 @@ pub fn run_command(
     });
 
     let mut tail: Vec<String> = Vec::new();
+    let mut output = String::new();
     let mut record = |line: String| {
         log.feedback(&line);
+        if output.len() + line.len() < MAX_OUTPUT {
+            output.push_str(&line);
+            output.push('\n');
+        }
         tail.push(line);
         if tail.len() > TAIL_LINES {
             tail.remove(0);
@@ -86,7 +133,7 @@ pub fn run_command(
         }
     };
     if status.success() {
-        return Ok(());
+        return Ok(output);
     }
     let mut message = format!("{key}: {command:?} failed ({status})");
     if !tail.is_empty() {

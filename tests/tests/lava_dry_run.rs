@@ -17,13 +17,30 @@ const BOOT_METHODS: &[&str] = &[
     "ipxe",
     "barebox",
     "depthcharge",
+    "fastboot",
 ];
 
 /// Jobs whose methods Basalt has, refused for another reason that is a real gap, with it.
-const KNOWN_GAPS: &[(&str, &str)] = &[(
-    "lava_dispatcher__kvm-overlays.yaml",
-    "overlays on an image of format \"ext4\"",
-)];
+const KNOWN_GAPS: &[(&str, &str)] = &[
+    (
+        "lava_dispatcher__kvm-overlays.yaml",
+        "overlays on an image of format \"ext4\"",
+    ),
+    ("docs__artifact-conversion-download.yaml", DOCKER_FASTBOOT),
+    ("docs__fastboot-nfs.yaml", DOCKER_FASTBOOT),
+    ("docs__hi6220-hikey.yaml", DOCKER_FASTBOOT),
+    ("lava_dispatcher__docker-test.yaml", DOCKER_FASTBOOT),
+    ("lava_dispatcher__download.yaml", DOCKER_FASTBOOT),
+    ("lava_dispatcher__fastboot-docker.yaml", DOCKER_FASTBOOT),
+    ("lava_dispatcher__hikey960-oe.yaml", DOCKER_FASTBOOT),
+    (
+        "lava_dispatcher__x15-uboot.yaml",
+        "entering fastboot through u-boot (fastboot_via_uboot) is not built",
+    ),
+];
+
+/// Fastboot run inside a container the job names (`docker:` on a fastboot deploy).
+const DOCKER_FASTBOOT: &str = "fastboot inside docker (deploy docker:) is not built";
 
 /// A dictionary for each device type: one of LAVA's test devices where one extends it,
 /// else a bare `{% extends %}`.

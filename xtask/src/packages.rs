@@ -14,6 +14,10 @@ pub const BUILD: &[(&str, &str)] = &[(
 /// Tools the tests compare Basalt's formats against, and what for.
 pub const TEST: &[(&str, &str)] = &[
     (
+        "fastboot",
+        "the fastboot client the fastboot deploy and boot drive, against the simulated board",
+    ),
+    (
         "u-boot-tools",
         "mkimage, whose u-boot header the deploy's is compared with",
     ),

@@ -34,7 +34,24 @@ pub fn boot_config(device: &Value, method: &str) -> Value {
         .pointer(&format!("/actions/boot/methods/{method}"))
         .cloned()
         .unwrap_or(Value::Null);
+    // A method whose section is a list (fastboot's sequence) gets it as `sequence`.
+    if let Value::Array(sequence) = config {
+        config = serde_json::json!({ "sequence": sequence });
+    }
     if let Value::Object(section) = &mut config {
+        // What fastboot needs of the device: its client's serial and options, and whether a
+        // hard reset (rather than fastboot itself) brings the board into fastboot mode.
+        for key in ["fastboot_serial_number", "fastboot_options"] {
+            if let Some(value) = device.get(key) {
+                section.insert(format!("_{key}"), value.clone());
+            }
+        }
+        section.insert(
+            "_hard_reset".into(),
+            Value::Bool(
+                device.pointer("/commands/hard_reset").is_some() || device.get("power").is_some(),
+            ),
+        );
         for (key, source) in [
             ("_constants", "/constants"),
             ("_parameters", "/parameters"),

@@ -413,6 +413,7 @@ impl Job<'_> {
                     overlay_placed: Default::default(),
                     environment: self.request.postprocess_environment(),
                     docker: self.facilities.docker.clone(),
+                    power: self.board.power.as_ref(),
                 };
                 let deployed = (method.run)(&context)?;
                 // The board boots what this deploy prepared: the overlay is in it or not.

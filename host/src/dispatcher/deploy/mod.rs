@@ -7,6 +7,7 @@
 //! the device's or the job's own commands.
 
 mod artifacts;
+mod fastboot;
 mod fit;
 mod flasher;
 mod nfs;
@@ -52,6 +53,8 @@ pub struct Facilities {
     pub docker: Option<PathBuf>,
     /// mkimage (Debian's u-boot-tools), which depthcharge's FIT images are built with.
     pub mkimage: Option<PathBuf>,
+    /// The fastboot client (Debian's fastboot), which fastboot deploys flash with.
+    pub fastboot: Option<PathBuf>,
 }
 
 /// A method's checks: the deploy action, the device configuration, the worker.
@@ -66,6 +69,7 @@ impl Facilities {
             nfs_root,
             docker: find_program("docker"),
             mkimage: find_program("mkimage"),
+            fastboot: find_program("fastboot"),
         }
     }
 }
@@ -122,6 +126,12 @@ pub static METHODS: &[DeployMethod] = &[
         run: nfs::run_nfs,
     },
     DeployMethod {
+        name: "fastboot",
+        offered: Offered::WhereListed,
+        check: fastboot::check,
+        run: fastboot::run,
+    },
+    DeployMethod {
         name: "flasher",
         offered: Offered::WhereListed,
         check: flasher::check,
@@ -168,6 +178,8 @@ pub struct DeployContext<'a> {
     pub environment: Vec<(String, String)>,
     /// The docker CLI, for `postprocess: docker` ([`Facilities::docker`]).
     pub docker: Option<PathBuf>,
+    /// The device's power driver, for deploys that reset the board (fastboot's hard reset).
+    pub power: Option<&'a crate::plugins::PowerDriver>,
 }
 
 impl DeployContext<'_> {
@@ -305,6 +317,7 @@ pub(crate) mod tests {
                 overlay_placed: Default::default(),
                 environment: vec![("LAVA_JOB_ID".into(), "7".into())],
                 docker: None,
+                power: None,
             }
         }
     }

@@ -283,7 +283,6 @@ mod tests {
         let (log, servers) = context::parts(dir.path());
         let facilities = Facilities {
             docker: Some(stand_in.clone()),
-            mkimage: None,
             ..Facilities::default()
         };
         check(params, &device, &facilities).unwrap();

@@ -1,0 +1,315 @@
+//! The `fastboot` deploy (LAVA's `FastbootAction`): the job's `images:` are downloaded, the
+//! board is put into fastboot mode (a hard reset where the device has one, else `fastboot
+//! reboot-bootloader` when `fastboot devices` lists it), and each image is flashed to the
+//! partition of its name with Debian's fastboot client, in the device's `flash_cmds_order`
+//! (images it does not list follow, by name), each followed by its `reboot:`.
+//!
+//! Every call is LAVA's `fastboot -s SERIAL <command…> <fastboot_options…>`: the device's
+//! options come after the command, as LAVA puts them; the client runs without a shell. The files stay where they were
+//! downloaded; `fastboot` boots read them from there.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::artifacts::{self, Layout};
+use super::{missing, DeployContext, Facilities};
+use crate::dispatcher::failure::Failure;
+
+/// The `reboot:` values LAVA accepts on an image.
+const REBOOTS: &[&str] = &[
+    "hard-reset",
+    "fastboot-reboot",
+    "fastboot-reboot-bootloader",
+    "fastboot-reboot-fastboot",
+];
+
+/// The device's fastboot serial and options, read as LAVA reads them.
+struct Target {
+    serial: String,
+    options: Vec<String>,
+}
+
+impl Target {
+    fn of(device: &Value) -> Result<Self, Failure> {
+        let serial = device
+            .get("fastboot_serial_number")
+            .map(crate::data::text)
+            .unwrap_or_default();
+        if serial.is_empty() {
+            return Err(missing("device fastboot serial number missing"));
+        }
+        if serial == "0000000000" {
+            let auto = device
+                .get("fastboot_auto_detection")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            return Err(missing(if auto {
+                "fastboot_auto_detection (finding the board with `fastboot devices`) is not built in Basalt yet; set fastboot_serial_number in the device dictionary"
+            } else {
+                "device fastboot serial number unset (fastboot_serial_number is 0000000000)"
+            }));
+        }
+        let options = match device.get("fastboot_options") {
+            None => return Err(missing("device fastboot options missing")),
+            Some(Value::Array(items)) => items.iter().map(crate::data::text).collect(),
+            Some(_) => return Err(missing("device fastboot options is not a list")),
+        };
+        Ok(Self { serial, options })
+    }
+
+    /// `fastboot -s SERIAL <words…> <options…>`.
+    fn command(&self, words: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = vec!["fastboot".into(), "-s".into(), self.serial.clone()];
+        all.extend(words.iter().map(|w| (*w).to_owned()));
+        all.extend(self.options.iter().cloned());
+        all
+    }
+}
+
+fn images(params: &Map<String, Value>) -> Result<&Map<String, Value>, Failure> {
+    params
+        .get("images")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Failure::job("a fastboot deploy needs images: {partition: {url: …}}"))
+}
+
+/// Checks a fastboot deploy against the device and the worker.
+pub fn check(
+    params: &Map<String, Value>,
+    device: &Value,
+    facilities: &Facilities,
+) -> Result<(), Failure> {
+    if params.contains_key("docker") {
+        return Err(missing(
+            "fastboot inside docker (deploy docker:) is not built in Basalt yet; install Debian's fastboot on the worker",
+        ));
+    }
+    if device.get("fastboot_via_uboot").and_then(Value::as_bool) == Some(true) {
+        return Err(missing(
+            "entering fastboot through u-boot (fastboot_via_uboot) is not built in Basalt yet",
+        ));
+    }
+    if device
+        .pointer("/actions/deploy/connections/fastboot")
+        .is_none()
+    {
+        return Err(missing(
+            "Device not configured to support fastboot deployment connections.",
+        ));
+    }
+    if device.get("flash_cmds_order").is_none() {
+        return Err(missing("device flash commands order missing"));
+    }
+    Target::of(device)?;
+    for (name, image) in images(params)? {
+        crate::job::confine::file_name(name)
+            .map_err(|e| Failure::job(format!("images: {name}: {e}")))?;
+        if let Some(reboot) = image.get("reboot") {
+            let reboot = reboot.as_str().unwrap_or_default();
+            if !REBOOTS.contains(&reboot) {
+                return Err(Failure::job(format!(
+                    "images: {name}: reboot: '{reboot}' is not one of {}",
+                    REBOOTS.join(", ")
+                )));
+            }
+        }
+    }
+    if facilities.fastboot.is_none() {
+        return Err(missing(
+            "a fastboot deploy needs the fastboot client on this worker (Debian's fastboot)",
+        ));
+    }
+    Ok(())
+}
+
+/// The order LAVA flashes in: the device's `flash_cmds_order`, then the other images (LAVA
+/// takes them in Python's set order; here they come by name, the same on every run).
+pub fn flash_order(device: &Value, images: &Map<String, Value>) -> Vec<String> {
+    let listed: Vec<String> = device
+        .get("flash_cmds_order")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().map(crate::data::text).collect())
+        .unwrap_or_default();
+    let mut order: Vec<String> = listed
+        .iter()
+        .filter(|name| images.contains_key(name.as_str()))
+        .cloned()
+        .collect();
+    let mut rest: Vec<String> = images
+        .keys()
+        .filter(|name| !listed.contains(name))
+        .cloned()
+        .collect();
+    rest.sort();
+    order.extend(rest);
+    order
+}
+
+/// Runs a fastboot deploy.
+pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
+    let target = Target::of(ctx.device)?;
+    let images = images(ctx.params)?;
+    let deployed = artifacts::fetch(ctx, &ctx.deploy_dir(), Layout::PerKey)?;
+    enter_fastboot(ctx, &target)?;
+    let skip_boot = ctx
+        .device
+        .pointer("/actions/boot/methods/fastboot")
+        .and_then(Value::as_array)
+        .is_some_and(|sequence| sequence.iter().any(|s| s == "no-flash-boot"));
+    for name in flash_order(ctx.device, images) {
+        let Some(file) = deployed.get(&name).and_then(Value::as_str) else {
+            continue;
+        };
+        if skip_boot && name == "boot" {
+            ctx.log
+                .info("Skipping the boot partition: the device boots it with no-flash-boot");
+            continue;
+        }
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        ctx.log.info(&format!("{size} bytes"));
+        fastboot(ctx, &target, &["flash", &name, file], "Unable to flash")?;
+        match images[&name].get("reboot").and_then(Value::as_str) {
+            Some("fastboot-reboot") => {
+                ctx.log.info("fastboot rebooting device.");
+                fastboot(ctx, &target, &["reboot"], "Unable to reboot")?;
+            }
+            Some("fastboot-reboot-bootloader") => {
+                ctx.log.info("fastboot reboot into bootloader.");
+                fastboot(ctx, &target, &["reboot-bootloader"], "Unable to reboot")?;
+            }
+            Some("fastboot-reboot-fastboot") => {
+                ctx.log.info("fastboot reboot into fastboot.");
+                fastboot(ctx, &target, &["reboot", "fastboot"], "Unable to reboot")?;
+            }
+            Some("hard-reset") => hard_reset(ctx)?,
+            _ => {}
+        }
+    }
+    Ok(deployed)
+}
+
+/// LAVA's three ways into fastboot mode (u-boot's is refused by the checks): a hard reset
+/// through the device's power control, else `fastboot reboot-bootloader` for a board
+/// `fastboot devices` lists (a `tcp:` board never is, and is taken to be in fastboot mode).
+fn enter_fastboot(ctx: &DeployContext<'_>, target: &Target) -> Result<(), Failure> {
+    if ctx.device.pointer("/commands/hard_reset").is_some() || ctx.power.is_some() {
+        if let Some(pre_power) = ctx
+            .device
+            .pointer("/commands/pre_power_command")
+            .and_then(Value::as_str)
+        {
+            super::run_on_worker(ctx, "pre_power_command", pre_power, "Unable to run")?;
+        }
+        return hard_reset(ctx);
+    }
+    let listed = fastboot_output(ctx, target, &["devices"])?;
+    if listed.contains(&target.serial) {
+        let output = fastboot_output(ctx, target, &["reboot-bootloader"])?;
+        if !output.to_lowercase().contains("okay") {
+            return Err(Failure::infrastructure(format!(
+                "Unable to enter fastboot: {}",
+                output.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn hard_reset(ctx: &DeployContext<'_>) -> Result<(), Failure> {
+    let Some(power) = ctx.power else {
+        return Err(missing(
+            "this device has no power control to hard-reset it into fastboot mode",
+        ));
+    };
+    ctx.log.info("fastboot: resetting the board (hard_reset)");
+    power
+        .reboot(ctx.deadline.saturating_duration_since(Instant::now()))
+        .map_err(|e| Failure::infrastructure(format!("Unable to reboot: {e}")))
+}
+
+fn fastboot(
+    ctx: &DeployContext<'_>,
+    target: &Target,
+    words: &[&str],
+    failing: &str,
+) -> Result<(), Failure> {
+    fastboot_output(ctx, target, words)
+        .map(drop)
+        .map_err(|f| Failure::infrastructure(format!("{failing}: {}", f.message)))
+}
+
+fn fastboot_output(
+    ctx: &DeployContext<'_>,
+    target: &Target,
+    words: &[&str],
+) -> Result<String, Failure> {
+    basalt_plugin_api::process::run_program_output(
+        "fastboot",
+        &target.command(words),
+        ctx.deadline,
+        &ctx.log.plugin_log(),
+    )
+    .map_err(|e| Failure::infrastructure(e.message().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn images_flash_in_the_devices_order_then_by_name_with_options_after_the_command() {
+        let device = json!({
+            "flash_cmds_order": ["ptable", "boot", "system", "userdata"],
+            "fastboot_serial_number": "usb:2-1.2",
+            "fastboot_options": ["-S", "256M"],
+        });
+        let images =
+            json!({"userdata": {}, "zz-extra": {}, "boot": {}, "aa-extra": {}, "ptable": {}});
+        assert_eq!(
+            flash_order(&device, images.as_object().unwrap()),
+            ["ptable", "boot", "userdata", "aa-extra", "zz-extra"]
+        );
+        let target = Target::of(&device).unwrap();
+        assert_eq!(
+            target
+                .command(&["flash", "boot", "/tmp/x/boot.img"])
+                .join(" "),
+            "fastboot -s usb:2-1.2 flash boot /tmp/x/boot.img -S 256M"
+        );
+    }
+
+    #[test]
+    fn an_unset_serial_and_bad_options_are_refused_as_lava_refuses_them() {
+        let unset = json!({"fastboot_serial_number": "0000000000", "fastboot_options": []});
+        assert!(Target::of(&unset).is_err_and(|f| f.message.contains("unset")));
+        let options = json!({"fastboot_serial_number": "1bc92320", "fastboot_options": "-S 256M"});
+        assert!(Target::of(&options).is_err_and(|f| f.message.contains("not a list")));
+        let device = json!({
+            "fastboot_serial_number": "1bc92320", "fastboot_options": [], "flash_cmds_order": [],
+            "actions": {"deploy": {"connections": {"fastboot": null}}},
+        });
+        let params =
+            json!({"to": "fastboot", "images": {"boot": {"url": "file:///b", "reboot": "soft"}}});
+        let with_client = Facilities {
+            fastboot: Some("/usr/bin/fastboot".into()),
+            ..Facilities::default()
+        };
+        let error = check(params.as_object().unwrap(), &device, &with_client).unwrap_err();
+        assert!(
+            error.message.contains("reboot: 'soft'"),
+            "{}",
+            error.message
+        );
+        let params = json!({"to": "fastboot", "images": {"boot": {"url": "file:///b"}}});
+        let error =
+            check(params.as_object().unwrap(), &device, &Facilities::default()).unwrap_err();
+        assert!(
+            error.message.contains("Debian's fastboot"),
+            "{}",
+            error.message
+        );
+        check(params.as_object().unwrap(), &device, &with_client).unwrap();
+    }
+}

@@ -1,0 +1,186 @@
+//! Boot driver `fastboot`: LAVA's fastboot boot method.
+//!
+//! As LAVA's `BootFastbootAction`: runs the job's `commands:` with the fastboot client first
+//! (`fastboot -s SERIAL <command> <options>`), brings the board into fastboot mode (a hard
+//! reset where the device has one, else `fastboot reboot-bootloader` when `fastboot devices`
+//! lists it), then follows the device's fastboot sequence (`actions.boot.methods.fastboot`):
+//! `boot` and `no-flash-boot` are `fastboot boot <the deployed boot image>`, `reboot` is
+//! `fastboot reboot`. Where the job lists prompts it waits on the board's console for the
+//! kernel and logs in, like every boot method.
+//!
+//! Configuration: the device's fastboot sequence (as `sequence`) with the host's
+//! `_fastboot_serial_number`, `_fastboot_options` and `_hard_reset` (the device's keys) and
+//! `_constants`. The boot action carries `_deployed` (the fastboot deploy's files).
+
+use std::time::{Duration, Instant};
+
+use basalt_plugin_api::login::{log_in, read_boot_action, time_left, waiting_for};
+use basalt_plugin_api::process::run_program_output;
+use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
+use serde_json::Value;
+
+const DRIVER: &str = "boot fastboot";
+
+/// The driver, built from the device's fastboot sequence.
+pub struct FastbootBoot {
+    serial: String,
+    options: Vec<String>,
+    sequence: Vec<String>,
+    hard_reset: bool,
+    kernel_start: Option<String>,
+    log: Log,
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Builds the driver from the device's `actions.boot.methods.fastboot` (JSON).
+pub fn new_fastboot_boot(config: &str, log: Log) -> Result<FastbootBoot, PluginError> {
+    let config: Value = serde_json::from_str(config)
+        .map_err(|e| PluginError::invalid_config(format!("{DRIVER}: bad configuration: {e}")))?;
+    let sequence = match config.get("sequence") {
+        Some(Value::Array(items)) => items.iter().map(text).collect(),
+        _ => {
+            return Err(PluginError::invalid_config(format!(
+                "{DRIVER}: fastboot_sequence undefined (actions.boot.methods.fastboot must list boot, no-flash-boot or reboot)"
+            )))
+        }
+    };
+    let serial = config
+        .get("_fastboot_serial_number")
+        .map(text)
+        .filter(|s| !s.is_empty() && s != "0000000000")
+        .ok_or_else(|| {
+            PluginError::invalid_config(format!(
+                "{DRIVER}: device fastboot serial number missing or unset"
+            ))
+        })?;
+    let options = match config.get("_fastboot_options") {
+        Some(Value::Array(items)) => items.iter().map(text).collect(),
+        _ => {
+            return Err(PluginError::invalid_config(format!(
+                "{DRIVER}: device fastboot options missing or not a list"
+            )))
+        }
+    };
+    Ok(FastbootBoot {
+        serial,
+        options,
+        sequence,
+        hard_reset: config.get("_hard_reset").and_then(Value::as_bool) == Some(true),
+        kernel_start: config
+            .pointer("/_constants/kernel-start-message")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        log,
+    })
+}
+
+impl FastbootBoot {
+    /// Runs `fastboot -s SERIAL <words…> <options…>` and returns what it printed.
+    fn fastboot(&self, words: &[String], deadline: Instant) -> Result<String, PluginError> {
+        let mut argv = vec!["fastboot".to_owned(), "-s".to_owned(), self.serial.clone()];
+        argv.extend(words.iter().cloned());
+        argv.extend(self.options.iter().cloned());
+        run_program_output("fastboot", &argv, deadline, &self.log)
+    }
+
+    fn enter_fastboot(
+        &self,
+        session: &mut BootSession<'_>,
+        deadline: Instant,
+    ) -> Result<(), PluginError> {
+        if self.hard_reset {
+            session.info("boot fastboot: resetting the board into fastboot mode");
+            return session.power(PowerAction::Reboot, time_left(deadline));
+        }
+        let listed = self.fastboot(&["devices".to_owned()], deadline)?;
+        if listed.contains(&self.serial) {
+            let output = self.fastboot(&["reboot-bootloader".to_owned()], deadline)?;
+            if !output.to_lowercase().contains("okay") {
+                return Err(PluginError::infrastructure(format!(
+                    "Unable to enter fastboot: {}",
+                    output.trim()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BootDriver for FastbootBoot {
+    fn boot(
+        &self,
+        session: &mut BootSession<'_>,
+        action: &str,
+        timeout: Duration,
+    ) -> Result<(), PluginError> {
+        let deadline = Instant::now() + timeout;
+        let (login, action) = read_boot_action(DRIVER, action)?;
+        for command in action
+            .get("commands")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let command = text(command);
+            let words = shlex::split(&command).ok_or_else(|| {
+                PluginError::job(format!("{DRIVER}: command {command:?}: unbalanced quotes"))
+            })?;
+            self.fastboot(&words, deadline)?;
+        }
+        self.enter_fastboot(session, deadline)?;
+        for step in &self.sequence {
+            match step.as_str() {
+                "boot" | "no-flash-boot" => {
+                    let image = action
+                        .pointer("/_deployed/boot")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            PluginError::job(format!(
+                                "{DRIVER}: the device boots with `fastboot boot`, and no deploy gave a boot image (images: boot:)"
+                            ))
+                        })?;
+                    let output = self.fastboot(&["boot".to_owned(), image.to_owned()], deadline)?;
+                    if !output.trim().is_empty() && !output.to_lowercase().contains("booting") {
+                        return Err(PluginError::job(format!(
+                            "Unable to boot with fastboot: {}",
+                            output.trim()
+                        )));
+                    }
+                }
+                "reboot" => {
+                    let output = self.fastboot(&["reboot".to_owned()], deadline)?;
+                    if !output.to_lowercase().contains("rebooting") {
+                        return Err(PluginError::job(format!(
+                            "Unable to fastboot reboot: {}",
+                            output.trim()
+                        )));
+                    }
+                }
+                // LAVA's other sequence steps (auto-login, shell-session, …) are what every
+                // boot does below.
+                _ => {}
+            }
+        }
+        if !login.prompts.is_empty() {
+            if let Some(start) = &self.kernel_start {
+                session
+                    .expect(&[start], time_left(deadline))
+                    .map_err(|e| waiting_for(DRIVER, "the kernel to start", e))?;
+            }
+        }
+        log_in(DRIVER, session, &login, deadline)
+    }
+}
+
+export_plugin! {
+    name: "boot-fastboot",
+    drivers: [
+        boot "fastboot": "Brings the board into fastboot mode and boots it with the fastboot client (boot or reboot), then logs in on its console" => new_fastboot_boot,
+    ],
+}
