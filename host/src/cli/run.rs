@@ -208,6 +208,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let outcome =
         run_job(&request).with_context(|| format!("cannot write to {}", output_dir.display()))?;
+    if request.cancel.forced() {
+        // The signal thread is ending the job's processes and exits 1 when done.
+        loop {
+            std::thread::park();
+        }
+    }
     match (outcome.status, &outcome.failure) {
         (JobStatus::Complete, _) => {
             println!("Complete");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 #[derive(Clone, Default)]
 pub struct Cancel {
     flag: Arc<AtomicBool>,
+    forced: Arc<AtomicBool>,
 }
 
 impl Cancel {
@@ -19,6 +20,13 @@ impl Cancel {
     /// Whether the job was asked to stop.
     pub fn is_set(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Whether a second signal forced the job: the process exits 1 from the signal thread,
+    /// and the job's own ending (which the forced end of its processes lets go on) must not
+    /// exit first with the job's status.
+    pub fn forced(&self) -> bool {
+        self.forced.load(Ordering::SeqCst)
     }
 
     /// Asks the job to stop.
@@ -37,11 +45,15 @@ impl Cancel {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
         let flag = self.flag.clone();
+        let forced = self.forced.clone();
         std::thread::Builder::new()
             .name("basalt-signals".into())
             .spawn(move || {
                 for _ in signals.forever() {
                     if flag.swap(true, Ordering::SeqCst) {
+                        // Before anything is ended: the job's thread only goes on once its
+                        // processes are gone, and by then it sees this.
+                        forced.store(true, Ordering::SeqCst);
                         force();
                         std::process::exit(1);
                     }
