@@ -113,22 +113,10 @@ fn job_for(lava: &Path, dir: &TestDir) -> (PathBuf, Value) {
     (dir.write("job.yaml", yaml), job)
 }
 
-#[test]
-fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_client() {
-    let Some(lava) = lava_fixtures() else {
-        return;
-    };
-    if !tool_available("fastboot") {
-        return;
-    }
-    let dir = TestDir::new();
-    let state = dir.mkdir("board");
-    let power = state.join("power");
-    let (_device, port) = start_device(&dir, &power);
-    let (job_file, job) = job_for(&lava, &dir);
-    // A hard reset leaves the board in fastboot mode, silent on its console; the fastboot
-    // device's boot and reboot power it on.
-    let dictionary = dir.write(
+/// A HiKey whose fastboot serial is the simulated device. A hard reset leaves the board in
+/// fastboot mode, silent on its console; the fastboot device's boot and reboot power it on.
+fn dictionary(dir: &TestDir, state: &Path, power: &Path, port: u16) -> PathBuf {
+    dir.write(
         "hikey-01.jinja2",
         format!(
             "{{% extends 'hi6220-hikey.jinja2' %}}
@@ -144,7 +132,23 @@ fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_clien
             power = power.display(),
             dir = dir.path().display(),
         ),
-    );
+    )
+}
+
+#[test]
+fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_client() {
+    let Some(lava) = lava_fixtures() else {
+        return;
+    };
+    if !tool_available("fastboot") {
+        return;
+    }
+    let dir = TestDir::new();
+    let state = dir.mkdir("board");
+    let power = state.join("power");
+    let (_device, port) = start_device(&dir, &power);
+    let (job_file, job) = job_for(&lava, &dir);
+    let dictionary = dictionary(&dir, &state, &power, port);
     let out = dir.path().join("out");
     let output = Basalt::new(["run", "--quiet", "--device"])
         .arg(&dictionary)
@@ -194,4 +198,49 @@ fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_clien
         case(&results, "0_after-fastboot", "booted")["result"],
         "pass"
     );
+}
+
+/// A partition the board refuses (its fastboot answers FAIL) ends the job Incomplete with
+/// the flash named, before anything boots.
+#[test]
+fn a_partition_the_board_refuses_fails_the_deploy_naming_it() {
+    if lava_fixtures().is_none() || !tool_available("fastboot") {
+        return;
+    }
+    let dir = TestDir::new();
+    let state = dir.mkdir("board");
+    let power = state.join("power");
+    let (_device, port) = start_device(&dir, &power);
+    let image = dir.write("images/odd.img", image_bytes("odd"));
+    let job = dir.write(
+        "job.yaml",
+        format!(
+            "job_name: refused partition
+device_type: hi6220-hikey
+visibility: public
+timeouts: {{job: {{minutes: 2}}, action: {{minutes: 1}}}}
+actions:
+- deploy:
+    to: fastboot
+    images:
+      'no such partition': {{url: 'file://{}'}}
+",
+            image.display()
+        ),
+    );
+    let out = dir.path().join("out");
+    let output = Basalt::new(["run", "--quiet", "--device"])
+        .arg(dictionary(&dir, &state, &power, port))
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--local-file-dir")
+        .arg(dir.path())
+        .arg(&job)
+        .timeout(Duration::from_secs(120))
+        .run();
+    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
+    assert!(!output.status.success(), "{log}");
+    assert!(log.contains("Unable to flash"), "{log}");
+    assert!(log.contains("bad partition name"), "{log}");
+    assert!(!dir.path().join("fastboot/partitions").exists());
 }

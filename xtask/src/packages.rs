@@ -47,6 +47,10 @@ pub const LAB: &[(&str, &str)] = &[
         "the worker's TFTP server (board D fetches over TFTP)",
     ),
     ("u-boot-tools", "mkimage, which builds board D's FIT images"),
+    (
+        "fastboot",
+        "the fastboot client that flashes and boots board F",
+    ),
     ("ser2net", "boards B's and C's console server"),
     ("telnet", "the console client (connection_command)"),
     ("socat", "boards B's and C's serial cables (pty pairs)"),

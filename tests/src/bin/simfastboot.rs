@@ -8,7 +8,8 @@
 //! and `boot`, `reboot` and `continue` power the simulated board on (a new token in
 //! `--power FILE`, the file `simboard` watches), as leaving fastboot mode boots a board.
 //!
-//! Usage: simfastboot --dir DIR --port-file FILE [--power FILE]
+//! Usage: simfastboot --dir DIR (--port-file FILE | --port PORT) [--power FILE]
+//! (`--port-file`: listen on a free port and write it there; `--port`: listen on that one.)
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -172,23 +173,30 @@ fn plain(name: &str) -> Option<&str> {
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let (mut dir, mut port_file, mut power) = (None, None, None);
+    let (mut dir, mut port_file, mut power, mut port) = (None, None, None, 0u16);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--port-file" => port_file = args.next().map(PathBuf::from),
             "--power" => power = args.next().map(PathBuf::from),
+            "--port" => match args.next().and_then(|p| p.parse().ok()) {
+                Some(p) => port = p,
+                None => {
+                    eprintln!("simfastboot: --port takes a port number");
+                    return ExitCode::from(2);
+                }
+            },
             other => {
                 eprintln!("simfastboot: unknown argument {other}");
                 return ExitCode::from(2);
             }
         }
     }
-    let (Some(dir), Some(port_file)) = (dir, port_file) else {
-        eprintln!("usage: simfastboot --dir DIR --port-file FILE [--power FILE]");
+    let Some(dir) = dir.filter(|_| port_file.is_some() || port != 0) else {
+        eprintln!("usage: simfastboot --dir DIR (--port-file FILE | --port PORT) [--power FILE]");
         return ExitCode::from(2);
     };
-    let listener = match TcpListener::bind(("127.0.0.1", 0)) {
+    let listener = match TcpListener::bind(("127.0.0.1", port)) {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("simfastboot: cannot listen: {e}");
@@ -196,9 +204,11 @@ fn main() -> ExitCode {
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    if let Err(e) = write_atomically(&port_file, &port.to_string()) {
-        eprintln!("simfastboot: cannot write {}: {e}", port_file.display());
-        return ExitCode::FAILURE;
+    if let Some(port_file) = &port_file {
+        if let Err(e) = write_atomically(port_file, &port.to_string()) {
+            eprintln!("simfastboot: cannot write {}: {e}", port_file.display());
+            return ExitCode::FAILURE;
+        }
     }
     let board = Board { dir, power };
     for stream in listener.incoming() {

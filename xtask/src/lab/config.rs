@@ -79,7 +79,8 @@ pub fn power_script(lab: &Layout) -> anyhow::Result<()> {
 # The lab PDU's outlets, run by pdudaemon's localcmdline driver: power.sh on|off OUTLET.
 # Outlet {BOARD_B_OUTLET} is board {BOARD_B}, outlet {BOARD_C_OUTLET} board {BOARD_C}: "on" starts
 # its machine, "off" pulls the plug. Outlets {BOARD_D_OUTLET} and {BOARD_E_OUTLET} are the simulated
-# boards {BOARD_D} and {BOARD_E}, whose power is a file their simulator watches.
+# boards {BOARD_D} and {BOARD_E}, whose power is a file their simulator watches; outlet
+# {BOARD_F_OUTLET} the simulated fastboot board {BOARD_F}.
 set -u
 action=$1
 outlet=$2
@@ -88,7 +89,12 @@ case "$outlet" in
        machine="-bios /usr/lib/u-boot/qemu-x86/u-boot.rom -display none" ;;
     {BOARD_C_OUTLET}) board={board_c}
        machine="-nographic -boot n" ;;
-{simulated}    *) echo "no board on outlet $outlet" >&2; exit 1 ;;
+{simulated}    {BOARD_F_OUTLET}) # Powered or reset, board F waits in fastboot mode, its console silent;
+       # its fastboot device powers the console on when told to boot.
+       echo off > {board_f_power}
+       echo "$(date +%T.%N) outlet $outlet $action" >> {board_f}/power.log
+       exit 0 ;;
+    *) echo "no board on outlet $outlet" >&2; exit 1 ;;
 esac
 pidfile=$board/qemu.pid
 off() {{
@@ -123,6 +129,8 @@ esac
             board_b = sh_quote(&lab.board(BOARD_B)),
             board_c = sh_quote(&lab.board(BOARD_C)),
             simulated = simulated_outlets(lab),
+            board_f = sh_quote(&lab.board(BOARD_F)),
+            board_f_power = sh_quote(&lab.simulator_state(BOARD_F).join("power")),
         ),
     )?;
     use std::os::unix::fs::PermissionsExt;
@@ -316,6 +324,30 @@ directory, where it copies what the NFS root holds there. #}}
             bootloader = board.bootloader,
             outlet = board.outlet,
             dir = lab.board(board.name).display(),
+        ),
+    )?;
+    Ok(path)
+}
+
+/// Board F's dictionary: our hi6220-hikey type, its fastboot serial the simulated fastboot
+/// device on 127.0.0.1, its console the simulated board, its power a PDU outlet.
+pub fn board_f_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
+    let path = lab.etc().join(format!("{BOARD_F}.jinja2"));
+    write(
+        &path,
+        &format!(
+            "{{% extends 'hi6220-hikey.jinja2' %}}
+{{% set fastboot_serial_number = 'tcp:127.0.0.1:{FASTBOOT_PORT}' %}}
+{{% set connection_command = '{simboard} --state {state} --hostname hikey' %}}
+{{% set pdu_hostname = 'lab-pdu' %}}
+{{% set pdu_port = {BOARD_F_OUTLET} %}}
+{{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
+{{# The simulated board's shell runs on this machine: its tests go below its directory. #}}
+{{% set lava_test_results_dir = '{dir}/lava-%s' %}}
+",
+            simboard = lab.bin_dir().join("simboard").display(),
+            state = lab.simulator_state(BOARD_F).display(),
+            dir = lab.board(BOARD_F).display(),
         ),
     )?;
     Ok(path)

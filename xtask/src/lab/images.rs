@@ -115,6 +115,20 @@ pub fn build(dir: &Path) -> anyhow::Result<()> {
     }
     modules(dir)?;
     rootfs(dir)?;
+    // Board F's Android images: the fastboot client checks the boot image's magic.
+    let boot = dir.join("boot.img");
+    if !boot.is_file() {
+        let mut image = b"ANDROID!".to_vec();
+        image.extend((0..8192u32).map(|i| (i % 251) as u8));
+        std::fs::write(&boot, image)?;
+    }
+    let system = dir.join("system.img");
+    if !system.is_file() {
+        std::fs::write(
+            &system,
+            "the simulated HiKey's system partition\n".repeat(512),
+        )?;
+    }
     // Board E's bootm loads a device tree; the simulated board checks only that it came.
     let dtb = dir.join("am335x-boneblack.dtb");
     if !dtb.is_file() {

@@ -76,6 +76,14 @@ pub const SIMULATED_BOARDS: [SimulatedBoard; 2] = [
     },
 ];
 
+/// Board F: a simulated HiKey flashed and booted with Debian's fastboot client over TCP
+/// (`simfastboot`), its console `simboard`; power through pdudaemon.
+pub const BOARD_F: &str = "fastboot-01";
+/// Board F's outlet on the lab PDU.
+pub const BOARD_F_OUTLET: u32 = 5;
+/// Board F's fastboot port (`fastboot -s tcp:127.0.0.1:PORT`).
+pub const FASTBOOT_PORT: u16 = 18554;
+
 /// The worker's TFTP server (tftpd-hpa) on the TFTP root, for boards D and E.
 pub const TFTP_PORT: u16 = 18069;
 
@@ -101,7 +109,7 @@ pub const SERIAL_BOARDS: [SerialBoard; 2] = [
 ];
 
 /// Every board of the lab.
-pub const BOARDS: [&str; 5] = [BOARD_A, BOARD_B, BOARD_C, BOARD_D, BOARD_E];
+pub const BOARDS: [&str; 6] = [BOARD_A, BOARD_B, BOARD_C, BOARD_D, BOARD_E, BOARD_F];
 
 /// The lab's directories and files.
 #[derive(Debug, Clone)]

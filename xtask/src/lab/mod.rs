@@ -14,7 +14,9 @@
 //! worker's TFTP server (tftpd-hpa) over TFTP and checks them before it boots (device type
 //! rk3288-veyron-jaq, deploy tftp with an nfsrootfs, boot depthcharge). Board E is simulated
 //! the same way: a BeagleBone Black with barebox, whose `bootm` reads kernel and dtb from
-//! /mnt/tftp, the worker's TFTP server (device type beaglebone-black-barebox). A master with its
+//! /mnt/tftp, the worker's TFTP server (device type beaglebone-black-barebox). Board F is a
+//! simulated HiKey in fastboot mode on TCP (`simfastboot`): Debian's fastboot client flashes
+//! its partitions and boots it (device type hi6220-hikey, deploy and boot fastboot). A master with its
 //! embedded store and a slave run them all; the boards' device types have health checks, so `lab up` ends with
 //! every device checked.
 
@@ -150,8 +152,8 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     }
     check_ports_free()?;
     crate::cargo(&lab.root, &["build", "--workspace"])?;
-    for board in SIMULATED_BOARDS {
-        std::fs::create_dir_all(lab.simulator_state(board.name))?;
+    for board in SIMULATED_BOARDS.iter().map(|b| b.name).chain([BOARD_F]) {
+        std::fs::create_dir_all(lab.simulator_state(board))?;
     }
     for dir in [
         lab.logs(),
@@ -217,10 +219,24 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         ],
         &logs.join("tftpd.log"),
     )?;
+    println!("lab: board {BOARD_F}'s fastboot mode on tcp:127.0.0.1:{FASTBOOT_PORT}");
+    processes::spawn(
+        &lab.dir,
+        &path(&lab.bin_dir().join("simfastboot")),
+        &[
+            "--dir".into(),
+            path(&lab.board(BOARD_F).join("fastboot")),
+            "--port".into(),
+            FASTBOOT_PORT.to_string(),
+            "--power".into(),
+            path(&lab.simulator_state(BOARD_F).join("power")),
+        ],
+        &logs.join("simfastboot.log"),
+    )?;
     println!(
         "lab: pdudaemon on 127.0.0.1:{PDU_PORT} (outlet {BOARD_B_OUTLET}: {BOARD_B}, outlet \
          {BOARD_C_OUTLET}: {BOARD_C}, outlets {BOARD_D_OUTLET} and {BOARD_E_OUTLET}: the simulated \
-         {BOARD_D} and {BOARD_E})"
+         {BOARD_D} and {BOARD_E}, outlet {BOARD_F_OUTLET}: the simulated {BOARD_F})"
     );
     processes::spawn(
         &lab.dir,
@@ -343,6 +359,7 @@ fn check_ports_free() -> anyhow::Result<()> {
         (IMAGES_PORT, "the images server"),
         (CONSOLE_PORT, "board B's console (ser2net)"),
         (CONSOLE_PORT_C, "board C's console (ser2net)"),
+        (FASTBOOT_PORT, "board F's fastboot device"),
         (PDU_PORT, "pdudaemon"),
     ] {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
@@ -392,7 +409,7 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
             "this machine's lab",
         ])?;
     }
-    let device_types = ["qemu", "qemu-x86-uboot", "x86"]
+    let device_types = ["qemu", "qemu-x86-uboot", "x86", "hi6220-hikey"]
         .into_iter()
         .chain(SIMULATED_BOARDS.iter().map(|b| b.device_type));
     for device_type in device_types {
@@ -413,6 +430,7 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
             config::simulated_dictionary(lab, board)?,
         ));
     }
+    boards.push((BOARD_F, "hi6220-hikey", config::board_f_dictionary(lab)?));
     for (name, device_type, dictionary) in boards {
         let dictionary = path(&dictionary);
         if cli.succeeds(&["devices", "show", name]) {

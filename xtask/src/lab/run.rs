@@ -195,6 +195,7 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
         (BOARD_C, lab.root.join("examples/jobs/ipxe-x86.yaml")),
         (BOARD_D, lab.root.join("examples/jobs/depthcharge.yaml")),
         (BOARD_E, lab.root.join("examples/jobs/barebox.yaml")),
+        (BOARD_F, lab.root.join("examples/jobs/fastboot.yaml")),
     ];
     let peaks = Arc::new(Mutex::new(Peaks::default()));
     let done = Arc::new(AtomicBool::new(false));
@@ -309,6 +310,25 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
                 "job {}: depthcharge did not load a FIT image and a command line over TFTP",
                 s.id
             ));
+        }
+        // Board F: the fastboot client wrote the system image to its partition byte for
+        // byte and booted the boot image.
+        if s.board == BOARD_F {
+            let flashed = std::fs::read(lab.board(BOARD_F).join("fastboot/partitions/system"))
+                .unwrap_or_default();
+            let image = std::fs::read(lab.images().join("system.img")).unwrap_or_default();
+            if flashed.is_empty() || flashed != image {
+                failures.push(format!(
+                    "job {}: the system partition does not hold system.img",
+                    s.id
+                ));
+            }
+            if !log.contains(&format!("fastboot -s tcp:127.0.0.1:{FASTBOOT_PORT} boot ")) {
+                failures.push(format!(
+                    "job {}: the board was not booted with fastboot",
+                    s.id
+                ));
+            }
         }
         // Board E: barebox's bootm read the kernel and the dtb from /mnt/tftp.
         if s.board == BOARD_E && !log.contains("Loading ARM Linux zImage '/mnt/tftp/") {
