@@ -328,7 +328,7 @@ pub(crate) mod tests {
             assert!(METHODS[..i].iter().all(|other| other.name != m.name));
             assert_eq!(method(m.name).map(|f| f.name), Some(m.name));
         }
-        let refused = find("fastboot").err().unwrap();
+        let refused = find("vemsd").err().unwrap();
         assert!(refused.message.contains("flasher"), "{}", refused.message);
     }
 
