@@ -130,6 +130,13 @@ fn primary_connection(connections: &Map<String, Value>) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// Whether the device is hard-reset by the dispatcher (LAVA's `commands.hard_reset`, or a
+/// `power:` mapping naming a power driver): where it is, fastboot deploys and boots reset
+/// the board into fastboot mode instead of asking fastboot to reboot it.
+pub fn has_hard_reset(device: &Value) -> bool {
+    device.pointer("/commands/hard_reset").is_some() || device.get("power").is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,20 +86,15 @@ impl Method {
 
     /// The device constant `<method>.<key>` (LAVA's `get_constant(key, prefix=method)`).
     pub fn constant(&self, key: &str) -> Option<&Value> {
-        self.constant_of(&self.name, key)
-    }
-
-    /// The device constant `<prefix>.<key>`.
-    pub fn constant_of(&self, prefix: &str, key: &str) -> Option<&Value> {
         self.section
             .get("_constants")
-            .and_then(|c| c.get(prefix))
+            .and_then(|c| c.get(&self.name))
             .and_then(|c| c.get(key))
     }
 
-    /// The device's top-level `parameters.<key>` (load addresses, `load_address`).
-    pub fn device_parameter(&self, key: &str) -> Option<&Value> {
-        self.section.get("_parameters").and_then(|p| p.get(key))
+    /// The device's top-level `parameters` (u-boot's load addresses per boot command).
+    pub fn device_parameters(&self) -> Option<&Value> {
+        self.section.get("_parameters")
     }
 
     /// How long to wait after each character typed at the bootloader: the device's
@@ -354,6 +349,8 @@ pub struct Prepared {
     pub action: Value,
     /// The placeholders' values for this boot.
     pub subs: Substitutions,
+    /// The chosen command set as the device (or the job) lists it, placeholders unfilled.
+    pub listed: Vec<String>,
     /// The chosen command set, filled (commands naming a placeholder without a value dropped).
     pub commands: Vec<String>,
 }
@@ -372,12 +369,14 @@ impl Prepared {
         let (login, action) = crate::login::read_boot_action(method.driver(), action)?;
         let mut subs = Substitutions::for_boot(&action, method.lava_mac()?);
         extra(&mut subs, &action);
-        let commands = subs.apply(&method.commands(session, &action)?, Missing::DropCommand);
+        let listed = method.commands(session, &action)?;
+        let commands = subs.apply(&listed, Missing::DropCommand);
         Ok(Self {
             deadline,
             login,
             action,
             subs,
+            listed,
             commands,
         })
     }
@@ -816,6 +815,7 @@ mod tests {
             login: Default::default(),
             subs: Substitutions::for_boot(&action, None),
             action,
+            listed: Vec::new(),
             commands: Vec::new(),
         };
         let with_kernel =

@@ -48,9 +48,7 @@ pub fn boot_config(device: &Value, method: &str) -> Value {
         }
         section.insert(
             "_hard_reset".into(),
-            Value::Bool(
-                device.pointer("/commands/hard_reset").is_some() || device.get("power").is_some(),
-            ),
+            Value::Bool(crate::device_drivers::has_hard_reset(device)),
         );
         for (key, source) in [
             ("_constants", "/constants"),

@@ -10,11 +10,13 @@
 //!
 //! Configuration: the device's fastboot sequence (as `sequence`) with the host's
 //! `_fastboot_serial_number`, `_fastboot_options` and `_hard_reset` (the device's keys) and
-//! `_constants`. The boot action carries `_deployed` (the fastboot deploy's files).
+//! `_constants`; the kernel's start is waited for as after every bootloader
+//! (`bootloader::wait_for_kernel`, which also takes the job's `kernel-start-message`). The boot action carries `_deployed` (the fastboot deploy's files).
 
 use std::time::{Duration, Instant};
 
-use basalt_plugin_api::login::{log_in, read_boot_action, time_left, waiting_for};
+use basalt_plugin_api::bootloader::{self, Method};
+use basalt_plugin_api::login::{log_in, read_boot_action, time_left};
 use basalt_plugin_api::process::run_program_output;
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
 use serde_json::Value;
@@ -27,7 +29,8 @@ pub struct FastbootBoot {
     options: Vec<String>,
     sequence: Vec<String>,
     hard_reset: bool,
-    kernel_start: Option<String>,
+    /// The section as the shared bootloader code reads it (constants, for the kernel's start).
+    method: Method,
     log: Log,
 }
 
@@ -40,15 +43,17 @@ fn text(value: &Value) -> String {
 
 /// Builds the driver from the device's `actions.boot.methods.fastboot` (JSON).
 pub fn new_fastboot_boot(config: &str, log: Log) -> Result<FastbootBoot, PluginError> {
-    let config: Value = serde_json::from_str(config)
-        .map_err(|e| PluginError::invalid_config(format!("{DRIVER}: bad configuration: {e}")))?;
+    let undefined = || {
+        PluginError::invalid_config(format!(
+            "{DRIVER}: fastboot_sequence undefined (actions.boot.methods.fastboot must list boot, no-flash-boot or reboot)"
+        ))
+    };
+    // The host hands a listed sequence over as `{sequence: [...]}`; anything else is none.
+    let method = Method::from_config(DRIVER, "fastboot", config).map_err(|_| undefined())?;
+    let config = method.section();
     let sequence = match config.get("sequence") {
         Some(Value::Array(items)) => items.iter().map(text).collect(),
-        _ => {
-            return Err(PluginError::invalid_config(format!(
-                "{DRIVER}: fastboot_sequence undefined (actions.boot.methods.fastboot must list boot, no-flash-boot or reboot)"
-            )))
-        }
+        _ => return Err(undefined()),
     };
     let serial = config
         .get("_fastboot_serial_number")
@@ -72,10 +77,7 @@ pub fn new_fastboot_boot(config: &str, log: Log) -> Result<FastbootBoot, PluginE
         options,
         sequence,
         hard_reset: config.get("_hard_reset").and_then(Value::as_bool) == Some(true),
-        kernel_start: config
-            .pointer("/_constants/kernel-start-message")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        method,
         log,
     })
 }
@@ -167,13 +169,7 @@ impl BootDriver for FastbootBoot {
                 _ => {}
             }
         }
-        if !login.prompts.is_empty() {
-            if let Some(start) = &self.kernel_start {
-                session
-                    .expect(&[start], time_left(deadline))
-                    .map_err(|e| waiting_for(DRIVER, "the kernel to start", e))?;
-            }
-        }
+        bootloader::wait_for_kernel(&self.method, session, &action, deadline)?;
         log_in(DRIVER, session, &login, deadline)
     }
 }

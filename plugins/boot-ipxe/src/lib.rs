@@ -65,8 +65,8 @@ impl BootDriver for IpxeBoot {
                     "{DRIVER}: use_bootscript needs a kernel deployed over TFTP"
                 ))
             })?;
-            let listed = self.method.commands(session, &boot.action)?;
-            let script = boot_script(&boot.subs.apply(&listed, Missing::Keep));
+            // LAVA's script keeps placeholders without a value, where the console drops them.
+            let script = boot_script(&boot.subs.apply(&boot.listed, Missing::Keep));
             session.publish(&local, script.as_bytes())?;
             let server = boot.subs.get("{SERVER_IP}").unwrap_or_default();
             boot.commands = vec![

@@ -41,9 +41,9 @@ impl BootDriver for UbootBoot {
         action: &str,
         timeout: Duration,
     ) -> Result<(), PluginError> {
-        let parameters = self.method.section().get("_parameters").cloned();
+        let parameters = self.method.device_parameters();
         let boot = Prepared::new(&self.method, session, action, timeout, |subs, action| {
-            add_boot_command(subs, action, parameters.as_ref())
+            add_boot_command(subs, action, parameters)
         })?;
         boot.run(&self.method, session)?;
         boot.log_in(&self.method, session)

@@ -193,7 +193,7 @@ pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
 /// through the device's power control, else `fastboot reboot-bootloader` for a board
 /// `fastboot devices` lists (a `tcp:` board never is, and is taken to be in fastboot mode).
 fn enter_fastboot(ctx: &DeployContext<'_>, target: &Target) -> Result<(), Failure> {
-    if ctx.device.pointer("/commands/hard_reset").is_some() || ctx.power.is_some() {
+    if crate::device_drivers::has_hard_reset(ctx.device) {
         if let Some(pre_power) = ctx
             .device
             .pointer("/commands/pre_power_command")
