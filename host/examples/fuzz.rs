@@ -8,7 +8,9 @@
 //! dictionaries) plus hand-made edge cases (deep nesting, huge repeats). A panic is a crash:
 //! its input is saved under `target/fuzz/TARGET/` and the run goes on; the figures printed at
 //! the end are executions, executions per second and distinct crashes. A crash that aborts
-//! the process (a stack overflow) ends the run, and the task fails.
+//! the process (a stack overflow) ends the run, and the task fails; its input is left in
+//! `target/fuzz/TARGET/in-flight` (the seed is printed first). `fuzz TARGET replay FILE` runs
+//! one input again with its panic shown.
 //!
 //! Mutations: bit flips, byte insertions and deletions, a chunk repeated, a chunk from
 //! another seed spliced in, structure characters (`[{:-|>'"`) inserted, a number made huge.
@@ -334,13 +336,20 @@ fn rest_target(lava: &Path, root: &Path, scratch: &Path) -> Target {
     }
 }
 
+const USAGE: &str = "usage: fuzz TARGET SECONDS [SEED [EXECUTIONS]] | fuzz TARGET replay FILE  \
+                     (targets: job dictionary frames xmlrpc rest)";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let (Some(name), Some("replay"), Some(file)) =
+        (args.first(), args.get(1).map(String::as_str), args.get(2))
+    {
+        replay(name, Path::new(file));
+        return;
+    }
     let (Some(name), Some(seconds)) = (args.first(), args.get(1).and_then(|s| s.parse().ok()))
     else {
-        eprintln!(
-            "usage: fuzz TARGET SECONDS [SEED]  (targets: job dictionary frames xmlrpc rest)"
-        );
+        eprintln!("{USAGE}");
         std::process::exit(2);
     };
     let seed: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -349,23 +358,9 @@ fn main() {
             .map_or(1, |d| d.as_nanos() as u64)
     }) | 1;
     let most: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let lava = root.join("../shared/lava");
+    let root = repository_root();
     let scratch = tempfile::tempdir().expect("a scratch directory");
-    let mut target = match name.as_str() {
-        "job" => job_target(&lava),
-        "dictionary" => dictionary_target(&lava, &root),
-        "frames" => frames_target(),
-        "xmlrpc" => xmlrpc_target(),
-        "rest" => rest_target(&lava, &root, scratch.path()),
-        other => {
-            eprintln!("unknown fuzz target {other:?} (job dictionary frames xmlrpc rest)");
-            std::process::exit(2);
-        }
-    };
+    let mut target = target_named(name, &root, scratch.path());
     let crashes_dir = root.join("target/fuzz").join(name);
     // Panics are counted, not printed one by one.
     std::panic::set_hook(Box::new(|_| {}));
@@ -375,11 +370,22 @@ fn main() {
     let limit = Duration::from_secs(seconds);
     // Every seed as it is first, then mutations of random seeds.
     let seeds = target.seeds.clone();
+    let _ = std::fs::create_dir_all(&crashes_dir);
+    let in_flight = crashes_dir.join("in-flight");
+    let mut in_flight_failed = false;
+    eprintln!(
+        "fuzz {name}: seed {seed}; an input that aborts the process is left in {}",
+        in_flight.display()
+    );
     while started.elapsed() < limit && executions < most {
         let input = match usize::try_from(executions) {
             Ok(i) if i < seeds.len() => seeds[i].clone(),
             _ => mutate(&seeds[random.below(seeds.len())], &seeds, &mut random),
         };
+        // A crash that aborts the process (a stack overflow) leaves its input here.
+        if !in_flight_failed {
+            in_flight_failed = std::fs::write(&in_flight, &input).is_err();
+        }
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (target.run)(&input)));
         executions += 1;
         if let Err(panic) = outcome {
@@ -400,6 +406,7 @@ fn main() {
             }
         }
     }
+    let _ = std::fs::remove_file(&in_flight);
     let secs = started.elapsed().as_secs_f64();
     println!(
         "fuzz {name}: {executions} executions in {secs:.0} s ({:.0}/s), {} distinct crash(es), seed {seed}",
@@ -409,4 +416,38 @@ fn main() {
     if !crashes.is_empty() {
         std::process::exit(1);
     }
+}
+
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn target_named(name: &str, root: &Path, scratch: &Path) -> Target {
+    let lava = root.join("../shared/lava");
+    match name {
+        "job" => job_target(&lava),
+        "dictionary" => dictionary_target(&lava, root),
+        "frames" => frames_target(),
+        "xmlrpc" => xmlrpc_target(),
+        "rest" => rest_target(&lava, root, scratch),
+        other => {
+            eprintln!("unknown fuzz target {other:?}\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Runs one saved input through a target, panics shown: how a crash is debugged.
+fn replay(name: &str, file: &Path) {
+    let input = std::fs::read(file).unwrap_or_else(|e| {
+        eprintln!("cannot read {}: {e}", file.display());
+        std::process::exit(2);
+    });
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let mut target = target_named(name, &repository_root(), scratch.path());
+    (target.run)(&input);
+    println!("fuzz {name}: {} ran without a crash", file.display());
 }

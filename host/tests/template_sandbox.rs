@@ -206,7 +206,7 @@ fn rendered_text_that_is_not_yaml_says_where() {
 }
 
 /// Expressions and blocks nested thousands deep (a dictionary is anyone's upload) are a
-/// syntax error, not a stack overflow.
+/// syntax error, not a stack overflow (parentheses are refused before minijinja's own guard).
 #[test]
 fn deeply_nested_expressions_and_blocks_are_refused() {
     let dirs = dirs();
@@ -223,7 +223,13 @@ fn deeply_nested_expressions_and_blocks_are_refused() {
         let error = engine
             .render_source_text("deep.jinja2", &source, &json!({}))
             .unwrap_err();
-        assert!(matches!(error, TemplateError::Syntax { .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                TemplateError::Syntax { .. } | TemplateError::TooDeep { .. }
+            ),
+            "{error}"
+        );
     }
 }
 
@@ -275,4 +281,35 @@ fn sources_the_engine_cannot_number_are_refused_with_the_line() {
             .unwrap(),
         "ok"
     );
+}
+
+/// Chains minijinja's parser recurses on without its depth guard (unary `-`/`not`, inline
+/// `else`, `elif`, parentheses around a `set` target), thousands long, are refused with the
+/// line instead of overflowing the stack: the fuzzer's `- - - …` dictionary aborted the
+/// process. A template file on the search path is checked the same way.
+#[test]
+fn chains_the_parser_would_recurse_on_without_bound_are_refused() {
+    let d = dirs();
+    let engine = d.engine();
+    let sources = [
+        format!("{{% set x = {}1 %}}", "- ".repeat(20_000)),
+        format!("{{{{ {}x }}}}", "not ".repeat(15_000)),
+        format!("{{{{ 1 {}}}}}", "if x else 1 ".repeat(5_000)),
+        format!("{{% if a %}}{}{{% endif %}}", "{% elif b %}".repeat(5_000)),
+        format!(
+            "{{% set {}a{} = 1 %}}",
+            "(".repeat(20_000),
+            ")".repeat(20_000)
+        ),
+    ];
+    for source in &sources {
+        let error = engine
+            .render_source_text("chain.jinja2", source, &json!({}))
+            .unwrap_err();
+        assert!(matches!(error, TemplateError::TooDeep { .. }), "{error}");
+        assert!(error.to_string().starts_with("chain.jinja2:1: "), "{error}");
+    }
+    d.write(&d.builtin, "chain.jinja2", &sources[0]);
+    let error = render(&engine, "chain.jinja2").unwrap_err();
+    assert!(error.to_string().contains("`-` or `not`"), "{error}");
 }

@@ -8,7 +8,7 @@ use regex::Regex;
 
 use super::filters::{qemu_guest_fs_interface, shlex_quote, yaml_quote};
 use super::format::lava_formatter;
-use super::{SearchPath, TemplateError};
+use super::{source, SearchPath, TemplateError};
 
 /// The rendering budget (minijinja fuel). The largest LAVA device configuration uses about
 /// 30 000; this leaves two orders of magnitude of headroom and still stops a runaway loop
@@ -36,6 +36,8 @@ pub struct Rendered {
 pub struct TemplateEngine {
     env: Environment<'static>,
     search: SearchPath,
+    /// minijinja's syntax as configured, which [`source::check`] tokenises with.
+    syntax: SyntaxConfig,
     fuel: u64,
 }
 
@@ -57,12 +59,11 @@ impl TemplateEngine {
     /// device-type directories, admin ones before the built-in one).
     pub fn new(search: SearchPath) -> Self {
         let mut env = Environment::new();
-        env.set_syntax(
-            SyntaxConfig::builder()
-                .trim_blocks(true)
-                .build()
-                .expect("the default delimiters are valid"),
-        );
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .build()
+            .expect("the default delimiters are valid");
+        env.set_syntax(syntax.clone());
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -74,6 +75,7 @@ impl TemplateEngine {
         env.add_filter("qemu_guest_fs_interface", qemu_guest_fs_interface);
         env.set_fuel(Some(DEFAULT_FUEL));
         let loader_path = search.clone();
+        let loader_syntax = syntax.clone();
         env.set_loader(move |name| {
             let file = loader_path.resolve(name).map_err(|e| {
                 minijinja::Error::new(ErrorKind::InvalidOperation, format!("{SANDBOX_MARK}{e}"))
@@ -87,7 +89,7 @@ impl TemplateEngine {
                     format!("cannot read {}: {e}", file.path.display()),
                 )
             })?;
-            check_numberable(name, &source).map_err(|e| {
+            source::check(name, &source, &loader_syntax).map_err(|e| {
                 minijinja::Error::new(ErrorKind::InvalidOperation, format!("{SANDBOX_MARK}{e}"))
             })?;
             let recheck = loader_path.clone();
@@ -99,6 +101,7 @@ impl TemplateEngine {
         Self {
             env,
             search,
+            syntax,
             fuel: DEFAULT_FUEL,
         }
     }
@@ -160,7 +163,7 @@ impl TemplateEngine {
         source: &str,
         context: &serde_json::Value,
     ) -> Result<String, TemplateError> {
-        check_numberable(name, source)?;
+        source::check(name, source, &self.syntax)?;
         let template = self
             .env
             .template_from_named_str(name, source)
@@ -199,7 +202,7 @@ impl TemplateEngine {
 
     /// Parses template text given directly (an upload through the API) without rendering it.
     pub fn check_source(&self, name: &str, source: &str) -> Result<(), TemplateError> {
-        check_numberable(name, source)?;
+        source::check(name, source, &self.syntax)?;
         self.env
             .template_from_named_str(name, source)
             .map(|_| ())
@@ -304,29 +307,4 @@ fn parse_rendered(name: &str, text: String) -> Result<Rendered, TemplateError> {
             message: e.message,
         }),
     }
-}
-
-/// The most lines, and the longest line, minijinja can give a position in: it counts lines
-/// and columns in 16 bits, and overflows past them (a panic in debug builds).
-const MAX_LINES: usize = u16::MAX as usize;
-
-/// Refuses a source minijinja could not number, naming the first line at fault.
-fn check_numberable(name: &str, source: &str) -> Result<(), TemplateError> {
-    let fault = |line, what| TemplateError::Unnumberable {
-        template: name.to_owned(),
-        line,
-        what,
-        limit: MAX_LINES,
-    };
-    let mut lines = 0;
-    for (index, line) in source.split('\n').enumerate() {
-        lines = index + 1;
-        if line.len() >= MAX_LINES {
-            return Err(fault(lines, "is too long"));
-        }
-    }
-    if lines >= MAX_LINES {
-        return Err(fault(MAX_LINES, "is one too many"));
-    }
-    Ok(())
 }

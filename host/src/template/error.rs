@@ -82,6 +82,22 @@ pub enum TemplateError {
         /// The bound.
         limit: usize,
     },
+    /// A chain the template engine would parse one stack frame per link, longer than any
+    /// template needs.
+    #[error(
+        "{template}:{line}: more than {limit} {what}; the template engine parses each one a \
+         level deeper, and no template needs that many"
+    )]
+    TooDeep {
+        /// The template.
+        template: String,
+        /// The line where the chain passes the limit.
+        line: usize,
+        /// What is chained.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
     /// The rendered text is not valid YAML.
     #[error(
         "{template}: the rendered configuration is not valid YAML at line {line}, column \

@@ -12,6 +12,7 @@ mod error;
 mod filters;
 mod format;
 mod search;
+mod source;
 
 pub use engine::{extends_target, Rendered, TemplateEngine, DEFAULT_FUEL};
 pub use error::TemplateError;
