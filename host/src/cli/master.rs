@@ -31,6 +31,9 @@ pub struct MasterArgs {
     /// The HTTP API's port (default 8000; 0: one the kernel picks).
     #[arg(long, value_name = "PORT")]
     pub http_port: Option<u16>,
+    /// The event stream's ZMQ PUB port (default 5500, LAVA's; 0: one the kernel picks).
+    #[arg(long, value_name = "PORT")]
+    pub event_port: Option<u16>,
     /// Seconds between slave pings (told to slaves in PONG).
     #[arg(long, value_name = "SECONDS")]
     pub ping_interval: Option<u64>,
@@ -98,6 +101,9 @@ pub fn run(args: MasterArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(port) = args.http_port {
         config.http_port = port;
+    }
+    if let Some(port) = args.event_port {
+        config.event_port = port;
     }
     if let Some(secs) = args.ping_interval {
         config.timing.ping_interval_secs = secs;

@@ -40,6 +40,15 @@ pub struct MasterConfig {
     /// The most log one job may store, in MiB (0: no limit). A job whose log passes it is
     /// canceled and ends Incomplete, saying so; what came before is kept.
     pub job_log_limit_mib: u64,
+    /// LAVA's event stream: the ZMQ PUB socket's port (LAVA's 5500; 0: one the kernel picks,
+    /// see the ready file). The WebSocket at `/ws/` on the HTTP port carries the same events.
+    pub event_port: u16,
+    /// Whether the ZMQ PUB socket is bound at all.
+    pub event_socket: bool,
+    /// LAVA's `EVENT_TOPIC`: the prefix of every topic (`org.lavasoftware.testjob`, …).
+    pub event_topic: String,
+    /// How `notify:` callbacks and e-mails are sent.
+    pub notifications: NotificationSettings,
     /// Whether a missing or empty database may be created in a data directory that already
     /// holds a master's data (`--init`; never from a configuration file).
     #[serde(skip)]
@@ -49,6 +58,43 @@ pub struct MasterConfig {
     /// not something else on the port, is ready, and which ports port 0 gave it.
     #[serde(skip)]
     pub ready_file: Option<PathBuf>,
+}
+
+/// How the master sends what jobs' `notify:` asks for. LAVA tries a callback once; a CI
+/// system waits for it, so here a failed one is tried again, each wait twice the last, until
+/// it is delivered or `give_up_after_secs` have passed since the job's change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// Seconds one callback request may take, connecting included (LAVA's CALLBACK_TIMEOUT).
+    pub timeout_secs: u64,
+    /// The first wait before a failed notification is tried again.
+    pub retry_first_secs: u64,
+    /// The longest wait between two attempts.
+    pub retry_max_secs: u64,
+    /// How long after the change a notification is still tried.
+    pub give_up_after_secs: u64,
+    /// The SMTP server e-mail notifications go through (`host:port`); none: e-mails fail
+    /// with an error saying so.
+    pub smtp_server: Option<String>,
+    /// The sender of e-mail notifications (LAVA's SERVER_EMAIL).
+    pub email_from: String,
+    /// The address the job pages are linked under in e-mails (`http://lava.example.com`).
+    pub url_prefix: String,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 5,
+            retry_first_secs: 10,
+            retry_max_secs: 600,
+            give_up_after_secs: 24 * 3600,
+            smtp_server: None,
+            email_from: "root@localhost".into(),
+            url_prefix: String::new(),
+        }
+    }
 }
 
 /// How often things are repeated and how long silence is tolerated.
@@ -105,6 +151,10 @@ impl Default for MasterConfig {
             register_workers: true,
             forget_unused_workers_after_secs: 24 * 3600,
             job_log_limit_mib: 256,
+            event_port: 5500,
+            event_socket: true,
+            event_topic: "org.lavasoftware".into(),
+            notifications: NotificationSettings::default(),
             init: false,
             ready_file: None,
         }

@@ -8,6 +8,7 @@
 //! no log line and no result (see [`joblogs`]).
 
 pub mod config;
+pub mod events;
 mod control;
 pub mod data_dir;
 pub mod health;
@@ -98,6 +99,42 @@ fn master_curve(config: &MasterConfig) -> anyhow::Result<Option<MasterCurve>> {
     }))
 }
 
+/// Starts the event stream; a PUB port that cannot be bound is a warning, not a master that
+/// does not start (the WebSocket still carries the events). Returns the bound port.
+fn start_events(
+    config: &MasterConfig,
+    sender: tokio::sync::broadcast::Sender<Arc<events::Published>>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Option<u16>> {
+    let settings = events::EventSettings {
+        endpoint: config
+            .event_socket
+            .then(|| config.endpoint(config.event_port)),
+        topic: config.event_topic.clone(),
+        poll: std::time::Duration::from_millis(250),
+    };
+    match events::spawn(
+        settings.clone(),
+        config.database(),
+        sender.clone(),
+        stop.clone(),
+    ) {
+        Ok(port) => Ok(port),
+        Err(e) if settings.endpoint.is_some() => {
+            tracing::warn!(
+                "{e:#}; events go to WebSocket clients of /ws/ only (set event_port, or \
+                 event_socket = false, in the master's configuration)"
+            );
+            let settings = events::EventSettings {
+                endpoint: None,
+                ..settings
+            };
+            events::spawn(settings, config.database(), sender, stop)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs the master until SIGTERM or SIGINT.
 pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<()> {
     // Everything the master writes (database, token, job logs with their definitions) is
@@ -154,11 +191,15 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     let listener = std::net::TcpListener::bind(&http_address)
         .with_context(|| format!("cannot listen for HTTP on {http_address}"))?;
     listener.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (event_sender, _) = tokio::sync::broadcast::channel(events::CHANNEL_CAPACITY);
+    let event_port = start_events(&config, event_sender.clone(), stop.clone())?;
     let listening = ready::Listening {
         pid: std::process::id(),
         control_port,
         log_port,
         http_port: listener.local_addr()?.port(),
+        event_port,
     };
     let waker = sockets.waker()?;
     let log_faults = Arc::new(joblogs::LogFaults::default());
@@ -170,7 +211,8 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
             config.data_dir.clone(),
             config.jobs_dir(),
         )
-        .with_log_faults(log_faults.clone()),
+        .with_log_faults(log_faults.clone())
+        .with_events(event_sender),
     );
     service
         .ensure_admin(&token)
@@ -194,7 +236,6 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
         }
     });
 
-    let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())?;
     }

@@ -17,6 +17,9 @@ pub struct Listening {
     pub log_port: u16,
     /// The HTTP API's port.
     pub http_port: u16,
+    /// The event stream's ZMQ PUB port, if it is bound.
+    #[serde(default)]
+    pub event_port: Option<u16>,
 }
 
 impl Listening {
@@ -49,6 +52,7 @@ mod tests {
             control_port: 5556,
             log_port: 5555,
             http_port: 8000,
+            event_port: Some(5500),
         };
         listening.write(&file).unwrap();
         assert_eq!(Listening::read(&file), Some(listening));

@@ -11,6 +11,7 @@
 mod inventory;
 mod jobs;
 pub mod model;
+mod notifications;
 mod schema;
 mod users;
 
@@ -20,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 
 pub use jobs::{JobLogBatch, NewJob, NewResult};
+pub use notifications::{Attempt, NewNotification};
 pub use model::*;
 
 /// Why a store operation failed.

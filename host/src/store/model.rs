@@ -395,3 +395,82 @@ impl Visibility {
         }
     }
 }
+
+text_enum!(
+    /// Where a notification is.
+    NotificationState {
+        /// Not delivered yet; tried again at its next attempt.
+        Pending = "pending",
+        /// Delivered (a 2xx answer, or the mail server took it).
+        Sent = "sent",
+        /// Given up on, after its last attempt or on an error retrying cannot mend.
+        Failed = "failed",
+    }
+);
+
+/// One row of the history: a state or health change of a job, device or worker.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    /// Its place in the history (increasing).
+    pub id: i64,
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// `job`, `device` or `worker`.
+    pub kind: String,
+    /// The job id or the hostname.
+    pub object: String,
+    /// `state` or `health`.
+    pub field: String,
+    /// The old value.
+    pub old: String,
+    /// The new value.
+    pub new: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A callback or e-mail a job's `notify:` asked for, with how its attempts went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    /// Its id.
+    pub id: i64,
+    /// The job.
+    pub job_id: u64,
+    /// The history row whose change met the criteria.
+    pub trigger: i64,
+    /// Its place in the job's `notify:`.
+    pub position: u32,
+    /// `callback` or `email`.
+    pub kind: String,
+    /// The URL or address.
+    pub target: String,
+    /// The callback's or recipient's settings, as the job gave them.
+    pub spec: serde_json::Value,
+    /// Pending, sent or failed.
+    pub state: NotificationState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due (ms since the epoch).
+    pub next_attempt: i64,
+    /// When the last attempt was made.
+    pub last_attempt: Option<i64>,
+    /// The last answer's HTTP status (or SMTP reply code).
+    pub last_status: Option<u16>,
+    /// What went wrong last (empty if nothing).
+    pub last_error: String,
+    /// When it was queued.
+    pub created: i64,
+}
+
+/// A user's remote artifact token (LAVA's `RemoteArtifactsAuth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteToken {
+    /// Whose it is.
+    pub user: String,
+    /// The name jobs refer to it by.
+    pub name: String,
+    /// The secret.
+    pub token: String,
+    /// When it was added (ms since the epoch).
+    pub created: i64,
+}

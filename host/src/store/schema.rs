@@ -111,6 +111,40 @@ const MIGRATIONS: &[&str] = &[
     // groups a user belongs to for `visibility: {group: [...]}`.
     "ALTER TABLE jobs ADD COLUMN visibility TEXT;
      ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';",
+    // 7: remote artifact tokens (LAVA's RemoteArtifactsAuth: a user's named secrets, which a
+    // callback's `token:` names), the notifications a job's `notify:` asked for (one row per
+    // callback or recipient, written when a state change met the criteria, with every
+    // attempt's outcome), and how far each history reader has got.
+    "CREATE TABLE remote_tokens (
+         user    TEXT NOT NULL REFERENCES users(name),
+         name    TEXT NOT NULL,
+         token   TEXT NOT NULL,
+         created INTEGER NOT NULL,
+         PRIMARY KEY (user, name)
+     );
+     CREATE TABLE notifications (
+         id           INTEGER PRIMARY KEY,
+         job_id       INTEGER NOT NULL REFERENCES jobs(id),
+         trigger      INTEGER NOT NULL,
+         position     INTEGER NOT NULL,
+         kind         TEXT NOT NULL,
+         target       TEXT NOT NULL,
+         spec         TEXT NOT NULL,
+         state        TEXT NOT NULL,
+         attempts     INTEGER NOT NULL DEFAULT 0,
+         next_attempt INTEGER NOT NULL,
+         last_attempt INTEGER,
+         last_status  INTEGER,
+         last_error   TEXT NOT NULL DEFAULT '',
+         created      INTEGER NOT NULL,
+         UNIQUE (job_id, trigger, position)
+     );
+     CREATE INDEX notifications_due ON notifications(state, next_attempt);
+     CREATE INDEX notifications_by_job ON notifications(job_id);
+     CREATE TABLE cursors (
+         name     TEXT PRIMARY KEY,
+         position INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

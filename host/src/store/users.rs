@@ -48,10 +48,11 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a user and every token of theirs; the jobs they submitted keep their name.
+    /// Removes a user and every token of theirs (API and remote artifact tokens); the jobs they submitted keep their name.
     pub fn delete_user(&self, name: &str) -> Result<(), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute("DELETE FROM tokens WHERE user = ?1", [name])?;
+        tx.execute("DELETE FROM remote_tokens WHERE user = ?1", [name])?;
         if tx.execute("DELETE FROM users WHERE name = ?1", [name])? == 0 {
             return Err(StoreError::NotFound {
                 kind: "user",

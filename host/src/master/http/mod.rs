@@ -1,5 +1,6 @@
 //! The master's HTTP port: the REST API ([`rest`], `/api/v1/`), LAVA's XML-RPC API ([`rpc`],
-//! `/RPC2`) and the web pages ([`web`]), all adapters over the [`Service`].
+//! `/RPC2`), the web pages ([`web`]) and the event stream's WebSocket ([`ws`], `/ws/`), all
+//! adapters over the [`Service`].
 //!
 //! Credentials are read here, once per request: `Authorization: Bearer TOKEN` (Basalt's
 //! clients), or `Basic` with `username:token` (lavacli and Python's XML-RPC client, which
@@ -9,6 +10,7 @@ mod connections;
 mod rest;
 mod rpc;
 mod web;
+mod ws;
 
 use std::sync::Arc;
 
@@ -47,6 +49,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(rest::routes())
         .merge(rpc::routes())
         .merge(web::routes())
+        .merge(ws::routes())
         .fallback(web::not_found)
         .layer(axum::middleware::from_fn(off_workers))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(

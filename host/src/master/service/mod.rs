@@ -176,7 +176,12 @@ pub struct Service {
     template_dir: PathBuf,
     line_indexes: Mutex<lines::LineIndexes>,
     log_faults: std::sync::Arc<crate::master::joblogs::LogFaults>,
+    events: Option<EventSender>,
 }
+
+/// Where the event thread hands each event to the WebSocket clients.
+pub type EventSender =
+    tokio::sync::broadcast::Sender<std::sync::Arc<crate::master::events::Published>>;
 
 impl Service {
     /// A service over `store` for the master whose data directory is `data_dir`: templates
@@ -199,6 +204,7 @@ impl Service {
             data_dir,
             line_indexes: Mutex::default(),
             log_faults: Default::default(),
+            events: None,
         }
     }
 
@@ -210,6 +216,20 @@ impl Service {
     ) -> Self {
         self.log_faults = faults;
         self
+    }
+
+    /// Gives WebSocket clients the master's event stream.
+    pub fn with_events(mut self, sender: EventSender) -> Self {
+        self.events = Some(sender);
+        self
+    }
+
+    /// A new subscription to the event stream (none when the master publishes none).
+    pub fn subscribe_events(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<crate::master::events::Published>>>
+    {
+        self.events.as_ref().map(|s| s.subscribe())
     }
 
     fn store(&self) -> ServiceResult<MutexGuard<'_, Store>> {

@@ -1,0 +1,144 @@
+//! The publishing thread: reads the history from where it was when the master started, turns
+//! each run of changes into LAVA's events, sends each on the ZMQ PUB socket and hands it to
+//! the WebSocket clients (a broadcast channel the HTTP side subscribes to).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::broadcast;
+
+use super::payload::{dumps, events_for, isoformat, Subject};
+use crate::store::Store;
+
+/// How the stream is published.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// The PUB socket's ZMQ endpoint (`tcp://*:5500`), or none for WebSocket clients only.
+    pub endpoint: Option<String>,
+    /// LAVA's `EVENT_TOPIC`, the topics' prefix (`org.lavasoftware`).
+    pub topic: String,
+    /// How often the history is read.
+    pub poll: Duration,
+}
+
+/// One event as sent: its five frames, and what it is about.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// `[topic, uuid, datetime, username, json]`.
+    pub frames: [String; 5],
+    /// What it is about (the WebSocket sends each client only what it may see).
+    pub subject: Subject,
+}
+
+/// Changes read per pass.
+const BATCH: u32 = 500;
+
+/// Binds the PUB socket (so a port in use fails the master's start, naming it), then
+/// publishes from a thread of its own until `stop`. Returns the bound port, if any.
+pub fn spawn(
+    settings: EventSettings,
+    database: PathBuf,
+    sender: broadcast::Sender<Arc<Published>>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Option<u16>> {
+    let store = Store::open(&database)
+        .with_context(|| format!("events: cannot open {}", database.display()))?;
+    let context = zmq::Context::new();
+    let socket = match &settings.endpoint {
+        Some(endpoint) => {
+            let socket = context.socket(zmq::PUB)?;
+            // LAVA's publisher heartbeats (ms), so dead subscribers are noticed.
+            socket.set_heartbeat_ivl(5_000)?;
+            socket.set_heartbeat_timeout(15_000)?;
+            socket.set_heartbeat_ttl(15_000)?;
+            socket.set_linger(0)?;
+            socket
+                .bind(endpoint)
+                .with_context(|| format!("cannot bind the event socket {endpoint}"))?;
+            Some(socket)
+        }
+        None => None,
+    };
+    let port = match &socket {
+        Some(socket) => socket
+            .get_last_endpoint()
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|e| e.rsplit(':').next().and_then(|p| p.parse().ok())),
+        None => None,
+    };
+    let mut cursor = store.last_change()?;
+    std::thread::Builder::new()
+        .name("basalt-events".into())
+        .spawn(move || {
+            let _context = context;
+            let node = node_id();
+            while !stop.load(Ordering::Relaxed) {
+                match publish_pass(&store, &mut cursor, &settings, socket.as_ref(), &sender, &node)
+                {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("events: {e:#}"),
+                }
+                std::thread::sleep(settings.poll);
+            }
+        })
+        .context("cannot start the event thread")?;
+    Ok(port)
+}
+
+/// Publishes what the history holds past `cursor`; true if a whole batch was read (more may
+/// be waiting).
+fn publish_pass(
+    store: &Store,
+    cursor: &mut i64,
+    settings: &EventSettings,
+    socket: Option<&zmq::Socket>,
+    sender: &broadcast::Sender<Arc<Published>>,
+    node: &[u8; 6],
+) -> anyhow::Result<bool> {
+    let changes = store.changes_after(*cursor, BATCH)?;
+    let Some(last) = changes.last() else {
+        return Ok(false);
+    };
+    let full = changes.len() == BATCH as usize;
+    let next = last.id;
+    for event in events_for(store, &changes)? {
+        let frames = [
+            format!("{}{}", settings.topic, event.suffix),
+            uuid::Uuid::now_v1(node).to_string(),
+            isoformat(std::time::SystemTime::now()),
+            event.username,
+            dumps(&event.data),
+        ];
+        if let Some(socket) = socket {
+            let parts: Vec<&[u8]> = frames.iter().map(|f| f.as_bytes()).collect();
+            // PUB never blocks: a subscriber too slow to keep up loses events, as with LAVA.
+            if let Err(e) = socket.send_multipart(parts, zmq::DONTWAIT) {
+                tracing::debug!("events: {e}");
+            }
+        }
+        // No WebSocket client listening is not an error.
+        let _ = sender.send(Arc::new(Published {
+            frames,
+            subject: event.subject,
+        }));
+    }
+    *cursor = next;
+    Ok(full)
+}
+
+/// The node field of the version-1 UUIDs (Python's `uuid1()` uses the MAC; a random node
+/// with the multicast bit set is RFC 4122's alternative).
+fn node_id() -> [u8; 6] {
+    let mut node = [0u8; 6];
+    if let Ok(mut urandom) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = urandom.read_exact(&mut node);
+    }
+    node[0] |= 0x01;
+    node
+}
