@@ -81,6 +81,10 @@ pub struct NotificationSettings {
     pub email_from: String,
     /// The address the job pages are linked under in e-mails (`http://lava.example.com`).
     pub url_prefix: String,
+    /// Hosts callbacks may go to, as shell patterns (`*.ci.example.com`; LAVA's
+    /// CALLBACK_ALLOWED_HOSTS). Empty: any host, as LAVA. A lab whose master can reach
+    /// services that job submitters should not should list its CI systems here.
+    pub callback_allowed_hosts: Vec<String>,
 }
 
 impl Default for NotificationSettings {
@@ -93,6 +97,7 @@ impl Default for NotificationSettings {
             smtp_server: None,
             email_from: "root@localhost".into(),
             url_prefix: String::new(),
+            callback_allowed_hosts: Vec::new(),
         }
     }
 }

@@ -8,13 +8,14 @@
 //! no log line and no result (see [`joblogs`]).
 
 pub mod config;
-pub mod events;
 mod control;
 pub mod data_dir;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod joblogs;
 pub mod lava_api;
+pub mod notify;
 pub mod ready;
 pub mod service;
 mod start;
@@ -194,6 +195,12 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     let stop = Arc::new(AtomicBool::new(false));
     let (event_sender, _) = tokio::sync::broadcast::channel(events::CHANNEL_CAPACITY);
     let event_port = start_events(&config, event_sender.clone(), stop.clone())?;
+    notify::spawn(
+        config.notifications.clone(),
+        config.database(),
+        config.jobs_dir(),
+        stop.clone(),
+    )?;
     let listening = ready::Listening {
         pid: std::process::id(),
         control_port,

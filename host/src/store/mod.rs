@@ -21,8 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 
 pub use jobs::{JobLogBatch, NewJob, NewResult};
-pub use notifications::{Attempt, NewNotification};
 pub use model::*;
+pub use notifications::{Attempt, NewNotification};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -98,8 +98,9 @@ impl Store {
             .query_row("SELECT coalesce(max(id), 0) FROM history", [], |r| r.get(0))?)
     }
 
-    /// How far the reader `name` has got (0 before its first read).
-    pub fn cursor(&self, name: &str) -> Result<i64, StoreError> {
+    /// How far the reader `name` has got; `None` before its first read (a new reader of an
+    /// old database starts at [`Store::last_change`], not at the beginning of time).
+    pub fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -107,8 +108,7 @@ impl Store {
                 [name],
                 |r| r.get(0),
             )
-            .optional()?
-            .unwrap_or(0))
+            .optional()?)
     }
 
     /// Queues `new` and moves cursor `name` to `position`, in one transaction: a change's

@@ -60,7 +60,7 @@ pub enum TransportError {
     Curve(#[from] CurveError),
 }
 
-fn with_endpoint<T>(
+pub(super) fn with_endpoint<T>(
     result: Result<T, zmq::Error>,
     what: &'static str,
     endpoint: &str,

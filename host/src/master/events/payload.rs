@@ -201,7 +201,7 @@ mod tests {
 
 /// JSON as Python's `json.dumps` writes it by default (`", "` and `": "` between items,
 /// non-ASCII escaped): the payload frame LAVA's clients have always received.
-pub(super) fn dumps(value: &Value) -> String {
+pub fn dumps(value: &Value) -> String {
     let mut out = Vec::new();
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
     // Serialising a Value into memory cannot fail.

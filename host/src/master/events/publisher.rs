@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 
 use super::payload::{dumps, events_for, isoformat, Subject};
 use crate::store::Store;
+use crate::transport::EventPublisher;
 
 /// How the stream is published.
 #[derive(Debug, Clone)]
@@ -46,39 +47,25 @@ pub fn spawn(
 ) -> anyhow::Result<Option<u16>> {
     let store = Store::open(&database)
         .with_context(|| format!("events: cannot open {}", database.display()))?;
-    let context = zmq::Context::new();
     let socket = match &settings.endpoint {
-        Some(endpoint) => {
-            let socket = context.socket(zmq::PUB)?;
-            // LAVA's publisher heartbeats (ms), so dead subscribers are noticed.
-            socket.set_heartbeat_ivl(5_000)?;
-            socket.set_heartbeat_timeout(15_000)?;
-            socket.set_heartbeat_ttl(15_000)?;
-            socket.set_linger(0)?;
-            socket
-                .bind(endpoint)
-                .with_context(|| format!("cannot bind the event socket {endpoint}"))?;
-            Some(socket)
-        }
+        Some(endpoint) => Some(EventPublisher::bind(endpoint)?),
         None => None,
     };
-    let port = match &socket {
-        Some(socket) => socket
-            .get_last_endpoint()
-            .ok()
-            .and_then(Result::ok)
-            .and_then(|e| e.rsplit(':').next().and_then(|p| p.parse().ok())),
-        None => None,
-    };
+    let port = socket.as_ref().and_then(EventPublisher::port);
     let mut cursor = store.last_change()?;
     std::thread::Builder::new()
         .name("basalt-events".into())
         .spawn(move || {
-            let _context = context;
             let node = node_id();
             while !stop.load(Ordering::Relaxed) {
-                match publish_pass(&store, &mut cursor, &settings, socket.as_ref(), &sender, &node)
-                {
+                match publish_pass(
+                    &store,
+                    &mut cursor,
+                    &settings,
+                    socket.as_ref(),
+                    &sender,
+                    &node,
+                ) {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(e) => tracing::warn!("events: {e:#}"),
@@ -96,7 +83,7 @@ fn publish_pass(
     store: &Store,
     cursor: &mut i64,
     settings: &EventSettings,
-    socket: Option<&zmq::Socket>,
+    socket: Option<&EventPublisher>,
     sender: &broadcast::Sender<Arc<Published>>,
     node: &[u8; 6],
 ) -> anyhow::Result<bool> {
@@ -115,11 +102,7 @@ fn publish_pass(
             dumps(&event.data),
         ];
         if let Some(socket) = socket {
-            let parts: Vec<&[u8]> = frames.iter().map(|f| f.as_bytes()).collect();
-            // PUB never blocks: a subscriber too slow to keep up loses events, as with LAVA.
-            if let Err(e) = socket.send_multipart(parts, zmq::DONTWAIT) {
-                tracing::debug!("events: {e}");
-            }
+            socket.publish(&frames);
         }
         // No WebSocket client listening is not an error.
         let _ = sender.send(Arc::new(Published {

@@ -136,9 +136,9 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::R
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
-            let connection =
-                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
-                    .with_upgrades();
+            let connection = http
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+                .with_upgrades();
             if let Err(e) = connection.await {
                 tracing::debug!("HTTP connection from {peer}: {e}");
             }

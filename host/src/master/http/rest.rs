@@ -118,6 +118,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/jobs/{id}/resubmit", post(resubmit_job))
         .route("/api/v1/jobs/{id}/logs", get(job_logs))
         .route("/api/v1/jobs/{id}/results", get(job_results))
+        .route("/api/v1/jobs/{id}/notifications", get(job_notifications))
 }
 
 async fn version() -> Json<Value> {
@@ -683,6 +684,14 @@ async fn job_logs(
         id,
         query.offset.unwrap_or(0)
     )?)))
+}
+
+async fn job_notifications(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(service.notifications(&caller, id)?)))
 }
 
 async fn job_results(

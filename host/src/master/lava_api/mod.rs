@@ -11,6 +11,7 @@ mod devices;
 mod jobs;
 mod params;
 mod system;
+mod tokens;
 mod workers;
 
 use super::service::{Caller, Service, ServiceError};
@@ -281,6 +282,26 @@ pub const METHODS: &[(&str, Method, &str)] = &[
         "scheduler.workers.set_env_dut",
         workers::set_env_dut,
         "Replace a worker's env.dut.yaml.",
+    ),
+    (
+        "scheduler.remote_artifact_tokens.list",
+        tokens::list,
+        "Your remote artifact tokens (name and value).",
+    ),
+    (
+        "scheduler.remote_artifact_tokens.show",
+        tokens::show,
+        "The value of one of your remote artifact tokens.",
+    ),
+    (
+        "scheduler.remote_artifact_tokens.add",
+        tokens::add,
+        "Add a remote artifact token (what a notify callback's token: names).",
+    ),
+    (
+        "scheduler.remote_artifact_tokens.delete",
+        tokens::delete,
+        "Delete one of your remote artifact tokens.",
     ),
     (
         "results.get_testjob_results_yaml",

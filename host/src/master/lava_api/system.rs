@@ -5,8 +5,11 @@ use crate::master::service::{Caller, Service};
 use crate::xmlrpc::Value;
 
 /// The LAVA release whose API this one matches; lavacli reads `YYYY.MM` from the version to
-/// choose which calls to make. Basalt's own version follows after `+`.
-pub const LAVA_API_RELEASE: &str = "2024.09";
+/// choose which calls to make and which command groups to show. 2025.05 is the newest whose
+/// gated calls Basalt implements (lavacli 3.1 gates `tokens` on 2025.05; the next gates,
+/// 2025.10's `device-types devices` and 2025.12's `--reason` arguments, are not built).
+/// Basalt's own version follows after `+`.
+pub const LAVA_API_RELEASE: &str = "2025.05";
 
 pub fn version(_: &Service, _: &Caller, params: &Params) -> MethodResult {
     params.at_most(0)?;

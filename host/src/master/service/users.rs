@@ -114,3 +114,93 @@ impl super::Service {
 
 /// The superuser every master has; its first token is written to `DATA_DIR/admin-token`.
 pub const ADMIN: &str = "admin";
+
+/// LAVA's bounds on a remote artifact token's name and value.
+const REMOTE_TOKEN_NAME_MAX: usize = 100;
+const REMOTE_TOKEN_MAX: usize = 200;
+
+impl super::Service {
+    /// The caller's remote artifact tokens (name, value), by name: the secrets a callback's
+    /// `token:` names. Each user sees only their own.
+    pub fn remote_tokens(&self, caller: &Caller) -> ServiceResult<Vec<(String, String)>> {
+        let user = caller.require_user()?;
+        Ok(self
+            .store()?
+            .remote_tokens(&user.name)?
+            .into_iter()
+            .map(|t| (t.name, t.token))
+            .collect())
+    }
+
+    /// One of the caller's remote artifact tokens.
+    pub fn remote_token(&self, caller: &Caller, name: &str) -> ServiceResult<String> {
+        self.remote_tokens(caller)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, token)| token)
+            .ok_or_else(|| remote_token_not_found(name))
+    }
+
+    /// Adds a remote artifact token for the caller.
+    pub fn add_remote_token(&self, caller: &Caller, name: &str, token: &str) -> ServiceResult<()> {
+        let user = caller.require_user()?;
+        if name.is_empty()
+            || name.len() > REMOTE_TOKEN_NAME_MAX
+            || name.chars().any(char::is_control)
+        {
+            return Err(ServiceError::bad_request(format!(
+                "a token name has 1 to {REMOTE_TOKEN_NAME_MAX} characters, none of them control \
+                 characters"
+            )));
+        }
+        if token.len() > REMOTE_TOKEN_MAX || token.contains(['\r', '\n']) {
+            return Err(ServiceError::bad_request(format!(
+                "a token value has at most {REMOTE_TOKEN_MAX} characters and no line breaks (it \
+                 is sent as an HTTP header)"
+            )));
+        }
+        self.store()?
+            .add_remote_token(&user.name, name, token)
+            .map_err(|e| match e {
+                crate::store::StoreError::Exists { .. } => {
+                    ServiceError::bad_request("Bad request: token already exists?")
+                }
+                other => other.into(),
+            })
+    }
+
+    /// Removes one of the caller's remote artifact tokens.
+    pub fn delete_remote_token(&self, caller: &Caller, name: &str) -> ServiceResult<()> {
+        let user = caller.require_user()?;
+        self.store()?
+            .delete_remote_token(&user.name, name)
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound { .. } => remote_token_not_found(name),
+                other => other.into(),
+            })
+    }
+
+    /// The notifications of a job the caller may see, with their attempts.
+    pub fn notifications(
+        &self,
+        caller: &Caller,
+        id: u64,
+    ) -> ServiceResult<Vec<crate::store::Notification>> {
+        self.job_for(caller, id)?;
+        let mut notifications = self.store()?.notifications_of(id)?;
+        // A literal `token:` is a secret: the record says only that one was sent.
+        for n in &mut notifications {
+            if let Some(token) = n.spec.get_mut("token") {
+                *token = serde_json::Value::String("********".into());
+            }
+        }
+        Ok(notifications)
+    }
+}
+
+fn remote_token_not_found(name: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorKind::NotFound,
+        format!("Token '{name}' was not found."),
+    )
+}

@@ -1,0 +1,390 @@
+//! Jobs' `notify:` blocks, carried out after the fact, off the control loop: LAVA's result
+//! callbacks (what CI systems wait for) and e-mails.
+//!
+//! A thread of its own reads the store's history from where it last stopped (its cursor is
+//! in the database): each time a job enters Running or Finished, its `notify:` criteria are
+//! judged as LAVA judges them ([`criteria`]) and what they ask for is queued, in the same
+//! transaction that moves the cursor, so a change is acted on exactly once however often the
+//! master is killed. The same thread then sends what is due ([`callback`], [`mail`]), each
+//! attempt recorded on the notification (status, error, time); a failure that may mend is
+//! tried again after a wait that doubles each time, until `give_up_after_secs`. A slow or
+//! dead receiver delays only other notifications, never scheduling.
+
+mod callback;
+mod criteria;
+mod mail;
+mod payload;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::master::config::NotificationSettings;
+use crate::store::{now_ms, Attempt, Change, Job, NewNotification, Notification, Store};
+
+pub use payload::{job_data, legacy_status, Dataset};
+
+/// The history reader's name in the store's cursors.
+const CURSOR: &str = "notifications";
+
+/// Recipients come after callbacks in a job's notifications.
+const RECIPIENT_POSITIONS: u32 = 1000;
+
+/// Starts the notification thread.
+pub fn spawn(
+    settings: NotificationSettings,
+    database: PathBuf,
+    jobs_dir: PathBuf,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let store = Store::open(&database)
+        .with_context(|| format!("notifications: cannot open {}", database.display()))?;
+    let notifier = Notifier {
+        store,
+        settings,
+        jobs_dir,
+    };
+    std::thread::Builder::new()
+        .name("basalt-notify".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = notifier.queue_pass() {
+                    tracing::warn!("notifications: {e:#}");
+                }
+                if let Err(e) = notifier.send_pass(&stop) {
+                    tracing::warn!("notifications: {e:#}");
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+        .context("cannot start the notification thread")?;
+    Ok(())
+}
+
+struct Notifier {
+    store: Store,
+    settings: NotificationSettings,
+    jobs_dir: PathBuf,
+}
+
+impl Notifier {
+    /// Queues what the changes since the cursor ask for.
+    fn queue_pass(&self) -> anyhow::Result<()> {
+        let cursor = match self.store.cursor(CURSOR)? {
+            Some(cursor) => cursor,
+            None => {
+                let now = self.store.last_change()?;
+                self.store.queue_notifications(CURSOR, now, &[])?;
+                now
+            }
+        };
+        let changes = self.store.changes_after(cursor, 500)?;
+        let Some(last) = changes.last() else {
+            return Ok(());
+        };
+        let mut queued = Vec::new();
+        for (index, change) in changes.iter().enumerate() {
+            if change.kind == "job"
+                && change.field == "state"
+                && matches!(change.new.as_str(), "running" | "finished")
+            {
+                queued.extend(self.notifications_for(change, &changes[index + 1..])?);
+            }
+        }
+        self.store.queue_notifications(CURSOR, last.id, &queued)?;
+        Ok(())
+    }
+
+    /// What a job's state change asks for.
+    fn notifications_for(
+        &self,
+        change: &Change,
+        after: &[Change],
+    ) -> anyhow::Result<Vec<NewNotification>> {
+        let Some(job) = change
+            .object
+            .parse()
+            .ok()
+            .map(|id| self.store.job(id))
+            .transpose()?
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(job) = job else {
+            return Ok(Vec::new());
+        };
+        let Ok(definition) = crate::yaml11::from_str(&job.definition) else {
+            return Ok(Vec::new());
+        };
+        // The health written with this state (a job's end writes both in one transaction).
+        let health_change = after
+            .iter()
+            .take_while(|c| c.object == change.object && c.kind == "job")
+            .find(|c| c.field == "health");
+        let (health, old_health) = match (change.new.as_str(), health_change) {
+            ("finished", Some(h)) => (h.new.clone(), h.old.clone()),
+            ("finished", None) => (job.health.as_str().to_owned(), "unknown".to_owned()),
+            _ => ("unknown".to_owned(), "unknown".to_owned()),
+        };
+        let transition = criteria::Transition {
+            state: &change.new,
+            health: &health,
+            old_health: &old_health,
+        };
+        let Some(plan) = criteria::plan_for(&definition, &job.submitter, transition) else {
+            return Ok(Vec::new());
+        };
+        let mut new = Vec::new();
+        for (position, spec) in plan.callbacks.iter().enumerate() {
+            let url = spec.get("url").and_then(Value::as_str).unwrap_or("");
+            let url = payload::substitute_url(url, &job);
+            let mut spec = spec.clone();
+            if let Some(map) = spec.as_object_mut() {
+                map.insert("url".into(), Value::String(url.clone()));
+            }
+            new.push(NewNotification {
+                job_id: job.id,
+                trigger: change.id,
+                position: position as u32,
+                kind: "callback".into(),
+                target: url,
+                spec,
+            });
+        }
+        let earlier = self.store.notifications_of(job.id)?;
+        for (index, to) in plan.recipients.iter().enumerate() {
+            let position = RECIPIENT_POSITIONS + index as u32;
+            // A recipient is written to once per job, as LAVA's `NOT_SENT` flag ensures.
+            if earlier.iter().any(|n| n.position == position) {
+                continue;
+            }
+            let method = to.get("method").and_then(Value::as_str).unwrap_or("email");
+            let target = to
+                .get("email")
+                .or_else(|| to.get("user"))
+                .or_else(|| to.get("handle"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let mut spec = to.clone();
+            if let Some(map) = spec.as_object_mut() {
+                map.insert("verbosity".into(), Value::String(plan.verbosity.clone()));
+            }
+            new.push(NewNotification {
+                job_id: job.id,
+                trigger: change.id,
+                position,
+                kind: method.to_owned(),
+                target,
+                spec,
+            });
+        }
+        Ok(new)
+    }
+
+    /// Sends every notification that is due.
+    fn send_pass(&self, stop: &AtomicBool) -> anyhow::Result<()> {
+        for notification in self.store.due_notifications(now_ms(), 50)? {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let attempt = self.attempt(&notification);
+            self.store.record_attempt(notification.id, &attempt)?;
+            let what = format!(
+                "job {}: {} to {}",
+                notification.job_id, notification.kind, notification.target
+            );
+            match (&attempt.delivered, &attempt.retry_at) {
+                (true, _) => tracing::info!("{what} sent ({:?})", attempt.status),
+                (false, Some(_)) => tracing::warn!("{what} failed, will retry: {}", attempt.error),
+                (false, None) => tracing::warn!("{what} failed, given up: {}", attempt.error),
+            }
+        }
+        Ok(())
+    }
+
+    fn attempt(&self, notification: &Notification) -> Attempt {
+        let outcome = match self.store.job(notification.job_id) {
+            Ok(Some(job)) => match notification.kind.as_str() {
+                "callback" => self.call_back(&job, &notification.spec),
+                "email" => self.mail(&job, &notification.spec),
+                other => callback::Outcome::GiveUp(
+                    None,
+                    format!(
+                        "{other} notifications are not built into Basalt (use email or a callback)"
+                    ),
+                ),
+            },
+            Ok(None) => callback::Outcome::GiveUp(None, "the job no longer exists".into()),
+            Err(e) => callback::Outcome::Retry(None, e.to_string()),
+        };
+        match outcome {
+            callback::Outcome::Delivered(code) => Attempt {
+                status: Some(code),
+                delivered: true,
+                ..Attempt::default()
+            },
+            callback::Outcome::GiveUp(status, error) => Attempt {
+                status,
+                error,
+                ..Attempt::default()
+            },
+            callback::Outcome::Retry(status, error) => Attempt {
+                status,
+                error,
+                retry_at: self.retry_at(notification),
+                delivered: false,
+            },
+        }
+    }
+
+    /// The next attempt's time: the first wait, doubled at each failure up to the longest;
+    /// none once the notification is older than the give-up time.
+    fn retry_at(&self, notification: &Notification) -> Option<i64> {
+        let s = &self.settings;
+        let doublings = notification.attempts.min(30);
+        let wait = s
+            .retry_first_secs
+            .saturating_mul(1u64 << doublings)
+            .min(s.retry_max_secs.max(s.retry_first_secs));
+        let at = now_ms().saturating_add(i64::try_from(wait.saturating_mul(1000)).ok()?);
+        let limit = notification
+            .created
+            .saturating_add(i64::try_from(s.give_up_after_secs.saturating_mul(1000)).ok()?);
+        (at <= limit).then_some(at)
+    }
+
+    fn call_back(&self, job: &Job, spec: &Value) -> callback::Outcome {
+        let text = |key: &str, default: &'static str| {
+            spec.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or(default)
+                .to_owned()
+        };
+        let method = text("method", "GET").to_ascii_uppercase();
+        let dataset = Dataset::named(&text("dataset", "minimal"));
+        let token = spec
+            .get("token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(|name| self.token_value(&job.submitter, name));
+        let header = text("header", "Authorization");
+        let data = if method == "POST" {
+            match self.data(job, dataset) {
+                Ok(data) => data,
+                Err(e) => return callback::Outcome::Retry(None, format!("{e:#}")),
+            }
+        } else {
+            Value::Null
+        };
+        let url = text("url", "");
+        let request = callback::Request {
+            url: &url,
+            method: &method,
+            content_type: &text("content-type", "urlencoded"),
+            auth: token.as_deref().map(|t| (header.as_str(), t)),
+            data: &data,
+        };
+        callback::send(
+            &request,
+            Duration::from_secs(self.settings.timeout_secs.max(1)),
+            &self.settings.callback_allowed_hosts,
+        )
+    }
+
+    /// A callback's `token:` as LAVA resolves it: the submitter's remote artifact token of
+    /// that name, else the text itself. (LAVA looks at the submitter's API tokens first; a
+    /// Basalt master keeps only their hashes, so it cannot send them.)
+    fn token_value(&self, user: &str, name: &str) -> String {
+        self.store
+            .remote_tokens(user)
+            .ok()
+            .and_then(|tokens| tokens.into_iter().find(|t| t.name == name))
+            .map_or_else(|| name.to_owned(), |t| t.token)
+    }
+
+    fn data(&self, job: &Job, dataset: Dataset) -> anyhow::Result<Value> {
+        let definition = crate::yaml11::from_str(&job.definition).unwrap_or(Value::Null);
+        let log = if dataset.log {
+            Some(self.log(job)?)
+        } else {
+            None
+        };
+        let results = if dataset.results {
+            Some(self.store.results(job.id)?)
+        } else {
+            None
+        };
+        Ok(job_data(
+            job,
+            &definition,
+            log.as_deref(),
+            results.as_deref(),
+        ))
+    }
+
+    /// The job's log as the master holds it (its committed bytes).
+    fn log(&self, job: &Job) -> anyhow::Result<String> {
+        use std::io::Read;
+        let path = self.jobs_dir.join(job.id.to_string()).join("output.yaml");
+        let mut bytes = Vec::new();
+        match std::fs::File::open(&path) {
+            Ok(file) => {
+                file.take(job.log_bytes)
+                    .read_to_end(&mut bytes)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn mail(&self, job: &Job, spec: &Value) -> callback::Outcome {
+        let Some(server) = &self.settings.smtp_server else {
+            return callback::Outcome::GiveUp(
+                None,
+                "no SMTP server is configured (notifications.smtp_server in the master's \
+                 configuration)"
+                    .into(),
+            );
+        };
+        let Some(to) = spec.get("email").and_then(Value::as_str) else {
+            let user = spec.get("user").and_then(Value::as_str).unwrap_or("");
+            return callback::Outcome::GiveUp(
+                None,
+                format!("user {user:?} has no e-mail address in Basalt; give email: instead"),
+            );
+        };
+        let verbosity = spec
+            .get("verbosity")
+            .and_then(Value::as_str)
+            .unwrap_or("quiet");
+        let results = match self.store.results(job.id) {
+            Ok(results) => results,
+            Err(e) => return callback::Outcome::Retry(None, e.to_string()),
+        };
+        let body = mail::body(job, &results, verbosity, &self.settings.url_prefix);
+        match mail::send(
+            server,
+            &self.settings.email_from,
+            to,
+            &mail::subject(job),
+            &body,
+            Duration::from_secs(self.settings.timeout_secs.max(1) * 4),
+        ) {
+            Ok(()) => callback::Outcome::Delivered(250),
+            Err(mail::MailError::Refused { code, reply, .. }) if code >= 500 => {
+                callback::Outcome::GiveUp(Some(code), reply)
+            }
+            Err(mail::MailError::Address(a)) => {
+                callback::Outcome::GiveUp(None, format!("{a:?} is not an e-mail address"))
+            }
+            Err(e) => callback::Outcome::Retry(None, e.to_string()),
+        }
+    }
+}
