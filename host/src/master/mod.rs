@@ -101,12 +101,13 @@ fn master_curve(config: &MasterConfig) -> anyhow::Result<Option<MasterCurve>> {
 }
 
 /// Starts the event stream; a PUB port that cannot be bound is a warning, not a master that
-/// does not start (the WebSocket still carries the events). Returns the bound port.
+/// does not start (the WebSocket still carries the events). Returns the bound port and the
+/// thread.
 fn start_events(
     config: &MasterConfig,
     sender: tokio::sync::broadcast::Sender<Arc<events::Published>>,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<Option<u16>> {
+) -> anyhow::Result<(Option<u16>, std::thread::JoinHandle<()>)> {
     let settings = events::EventSettings {
         endpoint: config
             .event_socket
@@ -120,7 +121,7 @@ fn start_events(
         sender.clone(),
         stop.clone(),
     ) {
-        Ok(port) => Ok(port),
+        Ok(started) => Ok(started),
         Err(e) if settings.endpoint.is_some() => {
             tracing::warn!(
                 "{e:#}; events go to WebSocket clients of /ws/ only (set event_port, or \
@@ -194,8 +195,8 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     listener.set_nonblocking(true)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (event_sender, _) = tokio::sync::broadcast::channel(events::CHANNEL_CAPACITY);
-    let event_port = start_events(&config, event_sender.clone(), stop.clone())?;
-    notify::spawn(
+    let (event_port, event_thread) = start_events(&config, event_sender.clone(), stop.clone())?;
+    let notify_thread = notify::spawn(
         config.notifications.clone(),
         config.database(),
         config.jobs_dir(),
@@ -265,6 +266,11 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
     let mut control = control::ControlLoop::new(config, store, sockets, engine, allow, log_faults);
     let ended = control.run(&stop);
     info!("master stopping");
+    // The control loop ends on `stop` or on a failed database; either way the others end too.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for thread in [event_thread, notify_thread] {
+        let _ = thread.join();
+    }
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     ended.with_context(|| format!("the database {} failed", database.display()))
 }

@@ -385,3 +385,79 @@ fn adding_a_worker_its_slave_registered_keeps_it_and_a_second_add_is_refused() {
         Err(StoreError::Exists { .. })
     ));
 }
+
+#[test]
+fn notifications_are_queued_once_per_change_and_keep_their_attempts() {
+    let (_dir, store) = store();
+    lab(&store);
+    let id = store.submit(&new_job()).unwrap();
+    assert_eq!(store.cursor("notifications").unwrap(), None);
+    let changes = store.changes_after(0, 100).unwrap();
+    let submitted = changes.last().unwrap();
+    assert_eq!(
+        (
+            submitted.kind.as_str(),
+            submitted.object.clone(),
+            submitted.new.as_str()
+        ),
+        ("job", id.to_string(), "submitted")
+    );
+    let new = NewNotification {
+        job_id: id,
+        trigger: submitted.id,
+        position: 0,
+        kind: "callback".into(),
+        target: "http://127.0.0.1:9/x".into(),
+        spec: serde_json::json!({"url": "http://127.0.0.1:9/x"}),
+    };
+    // The same change queued twice (the master died before the cursor moved): one row.
+    store
+        .queue_notifications("notifications", submitted.id, std::slice::from_ref(&new))
+        .unwrap();
+    store
+        .queue_notifications("notifications", submitted.id, &[new])
+        .unwrap();
+    assert_eq!(store.cursor("notifications").unwrap(), Some(submitted.id));
+    let due = store.due_notifications(now_ms(), 10).unwrap();
+    assert_eq!(due.len(), 1);
+    let retry_at = now_ms() + 60_000;
+    let failed = Attempt {
+        status: Some(503),
+        error: "503 Service Unavailable".into(),
+        retry_at: Some(retry_at),
+        delivered: false,
+    };
+    store.record_attempt(due[0].id, &failed).unwrap();
+    assert!(store.due_notifications(now_ms(), 10).unwrap().is_empty());
+    assert_eq!(store.next_notification_due().unwrap(), Some(retry_at));
+    let delivered = Attempt {
+        status: Some(200),
+        delivered: true,
+        ..Attempt::default()
+    };
+    store.record_attempt(due[0].id, &delivered).unwrap();
+    let record = &store.notifications_of(id).unwrap()[0];
+    assert_eq!(
+        (record.state, record.attempts, record.last_status),
+        (NotificationState::Sent, 2, Some(200))
+    );
+    assert_eq!(store.next_notification_due().unwrap(), None);
+}
+
+#[test]
+fn remote_tokens_are_per_user_unique_by_name_and_go_with_their_user() {
+    let (_dir, store) = store();
+    store.add_user("alice", false).unwrap();
+    store.add_remote_token("alice", "ci", "s3cret").unwrap();
+    assert!(matches!(
+        store.add_remote_token("alice", "ci", "again"),
+        Err(StoreError::Exists { .. })
+    ));
+    assert!(matches!(
+        store.add_remote_token("nobody", "ci", "x"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.remote_tokens("alice").unwrap()[0].token, "s3cret");
+    store.delete_user("alice").unwrap();
+    assert!(store.remote_tokens("alice").unwrap().is_empty());
+}

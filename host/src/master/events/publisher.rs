@@ -38,13 +38,14 @@ pub struct Published {
 const BATCH: u32 = 500;
 
 /// Binds the PUB socket (so a port in use fails the master's start, naming it), then
-/// publishes from a thread of its own until `stop`. Returns the bound port, if any.
+/// publishes from a thread of its own until `stop`. Returns the bound port, if any, and the
+/// thread (joined at the master's end, so its database connection closes cleanly).
 pub fn spawn(
     settings: EventSettings,
     database: PathBuf,
     sender: broadcast::Sender<Arc<Published>>,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<Option<u16>> {
+) -> anyhow::Result<(Option<u16>, std::thread::JoinHandle<()>)> {
     let store = Store::open(&database)
         .with_context(|| format!("events: cannot open {}", database.display()))?;
     let socket = match &settings.endpoint {
@@ -53,7 +54,7 @@ pub fn spawn(
     };
     let port = socket.as_ref().and_then(EventPublisher::port);
     let mut cursor = store.last_change()?;
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("basalt-events".into())
         .spawn(move || {
             let node = node_id();
@@ -74,7 +75,7 @@ pub fn spawn(
             }
         })
         .context("cannot start the event thread")?;
-    Ok(port)
+    Ok((port, thread))
 }
 
 /// Publishes what the history holds past `cursor`; true if a whole batch was read (more may

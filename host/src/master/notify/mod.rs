@@ -34,13 +34,14 @@ const CURSOR: &str = "notifications";
 /// Recipients come after callbacks in a job's notifications.
 const RECIPIENT_POSITIONS: u32 = 1000;
 
-/// Starts the notification thread.
+/// Starts the notification thread, which ends soon after `stop` (join it, so its database
+/// connection closes cleanly).
 pub fn spawn(
     settings: NotificationSettings,
     database: PathBuf,
     jobs_dir: PathBuf,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let store = Store::open(&database)
         .with_context(|| format!("notifications: cannot open {}", database.display()))?;
     let notifier = Notifier {
@@ -48,7 +49,7 @@ pub fn spawn(
         settings,
         jobs_dir,
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("basalt-notify".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
@@ -62,7 +63,7 @@ pub fn spawn(
             }
         })
         .context("cannot start the notification thread")?;
-    Ok(())
+    Ok(thread)
 }
 
 struct Notifier {
