@@ -41,3 +41,51 @@ fn lava_sample_jobs_are_accepted_and_refused_as_lava_does() {
         wrong.join("\n")
     );
 }
+
+/// `notify:` is checked as LAVA's schema checks it, each problem at its path.
+#[test]
+fn notify_blocks_are_checked_where_they_are_wrong() {
+    let job = |notify: &str| {
+        format!(
+            "job_name: n\ndevice_type: qemu\nvisibility: public\ntimeouts:\n  job: {{minutes: 5}}\n\
+             actions:\n- boot: {{method: qemu, media: tmpfs}}\nnotify:\n{notify}"
+        )
+    };
+    let good = job(
+        "  criteria: {status: finished}\n  callbacks:\n  - {url: 'https://ci.example/x', method: POST, \
+         dataset: all, content-type: json, token: t, header: X-Token}\n  recipients:\n  - to: \
+         {method: email, email: a@example.com}\n",
+    );
+    assert!(parse_job(&good).is_ok(), "{:?}", parse_job(&good).err());
+    let cases = [
+        ("  criteria: {status: finished}\n  callback: {method: POST}\n", "notify.callback.url"),
+        (
+            "  criteria: {status: finished}\n  callback: {url: 'https://x/', dataset: everything}\n",
+            "notify.callback.dataset",
+        ),
+        (
+            "  criteria: {status: finished}\n  callbacks:\n  - {url: 'file:///etc/passwd'}\n",
+            "notify.callbacks[0].url",
+        ),
+        (
+            "  criteria: {status: finished}\n  recipients:\n  - to: {method: irc}\n",
+            "No valid user or IRC handle specified.",
+        ),
+        (
+            "  criteria: {status: finished}\n  recipients:\n  - to: {method: email}\n",
+            "No valid user or email address specified.",
+        ),
+    ];
+    for (notify, expected) in cases {
+        let text = job(notify);
+        let Err(JobError::Invalid(problems)) = parse_job(&text) else {
+            panic!("accepted: {text}");
+        };
+        let all = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains(expected), "{expected:?} not in:\n{all}");
+    }
+}

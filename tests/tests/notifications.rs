@@ -1,10 +1,12 @@
 //! Issue 18's acceptance, with real processes on 127.0.0.1: a job's KernelCI-style `notify:`
 //! callback (POST, JSON, `dataset: all`, a remote artifact token added with the real lavacli)
 //! reaches a receiver that was down when the job ended, once it comes back; a GET callback
-//! with `dataset: minimal` gets its URL placeholders filled and no body; an e-mail reaches a
-//! local SMTP server; the job's notifications record their attempts; and the event stream
-//! carries the job's state changes to a ZMQ SUB client (pyzmq) and to `lavacli events
-//! listen` over `/ws/`.
+//! with `dataset: minimal` gets its URL placeholders filled and no body; e-mails (an address,
+//! and a user's) reach a local SMTP server; the job's notifications record their attempts;
+//! and the event stream carries the job's state changes to a ZMQ SUB client (pyzmq), to
+//! `lavacli events listen` over `/ws/`, and ends `lavacli events wait device`. (lavacli
+//! 3.1's `events wait job N` compares the event's integer `job`, which LAVA sends, with its
+//! string argument, and never returns against LAVA either; `lavacli jobs wait` is its way.)
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -78,13 +80,22 @@ fn receive(listener: TcpListener, count: usize) -> mpsc::Receiver<Received> {
     receiver
 }
 
-/// A local SMTP server that accepts one message and hands over (recipient, data).
+/// A local SMTP server that hands over (recipient, data) of each message.
 fn smtp_server() -> (u16, mpsc::Receiver<(String, String)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            smtp_session(stream, &sender);
+        }
+    });
+    (port, receiver)
+}
+
+fn smtp_session(mut stream: TcpStream, sender: &mpsc::Sender<(String, String)>) {
+    {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         stream.write_all(b"220 test ESMTP\r\n").unwrap();
         let (mut to, mut data) = (String::new(), String::new());
@@ -118,8 +129,7 @@ fn smtp_server() -> (u16, mpsc::Receiver<(String, String)>) {
             }
         }
         let _ = sender.send((to, data));
-    });
-    (port, receiver)
+    }
 }
 
 fn admin_token(cluster: &Cluster) -> String {
@@ -158,6 +168,7 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
         "master.toml",
         format!(
             "[notifications]\nretry_first_secs = 1\nretry_max_secs = 2\n\
+             callback_allowed_hosts = [\"127.0.0.1\"]\n\
              smtp_server = \"127.0.0.1:{smtp_port}\"\nemail_from = \"lava@lab.example\"\n\
              url_prefix = \"http://lab.example\"\n"
         ),
@@ -172,6 +183,9 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
         serde_json::from_str(&std::fs::read_to_string(cluster.ready_file()).unwrap()).unwrap();
     let event_port = ready["event_port"].as_u64().expect("an event port");
     cluster.register_board();
+    cluster
+        .cli(&["user", "email", "admin", "admin@lab.example"])
+        .success();
 
     // lavacli sees the tokens group (the version says 2025.05) and adds the callback's token.
     let lavacli_config = cluster.dir.mkdir("lavacli");
@@ -262,6 +276,7 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
   verbosity: verbose
   recipients:
   - to: {{method: email, email: ci@example.com}}
+  - to: {{method: email, user: admin}}
   callbacks:
   - url: http://127.0.0.1:{port}/node/68a6f0e1
     method: POST
@@ -273,6 +288,22 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
 "
         ),
     );
+    let wait_dir = cluster.dir.mkdir("wait");
+    let mut wait_running = Basalt::program(
+        "lavacli",
+        [
+            "-i", "basalt", "events", "wait", "device", "sim-01", "--state", "RUNNING",
+        ],
+    )
+    .env("XDG_CONFIG_HOME", &lavacli_config)
+    .spawn(&wait_dir);
+    wait_for("lavacli events wait to connect", LONG, || {
+        std::fs::read_to_string(wait_dir.join("spawned.stdout"))
+            .unwrap_or_default()
+            .contains("Connecting to")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
     let _slave = cluster.start_slave();
     let id = cluster.submit(&job);
     cluster.wait_state(id, "finished", LONG);
@@ -329,6 +360,7 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
     assert_eq!(body["state_string"], "Finished");
     assert_eq!(body["health_string"], "Complete");
     assert_eq!(body["submitter_username"], "admin");
+    assert_eq!(body["submitter_email"], "admin@lab.example");
     assert_eq!(body["actual_device_id"], "sim-01");
     assert!(body["definition"].as_str().unwrap().contains("callbacks:"));
     assert!(body["log"].as_str().unwrap().contains("hello"));
@@ -379,9 +411,12 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
             .then_some(())
     });
 
-    // The e-mail.
+    // The e-mails: the address given, and the user's.
     let (to, mail) = mails.recv_timeout(LONG).expect("an e-mail");
-    assert_eq!(to, "ci@example.com");
+    let (other, _) = mails.recv_timeout(LONG).expect("a second e-mail");
+    let mut addresses = [to.clone(), other];
+    addresses.sort();
+    assert_eq!(addresses, ["admin@lab.example", "ci@example.com"]);
     assert!(
         mail.contains(&format!(
             "Subject: LAVA notification for Test Job {id} notified"
@@ -428,6 +463,11 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
         seen_by_lavacli.contains(&format!("[{id}] <sim-01> state=Running")),
         "{seen_by_lavacli}"
     );
+    // lavacli events wait device returned when the board ran the job.
+    let waited = wait_for("lavacli events wait to return", LONG, || {
+        wait_running.try_wait().unwrap()
+    });
+    assert!(waited.success(), "lavacli events wait: {waited}");
     let _ = listen.kill();
     let _ = subscriber.kill();
     let _ = listen.wait();

@@ -534,12 +534,95 @@ impl Checker<'_> {
             }
         }
         if let Some(recipients) = map.get("recipients") {
-            if !recipients.is_array() {
-                self.problem(&at.key("recipients"), "must be a list");
+            match recipients {
+                Value::Array(list) => {
+                    for (i, recipient) in list.iter().enumerate() {
+                        self.notify_recipient(recipient, &at.key("recipients").index(i));
+                    }
+                }
+                _ => self.problem(&at.key("recipients"), "must be a list"),
             }
         }
         if map.contains_key("callback") && map.contains_key("callbacks") {
             self.problem(at, "give callback or callbacks, not both");
+        }
+        if let Some(callback) = map.get("callback") {
+            self.notify_callback(callback, &at.key("callback"));
+        }
+        if let Some(callbacks) = map.get("callbacks") {
+            match callbacks {
+                Value::Array(list) => {
+                    for (i, callback) in list.iter().enumerate() {
+                        self.notify_callback(callback, &at.key("callbacks").index(i));
+                    }
+                }
+                _ => self.problem(&at.key("callbacks"), "must be a list of callbacks"),
+            }
+        }
+    }
+
+    /// A callback as LAVA's schema has it: `url` required, the rest from fixed choices.
+    fn notify_callback(&mut self, value: &Value, at: &At) {
+        let Some(callback) = self.mapping(value, at) else {
+            return;
+        };
+        if let Some(url) = self.required(callback, at, "url") {
+            match url.as_str() {
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => {}
+                _ => self.problem(&at.key("url"), "must be an http:// or https:// URL"),
+            }
+        }
+        let choices: [(&str, &[&str]); 3] = [
+            ("method", &["GET", "POST"]),
+            ("dataset", &["minimal", "logs", "results", "all"]),
+            ("content-type", &["json", "urlencoded"]),
+        ];
+        for (key, allowed) in choices {
+            if let Some(value) = callback.get(key) {
+                if !value.as_str().is_some_and(|v| allowed.contains(&v)) {
+                    self.problem(
+                        &at.key(key),
+                        format!("must be one of {}", allowed.join(", ")),
+                    );
+                }
+            }
+        }
+        for key in ["token", "header"] {
+            if let Some(value) = callback.get(key) {
+                if !value.is_string() {
+                    self.problem(&at.key(key), "must be a string");
+                }
+            }
+        }
+    }
+
+    /// A recipient: `to:` with `method: email` and an `email` or `user`, or `method: irc`
+    /// and a `handle` or `user` (LAVA's messages).
+    fn notify_recipient(&mut self, value: &Value, at: &At) {
+        let Some(recipient) = self.mapping(value, at) else {
+            return;
+        };
+        let Some(to) = self.required(recipient, at, "to") else {
+            return;
+        };
+        let at = at.key("to");
+        let Some(to) = self.mapping(to, &at) else {
+            return;
+        };
+        match to.get("method").and_then(Value::as_str) {
+            Some("email") => {
+                if !to.contains_key("email") && !to.contains_key("user") {
+                    self.problem(&at, "No valid user or email address specified.");
+                }
+            }
+            // Accepted, as LAVA accepts it (the job runs unchanged); the master records the
+            // notification as not sent, saying IRC is not built.
+            Some("irc") => {
+                if !to.contains_key("handle") && !to.contains_key("user") {
+                    self.problem(&at, "No valid user or IRC handle specified.");
+                }
+            }
+            _ => self.problem(&at.key("method"), "must be email or irc"),
         }
     }
 

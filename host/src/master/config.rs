@@ -82,7 +82,9 @@ pub struct NotificationSettings {
     /// The address the job pages are linked under in e-mails (`http://lava.example.com`).
     pub url_prefix: String,
     /// Hosts callbacks may go to, as shell patterns (`*.ci.example.com`; LAVA's
-    /// CALLBACK_ALLOWED_HOSTS). Empty: any host, as LAVA. A lab whose master can reach
+    /// CALLBACK_ALLOWED_HOSTS). Empty: any host except the master's own machine and
+    /// link-local addresses (where pdudaemon, ser2net and metadata services answer plain
+    /// GETs); a listed host is allowed whatever it resolves to. A lab whose master can reach
     /// services that job submitters should not should list its CI systems here.
     pub callback_allowed_hosts: Vec<String>,
 }

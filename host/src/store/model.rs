@@ -317,6 +317,8 @@ pub struct User {
     pub active: bool,
     /// When it was created (ms since the epoch).
     pub created: i64,
+    /// Where its e-mail notifications go (empty: nowhere).
+    pub email: String,
 }
 
 /// What is known about one token; the secret itself is never stored.

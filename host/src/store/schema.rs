@@ -145,6 +145,8 @@ const MIGRATIONS: &[&str] = &[
          name     TEXT PRIMARY KEY,
          position INTEGER NOT NULL
      );",
+    // 8: a user's e-mail address (notifications to `user:`, the submitter by default).
+    "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The schema version this build writes.

@@ -27,6 +27,7 @@ fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
         active: row.get(2)?,
         created: row.get(3)?,
         groups: super::inventory::string_list_column(row, 4)?,
+        email: row.get(5)?,
     })
 }
 
@@ -81,11 +82,26 @@ impl Store {
         Ok(())
     }
 
+    /// Sets a user's e-mail address (empty: none).
+    pub fn set_user_email(&self, name: &str, email: &str) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE users SET email = ?2 WHERE name = ?1",
+            params![name, email],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                kind: "user",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// All users, by name.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT name, superuser, active, created, groups FROM users ORDER BY name")?;
+        let mut statement = self.conn.prepare(
+            "SELECT name, superuser, active, created, groups, email FROM users ORDER BY name",
+        )?;
         let rows = statement.query_map([], user_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -95,7 +111,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT name, superuser, active, created, groups FROM users WHERE name = ?1",
+                "SELECT name, superuser, active, created, groups, email FROM users WHERE name = ?1",
                 [name],
                 user_row,
             )
@@ -158,10 +174,10 @@ impl Store {
         let found: Option<(User, Option<i64>)> = self
             .conn
             .query_row(
-                "SELECT u.name, u.superuser, u.active, u.created, u.groups, t.last_used
+                "SELECT u.name, u.superuser, u.active, u.created, u.groups, u.email, t.last_used
                  FROM tokens t JOIN users u ON u.name = t.user WHERE t.digest = ?1",
                 [&digest],
-                |row| Ok((user_row(row)?, row.get(5)?)),
+                |row| Ok((user_row(row)?, row.get(6)?)),
             )
             .optional()?;
         let Some((user, last_used)) = found else {

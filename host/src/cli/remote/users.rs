@@ -1,4 +1,4 @@
-//! `basalt user add|token|list|tokens|groups|delete`: the accounts lavacli and the admin commands log in
+//! `basalt user add|token|list|tokens|groups|email|delete`: the accounts lavacli and the admin commands log in
 //! with. A token is printed once, when it is made; the master keeps only its digest.
 
 use std::process::ExitCode;
@@ -25,6 +25,8 @@ pub enum UserCommand {
     /// Set the groups a user belongs to (jobs with `visibility: {group: [...]}` naming one
     /// are visible to it); none given: no groups.
     Groups(GroupsArgs),
+    /// Set a user's e-mail address, where notifications for it go ("" clears it).
+    Email(EmailArgs),
 }
 
 /// Flags of `basalt user add`.
@@ -41,6 +43,21 @@ pub struct AddArgs {
     /// A group it belongs to (may be repeated).
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
+    /// Its e-mail address, where its notifications go.
+    #[arg(long, value_name = "ADDRESS", default_value = "")]
+    pub email: String,
+    /// The master.
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Flags of `basalt user email`.
+#[derive(Args, Debug)]
+pub struct EmailArgs {
+    /// The user.
+    pub name: String,
+    /// The address (empty: none).
+    pub email: String,
     /// The master.
     #[command(flatten)]
     pub master: MasterArgs,
@@ -106,7 +123,10 @@ pub fn run(command: &UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::Add(args) => {
             args.master.client().post(
                 "/api/v1/users",
-                &json!({ "name": args.name, "superuser": args.superuser, "groups": args.groups }),
+                &json!({
+                    "name": args.name, "superuser": args.superuser, "groups": args.groups,
+                    "email": args.email,
+                }),
             )?;
             eprintln!(
                 "user {} added{}",
@@ -160,6 +180,14 @@ pub fn run(command: &UserCommand) -> anyhow::Result<ExitCode> {
                 &json!(args.groups),
             )?;
             println!("user {}: groups {}", args.name, args.groups.join(", "));
+        }
+        UserCommand::Email(args) => {
+            args.master.client().send_json(
+                "PUT",
+                &format!("/api/v1/users/{}/email", args.name),
+                &json!(args.email),
+            )?;
+            println!("user {}: e-mail {:?}", args.name, args.email);
         }
         UserCommand::Delete(args) => {
             args.master

@@ -66,6 +66,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/api/v1/users", get(list_users).post(add_user))
         .route("/api/v1/users/{name}", delete(delete_user))
         .route("/api/v1/users/{name}/groups", put(set_user_groups))
+        .route("/api/v1/users/{name}/email", put(set_user_email))
         .route(
             "/api/v1/users/{name}/tokens",
             get(list_tokens).post(add_token),
@@ -143,6 +144,8 @@ struct NewUser {
     superuser: bool,
     #[serde(default)]
     groups: Vec<String>,
+    #[serde(default)]
+    email: String,
 }
 
 async fn add_user(
@@ -153,6 +156,9 @@ async fn add_user(
     let mut user = service.add_user(&caller, &new.name, new.superuser)?;
     if !new.groups.is_empty() {
         user = service.set_user_groups(&caller, &new.name, &new.groups)?;
+    }
+    if !new.email.is_empty() {
+        user = service.set_user_email(&caller, &new.name, &new.email)?;
     }
     Ok((StatusCode::CREATED, Json(json!(user))))
 }
@@ -166,6 +172,15 @@ async fn set_user_groups(
     Ok(Json(json!(
         service.set_user_groups(&caller, &name, &groups)?
     )))
+}
+
+async fn set_user_email(
+    State(service): Shared,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+    Json(email): Json<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(service.set_user_email(&caller, &name, &email)?)))
 }
 
 async fn delete_user(

@@ -3,6 +3,7 @@
 //! form-encoded; the token (a remote artifact token's value, else the literal text) raw in
 //! the `header:` it names (`Authorization` by default); any 2xx is delivered.
 
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -73,6 +74,77 @@ pub fn http_host(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
+/// Addresses a job may not make the master call unless the admin lists their host: the
+/// master's own machine (its API, and the pdudaemon and ser2net a lab runs beside it, whose
+/// plain GETs switch power) and link-local ones (cloud metadata services).
+fn is_internal(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Resolves as the system does, leaving out internal addresses unless allowed: used for the
+/// connection itself (and every redirect), so a name that resolves differently the second
+/// time cannot reach them either.
+struct GuardedResolver {
+    allow_internal: bool,
+}
+
+impl GuardedResolver {
+    fn addresses(&self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+        let all: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+        if self.allow_internal {
+            return Ok(all);
+        }
+        let kept: Vec<SocketAddr> = all
+            .iter()
+            .copied()
+            .filter(|a| !is_internal(a.ip()))
+            .collect();
+        if kept.is_empty() && !all.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{netloc} is the master's own machine or a link-local address; list its \
+                     host in notifications.callback_allowed_hosts to allow callbacks there"
+                ),
+            ));
+        }
+        Ok(kept)
+    }
+}
+
+impl ureq::Resolver for GuardedResolver {
+    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+        self.addresses(netloc)
+    }
+}
+
+/// The `host:port` a URL connects to.
+fn netloc(url: &str, host: &str) -> String {
+    let https = url.starts_with("https://");
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let port = match host_port.rsplit_once(']') {
+        Some((_, after)) => after.strip_prefix(':'),
+        None => host_port.rsplit_once(':').map(|(_, p)| p),
+    }
+    .and_then(|p| p.parse::<u16>().ok())
+    .unwrap_or(if https { 443 } else { 80 });
+    match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    }
+}
+
 /// Sends one callback.
 pub fn send(request: &Request<'_>, timeout: Duration, allowed_hosts: &[String]) -> Outcome {
     let Some(host) = http_host(request.url) else {
@@ -81,7 +153,8 @@ pub fn send(request: &Request<'_>, timeout: Duration, allowed_hosts: &[String]) 
             format!("{:?} is not an http:// or https:// URL", request.url),
         );
     };
-    if !allowed_hosts.is_empty() && !allowed_hosts.iter().any(|p| host_matches(p, &host)) {
+    let listed = allowed_hosts.iter().any(|p| host_matches(p, &host));
+    if !allowed_hosts.is_empty() && !listed {
         return Outcome::GiveUp(
             None,
             format!(
@@ -90,8 +163,19 @@ pub fn send(request: &Request<'_>, timeout: Duration, allowed_hosts: &[String]) 
             ),
         );
     }
+    let resolver = GuardedResolver {
+        allow_internal: listed,
+    };
+    // Checked first for a clear, final answer; the connection resolves through it again.
+    if let Err(e) = resolver.addresses(&netloc(request.url, &host)) {
+        return match e.kind() {
+            std::io::ErrorKind::PermissionDenied => Outcome::GiveUp(None, e.to_string()),
+            _ => Outcome::Retry(None, format!("cannot resolve {host}: {e}")),
+        };
+    }
     let agent = ureq::AgentBuilder::new()
         .timeout(timeout)
+        .resolver(resolver)
         .redirects(5)
         .user_agent(concat!("basalt/", env!("CARGO_PKG_VERSION")))
         .build();
@@ -141,6 +225,36 @@ mod tests {
         assert!(!host_matches("*.example.com", "example.com"));
         assert!(host_matches("127.0.0.?", "127.0.0.1"));
         assert!(!host_matches("ci", "evil"));
+    }
+
+    #[test]
+    fn the_masters_own_machine_is_refused_unless_listed() {
+        let data = Value::Null;
+        let request = Request {
+            url: "http://127.0.0.1:9/callback",
+            method: "GET",
+            content_type: "urlencoded",
+            auth: None,
+            data: &data,
+        };
+        let refused = send(&request, Duration::from_secs(1), &[]);
+        assert!(
+            matches!(&refused, Outcome::GiveUp(None, e) if e.contains("callback_allowed_hosts")),
+            "{refused:?}"
+        );
+        let metadata = Request {
+            url: "http://[::ffff:169.254.169.254]/latest/meta-data",
+            ..request.clone()
+        };
+        assert!(matches!(
+            send(&metadata, Duration::from_secs(1), &[]),
+            Outcome::GiveUp(None, _)
+        ));
+        // Listed, it is tried (and nothing listens on port 9).
+        let tried = send(&request, Duration::from_secs(1), &["127.0.0.1".into()]);
+        assert!(matches!(tried, Outcome::Retry(None, _)), "{tried:?}");
+        assert_eq!(netloc("https://h.example/x", "h.example"), "h.example:443");
+        assert_eq!(netloc("http://[::1]:8080/", "::1"), "[::1]:8080");
     }
 
     #[test]

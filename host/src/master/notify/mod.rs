@@ -320,9 +320,15 @@ impl Notifier {
         } else {
             None
         };
+        let email = self
+            .store
+            .user(&job.submitter)?
+            .map(|u| u.email)
+            .unwrap_or_default();
         Ok(job_data(
             job,
             &definition,
+            &email,
             log.as_deref(),
             results.as_deref(),
         ))
@@ -354,13 +360,27 @@ impl Notifier {
                     .into(),
             );
         };
-        let Some(to) = spec.get("email").and_then(Value::as_str) else {
-            let user = spec.get("user").and_then(Value::as_str).unwrap_or("");
-            return callback::Outcome::GiveUp(
-                None,
-                format!("user {user:?} has no e-mail address in Basalt; give email: instead"),
-            );
+        // LAVA: the recipient's `email:`, else its user's address.
+        let to = match spec.get("email").and_then(Value::as_str) {
+            Some(email) => email.to_owned(),
+            None => {
+                let user = spec.get("user").and_then(Value::as_str).unwrap_or("");
+                match self.store.user(user) {
+                    Ok(Some(u)) if !u.email.is_empty() => u.email,
+                    Ok(_) => {
+                        return callback::Outcome::GiveUp(
+                            None,
+                            format!(
+                                "user {user:?} has no e-mail address (basalt user email \
+                                 {user} ADDRESS)"
+                            ),
+                        )
+                    }
+                    Err(e) => return callback::Outcome::Retry(None, e.to_string()),
+                }
+            }
         };
+        let to = to.as_str();
         let verbosity = spec
             .get("verbosity")
             .and_then(Value::as_str)

@@ -111,10 +111,12 @@ impl Dataset {
     }
 }
 
-/// The job as callbacks send it, in LAVA's key order.
+/// The job as callbacks send it, in LAVA's key order (`submitter_email` empty when the
+/// submitter has none, as in LAVA).
 pub fn job_data(
     job: &Job,
     definition: &Value,
+    submitter_email: &str,
     log: Option<&str>,
     results: Option<&[TestResult]>,
 ) -> Value {
@@ -134,8 +136,7 @@ pub fn job_data(
     data.insert("start_time".into(), json!(python_time(job.start_time)));
     data.insert("end_time".into(), json!(python_time(job.end_time)));
     data.insert("submitter_username".into(), json!(job.submitter));
-    // Basalt's users have no e-mail address on record; LAVA sends an empty one likewise.
-    data.insert("submitter_email".into(), json!(""));
+    data.insert("submitter_email".into(), json!(submitter_email));
     data.insert(
         "failure_comment".into(),
         match job.failure_comment.as_str() {

@@ -50,6 +50,31 @@ impl super::Service {
         })
     }
 
+    /// Sets `name`'s e-mail address (superusers, or the user themself); empty clears it.
+    pub fn set_user_email(&self, caller: &Caller, name: &str, email: &str) -> ServiceResult<User> {
+        let me = caller.require_user()?;
+        if !me.superuser && me.name != name {
+            return Err(ServiceError::new(
+                ErrorKind::Forbidden,
+                format!("only {name} or a superuser may set {name}'s e-mail address"),
+            ));
+        }
+        let plain = email.contains('@')
+            && !email
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ','));
+        if !email.is_empty() && (!plain || email.len() > 254) {
+            return Err(ServiceError::bad_request(format!(
+                "{email:?} is not a valid email address."
+            )));
+        }
+        let store = self.store()?;
+        store.set_user_email(name, email)?;
+        store.user(name)?.ok_or_else(|| {
+            ServiceError::internal(format!("user {name} vanished while its e-mail was set"))
+        })
+    }
+
     /// Makes a new token for `name` and returns the secret, which is not kept: a user may
     /// make their own, a superuser anyone's.
     pub fn add_token(
