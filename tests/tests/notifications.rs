@@ -411,6 +411,18 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
             .then_some(())
     });
 
+    // The job's page shows them, at LAVA's address too.
+    let page = ureq::get(&format!("{}/scheduler/job/{id}", cluster.url()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("<h2>Notifications</h2>"), "{page}");
+    assert!(
+        page.contains(&format!("http://127.0.0.1:{port}/node/68a6f0e1")),
+        "{page}"
+    );
+
     // The e-mails: the address given, and the user's.
     let (to, mail) = mails.recv_timeout(LONG).expect("an e-mail");
     let (other, _) = mails.recv_timeout(LONG).expect("a second e-mail");

@@ -39,6 +39,8 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/", get(lab))
         .route("/jobs", get(jobs))
         .route("/jobs/{id}", get(job))
+        // LAVA's address of a job page (e-mails and CI systems link to it).
+        .route("/scheduler/job/{id}", get(lava_job_link))
         .route("/devices/{name}", get(device))
         .route("/workers/{name}", get(worker))
         .route("/api", get(api_help))
@@ -234,6 +236,10 @@ async fn jobs(State(service): Shared, Query(query): Query<JobsQuery>) -> PageRes
     Ok(Html(page("Jobs", &body, Some(10))))
 }
 
+async fn lava_job_link(Path(id): Path<u64>) -> axum::response::Redirect {
+    axum::response::Redirect::permanent(&format!("/jobs/{id}"))
+}
+
 async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
     let job = service.job_for(&ANONYMOUS, id)?;
     let results = service.results(&ANONYMOUS, id)?;
@@ -249,6 +255,21 @@ async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
             ]
         })
         .collect();
+    let notification_rows: Vec<Vec<String>> = service
+        .notifications(&ANONYMOUS, id)?
+        .iter()
+        .map(|n| {
+            vec![
+                esc(&n.kind),
+                esc(&n.target),
+                badge(n.state.as_str()),
+                n.attempts.to_string(),
+                n.last_status.map(|s| s.to_string()).unwrap_or_default(),
+                time(n.last_attempt),
+                esc(&n.last_error),
+            ]
+        })
+        .collect();
     let failure = if job.failure_comment.is_empty() {
         String::new()
     } else {
@@ -260,6 +281,7 @@ async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
 {failure}
 <section><h2>Log</h2><p id=\"log-status\" class=\"muted\">loading…</p><div id=\"log\" class=\"log\"></div></section>
 <section><h2>Results</h2><div id=\"results\">{results}</div></section>
+{notifications}
 <section><h2>Definition</h2><pre class=\"definition\">{definition}</pre></section>
 </div>
 <script src=\"/static/job.js\"></script>",
@@ -289,6 +311,19 @@ async fn job(State(service): Shared, Path(id): Path<u64>) -> PageResult {
             &result_rows,
             "No results yet.",
         ),
+        notifications = if notification_rows.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<section><h2>Notifications</h2>{}</section>",
+                table(
+                    "notifications",
+                    &["Kind", "To", "State", "Attempts", "Status", "Last attempt", "Error"],
+                    &notification_rows,
+                    "",
+                )
+            )
+        },
         // The web pages are anonymous: secrets are masked.
         definition = esc(&service.definition_for(&ANONYMOUS, &job)),
     );
