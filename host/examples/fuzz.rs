@@ -95,6 +95,8 @@ fn edge_cases() -> Vec<Vec<u8>> {
         "- ".repeat(20_000).into_bytes(),
         format!("{}1", "{{ ".repeat(2_000)).into_bytes(),
         format!("{}1{}", "(".repeat(5_000), ")".repeat(5_000)).into_bytes(),
+        format!("{{{{ {}x }}}}", "x + ".repeat(15_000)).into_bytes(),
+        format!("{{{{ x{} }}}}", "|f".repeat(20_000)).into_bytes(),
         "{% if x %}".repeat(3_000).into_bytes(),
         "<value><array><data>".repeat(5_000).into_bytes(),
         b"a: &a [*a]\n".to_vec(),

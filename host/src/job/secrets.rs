@@ -56,16 +56,27 @@ pub fn mask_text(text: &str, values: &[String], mask: &str) -> String {
     masked
 }
 
+/// A `notify:` callback's `token:` (a literal one is the CI system's secret; a token's name
+/// is masked too, as the two cannot be told apart here).
+fn is_callback_token(pointer: &str) -> bool {
+    pointer == "/notify/callback/token"
+        || pointer
+            .strip_prefix("/notify/callbacks/")
+            .and_then(|rest| rest.strip_suffix("/token"))
+            .is_some_and(|index| index.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The definition `text` as someone who may not see its secrets gets it: each scalar under
-/// `secrets:` replaced by `'********'` (the YAML stays valid and keeps its keys), and the
-/// values wherever else they appear. A definition that does not parse is not shown at all.
+/// `secrets:`, and each callback's `token:`, replaced by `'********'` (the YAML stays valid
+/// and keeps its keys), and the secrets' values wherever else they appear. A definition that
+/// does not parse is not shown at all.
 pub fn mask_definition(text: &str) -> String {
     let Ok((job, spans)) = crate::yaml11::scalar_spans(text) else {
         return "# the definition cannot be shown: it does not parse\n".to_owned();
     };
     let mut ranges: Vec<std::ops::Range<usize>> = spans
         .iter()
-        .filter(|(pointer, _)| pointer.starts_with("/secrets/"))
+        .filter(|(pointer, _)| pointer.starts_with("/secrets/") || is_callback_token(pointer))
         .map(|(_, range)| range.clone())
         .filter(|range| range.end <= text.len() && text.is_char_boundary(range.start))
         .collect();
@@ -83,6 +94,21 @@ pub fn mask_definition(text: &str) -> String {
         masked.replace_range(range, &replacement);
     }
     mask_text(&masked, &values(&job), MASK)
+}
+
+#[cfg(test)]
+mod callback_token_tests {
+    use super::*;
+
+    #[test]
+    fn callback_tokens_are_masked() {
+        let text = "job_name: n\nnotify:\n  criteria: {status: finished}\n  callback:\n    url: http://ci/x\n    token: literal-ci-secret\n  callbacks:\n  - {url: 'http://ci/y', token: other-ci-secret}\n";
+        let masked = mask_definition(text);
+        assert!(!masked.contains("literal-ci-secret"), "{masked}");
+        assert!(!masked.contains("other-ci-secret"), "{masked}");
+        assert!(masked.contains("url: http://ci/x"), "{masked}");
+        assert!(crate::yaml11::from_str(&masked).is_ok(), "{masked}");
+    }
 }
 
 #[cfg(test)]

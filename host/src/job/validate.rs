@@ -8,6 +8,10 @@ use crate::data::kind;
 
 use crate::yaml11::{self, Positions};
 
+/// The most callbacks, and the most recipients, one job's `notify:` may list: each is an
+/// HTTP request or a mail the master makes, retried for hours; real jobs list one or two.
+const MAX_NOTIFY_TARGETS: usize = 32;
+
 /// Deploy methods LAVA knows (`deploy: to:`).
 pub const DEPLOY_METHODS: &[&str] = &[
     "avh",
@@ -536,6 +540,15 @@ impl Checker<'_> {
         if let Some(recipients) = map.get("recipients") {
             match recipients {
                 Value::Array(list) => {
+                    if list.len() > MAX_NOTIFY_TARGETS {
+                        self.problem(
+                            &at.key("recipients"),
+                            format!(
+                                "lists {} recipients; at most {MAX_NOTIFY_TARGETS}",
+                                list.len()
+                            ),
+                        );
+                    }
                     for (i, recipient) in list.iter().enumerate() {
                         self.notify_recipient(recipient, &at.key("recipients").index(i));
                     }
@@ -552,6 +565,15 @@ impl Checker<'_> {
         if let Some(callbacks) = map.get("callbacks") {
             match callbacks {
                 Value::Array(list) => {
+                    if list.len() > MAX_NOTIFY_TARGETS {
+                        self.problem(
+                            &at.key("callbacks"),
+                            format!(
+                                "lists {} callbacks; at most {MAX_NOTIFY_TARGETS}",
+                                list.len()
+                            ),
+                        );
+                    }
                     for (i, callback) in list.iter().enumerate() {
                         self.notify_callback(callback, &at.key("callbacks").index(i));
                     }

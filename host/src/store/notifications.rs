@@ -165,6 +165,16 @@ impl Store {
         )?)
     }
 
+    /// Takes notification `id` for an attempt: its next attempt moves to `until`, so that if
+    /// the attempt's outcome cannot be recorded (a full disk) it is tried again then, not at
+    /// once and over and over. False if it is no longer pending (or the write failed).
+    pub fn claim_notification(&self, id: i64, until: i64) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE notifications SET next_attempt = ?2 WHERE id = ?1 AND state = 'pending'",
+            params![id, until],
+        )? == 1)
+    }
+
     /// Records an attempt at notification `id`.
     pub fn record_attempt(&self, id: i64, attempt: &Attempt) -> Result<(), StoreError> {
         let state = match (attempt.delivered, attempt.retry_at) {

@@ -145,8 +145,26 @@ const MIGRATIONS: &[&str] = &[
          name     TEXT PRIMARY KEY,
          position INTEGER NOT NULL
      );",
-    // 8: a user's e-mail address (notifications to `user:`, the submitter by default).
-    "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';",
+    // 8: a user's e-mail address (notifications to `user:`, the submitter by default), and
+    // history ids that are never reused (AUTOINCREMENT): readers keep their place in the
+    // history by id, and a forgotten worker's rows being deleted must not let new rows take
+    // ids a reader has passed.
+    "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';
+     CREATE TABLE history_new (
+         id     INTEGER PRIMARY KEY AUTOINCREMENT,
+         at     INTEGER NOT NULL,
+         kind   TEXT NOT NULL,
+         object TEXT NOT NULL,
+         field  TEXT NOT NULL,
+         old    TEXT NOT NULL,
+         new    TEXT NOT NULL,
+         reason TEXT NOT NULL
+     );
+     INSERT INTO history_new (id, at, kind, object, field, old, new, reason)
+         SELECT id, at, kind, object, field, old, new, reason FROM history;
+     DROP TABLE history;
+     ALTER TABLE history_new RENAME TO history;
+     CREATE INDEX history_by_object ON history(kind, object);",
 ];
 
 /// The schema version this build writes.

@@ -22,6 +22,12 @@ pub(super) const MAX_LINES: usize = u16::MAX as usize;
 /// stops other nesting at 150 levels).
 pub(super) const MAX_CHAIN: usize = 64;
 
+/// The most tokens one `{{ … }}` or `{% … %}` may hold. Chains the parser builds in loops
+/// (`a + a + …`, `x|f|f…`, `a.b.b…`) still make an expression tree as deep as they are long,
+/// which minijinja's compiler walks by recursion; every recursion within a tag, guarded or
+/// not, is bounded by its length. LAVA's templates have at most 242.
+pub(super) const MAX_TAG_TOKENS: usize = 1024;
+
 /// Refuses a source minijinja could not number or could not parse without overflowing its
 /// stack, naming the first line at fault.
 pub(super) fn check(name: &str, source: &str, syntax: &SyntaxConfig) -> Result<(), TemplateError> {
@@ -58,6 +64,8 @@ struct Chains {
     inline_else: usize,
     /// Open parentheses in the current tag.
     parens: usize,
+    /// Tokens in the current tag.
+    tag_tokens: usize,
     /// Is the next token the first of a `{% … %}` tag?
     statement_start: bool,
     /// For each open `{% if %}`, its `elif`s so far.
@@ -83,18 +91,36 @@ fn check_chains(name: &str, source: &str, syntax: &SyntaxConfig) -> Result<(), T
             _ => chains.unary = 0,
         }
         match token {
-            Token::VariableStart => (chains.inline_else, chains.parens) = (0, 0),
+            Token::VariableStart => {
+                (chains.inline_else, chains.parens, chains.tag_tokens) = (0, 0, 0);
+            }
             Token::BlockStart => {
-                (chains.inline_else, chains.parens) = (0, 0);
+                (chains.inline_else, chains.parens, chains.tag_tokens) = (0, 0, 0);
                 chains.statement_start = true;
             }
+            Token::TemplateData(_) | Token::VariableEnd | Token::BlockEnd => {}
+            _ => {
+                chains.tag_tokens += 1;
+                if chains.tag_tokens > MAX_TAG_TOKENS {
+                    return Err(TemplateError::TooDeep {
+                        template: name.to_owned(),
+                        line: usize::from(span.start_line),
+                        what: "tokens in one tag",
+                        limit: MAX_TAG_TOKENS,
+                    });
+                }
+            }
+        }
+        match token {
             Token::Ident("if") if first_in_statement => chains.elifs.push(0),
+            // Each `elif` recurses, and so does each `if` inside one: what bounds the stack
+            // is the sum over every open `if`.
             Token::Ident("elif") if first_in_statement => {
                 if let Some(elifs) = chains.elifs.last_mut() {
                     *elifs += 1;
-                    if *elifs > MAX_CHAIN {
-                        return Err(fault("`{% elif %}`s in one `{% if %}`"));
-                    }
+                }
+                if chains.elifs.iter().sum::<usize>() > MAX_CHAIN {
+                    return Err(fault("`{% elif %}`s in one `{% if %}`"));
                 }
             }
             Token::Ident("endif") if first_in_statement => {
@@ -160,6 +186,17 @@ mod tests {
             assert!(message.contains(what), "{message}");
             assert!(message.starts_with("t.jinja2:2:"), "{message}");
         }
+    }
+
+    #[test]
+    fn long_tags_are_refused_whatever_they_chain() {
+        for link in ["x + ", "x or ", "x|f|", "a.b", "a[0]", "f()"] {
+            let long = format!("{{{{ x{} }}}}", link.repeat(MAX_TAG_TOKENS));
+            let message = refusal(&long).expect("refused");
+            assert!(message.contains("tokens in one tag"), "{link}: {message}");
+        }
+        let fits = format!("{{{{ x{} }}}}", " + x".repeat(MAX_TAG_TOKENS / 2 - 1));
+        assert_eq!(refusal(&fits), None);
     }
 
     #[test]

@@ -3,13 +3,21 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::store::{Change, Store, StoreError};
+use crate::store::{Change, Store, StoreError, Visibility};
 
 /// What an event is about, for the WebSocket's per-client visibility check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    /// A job (its id).
-    Job(u64),
+    /// A job: its id, and who may see it (so each WebSocket client's filter needs no
+    /// database read).
+    Job {
+        /// Its id.
+        id: u64,
+        /// Its visibility.
+        visibility: Visibility,
+        /// Its submitter.
+        submitter: String,
+    },
     /// A device (its hostname).
     Device(String),
     /// A worker (its hostname).
@@ -39,16 +47,24 @@ fn display(name: &str) -> String {
 }
 
 /// The events a run of history rows makes: one per object per transaction's worth of
-/// consecutive rows (a job's state and health change together, as one LAVA `save()`), with
-/// the state and health the rows give and everything else from the object as it is now.
+/// consecutive rows (a job's state and health change together, as one LAVA `save()`; a
+/// field that changes again starts the next event, so Submitted then Scheduled are two),
+/// with the state and health the rows give and everything else from the object as it is
+/// now.
 pub fn events_for(store: &Store, changes: &[Change]) -> Result<Vec<Event>, StoreError> {
     let mut events = Vec::new();
     let mut start = 0;
     while start < changes.len() {
         let first = &changes[start];
+        let mut fields: Vec<&str> = Vec::new();
         let end = changes[start..]
             .iter()
-            .position(|c| c.kind != first.kind || c.object != first.object)
+            .position(|c| {
+                let other = c.kind != first.kind || c.object != first.object;
+                let again = fields.contains(&c.field.as_str());
+                fields.push(&c.field);
+                other || again
+            })
             .map_or(changes.len(), |n| start + n);
         let group = &changes[start..end];
         let field = |name: &str| {
@@ -125,7 +141,11 @@ fn job_event(
         suffix: ".testjob",
         username: job.submitter.clone(),
         data: Value::Object(data),
-        subject: Subject::Job(job.id),
+        subject: Subject::Job {
+            id: job.id,
+            visibility: job.visibility.clone(),
+            submitter: job.submitter.clone(),
+        },
     }))
 }
 
@@ -273,5 +293,69 @@ mod dumps_tests {
             dumps(&value),
             r#"{"state": "Running", "job": 12, "list": [1, 2], "name": "\u00e9\u20ac\ud83d\ude00"}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod grouping_tests {
+    use super::*;
+    use crate::store::{NewJob, Visibility};
+
+    #[test]
+    fn each_change_of_a_field_is_its_own_event_in_lavas_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("basalt.db")).unwrap();
+        store.add_device_type("qemu", "").unwrap();
+        store.add_worker("w1", "", 0).unwrap();
+        store
+            .add_device(
+                "qemu-01",
+                "qemu",
+                "w1",
+                "{% extends 'qemu.jinja2' %}",
+                &[],
+                "",
+            )
+            .unwrap();
+        let id = store
+            .submit(&NewJob {
+                name: "smoke".into(),
+                visibility: Visibility::Personal,
+                definition: "job_name: smoke\n".into(),
+                device_type: "qemu".into(),
+                requested_device: None,
+                tags: vec![],
+                context: json!({}),
+                priority: 50,
+                submitter: "alice".into(),
+                health_check: false,
+            })
+            .unwrap();
+        store.assign(id, "qemu-01").unwrap();
+        let changes = store.changes_after(0, 100).unwrap();
+        let events = events_for(&store, &changes).unwrap();
+        let jobs: Vec<&Value> = events
+            .iter()
+            .filter(|e| e.suffix == ".testjob")
+            .map(|e| &e.data["state"])
+            .collect();
+        assert_eq!(jobs, [&json!("Submitted"), &json!("Scheduled")]);
+        let job = events.iter().find(|e| e.suffix == ".testjob").unwrap();
+        assert_eq!(job.username, "alice");
+        assert_eq!(job.data["job"], json!(id));
+        assert!(matches!(
+            &job.subject,
+            Subject::Job { visibility: Visibility::Personal, submitter, .. } if submitter == "alice"
+        ));
+        let device = events.iter().find(|e| e.suffix == ".device").unwrap();
+        assert_eq!(
+            (
+                &device.data["device"],
+                &device.data["state"],
+                &device.data["worker"]
+            ),
+            (&json!("qemu-01"), &json!("Reserved"), &json!("w1"))
+        );
+        assert_eq!(device.username, "lavaserver");
     }
 }

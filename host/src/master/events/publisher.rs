@@ -58,18 +58,32 @@ pub fn spawn(
         .name("basalt-events".into())
         .spawn(move || {
             let node = node_id();
+            let mut failing = false;
             while !stop.load(Ordering::Relaxed) {
-                match publish_pass(
-                    &store,
-                    &mut cursor,
-                    &settings,
-                    socket.as_ref(),
-                    &sender,
-                    &node,
-                ) {
-                    Ok(true) => continue,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!("events: {e:#}"),
+                let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    publish_pass(
+                        &store,
+                        &mut cursor,
+                        &settings,
+                        socket.as_ref(),
+                        &sender,
+                        &node,
+                    )
+                }));
+                match pass {
+                    Ok(Ok(more)) => {
+                        failing = false;
+                        if more {
+                            continue;
+                        }
+                    }
+                    // Said once per spell of failures (a locked or full database).
+                    Ok(Err(e)) if !failing => {
+                        tracing::warn!("events: {e:#}");
+                        failing = true;
+                    }
+                    Ok(Err(_)) => {}
+                    Err(_) => tracing::warn!("events: a pass panicked; going on with the next"),
                 }
                 std::thread::sleep(settings.poll);
             }
@@ -94,7 +108,17 @@ fn publish_pass(
     };
     let full = changes.len() == BATCH as usize;
     let next = last.id;
-    for event in events_for(store, &changes)? {
+    // Events are live and best effort: a batch that cannot be read (a damaged row) is
+    // skipped, said once, rather than holding every later event up behind it.
+    let events = match events_for(store, &changes) {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!("events: history {}..={} skipped: {e}", changes[0].id, next);
+            *cursor = next;
+            return Ok(full);
+        }
+    };
+    for event in events {
         let frames = [
             format!("{}{}", settings.topic, event.suffix),
             uuid::Uuid::now_v1(node).to_string(),
@@ -102,7 +126,13 @@ fn publish_pass(
             event.username,
             dumps(&event.data),
         ];
-        if let Some(socket) = socket {
+        // The PUB socket has no login: only public jobs' events go there (devices and workers
+        // are public); WebSocket clients get what their credentials may see.
+        let public = match &event.subject {
+            Subject::Job { visibility, .. } => *visibility == crate::store::Visibility::Public,
+            Subject::Device(_) | Subject::Worker(_) => true,
+        };
+        if let (Some(socket), true) = (socket, public) {
             socket.publish(&frames);
         }
         // No WebSocket client listening is not an error.

@@ -29,18 +29,39 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"health": "good"}))
 }
 
+/// WebSocket clients at once. An upgraded connection leaves the HTTP connection bounds
+/// behind it, so it is counted here, for as long as it is open.
+const MAX_WEBSOCKETS: usize = 256;
+
+/// The largest message a client may send (they are ignored; only pings matter).
+const MAX_CLIENT_MESSAGE: usize = 4096;
+
+static WEBSOCKETS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_WEBSOCKETS);
+
 async fn upgrade(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
     socket: WebSocketUpgrade,
 ) -> Response {
+    use axum::response::IntoResponse;
+    let Ok(permit) = WEBSOCKETS.try_acquire() else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_WEBSOCKETS} event stream clients are connected; try again later"),
+        )
+            .into_response();
+    };
     let caller = super::caller(&service, &headers);
-    socket.on_upgrade(move |socket| async move {
-        match caller {
-            Ok(caller) => stream(socket, service, caller).await,
-            Err(e) => refuse(socket, &e.message).await,
-        }
-    })
+    socket
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let _permit = permit;
+            match caller {
+                Ok(caller) => stream(socket, service, caller).await,
+                Err(e) => refuse(socket, &e.message).await,
+            }
+        })
 }
 
 async fn refuse(mut socket: WebSocket, error: &str) {
@@ -58,7 +79,7 @@ async fn stream(mut socket: WebSocket, service: Arc<Service>, caller: Caller) {
         tokio::select! {
             event = events.recv() => match event {
                 Ok(event) => {
-                    if !may_see(&service, &caller, &event) {
+                    if !may_see(&caller, &event) {
                         continue;
                     }
                     let text = serde_json::to_string(&event.frames).unwrap_or_default();
@@ -79,11 +100,16 @@ async fn stream(mut socket: WebSocket, service: Arc<Service>, caller: Caller) {
     }
 }
 
-/// Jobs as their visibility says (the same check every other read goes through); devices and
-/// workers are public, as in LAVA's default permissions.
-fn may_see(service: &Service, caller: &Caller, event: &Published) -> bool {
+/// Jobs as their visibility says (the rule `job_for` applies, with the visibility the event
+/// carries, so no client costs a database read per event); devices and workers are public,
+/// as in LAVA's default permissions.
+fn may_see(caller: &Caller, event: &Published) -> bool {
     match &event.subject {
-        Subject::Job(id) => tokio::task::block_in_place(|| service.job_for(caller, *id).is_ok()),
+        Subject::Job {
+            visibility,
+            submitter,
+            ..
+        } => visibility.allows(caller.user(), submitter),
         Subject::Device(_) | Subject::Worker(_) => true,
     }
 }

@@ -57,65 +57,121 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
         }
     }
     // Host names are short; patterns with many stars stay cheap at that length.
-    host.len() <= 255 && matches(pattern.as_bytes(), host.as_bytes())
+    host.len() <= 255 && pattern.len() <= 255 && matches(pattern.as_bytes(), host.as_bytes())
 }
 
-/// The URL's host, when it is an `http`/`https` URL.
-pub fn http_host(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit('@').next()?;
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next()?,
-        None => host_port.split(':').next()?,
-    };
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+/// A callback URL as the HTTP client will read it (the `url` crate, which ureq uses, so the
+/// host checked is the host connected to): `http`/`https`, a host, no credentials.
+pub fn parse_url(text: &str) -> Result<url::Url, String> {
+    // `\` ends the authority for url but not for a naive reader; nothing legitimate has one.
+    if text.contains('\\') {
+        return Err(format!("{text:?} contains a backslash"));
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} is not an http:// or https:// URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{} carries credentials in the URL; give them as the callback's token",
+            redacted(&url)
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} names no host"));
+    }
+    Ok(url)
+}
+
+/// The URL without user name or password, for logs and records.
+pub fn redacted(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// The host of a URL for matching: lower case, IPv6 without brackets.
+fn host_of(url: &url::Url) -> String {
+    match url.host() {
+        Some(url::Host::Ipv6(v6)) => v6.to_string(),
+        Some(host) => host.to_string().to_ascii_lowercase(),
+        None => String::new(),
+    }
 }
 
 /// Addresses a job may not make the master call unless the admin lists their host: the
-/// master's own machine (its API, and the pdudaemon and ser2net a lab runs beside it, whose
-/// plain GETs switch power) and link-local ones (cloud metadata services).
-fn is_internal(ip: IpAddr) -> bool {
+/// master's own machine, by any of its addresses (its API, and the pdudaemon and ser2net a
+/// lab runs beside it, whose plain GETs switch power), `0.0.0.0/8`, and link-local ones
+/// (cloud metadata services).
+fn is_internal(ip: IpAddr, own: &[IpAddr]) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified() || v4.is_link_local(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+    own.contains(&ip)
+        || match ip {
+            IpAddr::V4(v4) => v4.is_loopback() || v4.octets()[0] == 0 || v4.is_link_local(),
+            IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
         }
-    }
 }
 
-/// Resolves as the system does, leaving out internal addresses unless allowed: used for the
-/// connection itself (and every redirect), so a name that resolves differently the second
-/// time cannot reach them either.
+/// Every address of this machine's interfaces, read each time (they change).
+fn own_addresses() -> Vec<IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|i| i.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .collect()
+}
+
+/// Resolves as the system does, for the connection itself and every redirect, deciding per
+/// host: a host the admin's list does not match is refused (when there is a list), and
+/// internal addresses are left out unless the host is listed — so neither a name that
+/// resolves differently the second time nor a redirect reaches what the check refused.
 struct GuardedResolver {
-    allow_internal: bool,
+    allowed_hosts: Vec<String>,
 }
 
 impl GuardedResolver {
     fn addresses(&self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+        let refused = |why: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+        let host = netloc
+            .rsplit_once(':')
+            .map_or(netloc, |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let listed = self.allowed_hosts.iter().any(|p| host_matches(p, &host));
+        if !self.allowed_hosts.is_empty() && !listed {
+            return Err(refused(format!(
+                "callback URL host '{host}' is not in the master's \
+                 notifications.callback_allowed_hosts"
+            )));
+        }
         let all: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
-        if self.allow_internal {
+        if listed {
             return Ok(all);
         }
+        let own = own_addresses();
         let kept: Vec<SocketAddr> = all
             .iter()
             .copied()
-            .filter(|a| !is_internal(a.ip()))
+            .filter(|a| !is_internal(a.ip(), &own))
             .collect();
         if kept.is_empty() && !all.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "{netloc} is the master's own machine or a link-local address; list its \
-                     host in notifications.callback_allowed_hosts to allow callbacks there"
-                ),
-            ));
+            return Err(refused(format!(
+                "{netloc} is the master's own machine or a link-local address; list its host \
+                 in notifications.callback_allowed_hosts to allow callbacks there"
+            )));
         }
         Ok(kept)
     }
@@ -127,64 +183,49 @@ impl ureq::Resolver for GuardedResolver {
     }
 }
 
-/// The `host:port` a URL connects to.
-fn netloc(url: &str, host: &str) -> String {
-    let https = url.starts_with("https://");
-    let rest = url.split_once("://").map_or("", |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or("");
-    let port = match host_port.rsplit_once(']') {
-        Some((_, after)) => after.strip_prefix(':'),
-        None => host_port.rsplit_once(':').map(|(_, p)| p),
-    }
-    .and_then(|p| p.parse::<u16>().ok())
-    .unwrap_or(if https { 443 } else { 80 });
-    match host.contains(':') {
-        true => format!("[{host}]:{port}"),
-        false => format!("{host}:{port}"),
-    }
-}
-
 /// Sends one callback.
 pub fn send(request: &Request<'_>, timeout: Duration, allowed_hosts: &[String]) -> Outcome {
-    let Some(host) = http_host(request.url) else {
-        return Outcome::GiveUp(
-            None,
-            format!("{:?} is not an http:// or https:// URL", request.url),
-        );
+    let url = match parse_url(request.url) {
+        Ok(url) => url,
+        Err(e) => return Outcome::GiveUp(None, e),
     };
-    let listed = allowed_hosts.iter().any(|p| host_matches(p, &host));
-    if !allowed_hosts.is_empty() && !listed {
-        return Outcome::GiveUp(
-            None,
-            format!(
-                "callback URL host '{host}' is not in the master's \
-                 notifications.callback_allowed_hosts"
-            ),
-        );
-    }
+    let host = host_of(&url);
+    let port = url.port_or_known_default().unwrap_or(80);
+    let netloc = match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    };
     let resolver = GuardedResolver {
-        allow_internal: listed,
+        allowed_hosts: allowed_hosts.to_vec(),
     };
     // Checked first for a clear, final answer; the connection resolves through it again.
-    if let Err(e) = resolver.addresses(&netloc(request.url, &host)) {
+    if let Err(e) = resolver.addresses(&netloc) {
         return match e.kind() {
             std::io::ErrorKind::PermissionDenied => Outcome::GiveUp(None, e.to_string()),
             _ => Outcome::Retry(None, format!("cannot resolve {host}: {e}")),
         };
     }
+    // Per socket operation, as Python's requests applies LAVA's CALLBACK_TIMEOUT: a large
+    // body is not cut off at a whole-request deadline.
     let agent = ureq::AgentBuilder::new()
-        .timeout(timeout)
+        .timeout_connect(timeout)
+        .timeout_read(timeout)
+        .timeout_write(timeout)
         .resolver(resolver)
         .redirects(5)
         .user_agent(concat!("basalt/", env!("CARGO_PKG_VERSION")))
         .build();
+    let shown = redacted(&url);
     let mut call = match request.method {
-        "POST" => agent.post(request.url),
-        _ => agent.get(request.url),
+        "POST" => agent.post(url.as_str()),
+        _ => agent.get(url.as_str()),
     };
     if let Some((header, token)) = request.auth {
-        if !is_header_name(header) || token.contains(['\r', '\n']) {
+        if !is_header_name(header)
+            || !token
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
             return Outcome::GiveUp(
                 None,
                 format!("the callback's header {header:?} or its token cannot be sent in HTTP"),
@@ -202,16 +243,37 @@ pub fn send(request: &Request<'_>, timeout: Duration, allowed_hosts: &[String]) 
         _ => call.call(),
     };
     match result {
-        Ok(response) => Outcome::Delivered(response.status()),
+        Ok(response) if (200..300).contains(&response.status()) => {
+            Outcome::Delivered(response.status())
+        }
+        Ok(response) => Outcome::GiveUp(
+            Some(response.status()),
+            format!(
+                "{} {} for url: {shown} (a redirect that was not followed)",
+                response.status(),
+                response.status_text()
+            ),
+        ),
         Err(ureq::Error::Status(code, response)) => {
-            let reason = format!("{code} {} for url: {}", response.status_text(), request.url);
+            let reason = format!("{code} {} for url: {shown}", response.status_text());
             if code >= 500 || code == 408 || code == 429 {
                 Outcome::Retry(Some(code), reason)
             } else {
                 Outcome::GiveUp(Some(code), reason)
             }
         }
-        Err(ureq::Error::Transport(transport)) => Outcome::Retry(None, transport.to_string()),
+        Err(ureq::Error::Transport(transport)) => {
+            use ureq::ErrorKind::{BadHeader, InsecureRequestHttpsOnly, InvalidUrl, UnknownScheme};
+            let message = transport.to_string();
+            match transport.kind() {
+                InvalidUrl | UnknownScheme | BadHeader | InsecureRequestHttpsOnly => {
+                    Outcome::GiveUp(None, message)
+                }
+                // The resolver's refusal of a redirect target.
+                _ if message.contains("callback_allowed_hosts") => Outcome::GiveUp(None, message),
+                _ => Outcome::Retry(None, message),
+            }
+        }
     }
 }
 
@@ -228,7 +290,54 @@ mod tests {
     }
 
     #[test]
+    fn urls_are_read_as_the_client_reads_them() {
+        assert!(parse_url("https://CI.example.com:8443/x?y").is_ok());
+        for bad in [
+            "file:///etc/passwd",
+            "http://",
+            "http://127.0.0.1:16421\\@ci.example.com/power",
+            "http://user:pass@ci.example.com/",
+            "gopher://ci.example.com/",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn get(url: &str) -> Outcome {
+        let data = Value::Null;
+        let request = Request {
+            url,
+            method: "GET",
+            content_type: "urlencoded",
+            auth: None,
+            data: &data,
+        };
+        send(&request, Duration::from_secs(1), &[])
+    }
+
+    #[test]
     fn the_masters_own_machine_is_refused_unless_listed() {
+        for url in [
+            "http://127.0.0.1:9/callback",
+            "http://0.1.2.3/",
+            "http://[::ffff:169.254.169.254]/latest/meta-data",
+            "http://localhost:9/",
+        ] {
+            let refused = get(url);
+            assert!(
+                matches!(&refused, Outcome::GiveUp(None, e) if e.contains("callback_allowed_hosts")),
+                "{url}: {refused:?}"
+            );
+        }
+        // Each of this machine's own addresses, not only loopback.
+        for ip in own_addresses() {
+            let url = match ip {
+                IpAddr::V4(v4) => format!("http://{v4}:9/"),
+                IpAddr::V6(v6) => format!("http://[{v6}]:9/"),
+            };
+            assert!(matches!(get(&url), Outcome::GiveUp(None, _)), "{url}");
+        }
+        // Listed, it is tried (and nothing listens on port 9).
         let data = Value::Null;
         let request = Request {
             url: "http://127.0.0.1:9/callback",
@@ -237,34 +346,10 @@ mod tests {
             auth: None,
             data: &data,
         };
-        let refused = send(&request, Duration::from_secs(1), &[]);
-        assert!(
-            matches!(&refused, Outcome::GiveUp(None, e) if e.contains("callback_allowed_hosts")),
-            "{refused:?}"
-        );
-        let metadata = Request {
-            url: "http://[::ffff:169.254.169.254]/latest/meta-data",
-            ..request.clone()
-        };
-        assert!(matches!(
-            send(&metadata, Duration::from_secs(1), &[]),
-            Outcome::GiveUp(None, _)
-        ));
-        // Listed, it is tried (and nothing listens on port 9).
         let tried = send(&request, Duration::from_secs(1), &["127.0.0.1".into()]);
         assert!(matches!(tried, Outcome::Retry(None, _)), "{tried:?}");
-        assert_eq!(netloc("https://h.example/x", "h.example"), "h.example:443");
-        assert_eq!(netloc("http://[::1]:8080/", "::1"), "[::1]:8080");
-    }
-
-    #[test]
-    fn the_host_is_read_from_http_urls_only() {
-        assert_eq!(
-            http_host("https://u:p@CI.example.com:8443/x?y").as_deref(),
-            Some("ci.example.com")
-        );
-        assert_eq!(http_host("http://[::1]:80/").as_deref(), Some("::1"));
-        assert_eq!(http_host("file:///etc/passwd"), None);
-        assert_eq!(http_host("http:///x"), None);
+        // A host the list does not name is refused whatever it resolves to.
+        let other = send(&request, Duration::from_secs(1), &["ci.example.com".into()]);
+        assert!(matches!(other, Outcome::GiveUp(None, _)), "{other:?}");
     }
 }

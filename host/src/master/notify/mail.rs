@@ -207,7 +207,10 @@ pub fn send(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
     );
-    for line in body.lines() {
+    // Every line break, whatever job text brought it (`\r`, `\r\n`, `\n`), becomes CRLF and
+    // NULs go: a bare CR in a job's name must not end a line for the relay (SMTP smuggling).
+    let body = body.replace("\r\n", "\n").replace(['\r', '\0'], "\n");
+    for line in body.split('\n') {
         // Dot-stuffing: a line starting with "." would otherwise end the data early.
         if line.starts_with('.') {
             message.push('.');

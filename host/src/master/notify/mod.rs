@@ -24,7 +24,9 @@ use anyhow::Context;
 use serde_json::Value;
 
 use crate::master::config::NotificationSettings;
-use crate::store::{now_ms, Attempt, Change, Job, NewNotification, Notification, Store};
+use crate::store::{
+    now_ms, Attempt, Change, Job, JobHealth, JobState, NewNotification, Notification, Store,
+};
 
 pub use payload::{job_data, legacy_status, Dataset};
 
@@ -52,12 +54,18 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("basalt-notify".into())
         .spawn(move || {
+            let mut complaint = Complaint::default();
             while !stop.load(Ordering::Relaxed) {
-                if let Err(e) = notifier.queue_pass() {
-                    tracing::warn!("notifications: {e:#}");
-                }
-                if let Err(e) = notifier.send_pass(&stop) {
-                    tracing::warn!("notifications: {e:#}");
+                // A bug in one pass must not end the thread: every job's notifications
+                // would silently stop.
+                let passed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    notifier.queue_pass()?;
+                    notifier.send_pass(&stop)
+                }));
+                match passed {
+                    Ok(Ok(())) => complaint.clear(),
+                    Ok(Err(e)) => complaint.say(&format!("{e:#}")),
+                    Err(_) => complaint.say("a pass panicked; going on with the next"),
                 }
                 std::thread::sleep(Duration::from_millis(250));
             }
@@ -65,6 +73,37 @@ pub fn spawn(
         .context("cannot start the notification thread")?;
     Ok(thread)
 }
+
+/// Logs a failing pass once, and again only when what fails changes or a minute passed: a
+/// full disk would otherwise add a warning four times a second.
+#[derive(Default)]
+struct Complaint {
+    last: Option<(String, std::time::Instant)>,
+}
+
+impl Complaint {
+    fn say(&mut self, what: &str) {
+        let repeat = self
+            .last
+            .as_ref()
+            .is_some_and(|(said, at)| said == what && at.elapsed() < Duration::from_secs(60));
+        if !repeat {
+            tracing::warn!("notifications: {what}");
+            self.last = Some((what.to_owned(), std::time::Instant::now()));
+        }
+    }
+
+    fn clear(&mut self) {
+        self.last = None;
+    }
+}
+
+/// At most this many sends per pass, so new changes are queued between them.
+const SENDS_PER_PASS: u32 = 8;
+
+/// The most of a job's log a callback carries (its end, from a line start): LAVA sends the
+/// whole log, which for a job near the log limit would be hundreds of MiB in memory.
+const CALLBACK_LOG_LIMIT: u64 = 32 * 1024 * 1024;
 
 struct Notifier {
     store: Store,
@@ -93,7 +132,16 @@ impl Notifier {
                 && change.field == "state"
                 && matches!(change.new.as_str(), "running" | "finished")
             {
-                queued.extend(self.notifications_for(change, &changes[index + 1..])?);
+                // One job whose change cannot be read (a damaged row) must not hold up the
+                // others' notifications behind it.
+                match self.notifications_for(change, &changes[index + 1..], &queued) {
+                    Ok(new) => queued.extend(new),
+                    Err(e) => tracing::warn!(
+                        "notifications: job {}'s {} change skipped: {e:#}",
+                        change.object,
+                        change.new
+                    ),
+                }
             }
         }
         self.store.queue_notifications(CURSOR, last.id, &queued)?;
@@ -105,6 +153,7 @@ impl Notifier {
         &self,
         change: &Change,
         after: &[Change],
+        queued: &[NewNotification],
     ) -> anyhow::Result<Vec<NewNotification>> {
         let Some(job) = change
             .object
@@ -139,14 +188,27 @@ impl Notifier {
         let Some(plan) = criteria::plan_for(&definition, &job.submitter, transition) else {
             return Ok(Vec::new());
         };
+        // The job as the change left it: LAVA fills URLs and payloads from the state and
+        // health that triggered, however late the notification goes out.
+        let mut as_triggered = job.clone();
+        as_triggered.state = JobState::parse(&change.new).unwrap_or(job.state);
+        as_triggered.health = JobHealth::parse(&health).unwrap_or(job.health);
+        let triggered = |spec: &mut Value| {
+            if let Some(map) = spec.as_object_mut() {
+                map.insert("trigger_state".into(), Value::from(change.new.clone()));
+                map.insert("trigger_health".into(), Value::from(health.clone()));
+            }
+        };
         let mut new = Vec::new();
         for (position, spec) in plan.callbacks.iter().enumerate() {
             let url = spec.get("url").and_then(Value::as_str).unwrap_or("");
-            let url = payload::substitute_url(url, &job);
+            let url = payload::substitute_url(url, &as_triggered);
             let mut spec = spec.clone();
             if let Some(map) = spec.as_object_mut() {
                 map.insert("url".into(), Value::String(url.clone()));
             }
+            triggered(&mut spec);
+            let url = callback::parse_url(&url).map_or(url, |u| callback::redacted(&u));
             new.push(NewNotification {
                 job_id: job.id,
                 trigger: change.id,
@@ -159,8 +221,13 @@ impl Notifier {
         let earlier = self.store.notifications_of(job.id)?;
         for (index, to) in plan.recipients.iter().enumerate() {
             let position = RECIPIENT_POSITIONS + index as u32;
-            // A recipient is written to once per job, as LAVA's `NOT_SENT` flag ensures.
-            if earlier.iter().any(|n| n.position == position) {
+            // A recipient is written to once per job, as LAVA's `NOT_SENT` flag ensures
+            // (also when Running and Finished are queued in one pass).
+            if earlier.iter().any(|n| n.position == position)
+                || queued
+                    .iter()
+                    .any(|n| n.job_id == job.id && n.position == position)
+            {
                 continue;
             }
             let method = to.get("method").and_then(Value::as_str).unwrap_or("email");
@@ -175,6 +242,7 @@ impl Notifier {
             if let Some(map) = spec.as_object_mut() {
                 map.insert("verbosity".into(), Value::String(plan.verbosity.clone()));
             }
+            triggered(&mut spec);
             new.push(NewNotification {
                 job_id: job.id,
                 trigger: change.id,
@@ -189,9 +257,18 @@ impl Notifier {
 
     /// Sends every notification that is due.
     fn send_pass(&self, stop: &AtomicBool) -> anyhow::Result<()> {
-        for notification in self.store.due_notifications(now_ms(), 50)? {
+        let lease_ms = i64::try_from(self.settings.timeout_secs.saturating_mul(8) + 60)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1000);
+        for notification in self.store.due_notifications(now_ms(), SENDS_PER_PASS)? {
             if stop.load(Ordering::Relaxed) {
                 break;
+            }
+            if !self
+                .store
+                .claim_notification(notification.id, now_ms().saturating_add(lease_ms))?
+            {
+                continue;
             }
             let attempt = self.attempt(&notification);
             self.store.record_attempt(notification.id, &attempt)?;
@@ -210,16 +287,25 @@ impl Notifier {
 
     fn attempt(&self, notification: &Notification) -> Attempt {
         let outcome = match self.store.job(notification.job_id) {
-            Ok(Some(job)) => match notification.kind.as_str() {
-                "callback" => self.call_back(&job, &notification.spec),
-                "email" => self.mail(&job, &notification.spec),
-                other => callback::Outcome::GiveUp(
-                    None,
-                    format!(
+            Ok(Some(mut job)) => {
+                let spec = &notification.spec;
+                if let Some(state) = spec.get("trigger_state").and_then(Value::as_str) {
+                    job.state = JobState::parse(state).unwrap_or(job.state);
+                }
+                if let Some(health) = spec.get("trigger_health").and_then(Value::as_str) {
+                    job.health = JobHealth::parse(health).unwrap_or(job.health);
+                }
+                match notification.kind.as_str() {
+                    "callback" => self.call_back(&job, &notification.spec),
+                    "email" => self.mail(&job, &notification.spec),
+                    other => callback::Outcome::GiveUp(
+                        None,
+                        format!(
                         "{other} notifications are not built into Basalt (use email or a callback)"
                     ),
-                ),
-            },
+                    ),
+                }
+            }
             Ok(None) => callback::Outcome::GiveUp(None, "the job no longer exists".into()),
             Err(e) => callback::Outcome::Retry(None, e.to_string()),
         };
@@ -334,16 +420,22 @@ impl Notifier {
         ))
     }
 
-    /// The job's log as the master holds it (its committed bytes).
+    /// The job's log as the master holds it (its committed bytes), at most its last
+    /// [`CALLBACK_LOG_LIMIT`] bytes from the start of a line.
     fn log(&self, job: &Job) -> anyhow::Result<String> {
-        use std::io::Read;
+        use std::io::{Read, Seek};
         let path = self.jobs_dir.join(job.id.to_string()).join("output.yaml");
         let mut bytes = Vec::new();
         match std::fs::File::open(&path) {
-            Ok(file) => {
-                file.take(job.log_bytes)
-                    .read_to_end(&mut bytes)
+            Ok(mut file) => {
+                let skip = job.log_bytes.saturating_sub(CALLBACK_LOG_LIMIT);
+                file.seek(std::io::SeekFrom::Start(skip))
+                    .and_then(|_| file.take(job.log_bytes - skip).read_to_end(&mut bytes))
                     .with_context(|| format!("cannot read {}", path.display()))?;
+                if skip > 0 {
+                    let line_start = memchr::memchr(b'\n', &bytes).map_or(bytes.len(), |n| n + 1);
+                    bytes.drain(..line_start);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -396,7 +488,7 @@ impl Notifier {
             to,
             &mail::subject(job),
             &body,
-            Duration::from_secs(self.settings.timeout_secs.max(1) * 4),
+            Duration::from_secs(self.settings.timeout_secs.max(1) * 2),
         ) {
             Ok(()) => callback::Outcome::Delivered(250),
             Err(mail::MailError::Refused { code, reply, .. }) if code >= 500 => {
