@@ -28,12 +28,21 @@ pub struct Plan {
     pub verbosity: String,
 }
 
+/// Whether every other job a `dependency_query` selects is in the `status` (given the
+/// query and the status).
+pub type Dependencies<'a> = &'a dyn Fn(&str, &str) -> bool;
+
 /// The job's `notify:` when its `criteria:` are met by `transition`; `None` otherwise (and
 /// for jobs without one).
-pub fn plan_for(definition: &Value, submitter: &str, transition: Transition<'_>) -> Option<Plan> {
+pub fn plan_for(
+    definition: &Value,
+    submitter: &str,
+    transition: Transition<'_>,
+    dependencies: Dependencies<'_>,
+) -> Option<Plan> {
     let notify = definition.get("notify")?;
     let criteria = notify.get("criteria")?;
-    if !criteria_met(criteria, transition) {
+    if !criteria_met(criteria, transition, dependencies) {
         return None;
     }
     let mut callbacks: Vec<Value> = notify
@@ -64,16 +73,22 @@ pub fn plan_for(definition: &Value, submitter: &str, transition: Transition<'_>)
 
 /// LAVA's `notification_criteria`, literally: `all`, `finished` and `running` look at the
 /// state, `complete`, `incomplete` and `canceled` at the health, and a `type:` of regression
-/// or progression compares the health with the job's own health before the change.
-/// `dependency_query` (the states of other jobs a LAVA query selects) is not met: Basalt has
-/// no query language, and sending on a condition it cannot check would be wrong.
-pub fn criteria_met(criteria: &Value, t: Transition<'_>) -> bool {
-    if criteria.get("dependency_query").is_some() {
-        return false;
-    }
+/// or progression compares the health with the job's own health before the change; with a
+/// `dependency_query`, the other jobs it selects must be finished, running, complete,
+/// incomplete or canceled too, as the status says.
+pub fn criteria_met(criteria: &Value, t: Transition<'_>, dependencies: Dependencies<'_>) -> bool {
     let Some(status) = criteria.get("status").and_then(Value::as_str) else {
         return false;
     };
+    if let Some(query) = criteria.get("dependency_query") {
+        let checked = matches!(
+            status,
+            "finished" | "running" | "complete" | "incomplete" | "canceled"
+        );
+        if checked && !query.as_str().is_some_and(|q| dependencies(q, status)) {
+            return false;
+        }
+    }
     match status {
         "all" => matches!(t.state, "running" | "finished"),
         "finished" => t.state == "finished",
@@ -126,7 +141,7 @@ mod tests {
         ];
         for (status, transition, expected) in cases {
             assert_eq!(
-                criteria_met(&json!({ "status": status }), transition),
+                criteria_met(&json!({ "status": status }), transition, &|_, _| true),
                 expected,
                 "{status} {transition:?}"
             );
@@ -134,20 +149,44 @@ mod tests {
     }
 
     #[test]
+    fn a_dependency_query_must_hold_for_the_status() {
+        let criteria = json!({"status": "complete", "dependency_query": "description__exact__x"});
+        let seen = std::cell::RefCell::new(Vec::new());
+        let record = |q: &str, s: &str| {
+            seen.borrow_mut().push((q.to_owned(), s.to_owned()));
+            false
+        };
+        assert!(!criteria_met(&criteria, t("finished", "complete"), &record));
+        assert_eq!(
+            seen.borrow().as_slice(),
+            [("description__exact__x".to_owned(), "complete".to_owned())]
+        );
+        assert!(criteria_met(
+            &criteria,
+            t("finished", "complete"),
+            &|_, _| true
+        ));
+    }
+
+    #[test]
     fn regression_and_progression_compare_with_the_health_before() {
         let regression = json!({"status": "incomplete", "type": "regression"});
-        assert!(!criteria_met(&regression, t("finished", "incomplete")));
+        assert!(!criteria_met(
+            &regression,
+            t("finished", "incomplete"),
+            &|_, _| true
+        ));
         let after_complete = Transition {
             old_health: "complete",
             ..t("finished", "incomplete")
         };
-        assert!(criteria_met(&regression, after_complete));
+        assert!(criteria_met(&regression, after_complete, &|_, _| true));
         let progression = json!({"status": "complete", "type": "progression"});
         let after_incomplete = Transition {
             old_health: "incomplete",
             ..t("finished", "complete")
         };
-        assert!(criteria_met(&progression, after_incomplete));
+        assert!(criteria_met(&progression, after_incomplete, &|_, _| true));
     }
 
     #[test]
@@ -158,7 +197,10 @@ mod tests {
             "callback": {"url": "http://b"},
             "recipients": [{"to": {"method": "email", "email": "x@example.com"}}],
         }});
-        let plan = plan_for(&definition, "alice", t("finished", "complete")).unwrap();
+        let plan = plan_for(&definition, "alice", t("finished", "complete"), &|_, _| {
+            true
+        })
+        .unwrap();
         assert_eq!(
             plan.callbacks,
             [json!({"url": "http://a"}), json!({"url": "http://b"})]
@@ -169,11 +211,14 @@ mod tests {
         );
         assert_eq!(plan.verbosity, "quiet");
         let bare = json!({"notify": {"criteria": {"status": "finished"}}});
-        let plan = plan_for(&bare, "alice", t("finished", "complete")).unwrap();
+        let plan = plan_for(&bare, "alice", t("finished", "complete"), &|_, _| true).unwrap();
         assert_eq!(
             plan.recipients,
             [json!({"method": "email", "user": "alice"})]
         );
-        assert_eq!(plan_for(&bare, "alice", t("running", "unknown")), None);
+        assert_eq!(
+            plan_for(&bare, "alice", t("running", "unknown"), &|_, _| true),
+            None
+        );
     }
 }

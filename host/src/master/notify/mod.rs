@@ -14,6 +14,7 @@ mod callback;
 mod criteria;
 mod mail;
 mod payload;
+mod query;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -185,7 +186,10 @@ impl Notifier {
             health: &health,
             old_health: &old_health,
         };
-        let Some(plan) = criteria::plan_for(&definition, &job.submitter, transition) else {
+        let dependencies =
+            |conditions: &str, status: &str| self.dependencies_in(job.id, conditions, status);
+        let Some(plan) = criteria::plan_for(&definition, &job.submitter, transition, &dependencies)
+        else {
             return Ok(Vec::new());
         };
         // The job as the change left it: LAVA fills URLs and payloads from the state and
@@ -253,6 +257,34 @@ impl Notifier {
             });
         }
         Ok(new)
+    }
+
+    /// Whether every other job `conditions` select is in `status` (LAVA's dependency_query);
+    /// conditions that cannot be read are not met, and said so.
+    fn dependencies_in(&self, job: u64, conditions: &str, status: &str) -> bool {
+        let conditions = match query::parse(conditions) {
+            Ok(conditions) => conditions,
+            Err(e) => {
+                tracing::warn!("notifications: job {job}'s dependency_query: {e}");
+                return false;
+            }
+        };
+        let jobs = match self.store.jobs(None, 100_000) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!("notifications: job {job}'s dependency_query: {e}");
+                return false;
+            }
+        };
+        jobs.iter()
+            .filter(|other| other.id != job && query::matches(other, &conditions))
+            .all(|other| match status {
+                "finished" => other.state == JobState::Finished,
+                "running" => other.state == JobState::Running,
+                "complete" => other.health == JobHealth::Complete,
+                "incomplete" => other.health == JobHealth::Incomplete,
+                _ => other.health == JobHealth::Canceled,
+            })
     }
 
     /// Sends every notification that is due.
@@ -499,5 +531,53 @@ impl Notifier {
             }
             Err(e) => callback::Outcome::Retry(None, e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewJob, Visibility};
+
+    fn job(store: &Store, name: &str) -> u64 {
+        store
+            .submit(&NewJob {
+                name: name.into(),
+                visibility: Visibility::Public,
+                definition: format!("job_name: {name}\n"),
+                device_type: "qemu".into(),
+                requested_device: None,
+                tags: vec![],
+                context: serde_json::json!({}),
+                priority: 50,
+                submitter: "ci".into(),
+                health_check: false,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_dependency_query_looks_at_the_other_jobs_it_selects() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("basalt.db");
+        let store = Store::open(&database).unwrap();
+        store.add_device_type("qemu", "").unwrap();
+        let first = job(&store, "nightly-1");
+        let second = job(&store, "nightly-2");
+        let unrelated = job(&store, "other");
+        store.finish(first, JobHealth::Complete, "").unwrap();
+        let notifier = Notifier {
+            store,
+            settings: NotificationSettings::default(),
+            jobs_dir: dir.path().to_path_buf(),
+        };
+        let nightly = "testjob__description__icontains__NIGHTLY";
+        // The second job's dependencies (the first) are complete; the first's (the second)
+        // are not; the unrelated job is never looked at.
+        assert!(notifier.dependencies_in(second, nightly, "complete"));
+        assert!(!notifier.dependencies_in(first, nightly, "complete"));
+        assert!(notifier.dependencies_in(unrelated, "description__nightly-1", "finished"));
+        assert!(!notifier.dependencies_in(second, "state__exact__Submitted", "finished"));
+        assert!(!notifier.dependencies_in(second, "testcase__name__exact__x", "finished"));
     }
 }
