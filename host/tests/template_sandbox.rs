@@ -313,3 +313,53 @@ fn chains_the_parser_would_recurse_on_without_bound_are_refused() {
     let error = render(&engine, "chain.jinja2").unwrap_err();
     assert!(error.to_string().contains("`-` or `not`"), "{error}");
 }
+
+/// A template that builds a huge value in a few steps without printing it (the fuel counts
+/// steps, not bytes) ends only the isolated renderer, with an error naming its memory bound; the
+/// process asking stays small, and ordinary renderings give what in-process rendering gives.
+#[test]
+fn an_isolated_rendering_that_grows_without_bound_is_stopped_at_its_memory_bound() {
+    let d = dirs();
+    d.write(
+        &d.builtin,
+        "base.jinja2",
+        "x: {{ value }}\n{% block body %}{% endblock %}\n",
+    );
+    let isolation = basalt::template::Isolation {
+        program: std::path::PathBuf::from(env!("CARGO_BIN_EXE_basalt")),
+    };
+    let engine = d.engine().isolated(isolation);
+    let plain = d.engine();
+    let dictionary = "{% extends 'base.jinja2' %}{% set value = 'v' %}";
+    assert_eq!(
+        engine
+            .render_source_text("board.jinja2", dictionary, &json!({}))
+            .unwrap(),
+        plain
+            .render_source_text("board.jinja2", dictionary, &json!({}))
+            .unwrap()
+    );
+    let started = Instant::now();
+    // 4,000 copies of a 1 MB string joined: 4 GB, in a handful of steps.
+    let growing = format!(
+        "{{% set a = 'x' * 1000000 %}}{{% set b = [{}a] %}}{{% set c = ({}b)|join %}}done",
+        "a, ".repeat(399),
+        "b + ".repeat(9)
+    );
+    let growing = growing.as_str();
+    let error = engine
+        .render_source_text("grow.jinja2", growing, &json!({}))
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("MiB a rendering may use"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let syntax = engine
+        .render_source_text("bad.jinja2", "{% if %}", &json!({}))
+        .unwrap_err();
+    assert!(
+        syntax.to_string().starts_with("bad.jinja2:1: syntax error"),
+        "{syntax}"
+    );
+}

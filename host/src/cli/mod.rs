@@ -92,6 +92,10 @@ pub enum Command {
     /// CURVE certificates for an encrypted master-slave link.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// The master's template renderer, run as a child with bounded memory (reads a request
+    /// on standard input).
+    #[command(hide = true, name = "internal-render")]
+    InternalRender,
 }
 
 /// What `basalt --version` prints: the version, and whether this build's libzmq can encrypt.
@@ -179,6 +183,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workers(command) => remote::workers::run(&command),
         Command::User(command) => remote::users::run(&command),
         Command::Certs(command) => certs::run(&command),
+        Command::InternalRender => Ok(crate::template::serve_isolated()),
     }
 }
 

@@ -100,6 +100,18 @@ fn master_curve(config: &MasterConfig) -> anyhow::Result<Option<MasterCurve>> {
     }))
 }
 
+/// The master renders dictionaries in a child whose memory is bounded (a template can build
+/// values without bound); without its own program path it renders in-process, saying so.
+fn isolate(engine: TemplateEngine) -> TemplateEngine {
+    match crate::template::this_program() {
+        Some(isolation) => engine.isolated(isolation),
+        None => {
+            tracing::warn!("cannot find the master's own program; templates render in-process");
+            engine
+        }
+    }
+}
+
 /// Starts the event stream; a PUB port that cannot be bound is a warning, not a master that
 /// does not start (the WebSocket still carries the events). Returns the bound port and the
 /// thread.
@@ -215,7 +227,7 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
         service::Service::new(
             Store::open(&config.database())?,
             move || waker.wake(),
-            TemplateEngine::new(SearchPath::new(template_dirs.clone())),
+            isolate(TemplateEngine::new(SearchPath::new(template_dirs.clone()))),
             config.data_dir.clone(),
             config.jobs_dir(),
         )
@@ -260,7 +272,7 @@ pub fn run(config: MasterConfig, template_dirs: Vec<PathBuf>) -> anyhow::Result<
             .write(file)
             .with_context(|| format!("cannot write the ready file {}", file.display()))?;
     }
-    let engine = TemplateEngine::new(SearchPath::new(template_dirs));
+    let engine = isolate(TemplateEngine::new(SearchPath::new(template_dirs)));
     let allow = curve.map(|c| c.allow);
     let database = config.database();
     let mut control = control::ControlLoop::new(config, store, sockets, engine, allow, log_faults);

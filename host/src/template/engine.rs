@@ -39,6 +39,8 @@ pub struct TemplateEngine {
     /// minijinja's syntax as configured, which [`source::check`] tokenises with.
     syntax: SyntaxConfig,
     fuel: u64,
+    /// Render dictionaries in a bounded child process (the master's engines).
+    isolation: Option<super::Isolation>,
 }
 
 static EXTENDS: LazyLock<Regex> = LazyLock::new(|| {
@@ -103,7 +105,15 @@ impl TemplateEngine {
             search,
             syntax,
             fuel: DEFAULT_FUEL,
+            isolation: None,
         }
+    }
+
+    /// Renders dictionaries given as text in a child of `isolation`'s program, whose memory
+    /// is bounded (see [`super::isolated`]).
+    pub fn isolated(mut self, isolation: super::Isolation) -> Self {
+        self.isolation = Some(isolation);
+        self
     }
 
     /// Sets the rendering budget.
@@ -164,6 +174,13 @@ impl TemplateEngine {
         context: &serde_json::Value,
     ) -> Result<String, TemplateError> {
         source::check(name, source, &self.syntax)?;
+        if let Some(isolation) = &self.isolation {
+            if let Some(rendered) =
+                super::isolated::render(isolation, &self.search, name, source, context, self.fuel)
+            {
+                return rendered;
+            }
+        }
         let template = self
             .env
             .template_from_named_str(name, source)

@@ -98,6 +98,9 @@ pub enum TemplateError {
         /// The bound.
         limit: usize,
     },
+    /// What the isolated renderer ([`super::Isolation`]) reported, as it said it.
+    #[error("{0}")]
+    Isolated(String),
     /// The rendered text is not valid YAML.
     #[error(
         "{template}: the rendered configuration is not valid YAML at line {line}, column \
