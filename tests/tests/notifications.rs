@@ -464,6 +464,16 @@ fn callbacks_mail_and_events_reach_the_world_as_lava_sends_them() {
         seen_by_sub.contains("org.lavasoftware.device"),
         "{seen_by_sub}"
     );
+    // The slave came online after the subscriber connected.
+    let worker_online = seen_by_sub
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Vec<String>>(l).ok())
+        .any(|f| {
+            f[0] == "org.lavasoftware.worker"
+                && f[3] == "lavaserver"
+                && serde_json::from_str::<Value>(&f[4]).is_ok_and(|d| d["state"] == "Online")
+        });
+    assert!(worker_online, "{seen_by_sub}");
     let seen_by_lavacli = wait_for("lavacli events listen to print the job's end", LONG, || {
         let text = std::fs::read_to_string(listen_dir.join("spawned.stdout")).unwrap_or_default();
         text.contains(&format!(
