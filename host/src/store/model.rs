@@ -35,6 +35,16 @@ macro_rules! text_enum {
     };
 }
 
+/// LAVA's display name of a stored state or health (`running` → `Running`), as its APIs,
+/// events, callbacks and e-mails spell them.
+pub fn display_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 text_enum!(
     /// Where a job is in its life.
     JobState {

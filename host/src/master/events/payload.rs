@@ -1,6 +1,7 @@
 //! One event as LAVA's signal handlers build it: the topic suffix, the username frame and the
 //! JSON payload, with LAVA's display names (`Running`, `Good`, …) and key order.
 
+use crate::store::display_name as display;
 use serde_json::{json, Map, Value};
 
 use crate::store::{Change, Store, StoreError, Visibility};
@@ -35,15 +36,6 @@ pub struct Event {
     pub data: Value,
     /// What it is about.
     pub subject: Subject,
-}
-
-/// LAVA's display name of a stored state or health: `running` → `Running`.
-fn display(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// The events a run of history rows makes: one per object per transaction's worth of

@@ -15,6 +15,7 @@ mod tokens;
 mod workers;
 
 use super::service::{Caller, Service, ServiceError};
+use crate::store::display_name as display;
 use crate::xmlrpc::Value;
 pub use params::Params;
 
@@ -318,15 +319,6 @@ pub fn call(service: &Service, caller: &Caller, name: &str, params: Vec<Value>) 
             -32601,
             format!("method {name} is not supported: system.listMethods lists those that are"),
         )),
-    }
-}
-
-/// LAVA's display name of a state or health (`Idle`, `Maintenance`).
-fn display(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

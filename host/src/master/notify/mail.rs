@@ -3,6 +3,7 @@
 //! in one SMTP session (EHLO, MAIL, RCPT, DATA). Relays on the lab network take mail from the
 //! master without authentication; TLS and credentials are left to the relay (a local MTA).
 
+use crate::store::display_name as display;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -13,14 +14,6 @@ use crate::store::{Job, TestResult};
 pub fn subject(job: &Job) -> String {
     let description: String = job.name.chars().take(200).collect();
     format!("LAVA notification for Test Job {} {description}", job.id)
-}
-
-fn display(name: &str) -> String {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 fn when(ms: Option<i64>) -> String {

@@ -4,6 +4,7 @@
 //! `all`); and the two encodings (`json`, LAVA's `urlencoded` as Python's requests writes a
 //! dict). Also LAVA's `{FIELD}` substitution in callback URLs.
 
+use crate::store::display_name as display;
 use serde_json::{json, Map, Value};
 
 use crate::store::{Job, JobHealth, JobState, TestResult};
@@ -40,14 +41,6 @@ pub fn legacy_status(state: JobState, health: JobHealth) -> (u8, &'static str) {
         (JobState::Finished, JobHealth::Unknown | JobHealth::Incomplete) => (3, "Incomplete"),
         (JobState::Finished, JobHealth::Canceled) => (4, "Canceled"),
     }
-}
-
-fn display(name: &str) -> String {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// Python's `str()` of an aware UTC datetime: `2024-01-02 03:04:05.678000+00:00`, the

@@ -4,6 +4,7 @@
 //! choice fields (`state`, `health`) by their display names, `health_check` as `False` or
 //! anything else, the submitter and device by name.
 
+use crate::store::display_name as display;
 use crate::store::Job;
 
 /// One condition.
@@ -82,14 +83,6 @@ pub fn parse(conditions: &str) -> Result<Vec<Condition>, String> {
             })
         })
         .collect()
-}
-
-fn display(name: &str) -> String {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// Whether `job` meets every condition.
