@@ -11,7 +11,7 @@
 mod payload;
 mod publisher;
 
-pub use payload::{dumps as python_json, events_for, Event, Subject};
+pub use payload::{dumps as python_json, events_for, isoformat, Event, Subject};
 pub use publisher::{spawn, EventSettings, Published};
 
 /// Events kept for a WebSocket client that reads slower than they come; past it the client

@@ -79,7 +79,7 @@ pub fn events_for(store: &Store, changes: &[Change]) -> Result<Vec<Event>, Store
 }
 
 /// An aware UTC time as Python's `isoformat()` writes it: microseconds, dropped when zero.
-pub(super) fn isoformat(at: std::time::SystemTime) -> String {
+pub fn isoformat(at: std::time::SystemTime) -> String {
     let text = humantime::format_rfc3339_micros(at).to_string();
     let text = text.trim_end_matches('Z');
     let text = text.strip_suffix(".000000").unwrap_or(text);

@@ -145,7 +145,9 @@ fn reply(reader: &mut impl BufRead) -> std::io::Result<(u16, String)> {
     }
 }
 
-fn plain_address(address: &str) -> bool {
+/// Whether `address` can go into an SMTP command and a header as it is: an `@`, and no
+/// spaces, control characters, `<`, `>` or `,`.
+pub fn plain_address(address: &str) -> bool {
     address.contains('@')
         && !address
             .chars()

@@ -29,6 +29,7 @@ use crate::store::{
     now_ms, Attempt, Change, Job, JobHealth, JobState, NewNotification, Notification, Store,
 };
 
+pub use mail::plain_address;
 pub use payload::{job_data, legacy_status, Dataset};
 
 /// The history reader's name in the store's cursors.

@@ -50,10 +50,8 @@ pub fn python_time(ms: Option<i64>) -> String {
         return "None".into();
     };
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    let text = humantime::format_rfc3339_micros(at).to_string();
-    let text = text.trim_end_matches('Z').replacen('T', " ", 1);
-    let text = text.strip_suffix(".000000").unwrap_or(&text);
-    format!("{text}+00:00")
+    // `str()` is `isoformat()` with a space between date and time.
+    crate::master::events::isoformat(at).replacen('T', " ", 1)
 }
 
 /// Python's `str()` of a YAML value, for `metadata` (whose values LAVA stringifies).

@@ -59,10 +59,7 @@ impl super::Service {
                 format!("only {name} or a superuser may set {name}'s e-mail address"),
             ));
         }
-        let plain = email.contains('@')
-            && !email
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ','));
+        let plain = crate::master::notify::plain_address(email);
         if !email.is_empty() && (!plain || email.len() > 254) {
             return Err(ServiceError::bad_request(format!(
                 "{email:?} is not a valid email address."
