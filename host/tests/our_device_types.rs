@@ -280,3 +280,61 @@ fn the_depthcharge_and_barebox_boards_render_as_lavas_templates_render_them() {
         }
     }
 }
+
+/// Our GRUB family gives an x86 GRUB board what LAVA's `base-grub` and `d2500cc` give it,
+/// for the settings that change GRUB's commands: the default board, a named card, EFI GRUB
+/// with a configured card, with `efinet` and with a static address, a dtb, a job's kernel
+/// arguments and a fixed console.
+#[test]
+fn grub_boards_render_as_lavas_templates_render_them() {
+    let Some(fixtures) = common::lava_fixtures() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let variants = [
+        "",
+        "{% set net_interface = 'efinet1' %}",
+        "{% set efi_grub = True %}",
+        "{% set efi_grub = True %}{% set efinet = True %}{% set pxe_net_configured = False %}",
+        "{% set efi_grub = True %}{% set static_ip = '10.1.1.9' %}{% set static_gateway = '10.1.1.1' %}\
+         {% set static_netmask = '255.255.255.0' %}{% set static_dns = '10.1.1.2' %}",
+        "{% set has_dtb = True %}{% set console_device = 'ttyS0' %}{% set baud_rate = 9600 %}",
+        "{% set efinet = True %}{% set static_ip = '10.1.1.9' %}{% set static_gateway = '10.1.1.1' %}\
+         {% set static_netmask = '255.255.255.0' %}{% set static_dns = '10.1.1.2' %}{% set has_dtb = True %}",
+        "{% set extra_kernel_args = 'quiet loglevel=3' %}{% set has_nodebooter = True %}",
+        "{% set grub_installed_device = '(hd0,gpt2)' %}{% set grub_needs_interrupt = False %}",
+    ];
+    for device_type in ["base-grub", "d2500cc"] {
+        for (n, settings) in variants.iter().enumerate() {
+            let name = format!("{device_type}-{n}");
+            std::fs::write(
+                dir.path().join(format!("{name}.jinja2")),
+                format!("{{% extends '{device_type}.jinja2' %}}\n{settings}\n"),
+            )
+            .unwrap();
+            let context =
+                json!({"scheduled_device_name": name, "scheduled_device_type": device_type});
+            let render = |types: PathBuf| {
+                TemplateEngine::new(SearchPath::new(vec![dir.path().to_path_buf(), types]))
+                    .render(&format!("{name}.jinja2"), &context)
+                    .unwrap()
+                    .config
+            };
+            let ours = render(ours());
+            let lava = render(fixtures.join("device-types"));
+            assert_valid(&name, &ours);
+            for pointer in [
+                "/actions/boot/methods",
+                "/actions/deploy/methods",
+                "/constants/grub",
+                "/constants/grub-efi",
+            ] {
+                assert_eq!(
+                    ours.pointer(pointer),
+                    lava.pointer(pointer),
+                    "{name} ({settings}): {pointer}"
+                );
+            }
+        }
+    }
+}

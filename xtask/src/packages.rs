@@ -41,7 +41,11 @@ pub const LAB: &[(&str, &str)] = &[
     ),
     ("cpio", "packing the initramfs"),
     ("u-boot-qemu", "board B's firmware (qemu-x86/u-boot.rom)"),
-    ("ipxe-qemu", "board C's firmware (its NIC's iPXE ROM)"),
+    ("ipxe-qemu", "boards C's and G's NIC firmware (iPXE ROM)"),
+    (
+        "grub-pc-bin",
+        "board G's GRUB (grub-mkimage makes its PXE image)",
+    ),
     (
         "tftpd-hpa",
         "the worker's TFTP server (board D fetches over TFTP)",
@@ -51,9 +55,9 @@ pub const LAB: &[(&str, &str)] = &[
         "fastboot",
         "the fastboot client that flashes and boots board F",
     ),
-    ("ser2net", "boards B's and C's console server"),
+    ("ser2net", "boards B's, C's and G's console server"),
     ("telnet", "the console client (connection_command)"),
-    ("socat", "boards B's and C's serial cables (pty pairs)"),
+    ("socat", "boards B's, C's and G's serial cables (pty pairs)"),
     (
         "pdudaemon",
         "boards B's and C's PDU daemon (localcmdline driver)",

@@ -15,7 +15,7 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// ser2net exports boards B's and C's serial ports (the host ends of their cables) as telnet.
+/// ser2net exports boards B's, C's and G's serial ports (the host ends of their cables) as telnet.
 pub fn ser2net(lab: &Layout) -> anyhow::Result<()> {
     let mut text = String::from("%YAML 1.1\n---\n");
     for board in SERIAL_BOARDS {
@@ -67,8 +67,9 @@ pub fn pdudaemon(lab: &Layout) -> anyhow::Result<()> {
 }
 
 /// The PDU's outlets: outlet 1 powers board B, a qemu running u-boot from its firmware;
-/// outlet 2 board C, a qemu PC that boots from its NIC's iPXE ROM. Each has its serial port
-/// on the board end of its cable and a network whose TFTP server is the worker's TFTP root.
+/// outlet 2 board C, a qemu PC that boots from its NIC's iPXE ROM; outlet 6 board G, a qemu
+/// PC whose iPXE ROM network-boots GRUB. Each has its serial port on the board end of its
+/// cable and a network whose TFTP server is the worker's TFTP root.
 pub fn power_script(lab: &Layout) -> anyhow::Result<()> {
     let path = lab.dir.join("boards/power.sh");
     let tftp = sh_quote(&lab.tftp_root());
@@ -80,15 +81,21 @@ pub fn power_script(lab: &Layout) -> anyhow::Result<()> {
 # Outlet {BOARD_B_OUTLET} is board {BOARD_B}, outlet {BOARD_C_OUTLET} board {BOARD_C}: "on" starts
 # its machine, "off" pulls the plug. Outlets {BOARD_D_OUTLET} and {BOARD_E_OUTLET} are the simulated
 # boards {BOARD_D} and {BOARD_E}, whose power is a file their simulator watches; outlet
-# {BOARD_F_OUTLET} the simulated fastboot board {BOARD_F}.
+# {BOARD_F_OUTLET} the simulated fastboot board {BOARD_F}, outlet {BOARD_G_OUTLET} board {BOARD_G}.
 set -u
 action=$1
 outlet=$2
+bootfile=
 case "$outlet" in
     {BOARD_B_OUTLET}) board={board_b}
        machine="-bios /usr/lib/u-boot/qemu-x86/u-boot.rom -display none" ;;
     {BOARD_C_OUTLET}) board={board_c}
        machine="-nographic -boot n" ;;
+    {BOARD_G_OUTLET}) board={board_g}
+       # The DHCP answer names GRUB's PXE image. The cable is on the second UART: iPXE's
+       # console owns the first and, polled during GRUB's PXE calls, would eat its input.
+       machine="-nographic -boot n -serial null"
+       bootfile=",bootfile={GRUB_DIR}/core.0" ;;
 {simulated}    {BOARD_F_OUTLET}) # Powered or reset, board F waits in fastboot mode, its console silent;
        # its fastboot device powers the console on when told to boot.
        echo off > {board_f_power}
@@ -117,7 +124,7 @@ case "$action" in
         off
         # $machine is word-split on purpose: it is this script's own option list.
         setsid qemu-system-x86_64 $machine -m 512 -monitor none \
-            -netdev user,id=n0,tftp={tftp} -device e1000,netdev=n0 \
+            -netdev user,id=n0,tftp={tftp}$bootfile -device e1000,netdev=n0 \
             -chardev serial,id=s0,path="$board/ttyS0-board" -serial chardev:s0 \
             >> "$board/qemu.log" 2>&1 < /dev/null &
         echo $! > "$pidfile"
@@ -128,6 +135,7 @@ esac
 "#,
             board_b = sh_quote(&lab.board(BOARD_B)),
             board_c = sh_quote(&lab.board(BOARD_C)),
+            board_g = sh_quote(&lab.board(BOARD_G)),
             simulated = simulated_outlets(lab),
             board_f = sh_quote(&lab.board(BOARD_F)),
             board_f_power = sh_quote(&lab.simulator_state(BOARD_F).join("power")),
@@ -293,6 +301,27 @@ line that also sets the console). #}}
 (seen with four jobs on two cores: `${{console}}` arrived as `console}}`); LAVA's x86 type
 types at 500 ms per character, this board needs far less. #}}
 {{% set boot_character_delay = 50 %}}
+"
+        ),
+    )?;
+    Ok(path)
+}
+
+/// Board G's dictionary: LAVA's d2500cc type (PXE GRUB); console through ser2net on the
+/// board's second UART, power through pdudaemon.
+pub fn board_g_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
+    let path = lab.etc().join(format!("{BOARD_G}.jinja2"));
+    write(
+        &path,
+        &format!(
+            "{{% extends 'd2500cc.jinja2' %}}
+{{% set connection_command = 'telnet 127.0.0.1 {CONSOLE_PORT_G}' %}}
+{{% set pdu_hostname = 'lab-pdu' %}}
+{{% set pdu_port = {BOARD_G_OUTLET} %}}
+{{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
+{{# The serial cable is on COM2, where d2500cc's early console already writes. #}}
+{{% set console_device = 'ttyS1' %}}
+{{% set base_ip_args = '' %}}
 "
         ),
     )?;

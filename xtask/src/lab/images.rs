@@ -105,6 +105,76 @@ fn rootfs(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// GRUB's first words on board G's serial cable, before it has read `grub.cfg`.
+const GRUB_EMBEDDED: &str =
+    "serial --unit=1 --speed=115200\nterminal_input serial\nterminal_output serial\n";
+
+/// Board G's menu: one entry that does not boot, so a job must interrupt GRUB for its command
+/// line, as LAVA's grub method does.
+const GRUB_CFG: &str = r#"# Board G's GRUB menu (cargo xtask lab). Jobs press `c` at "for a command-line" and type
+# their commands; left alone, the entry below only says so.
+serial --unit=1 --speed=115200
+terminal_input serial
+terminal_output serial
+set timeout=30
+menuentry 'Basalt lab board: nothing installed, boot from the network' {
+    echo 'Nothing is installed: interrupt GRUB and load a kernel over TFTP.'
+    sleep 5
+}
+"#;
+
+/// The modules board G's GRUB carries in its image (it loads none over the network): PXE
+/// networking and TFTP, Linux loading and what LAVA's GRUB command sets call.
+const GRUB_MODULES: &[&str] = &[
+    "pxe",
+    "net",
+    "tftp",
+    "linux",
+    "gzio",
+    "normal",
+    "serial",
+    "terminal",
+    "echo",
+    "test",
+    "boot",
+    "configfile",
+    "sleep",
+    "ls",
+    "part_gpt",
+    "part_msdos",
+    "ext2",
+    "chain",
+];
+
+/// Writes board G's GRUB into `dir` of the TFTP root: a PXE image (`core.0`, made by Debian's
+/// grub-mkimage as grub-mknetdir makes one) and its menu, both rewritten at every `lab up`.
+pub fn grub(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let embedded = dir.join("embedded.cfg");
+    std::fs::write(&embedded, GRUB_EMBEDDED)?;
+    std::fs::write(dir.join("grub.cfg"), GRUB_CFG)?;
+    let image = dir.join("core.0");
+    let status = Command::new("grub-mkimage")
+        .args([
+            "-O",
+            "i386-pc-pxe",
+            "-p",
+            &format!("(tftp)/{}", super::layout::GRUB_DIR),
+        ])
+        .arg("-c")
+        .arg(&embedded)
+        .arg("-o")
+        .arg(&image)
+        .args(GRUB_MODULES)
+        .status()
+        .context("cannot run grub-mkimage: install grub-pc-bin")?;
+    if !status.success() {
+        let _ = std::fs::remove_file(&image);
+        bail!("grub-mkimage failed ({status})");
+    }
+    Ok(())
+}
+
 /// Writes `vmlinuz`, `modules.tar.xz`, `rootfs.tar.gz`, `am335x-boneblack.dtb` and
 /// `initramfs.cpio.gz` into `dir` (kept if already there).
 pub fn build(dir: &Path) -> anyhow::Result<()> {

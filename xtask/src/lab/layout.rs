@@ -18,6 +18,8 @@ pub const IMAGES_PORT: u16 = 18090;
 pub const CONSOLE_PORT: u16 = 18001;
 /// ser2net's telnet port for board C's console.
 pub const CONSOLE_PORT_C: u16 = 18002;
+/// ser2net's telnet port for board G's console.
+pub const CONSOLE_PORT_G: u16 = 18003;
 /// pdudaemon's HTTP listener.
 pub const PDU_PORT: u16 = 18421;
 /// The worker (slave) name.
@@ -96,8 +98,8 @@ pub struct SerialBoard {
     pub console_port: u16,
 }
 
-/// Boards B and C.
-pub const SERIAL_BOARDS: [SerialBoard; 2] = [
+/// Boards B, C and G.
+pub const SERIAL_BOARDS: [SerialBoard; 3] = [
     SerialBoard {
         name: BOARD_B,
         console_port: CONSOLE_PORT,
@@ -106,10 +108,25 @@ pub const SERIAL_BOARDS: [SerialBoard; 2] = [
         name: BOARD_C,
         console_port: CONSOLE_PORT_C,
     },
+    SerialBoard {
+        name: BOARD_G,
+        console_port: CONSOLE_PORT_G,
+    },
 ];
 
+/// Board G: an x86 PC whose NIC's iPXE ROM network-boots Debian's GRUB (a PXE image made
+/// with grub-mkimage, in the worker's TFTP root), console over ser2net on its second UART,
+/// power through pdudaemon.
+pub const BOARD_G: &str = "grub-01";
+/// Board G's outlet on the lab PDU.
+pub const BOARD_G_OUTLET: u32 = 6;
+/// Where board G's GRUB lives in the TFTP root (its `core.0` and `grub.cfg`).
+pub const GRUB_DIR: &str = "lab-grub";
+
 /// Every board of the lab.
-pub const BOARDS: [&str; 6] = [BOARD_A, BOARD_B, BOARD_C, BOARD_D, BOARD_E, BOARD_F];
+pub const BOARDS: [&str; 7] = [
+    BOARD_A, BOARD_B, BOARD_C, BOARD_D, BOARD_E, BOARD_F, BOARD_G,
+];
 
 /// The lab's directories and files.
 #[derive(Debug, Clone)]

@@ -160,6 +160,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
         lab.etc(),
         lab.board(BOARD_B),
         lab.board(BOARD_C),
+        lab.board(BOARD_G),
         lab.tftp_root(),
         lab.nfs_root(),
         lab.master_data(),
@@ -169,6 +170,7 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     }
     println!("lab: kernel and initramfs in {}", lab.images().display());
     images::build(&lab.images())?;
+    images::grub(&lab.tftp_root().join(GRUB_DIR))?;
     config::ser2net(lab)?;
     config::pdudaemon(lab)?;
     config::power_script(lab)?;
@@ -236,7 +238,8 @@ fn up(lab: &Layout) -> anyhow::Result<()> {
     println!(
         "lab: pdudaemon on 127.0.0.1:{PDU_PORT} (outlet {BOARD_B_OUTLET}: {BOARD_B}, outlet \
          {BOARD_C_OUTLET}: {BOARD_C}, outlets {BOARD_D_OUTLET} and {BOARD_E_OUTLET}: the simulated \
-         {BOARD_D} and {BOARD_E}, outlet {BOARD_F_OUTLET}: the simulated {BOARD_F})"
+         {BOARD_D} and {BOARD_E}, outlet {BOARD_F_OUTLET}: the simulated {BOARD_F}, outlet \
+         {BOARD_G_OUTLET}: {BOARD_G})"
     );
     processes::spawn(
         &lab.dir,
@@ -359,6 +362,7 @@ fn check_ports_free() -> anyhow::Result<()> {
         (IMAGES_PORT, "the images server"),
         (CONSOLE_PORT, "board B's console (ser2net)"),
         (CONSOLE_PORT_C, "board C's console (ser2net)"),
+        (CONSOLE_PORT_G, "board G's console (ser2net)"),
         (FASTBOOT_PORT, "board F's fastboot device"),
         (PDU_PORT, "pdudaemon"),
     ] {
@@ -409,7 +413,7 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
             "this machine's lab",
         ])?;
     }
-    let device_types = ["qemu", "qemu-x86-uboot", "x86", "hi6220-hikey"]
+    let device_types = ["qemu", "qemu-x86-uboot", "x86", "hi6220-hikey", "d2500cc"]
         .into_iter()
         .chain(SIMULATED_BOARDS.iter().map(|b| b.device_type));
     for device_type in device_types {
@@ -431,6 +435,7 @@ fn register(lab: &Layout) -> anyhow::Result<()> {
         ));
     }
     boards.push((BOARD_F, "hi6220-hikey", config::board_f_dictionary(lab)?));
+    boards.push((BOARD_G, "d2500cc", config::board_g_dictionary(lab)?));
     for (name, device_type, dictionary) in boards {
         let dictionary = path(&dictionary);
         if cli.succeeds(&["devices", "show", name]) {
@@ -496,7 +501,7 @@ fn status(lab: &Layout) -> anyhow::Result<()> {
     }
     println!(
         "web UI {}/ · consoles: {BOARD_B} telnet 127.0.0.1 {CONSOLE_PORT}, {BOARD_C} telnet \
-         127.0.0.1 {CONSOLE_PORT_C} · logs in {}",
+         127.0.0.1 {CONSOLE_PORT_C}, {BOARD_G} telnet 127.0.0.1 {CONSOLE_PORT_G} · logs in {}",
         lab.url(),
         lab.logs().display()
     );

@@ -196,6 +196,7 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
         (BOARD_D, lab.root.join("examples/jobs/depthcharge.yaml")),
         (BOARD_E, lab.root.join("examples/jobs/barebox.yaml")),
         (BOARD_F, lab.root.join("examples/jobs/fastboot.yaml")),
+        (BOARD_G, lab.root.join("examples/jobs/grub-x86.yaml")),
     ];
     let peaks = Arc::new(Mutex::new(Peaks::default()));
     let done = Arc::new(AtomicBool::new(false));
@@ -298,6 +299,16 @@ pub fn run(lab: &Layout, kill_slave: bool) -> anyhow::Result<()> {
         if s.board == BOARD_C && !log.contains("iPXE>") {
             failures.push(format!(
                 "job {}: the board never showed iPXE's prompt",
+                s.id
+            ));
+        }
+        // Board G: the job interrupted Debian's GRUB for its command line, and GRUB loaded
+        // the kernel from the worker's TFTP root.
+        if s.board == BOARD_G
+            && !(log.contains("GNU GRUB") && log.contains("linux (tftp,10.0.2.2)/"))
+        {
+            failures.push(format!(
+                "job {}: the board's GRUB was not given the kernel over TFTP",
                 s.id
             ));
         }
