@@ -77,6 +77,7 @@ pub mod fd;
 mod guard;
 mod log;
 pub mod login;
+pub mod menu;
 mod power;
 pub mod process;
 pub mod pty;

@@ -28,6 +28,9 @@ struct Sample {
     job: &'static str,
     /// LAVA's test dictionary in ../shared/lava/devices (and its rendering in expected/).
     device: &'static str,
+    /// A dictionary of our own instead, for device types LAVA has no test dictionary of; it
+    /// is rendered here with LAVA's templates.
+    dictionary: Option<&'static str>,
     /// The device type, where the sample names one this dictionary does not extend.
     device_type: Option<&'static str>,
     /// simboard's `--bootloader`.
@@ -179,6 +182,10 @@ fn job_for(
                 if artifact.contains_key("url") {
                     let path = local_artifact(dir, key, artifact);
                     artifact.insert("url".into(), json!(format!("file://{}", path.display())));
+                    // The local stand-in is not the file the job's checksum is of.
+                    for sum in ["md5sum", "sha256sum", "sha512sum"] {
+                        artifact.remove(sum);
+                    }
                 }
             }
             actions.push(json!({"deploy": deploy}));
@@ -204,11 +211,14 @@ fn job_for(
 
 /// LAVA's test dictionary with the simulated board's console and power.
 fn dictionary_for(sample: &Sample, lava: &Path, dir: &TestDir) -> PathBuf {
-    let lava_dict = std::fs::read_to_string(
-        lava.join("devices")
-            .join(format!("{}.jinja2", sample.device)),
-    )
-    .unwrap();
+    let lava_dict = match sample.dictionary {
+        Some(text) => text.to_owned(),
+        None => std::fs::read_to_string(
+            lava.join("devices")
+                .join(format!("{}.jinja2", sample.device)),
+        )
+        .unwrap(),
+    };
     let state = dir.mkdir("board");
     let power = state.join("power");
     let tftp = dir.path().join("tftp");
@@ -258,6 +268,18 @@ fn run_with(sample: &Sample, change: impl Fn(&mut Map<String, Value>)) -> Option
     let lava = lava_fixtures()?;
     let dir = TestDir::new();
     let (job_file, job) = job_for(sample, &lava, &dir, change);
+    run_job(sample, &lava, dir, job_file, job)
+}
+
+/// Runs `job` (written to `job_file` in `dir`) on the sample's board.
+fn run_job(
+    sample: &Sample,
+    lava: &Path,
+    dir: TestDir,
+    job_file: PathBuf,
+    job: Value,
+) -> Option<Run> {
+    let lava = lava.to_path_buf();
     let dictionary = dictionary_for(sample, &lava, &dir);
     let out = dir.path().join("out");
     let output = Basalt::new(["run", "--quiet", "--device"])
@@ -279,12 +301,17 @@ fn run_with(sample: &Sample, change: impl Fn(&mut Map<String, Value>)) -> Option
         .arg(&job_file)
         .timeout(Duration::from_secs(240))
         .run();
-    let config_text = std::fs::read_to_string(
-        lava.join("expected")
-            .join(format!("{}.json", sample.device)),
-    )
-    .unwrap();
-    let config = serde_json::from_str::<Value>(&config_text).unwrap()["config"].clone();
+    let config = match sample.dictionary {
+        Some(text) => lava_rendering(&lava, sample.device, text),
+        None => {
+            let text = std::fs::read_to_string(
+                lava.join("expected")
+                    .join(format!("{}.json", sample.device)),
+            )
+            .unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()["config"].clone()
+        }
+    };
     Some(Run {
         dir,
         out,
@@ -292,6 +319,23 @@ fn run_with(sample: &Sample, change: impl Fn(&mut Map<String, Value>)) -> Option
         job,
         output,
     })
+}
+
+/// Our own dictionary rendered with LAVA's templates (which Basalt renders as LAVA does).
+fn lava_rendering(lava: &Path, device: &str, dictionary: &str) -> Value {
+    let dir = TestDir::new();
+    dir.write(&format!("{device}.jinja2"), dictionary);
+    let engine = basalt::template::TemplateEngine::new(basalt::template::SearchPath::new(vec![
+        dir.path().to_path_buf(),
+        lava.join("device-types"),
+    ]));
+    engine
+        .render(
+            &format!("{device}.jinja2"),
+            &json!({"scheduled_device_name": device}),
+        )
+        .unwrap()
+        .config
 }
 
 /// The values LAVA's overlay gives the common placeholders for this run.
@@ -361,6 +405,7 @@ fn lavas_ipxe_sample_boots_with_ctrl_b_and_the_x86_templates_commands() {
     let sample = Sample {
         job: "lava_dispatcher__ipxe-ramdisk.yaml",
         device: "x86-02",
+        dictionary: None,
         device_type: None,
         loader: "ipxe",
         prompt: "/ # ",
@@ -377,6 +422,7 @@ fn lavas_ipxe_bootscript_sample_chains_a_script_of_the_templates_commands() {
     let sample = Sample {
         job: "lava_dispatcher__ipxe-ramdisk-bootscript.yaml",
         device: "x86-02",
+        dictionary: None,
         device_type: None,
         loader: "ipxe",
         prompt: "/ # ",
@@ -407,12 +453,106 @@ fn lavas_grub_sample_boots_from_the_command_line_with_the_d02_templates_commands
     let sample = Sample {
         job: "lava_dispatcher__grub-ramdisk.yaml",
         device: "d02-01",
+        dictionary: None,
         device_type: None,
         loader: "grub",
         prompt: "/ # ",
         login: false,
     };
     assert_sent_lavas_commands(&sample);
+}
+
+/// LAVA's grub-efi samples (an arm64 server whose UEFI menu starts GRUB from the network):
+/// the firmware's countdown is stopped with the uefi-menu's interrupt string, its "LAVA PXE
+/// Grub" entry picked by its number from the menu on screen, then GRUB gets mustang's
+/// command set.
+#[test]
+fn lavas_grub_efi_samples_pick_grub_in_the_uefi_menu_and_send_the_mustang_templates_commands() {
+    for (job, prompt) in [
+        ("docs__mustang-grub-efi.yaml", "root@stretch:~# "),
+        (
+            "lava_dispatcher__mustang-grub-efi-nfs.yaml",
+            "root@jessie:~# ",
+        ),
+    ] {
+        let sample = Sample {
+            job,
+            device: "mustang-grub-efi-01",
+            dictionary: Some("{% extends 'mustang-grub-efi.jinja2' %}\n"),
+            device_type: Some("mustang-grub-efi"),
+            loader: "grub-efi",
+            prompt,
+            login: true,
+        };
+        let Some(run) = run(&sample) else {
+            return;
+        };
+        let commands = lava_substitute(&run.lava_commands(), &common_values(&run, "grub-efi"));
+        // "LAVA PXE Grub" is the second entry of the simulated board's menu.
+        let mut expected = vec!["2".to_owned()];
+        expected.extend(commands);
+        assert_eq!(run.typed(), expected, "{job}: {}", run.log());
+        let log = run.log();
+        assert!(log.contains("Selecting option 2 (LAVA PXE Grub)"), "{log}");
+        assert!(log.contains("Sending with 1 millisecond of delay"), "{log}");
+    }
+}
+
+/// A HiKey whose grub method is LAVA's sequence (type hi6220-hikey-bl, the boot of LAVA's
+/// hikey-bl sample): the board was left in fastboot mode by its flash, so the boot neither
+/// resets it nor types commands; it waits for "Android Fastboot mode", sends the fastboot
+/// deploy's interrupt string and logs in to the installed system.
+#[test]
+fn a_grub_sequence_leaves_fastboot_mode_without_a_reset_or_commands() {
+    let Some(lava) = lava_fixtures() else {
+        return;
+    };
+    let sample = Sample {
+        job: "docs__hi6220-hikey-bl.yaml",
+        device: "hi6220-hikey-bl-01",
+        dictionary: None,
+        device_type: None,
+        loader: "fastboot-grub",
+        prompt: "console:/ $ ",
+        login: false,
+    };
+    let dir = TestDir::new();
+    // The sample's last boot, as LAVA's hikey-bl health check has it.
+    let text = std::fs::read_to_string(lava.join("jobs").join(sample.job)).unwrap();
+    let sample_job = basalt::yaml11::from_str(&text).unwrap();
+    let boot = sample_job["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.get("boot"))
+        .find(|b| b["method"] == "grub")
+        .unwrap()
+        .clone();
+    let mut boot = boot.as_object().unwrap().clone();
+    boot.insert("timeout".into(), json!({"minutes": 2}));
+    let job = json!({
+        "device_type": "hi6220-hikey-bl",
+        "job_name": "grub sequence",
+        "visibility": "public",
+        "timeouts": {"job": {"minutes": 5}, "action": {"minutes": 2}},
+        "actions": [{"boot": boot}],
+    });
+    let mut yaml = String::new();
+    for (key, value) in job.as_object().unwrap() {
+        yaml.push_str(&format!("{key}: {value}\n"));
+    }
+    let job_file = dir.write("job.yaml", yaml);
+    // Powered on and in fastboot mode before the job starts, as the flash left it.
+    std::fs::create_dir_all(dir.path().join("board")).unwrap();
+    std::fs::write(dir.path().join("board/power"), "on 1").unwrap();
+    let Some(run) = run_job(&sample, &lava, dir, job_file, job) else {
+        return;
+    };
+    let log = run.log();
+    assert!(run.output.status.success(), "{}\n{log}", run.output);
+    assert_eq!(run.typed(), ["(fastboot mode left)"], "{log}");
+    assert!(log.contains("sending ' ' to interrupt fastboot"), "{log}");
+    assert!(!log.contains("resetting the board"), "{log}");
 }
 
 #[test]
@@ -428,6 +568,7 @@ fn lavas_barebox_samples_boot_a_ramdisk_and_an_nfs_root() {
         let sample = Sample {
             job,
             device: "bbb-03-barebox",
+            dictionary: None,
             device_type: None,
             loader: "barebox",
             prompt,
@@ -445,6 +586,7 @@ fn lavas_depthcharge_sample_tftpboots_a_fit_image_and_the_command_line_file() {
     let sample = Sample {
         job: "lava_dispatcher__depthcharge.yaml",
         device: "rk3288-veyron-jaq-01",
+        dictionary: None,
         device_type: Some("rk3288-veyron-jaq"),
         loader: "depthcharge",
         prompt: "root@jessie:~# ",
@@ -482,6 +624,7 @@ fn a_bootloader_error_message_ends_the_boot_as_an_infrastructure_error_naming_it
     let sample = Sample {
         job: "lava_dispatcher__grub-ramdisk.yaml",
         device: "d02-01",
+        dictionary: None,
         device_type: None,
         loader: "grub",
         prompt: "/ # ",

@@ -50,10 +50,14 @@ pub fn boot_config(device: &Value, method: &str) -> Value {
             "_hard_reset".into(),
             Value::Bool(crate::device_drivers::has_hard_reset(device)),
         );
+        // Sections of other methods a boot passes through: the UEFI firmware menu in front
+        // of grub-efi, and the fastboot deploy whose interrupt a grub sequence waits for.
         for (key, source) in [
             ("_constants", "/constants"),
             ("_parameters", "/parameters"),
             ("_character_delays", "/character_delays"),
+            ("_uefi_menu", "/actions/boot/methods/uefi-menu"),
+            ("_fastboot_deploy", "/actions/deploy/methods/fastboot"),
         ] {
             if let Some(value) = device.pointer(source) {
                 section.insert(key.into(), value.clone());

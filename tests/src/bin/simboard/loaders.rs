@@ -14,10 +14,28 @@ use crate::tftp::{check_fit, Files};
 pub enum Loader {
     UBoot,
     Grub,
+    /// UEFI firmware whose boot menu has an entry that starts GRUB over the network.
+    GrubEfi,
+    /// A HiKey left in fastboot mode by a flash: any key sends it on to GRUB, which boots the
+    /// installed system by itself (LAVA's grub sequence).
+    FastbootGrub,
     Ipxe,
     Barebox,
     Depthcharge,
 }
+
+/// The UEFI boot menu's entries, as `[N] label` lines.
+pub const UEFI_MENU: &[&str] = &[
+    "Linux from SATA",
+    "LAVA PXE Grub",
+    "Shell",
+    "Boot Manager",
+    "Reboot",
+    "Shutdown",
+];
+
+/// The UEFI entry that starts GRUB.
+pub const UEFI_GRUB_ENTRY: &str = "LAVA PXE Grub";
 
 /// What a command did.
 pub enum Outcome {
@@ -41,6 +59,8 @@ impl Loader {
         Some(match name {
             "u-boot" => Self::UBoot,
             "grub" => Self::Grub,
+            "grub-efi" => Self::GrubEfi,
+            "fastboot-grub" => Self::FastbootGrub,
             "ipxe" => Self::Ipxe,
             "barebox" => Self::Barebox,
             "depthcharge" => Self::Depthcharge,
@@ -53,6 +73,8 @@ impl Loader {
         match self {
             Self::UBoot => "\nU-Boot SPL 2024.01 (simulated)\nU-Boot 2024.01 (simboard)\nDRAM:  512 MiB\n",
             Self::Grub => "\nSeaBIOS (version simulated)\nBooting from Hard Disk...\n\n                             GNU GRUB  version 2.06\n\n",
+            Self::GrubEfi => "\nEFI stub: Booting from UEFI (simulated)\nX-Gene Mustang Board\nBoot firmware (version 1.1.0 built at 12:00:00 on Jan  1 2017)\n",
+            Self::FastbootGrub => "\nUEFI firmware (simulated HiKey)\n",
             Self::Ipxe => "\niPXE 1.21.1 -- Open Source Network Boot Firmware -- http://ipxe.org\nFeatures: DNS HTTP iSCSI TFTP AoE ELF MBOOT PXE bzImage Menu PXEXT\n\n",
             Self::Barebox => "\nbarebox 2023.01.0 #1 (simulated)\n\nBoard: TI AM335x BeagleBone Black\nnetfs: eth0: link up\n",
             Self::Depthcharge => "\ncoreboot-4.0 (simulated) bootblock starting...\n\nStarting depthcharge on Jaq...\n",
@@ -64,6 +86,8 @@ impl Loader {
         match self {
             Self::UBoot => Some("Hit any key to stop autoboot"),
             Self::Grub => Some("Use the ^ and v keys to select which entry is highlighted.\n      Press enter to boot the selected OS, `e' to edit the commands\n      before booting or `c' for a command-line."),
+            Self::GrubEfi => Some("The default boot selection will start in   5 seconds"),
+            Self::FastbootGrub => Some("Android Fastboot mode"),
             Self::Ipxe => Some("Press Ctrl-B for the iPXE command line..."),
             Self::Barebox => Some("Hit m for menu or any other key to stop autoboot"),
             Self::Depthcharge => None,
@@ -73,7 +97,7 @@ impl Loader {
     /// Whether `byte` stops autoboot.
     pub fn stops(self, byte: u8) -> bool {
         match self {
-            Self::UBoot | Self::Barebox => true,
+            Self::UBoot | Self::Barebox | Self::GrubEfi | Self::FastbootGrub => true,
             Self::Grub => byte == b'c',
             Self::Ipxe => byte == 0x02,
             Self::Depthcharge => false,
@@ -85,6 +109,8 @@ impl Loader {
         match self {
             Self::UBoot => "=> ",
             Self::Grub => "grub> ",
+            Self::GrubEfi => "Start: ",
+            Self::FastbootGrub => "",
             Self::Ipxe => "iPXE> ",
             Self::Barebox => "barebox@TI AM335x BeagleBone black:/ ",
             Self::Depthcharge => "dpch: ",
@@ -123,7 +149,7 @@ impl Loader {
                 "boot" | "bootz" | "booti" | "bootm" => Outcome::Boot(String::new()),
                 other => Outcome::Prompt(format!("Unknown command '{other}' - try 'help'\n")),
             },
-            Self::Grub => match name {
+            Self::Grub | Self::GrubEfi | Self::FastbootGrub => match name {
                 "linux" => {
                     loaded.kernel = true;
                     Outcome::Prompt(String::new())

@@ -4,7 +4,9 @@
 //! Power is a file: the device's power commands write `on <token>` (a new token per power-on or
 //! reset) or `off` to `<state>/power`; the board boots whenever a new token appears and goes
 //! silent when it is off. A boot is: a bootloader's banner with an autoboot countdown (u-boot
-//! by default; `--bootloader grub|ipxe|barebox|depthcharge` shows another, see `loaders.rs`),
+//! by default; `--bootloader grub|grub-efi|ipxe|barebox|depthcharge` shows another; `grub-efi` is UEFI
+//! firmware whose boot menu's "LAVA PXE Grub" entry starts GRUB, `fastboot-grub` a board left
+//! in fastboot mode that a key sends on to GRUB, see `loaders.rs`),
 //! whose interrupt key stops it at its prompt, where it takes that bootloader's commands; a
 //! kernel-like boot log, a login prompt, and then a real `sh -i` as root's shell, so test
 //! scripts really run. Every command (non-empty line) typed at the bootloader is appended to
@@ -167,17 +169,40 @@ impl Board {
     fn boot(&self, token: &str) -> Result<(), Interrupted> {
         set_raw(true);
         say(self.loader.banner());
-        let interrupted = match self.loader.interrupt_prompt() {
-            Some(offer) => self.countdown(token, offer)?,
+        let mut loader = self.loader;
+        if loader == Loader::GrubEfi {
+            let offer = loader.interrupt_prompt().unwrap_or_default();
+            if !self.countdown(token, loader, offer)? || !self.uefi_menu(token)? {
+                say("Loaded: LinuxImage\n");
+                return self.kernel(token);
+            }
+            loader = Loader::Grub;
+            say(loader.banner());
+        }
+        if loader == Loader::FastbootGrub {
+            // Fastboot mode waits for the host as long as it takes; a key leaves it, and GRUB
+            // boots the installed system without being asked.
+            say(&format!(
+                "{}\n",
+                loader.interrupt_prompt().unwrap_or_default()
+            ));
+            while self.read_byte(token, Duration::from_secs(3600))?.is_none() {}
+            self.record("(fastboot mode left)");
+            say(Loader::Grub.banner());
+            say("Booting `Debian GNU/Linux'\n\n");
+            return self.kernel(token);
+        }
+        let interrupted = match loader.interrupt_prompt() {
+            Some(offer) => self.countdown(token, loader, offer)?,
             None => {
-                say(self.loader.start_message());
+                say(loader.start_message());
                 true
             }
         };
         say("\n");
         let mut loaded = Loaded::default();
         if interrupted {
-            self.bootloader_shell(token, &mut loaded)?;
+            self.bootloader_shell(token, loader, &mut loaded)?;
         }
         if let Some(root) = &loaded.nfsroot {
             self.mount_nfs_root(root);
@@ -185,9 +210,37 @@ impl Board {
         self.kernel(token)
     }
 
+    /// The UEFI boot menu: its entries and `Start:`, until one is picked by its number.
+    /// Whether GRUB's entry was (any other boots the installed kernel).
+    fn uefi_menu(&self, token: &str) -> Result<bool, Interrupted> {
+        loop {
+            say("\n");
+            for (n, label) in loaders::UEFI_MENU.iter().enumerate() {
+                say(&format!("[{}] {label}\n", n + 1));
+            }
+            say(Loader::GrubEfi.prompt());
+            let line = self.read_line(token)?;
+            if line.is_empty() {
+                continue;
+            }
+            self.record(&line);
+            match line
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+            {
+                Some(n) if n < loaders::UEFI_MENU.len() => {
+                    return Ok(loaders::UEFI_MENU[n] == loaders::UEFI_GRUB_ENTRY)
+                }
+                _ => say("Invalid selection\n"),
+            }
+        }
+    }
+
     /// Offers to stop autoboot for `countdown` steps; whether the bootloader's key came.
-    fn countdown(&self, token: &str, offer: &str) -> Result<bool, Interrupted> {
-        if self.loader == Loader::UBoot {
+    fn countdown(&self, token: &str, loader: Loader, offer: &str) -> Result<bool, Interrupted> {
+        if loader == Loader::UBoot {
             for left in (0..=self.countdown).rev() {
                 say(&format!("\r{offer}: {left:2} "));
                 if left == 0 {
@@ -204,7 +257,7 @@ impl Board {
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Some(byte) = self.read_byte(token, left)? {
-                if self.loader.stops(byte) {
+                if loader.stops(byte) {
                     return Ok(true);
                 }
             }
@@ -213,14 +266,19 @@ impl Board {
     }
 
     /// The bootloader's prompt and commands, until one boots the kernel.
-    fn bootloader_shell(&self, token: &str, loaded: &mut Loaded) -> Result<(), Interrupted> {
+    fn bootloader_shell(
+        &self,
+        token: &str,
+        loader: Loader,
+        loaded: &mut Loaded,
+    ) -> Result<(), Interrupted> {
         loop {
-            say(self.loader.prompt());
+            say(loader.prompt());
             let line = self.read_line(token)?;
             if !line.is_empty() {
                 self.record(&line);
             }
-            match self.loader.command(&line, loaded, self.files.as_ref()) {
+            match loader.command(&line, loaded, self.files.as_ref()) {
                 Outcome::Prompt(text) => say(&text),
                 Outcome::Boot(text) => {
                     say(&text);
@@ -387,15 +445,13 @@ fn main() -> ExitCode {
             "--countdown" => {
                 board.countdown = args.next().and_then(|n| n.parse().ok()).unwrap_or(2)
             }
-            "--bootloader" => {
-                match args.next().as_deref().and_then(Loader::parse) {
-                    Some(loader) => board.loader = loader,
-                    None => {
-                        eprintln!("simboard: --bootloader takes u-boot, grub, ipxe, barebox or depthcharge");
-                        return ExitCode::from(2);
-                    }
+            "--bootloader" => match args.next().as_deref().and_then(Loader::parse) {
+                Some(loader) => board.loader = loader,
+                None => {
+                    eprintln!("simboard: --bootloader takes u-boot, grub, grub-efi, fastboot-grub, ipxe, barebox or depthcharge");
+                    return ExitCode::from(2);
                 }
-            }
+            },
             "--tftp-root" => board.files = args.next().map(|dir| Files::Dir(PathBuf::from(dir))),
             "--tftp-server" => match args.next().and_then(|a| a.parse().ok()) {
                 Some(server) => board.files = Some(Files::Tftp(server)),
