@@ -125,7 +125,7 @@ impl Method {
     /// The error messages the bootloader prints when a boot cannot go on
     /// (`constants.<method>.error-messages`).
     pub fn error_messages(&self) -> Vec<String> {
-        strings(self.constant("error-messages"))
+        crate::config::string_list(self.constant("error-messages"))
     }
 
     /// The message that says the bootloader handed over to the kernel: the job's
@@ -213,18 +213,6 @@ impl Method {
             )));
         }
         Ok(Some(mac.to_owned()))
-    }
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(one)) => vec![one.clone()],
-        _ => Vec::new(),
     }
 }
 
@@ -510,7 +498,7 @@ pub fn interrupt(
     session
         .expect(&[prompt], time_left(deadline))
         .map_err(|e| waiting_for(driver, "the interrupt prompt", e))?;
-    let controls = strings(
+    let controls = crate::config::string_list(
         method
             .parameter("interrupt_ctrl_list")
             .or_else(|| method.constant("interrupt_ctrl_list")),

@@ -15,6 +15,21 @@ pub fn parse_config<T: DeserializeOwned>(driver: &str, json: &str) -> Result<T, 
         .map_err(|e| PluginError::invalid_config(format!("{driver}: bad configuration: {e}")))
 }
 
+/// A configuration value that is one string or a list of strings (prompts, messages,
+/// menu items), as a list; anything else is an empty list.
+pub fn string_list(value: Option<&serde_json::Value>) -> Vec<String> {
+    use serde_json::Value;
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
 /// A value that device-type templates render either as one string or as a list of strings
 /// (LAVA's `power_on`, `hard_reset`, ... are both, depending on the template).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]

@@ -87,7 +87,7 @@ pub use boot::{
     boot_driver_box, BootDriver, BootDriverAbi, BootDriverAbi_TO, BootDriverBox, BootHost,
     BootSession, BootSessionAbi, BootSessionAbi_TO, ExpectMatch, ExpectMatchAbi, PowerAction,
 };
-pub use config::{parse_config, OneOrMany};
+pub use config::{parse_config, string_list, OneOrMany};
 pub use connection::{
     connection_driver_box, console_box, ConnectionDriver, ConnectionDriverAbi,
     ConnectionDriverAbi_TO, ConnectionDriverBox, Console, ConsoleAbi, ConsoleAbi_TO, ConsoleBox,

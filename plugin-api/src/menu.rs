@@ -133,7 +133,7 @@ impl Dialogue<'_> {
                 )));
             };
             let wait = select.get("wait").and_then(Value::as_str);
-            for label in strings(select.get("items")) {
+            for label in crate::config::string_list(select.get("items")) {
                 let choice = self.selector.select(&menu, &label).or_else(|| {
                     select
                         .get("fallback")
@@ -203,19 +203,6 @@ impl Dialogue<'_> {
             }
         }
         session.send(end)
-    }
-}
-
-/// A string or a list of strings.
-fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::String(one)) => vec![one.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
     }
 }
 

@@ -27,7 +27,9 @@ use std::time::Duration;
 use basalt_plugin_api::bootloader::{self, Method, Prepared};
 use basalt_plugin_api::login::{time_left, waiting_for};
 use basalt_plugin_api::menu::{self, Dialogue, Selector};
-use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
+use basalt_plugin_api::{
+    export_plugin, string_list, BootDriver, BootSession, Log, PluginError, PowerAction,
+};
 use serde_json::Value;
 
 const DRIVER: &str = "boot grub";
@@ -100,16 +102,7 @@ pub fn new_grub_efi_boot(config: &str, log: Log) -> Result<GrubBoot, PluginError
 
 /// The steps of a grub `sequence`, checked as LAVA's validate checks them.
 fn sequence_steps(method: &Method, sequence: &Value) -> Result<Vec<String>, PluginError> {
-    let steps: Vec<String> = sequence
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let steps = string_list(Some(sequence));
     if let Some(unknown) = steps.iter().find(|s| !SEQUENCE_STEPS.contains(&s.as_str())) {
         return Err(PluginError::invalid_config(format!(
             "{DRIVER}: unknown boot sequence '{unknown}' (known: {})",
@@ -192,19 +185,6 @@ fn uefi_menu(method: &Method) -> Result<UefiMenu, PluginError> {
         items,
         line_separator: line_separator.to_owned(),
     })
-}
-
-/// `boot_finished` of the boot action: the text an installer prints when it is done.
-fn boot_finished(action: &Value) -> Vec<String> {
-    match action.get("boot_finished") {
-        Some(Value::String(one)) => vec![one.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 impl GrubBoot {
@@ -323,7 +303,8 @@ impl BootDriver for GrubBoot {
                 boot
             }
         };
-        let finished = boot_finished(&boot.action);
+        // `boot_finished`: the text an installer prints when it is done.
+        let finished = string_list(boot.action.get("boot_finished"));
         if boot.login.prompts.is_empty() && !finished.is_empty() {
             session.info(&format!(
                 "{}: not expecting a shell, so waiting for boot_finished: {}",

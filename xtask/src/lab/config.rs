@@ -262,20 +262,40 @@ pub fn board_a_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
 
 /// Board B's dictionary: console through ser2net, power through pdudaemon.
 pub fn board_b_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
-    let path = lab.etc().join(format!("{BOARD_B}.jinja2"));
+    wired_dictionary(
+        lab,
+        BOARD_B,
+        "qemu-x86-uboot",
+        CONSOLE_PORT,
+        BOARD_B_OUTLET,
+        "{# The kernel needs no network of its own: the initramfs is the whole system. #}
+{% set base_ip_args = '' %}
+{# Rebuilt ramdisks get a u-boot header, which u-boot's iminfo checks before zboot. #}
+{% set uboot_ramdisk_format = 'u-boot' %}
+",
+    )
+}
+
+/// A dictionary for a board wired like board B: console through ser2net's telnet port,
+/// power an outlet of the lab's PDU; `settings` are the board's own lines.
+fn wired_dictionary(
+    lab: &Layout,
+    board: &str,
+    device_type: &str,
+    console_port: u16,
+    outlet: u32,
+    settings: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let path = lab.etc().join(format!("{board}.jinja2"));
     write(
         &path,
         &format!(
-            "{{% extends 'qemu-x86-uboot.jinja2' %}}
-{{% set connection_command = 'telnet 127.0.0.1 {CONSOLE_PORT}' %}}
+            "{{% extends '{device_type}.jinja2' %}}
+{{% set connection_command = 'telnet 127.0.0.1 {console_port}' %}}
 {{% set pdu_hostname = 'lab-pdu' %}}
-{{% set pdu_port = {BOARD_B_OUTLET} %}}
+{{% set pdu_port = {outlet} %}}
 {{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
-{{# The kernel needs no network of its own: the initramfs is the whole system. #}}
-{{% set base_ip_args = '' %}}
-{{# Rebuilt ramdisks get a u-boot header, which u-boot's iminfo checks before zboot. #}}
-{{% set uboot_ramdisk_format = 'u-boot' %}}
-"
+{settings}"
         ),
     )?;
     Ok(path)
@@ -284,48 +304,38 @@ pub fn board_b_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
 /// Board C's dictionary: LAVA's x86 type booting with iPXE; console through ser2net, power
 /// through pdudaemon.
 pub fn board_c_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
-    let path = lab.etc().join(format!("{BOARD_C}.jinja2"));
-    write(
-        &path,
-        &format!(
-            "{{% extends 'x86.jinja2' %}}
-{{% set connection_command = 'telnet 127.0.0.1 {CONSOLE_PORT_C}' %}}
-{{% set pdu_hostname = 'lab-pdu' %}}
-{{% set pdu_port = {BOARD_C_OUTLET} %}}
-{{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
-{{# qemu's default MAC: iPXE's commands pass it as lava_mac= (without one, LAVA drops the
-line that also sets the console). #}}
-{{% set lava_mac = '52:54:00:12:34:56' %}}
-{{% set base_ip_args = '' %}}
-{{# iPXE under qemu's emulation drops characters typed at full speed when the machine is busy
-(seen with four jobs on two cores: `${{console}}` arrived as `console}}`); LAVA's x86 type
-types at 500 ms per character, this board needs far less. #}}
-{{% set boot_character_delay = 50 %}}
-"
-        ),
-    )?;
-    Ok(path)
+    wired_dictionary(
+        lab,
+        BOARD_C,
+        "x86",
+        CONSOLE_PORT_C,
+        BOARD_C_OUTLET,
+        "{# qemu's default MAC: iPXE's commands pass it as lava_mac= (without one, LAVA drops the
+line that also sets the console). #}
+{% set lava_mac = '52:54:00:12:34:56' %}
+{% set base_ip_args = '' %}
+{# iPXE under qemu's emulation drops characters typed at full speed when the machine is busy
+(seen with four jobs on two cores: `${console}` arrived as `console}`); LAVA's x86 type
+types at 500 ms per character, this board needs far less. #}
+{% set boot_character_delay = 50 %}
+",
+    )
 }
 
 /// Board G's dictionary: LAVA's d2500cc type (PXE GRUB); console through ser2net on the
 /// board's second UART, power through pdudaemon.
 pub fn board_g_dictionary(lab: &Layout) -> anyhow::Result<std::path::PathBuf> {
-    let path = lab.etc().join(format!("{BOARD_G}.jinja2"));
-    write(
-        &path,
-        &format!(
-            "{{% extends 'd2500cc.jinja2' %}}
-{{% set connection_command = 'telnet 127.0.0.1 {CONSOLE_PORT_G}' %}}
-{{% set pdu_hostname = 'lab-pdu' %}}
-{{% set pdu_port = {BOARD_G_OUTLET} %}}
-{{% set pdu_daemon_url = 'http://127.0.0.1:{PDU_PORT}' %}}
-{{# The serial cable is on COM2, where d2500cc's early console already writes. #}}
-{{% set console_device = 'ttyS1' %}}
-{{% set base_ip_args = '' %}}
-"
-        ),
-    )?;
-    Ok(path)
+    wired_dictionary(
+        lab,
+        BOARD_G,
+        "d2500cc",
+        CONSOLE_PORT_G,
+        BOARD_G_OUTLET,
+        "{# The serial cable is on COM2, where d2500cc's early console already writes. #}
+{% set console_device = 'ttyS1' %}
+{% set base_ip_args = '' %}
+",
+    )
 }
 
 /// A simulated board's dictionary: its device type, its console the simulated board
