@@ -162,6 +162,12 @@ impl<'a> BootSession<'a> {
         BootSessionAbi_TO::from_ptr(host, TD_Opaque)
     }
 
+    /// A session over a host in the same process: the host's own code (a deploy that talks
+    /// to the bootloader) uses the helpers written for boot drivers through it.
+    pub fn over<H: BootHost>(host: &'a mut H) -> Self {
+        Self(Self::abi(host))
+    }
+
     /// Sends text as is.
     pub fn send(&mut self, text: &str) -> Result<(), PluginError> {
         self.0.send(RStr::from_str(text)).into()

@@ -712,6 +712,107 @@ pub fn reset(
     session.power(crate::PowerAction::Reboot, time_left(deadline))
 }
 
+/// Key of the section the host adds to a boot method's section for boards that enter
+/// fastboot mode through u-boot: `{boot: actions.boot.methods.u-boot, deploy:
+/// actions.deploy.methods.u-boot}`.
+pub const FASTBOOT_VIA_UBOOT: &str = "_fastboot_via_uboot";
+
+/// How a board with `fastboot_via_uboot` gets into fastboot mode, as LAVA's
+/// `UBootEnterFastbootAction` does it: reset, u-boot interrupted as its boot method
+/// interrupts it (`actions.boot.methods.u-boot` parameters and `constants.u-boot`), then the
+/// u-boot deploy's `fastboot.commands` (`fastboot 1`) typed at its `bootloader_prompt`, the
+/// last one without waiting for a prompt (u-boot stays in fastboot mode).
+#[derive(Debug, Clone)]
+pub struct UbootFastboot {
+    uboot: Method,
+    prompt: String,
+    commands: Vec<String>,
+}
+
+impl UbootFastboot {
+    /// From the u-boot boot method's section (with the device's constants, as the host
+    /// gives every method) and the device's `actions.deploy.methods.u-boot`.
+    pub fn new(uboot: Method, deploy: &Value) -> Result<Self, PluginError> {
+        let driver = uboot.driver().to_owned();
+        let parameters = deploy.get("parameters").filter(|p| p.is_object()).ok_or_else(|| {
+            PluginError::invalid_config(format!(
+                "{driver}: the device enters fastboot through u-boot, but has no u-boot deploy                  method with parameters (LAVA's 'uboot method missing')"
+            ))
+        })?;
+        let commands = crate::config::string_list(parameters.pointer("/fastboot/commands"));
+        if commands.is_empty() {
+            return Err(PluginError::invalid_config(format!(
+                "{driver}: the u-boot deploy parameters have no fastboot commands (LAVA's                  'uboot command missing')"
+            )));
+        }
+        let prompt = parameters
+            .get("bootloader_prompt")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                PluginError::invalid_config(format!(
+                    "{driver}: the u-boot deploy parameters have no bootloader_prompt"
+                ))
+            })?
+            .to_owned();
+        uboot.bootloader_prompt()?;
+        Ok(Self {
+            uboot,
+            prompt,
+            commands,
+        })
+    }
+
+    /// From the [`FASTBOOT_VIA_UBOOT`] part of `outer`'s section: `None` when the host added
+    /// none (the board does not enter fastboot through u-boot).
+    pub fn from_section(outer: &Method) -> Result<Option<Self>, PluginError> {
+        let Some(via) = outer.section().get(FASTBOOT_VIA_UBOOT) else {
+            return Ok(None);
+        };
+        let mut boot = via.get("boot").cloned().unwrap_or(Value::Null);
+        if let Value::Object(section) = &mut boot {
+            for key in ["_constants", "_parameters", "_character_delays"] {
+                if let Some(value) = outer.section().get(key) {
+                    section.insert(key.to_owned(), value.clone());
+                }
+            }
+        }
+        let uboot = Method::from_config(outer.driver(), "u-boot", &boot.to_string())?;
+        Self::new(uboot, via.get("deploy").unwrap_or(&Value::Null)).map(Some)
+    }
+
+    /// Resets the board and leaves it in u-boot's fastboot mode.
+    pub fn enter(
+        &self,
+        session: &mut BootSession<'_>,
+        deadline: Instant,
+    ) -> Result<(), PluginError> {
+        let driver = self.uboot.driver();
+        session.info(&format!("{driver}: entering fastboot mode through u-boot"));
+        reset(&self.uboot, session, &Value::Null, deadline)?;
+        let interrupted = interrupt(&self.uboot, session, deadline)?;
+        if interrupted != Interrupted::AtPrompt {
+            let errors = self.uboot.error_messages();
+            let mut waiting = vec![self.prompt.clone()];
+            waiting.extend(errors);
+            expect_prompt(session, driver, &waiting, "the bootloader prompt", deadline)?;
+        }
+        let delay = self.uboot.character_delay();
+        for (index, command) in self.commands.iter().enumerate() {
+            send_line_slowly(session, command, delay)?;
+            if index + 1 < self.commands.len() {
+                expect_prompt(
+                    session,
+                    driver,
+                    std::slice::from_ref(&self.prompt),
+                    &format!("the prompt after {command:?}"),
+                    deadline,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Logs the substitutions and the commands they gave, as LAVA's overlay action does.
 pub fn log_commands(session: &BootSession<'_>, subs: &Substitutions, commands: &[String]) {
     session.log(crate::LogLevel::DEBUG, "substitutions:");

@@ -356,6 +356,16 @@ impl Basalt {
     }
 }
 
+/// A job (a JSON object) as a job file: one top-level key per line, each value a JSON flow
+/// collection, which YAML reads as the same data.
+pub fn job_yaml(job: &serde_json::Value) -> String {
+    let mut yaml = String::new();
+    for (key, value) in job.as_object().into_iter().flatten() {
+        yaml.push_str(&format!("{key}: {value}\n"));
+    }
+    yaml
+}
+
 /// The results `basalt run` wrote into `out` (`results.yaml`: JSON, which YAML readers read
 /// too), one value per case.
 pub fn results(out: &Path) -> Vec<serde_json::Value> {

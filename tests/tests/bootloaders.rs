@@ -202,10 +202,7 @@ fn job_for(
     if let Some(device_type) = sample.device_type {
         job["device_type"] = json!(device_type);
     }
-    let mut yaml = String::new();
-    for (key, value) in job.as_object().unwrap() {
-        yaml.push_str(&format!("{key}: {value}\n"));
-    }
+    let yaml = basalt_e2e::job_yaml(&job);
     (dir.write("job.yaml", yaml), job)
 }
 
@@ -537,10 +534,7 @@ fn a_grub_sequence_leaves_fastboot_mode_without_a_reset_or_commands() {
         "timeouts": {"job": {"minutes": 5}, "action": {"minutes": 2}},
         "actions": [{"boot": boot}],
     });
-    let mut yaml = String::new();
-    for (key, value) in job.as_object().unwrap() {
-        yaml.push_str(&format!("{key}: {value}\n"));
-    }
+    let yaml = basalt_e2e::job_yaml(&job);
     let job_file = dir.write("job.yaml", yaml);
     // Powered on and in fastboot mode before the job starts, as the flash left it.
     std::fs::create_dir_all(dir.path().join("board")).unwrap();

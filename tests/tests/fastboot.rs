@@ -61,9 +61,10 @@ fn image_bytes(name: &str) -> Vec<u8> {
     bytes
 }
 
-/// The sample with local images (xz where it says so), no docker, and a shell test.
-fn job_for(lava: &Path, dir: &TestDir) -> (PathBuf, Value) {
-    let text = std::fs::read_to_string(lava.join("jobs/docs__hi6220-hikey.yaml")).unwrap();
+/// A sample with local images (xz or gz where it says so), no docker, a login on a board
+/// called `hostname`, and a shell test.
+fn job_for(lava: &Path, dir: &TestDir, sample: &str, hostname: &str) -> (PathBuf, Value) {
+    let text = std::fs::read_to_string(lava.join("jobs").join(sample)).unwrap();
     let mut job = basalt::yaml11::from_str(&text).unwrap();
     let mut actions = Vec::new();
     for action in job["actions"].as_array().unwrap() {
@@ -73,12 +74,14 @@ fn job_for(lava: &Path, dir: &TestDir) -> (PathBuf, Value) {
             for (name, image) in deploy["images"].as_object_mut().unwrap() {
                 let image = image.as_object_mut().unwrap();
                 let raw = dir.write(&format!("images/{name}.img"), image_bytes(name));
-                let path = if image.get("compression").and_then(Value::as_str) == Some("xz") {
-                    let status = Command::new("xz").arg("-kf").arg(&raw).status().unwrap();
-                    assert!(status.success());
-                    raw.with_extension("img.xz")
-                } else {
-                    raw
+                let path = match image.get("compression").and_then(Value::as_str) {
+                    Some(tool @ ("xz" | "gz")) => {
+                        let program = if tool == "xz" { "xz" } else { "gzip" };
+                        let status = Command::new(program).arg("-kf").arg(&raw).status().unwrap();
+                        assert!(status.success());
+                        raw.with_extension(format!("img.{tool}"))
+                    }
+                    _ => raw,
                 };
                 // The sample's checksum is of its own image.
                 image.remove("sha256sum");
@@ -88,7 +91,7 @@ fn job_for(lava: &Path, dir: &TestDir) -> (PathBuf, Value) {
         } else if let Some(boot) = action.get("boot") {
             let mut boot = boot.clone();
             boot.as_object_mut().unwrap().remove("docker");
-            boot["prompts"] = json!(["root@hikey:~# "]);
+            boot["prompts"] = json!([format!("root@{hostname}:~# ")]);
             boot["auto_login"] = json!({"login_prompt": "login: ", "username": "root"});
             boot["timeout"] = json!({"minutes": 2});
             actions.push(json!({"boot": boot}));
@@ -106,33 +109,75 @@ fn job_for(lava: &Path, dir: &TestDir) -> (PathBuf, Value) {
     }}));
     job["actions"] = Value::Array(actions);
     job["timeouts"] = json!({"job": {"minutes": 5}, "action": {"minutes": 2}});
-    let mut yaml = String::new();
-    for (key, value) in job.as_object().unwrap() {
-        yaml.push_str(&format!("{key}: {value}\n"));
-    }
+    let yaml = basalt_e2e::job_yaml(&job);
     (dir.write("job.yaml", yaml), job)
 }
 
-/// A HiKey whose fastboot serial is the simulated device. A hard reset leaves the board in
-/// fastboot mode, silent on its console; the fastboot device's boot and reboot power it on.
-fn dictionary(dir: &TestDir, state: &Path, power: &Path, port: u16) -> PathBuf {
+/// A board of `device_type` whose fastboot serial is the simulated device and whose console
+/// is `simboard` showing `hostname`; `power_on` is what its power-on and hard reset write to
+/// the power file (`off`, a board a reset leaves in fastboot mode, silent until fastboot
+/// boots it; a new token, a board that boots its bootloader).
+struct Board<'a> {
+    device_type: &'a str,
+    hostname: &'a str,
+    power_on: &'a str,
+}
+
+/// The HiKey: a hard reset leaves it in fastboot mode, silent on its console; the fastboot
+/// device's boot and reboot power it on.
+const HIKEY: Board = Board {
+    device_type: "hi6220-hikey",
+    hostname: "hikey",
+    power_on: "off",
+};
+
+fn dictionary(dir: &TestDir, board: &Board, state: &Path, power: &Path, port: u16) -> PathBuf {
+    let on = format!("echo {} > {}", board.power_on, power.display());
     dir.write(
-        "hikey-01.jinja2",
+        &format!("{}-01.jinja2", board.hostname),
         format!(
-            "{{% extends 'hi6220-hikey.jinja2' %}}
+            "{{% extends '{device_type}.jinja2' %}}
 {{% set fastboot_serial_number = 'tcp:127.0.0.1:{port}' %}}
-{{% set connection_command = '{simboard} --state {state} --hostname hikey' %}}
-{{% set hard_reset_command = 'echo off > {power}' %}}
-{{% set power_on_command = 'echo off > {power}' %}}
+{{% set connection_command = '{simboard} --state {state} --hostname {hostname}' %}}
+{{% set hard_reset_command = '{on}' %}}
+{{% set power_on_command = '{on}' %}}
 {{% set power_off_command = 'echo off > {power}' %}}
 {{% set lava_test_results_dir = '{dir}/lava-%s' %}}
 ",
+            device_type = board.device_type,
+            hostname = board.hostname,
             simboard = test_program("simboard").display(),
             state = state.display(),
             power = power.display(),
             dir = dir.path().display(),
         ),
     )
+}
+
+/// `basalt run` of `job` on the board `dictionary` describes (our device types, or those of
+/// `device_types`); the job's output goes to `DIR/out`, which is returned with its log.
+fn run_job(
+    dir: &TestDir,
+    dictionary: &Path,
+    device_types: Option<&Path>,
+    job: &Path,
+) -> (basalt_e2e::Output, PathBuf, String) {
+    let out = dir.path().join("out");
+    let mut run = Basalt::new(["run", "--quiet", "--device"]);
+    run = run.arg(dictionary);
+    if let Some(types) = device_types {
+        run = run.arg("--device-types").arg(types);
+    }
+    let output = run
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--local-file-dir")
+        .arg(dir.path())
+        .arg(job)
+        .timeout(Duration::from_secs(240))
+        .run();
+    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
+    (output, out, log)
 }
 
 #[test]
@@ -147,19 +192,9 @@ fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_clien
     let state = dir.mkdir("board");
     let power = state.join("power");
     let (_device, port) = start_device(&dir, &power);
-    let (job_file, job) = job_for(&lava, &dir);
-    let dictionary = dictionary(&dir, &state, &power, port);
-    let out = dir.path().join("out");
-    let output = Basalt::new(["run", "--quiet", "--device"])
-        .arg(&dictionary)
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--local-file-dir")
-        .arg(dir.path())
-        .arg(&job_file)
-        .timeout(Duration::from_secs(240))
-        .run();
-    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
+    let (job_file, job) = job_for(&lava, &dir, "docs__hi6220-hikey.yaml", "hikey");
+    let dictionary = dictionary(&dir, &HIKEY, &state, &power, port);
+    let (output, out, log) = run_job(&dir, &dictionary, None, &job_file);
     let commands =
         std::fs::read_to_string(dir.path().join("fastboot/fastboot.log")).unwrap_or_default();
     assert!(output.status.success(), "{output}\n{log}\n{commands}");
@@ -200,6 +235,112 @@ fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_clien
     );
 }
 
+/// LAVA's x15 sample: an x15 enters fastboot mode through u-boot (`fastboot_via_uboot`, set
+/// by LAVA's x15 type): the deploy resets it, stops u-boot and types the u-boot deploy's
+/// `fastboot 1`, then Debian's fastboot client flashes userdata (gz, decompressed first); the
+/// u-boot boot that follows runs the template's mmc commands.
+/// What an x15 run left: its directory, its log and the lines typed at u-boot.
+struct X15Run {
+    dir: TestDir,
+    log: String,
+    typed: String,
+}
+
+/// LAVA's x15 sample on a simulated x15 (u-boot on its console, fastboot over TCP), with its
+/// boot action changed by `change`.
+fn run_x15(lava: &Path, change: impl Fn(&mut Value)) -> X15Run {
+    let dir = TestDir::new();
+    let state = dir.mkdir("board");
+    let power = state.join("power");
+    let (_device, port) = start_device(&dir, &power);
+    let (job_file, mut job) = job_for(lava, &dir, "lava_dispatcher__x15-uboot.yaml", "x15");
+    change(&mut job["actions"][1]["boot"]);
+    let yaml = basalt_e2e::job_yaml(&job);
+    std::fs::write(&job_file, yaml).unwrap();
+    let x15 = Board {
+        device_type: "x15",
+        hostname: "x15",
+        power_on: "on $(date +%s%N)",
+    };
+    let dictionary = dictionary(&dir, &x15, &state, &power, port);
+    let (output, out, log) = run_job(
+        &dir,
+        &dictionary,
+        Some(&lava.join("device-types")),
+        &job_file,
+    );
+    let typed = std::fs::read_to_string(state.join("bootloader.log")).unwrap_or_default();
+    assert!(output.status.success(), "{output}\n{log}\n{typed}");
+    let flashed = std::fs::read(dir.path().join("fastboot/partitions/userdata")).unwrap();
+    assert_eq!(flashed, image_bytes("userdata"));
+    let results = results(&out);
+    assert_eq!(
+        case(&results, "0_after-fastboot", "booted")["result"],
+        "pass"
+    );
+    X15Run { dir, log, typed }
+}
+
+/// LAVA's x15 sample: an x15 enters fastboot mode through u-boot (`fastboot_via_uboot`, set
+/// by LAVA's x15 type): the deploy resets it, stops u-boot and types the u-boot deploy's
+/// `fastboot 1`, then Debian's fastboot client flashes userdata (gz, decompressed first); the
+/// u-boot boot that follows runs the template's mmc commands.
+#[test]
+fn lavas_x15_sample_enters_fastboot_through_u_boot_and_flashes_userdata() {
+    let Some(lava) = lava_fixtures() else {
+        return;
+    };
+    if !tool_available("fastboot") {
+        return;
+    }
+    let run = run_x15(&lava, |_| {});
+    assert!(
+        run.log.contains("entering fastboot mode through u-boot"),
+        "{}",
+        run.log
+    );
+    // u-boot's fastboot command first (the deploy), then x15's mmc commands (the boot).
+    assert_eq!(
+        run.typed.lines().collect::<Vec<_>>(),
+        [
+            "fastboot 1",
+            "run findfdt",
+            "setenv console ttyS2,115200n8",
+            "setenv mmcdev 1",
+            "setenv bootpart 1:e",
+            "run mmcboot",
+        ],
+        "{}",
+        run.log
+    );
+}
+
+/// The same board booted with `method: fastboot`: the boot enters fastboot mode through
+/// u-boot again, then follows x15's fastboot sequence (`reboot`), and the board comes up
+/// on its own.
+#[test]
+fn a_fastboot_boot_of_an_x15_enters_fastboot_through_u_boot_then_reboots() {
+    let Some(lava) = lava_fixtures() else {
+        return;
+    };
+    if !tool_available("fastboot") {
+        return;
+    }
+    let run = run_x15(&lava, |boot| {
+        boot["method"] = json!("fastboot");
+        boot.as_object_mut().unwrap().remove("commands");
+    });
+    assert_eq!(
+        run.typed.lines().collect::<Vec<_>>(),
+        ["fastboot 1", "fastboot 1"],
+        "{}",
+        run.log
+    );
+    let commands =
+        std::fs::read_to_string(run.dir.path().join("fastboot/fastboot.log")).unwrap_or_default();
+    assert!(commands.lines().any(|l| l == "reboot"), "{commands}");
+}
+
 /// A partition the board refuses (its fastboot answers FAIL) ends the job Incomplete with
 /// the flash named, before anything boots.
 #[test]
@@ -228,17 +369,8 @@ actions:
             image.display()
         ),
     );
-    let out = dir.path().join("out");
-    let output = Basalt::new(["run", "--quiet", "--device"])
-        .arg(dictionary(&dir, &state, &power, port))
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--local-file-dir")
-        .arg(dir.path())
-        .arg(&job)
-        .timeout(Duration::from_secs(120))
-        .run();
-    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
+    let dictionary = dictionary(&dir, &HIKEY, &state, &power, port);
+    let (output, _, log) = run_job(&dir, &dictionary, None, &job);
     assert!(!output.status.success(), "{log}");
     assert!(log.contains("Unable to flash"), "{log}");
     assert!(log.contains("bad partition name"), "{log}");

@@ -47,6 +47,17 @@ impl From<DriverError> for Failure {
     }
 }
 
+/// An error of the helpers written for plugins, when the host's own code uses them (a
+/// deploy that talks to the bootloader): classed as a plugin's error would be.
+impl From<basalt_plugin_api::PluginError> for Failure {
+    fn from(error: basalt_plugin_api::PluginError) -> Self {
+        Self::new(
+            FailureClass::of_plugin_error(error.kind),
+            error.message().to_owned(),
+        )
+    }
+}
+
 impl From<ExpectError> for Failure {
     fn from(error: ExpectError) -> Self {
         match error {

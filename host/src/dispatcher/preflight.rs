@@ -50,6 +50,12 @@ pub fn boot_config(device: &Value, method: &str) -> Value {
             "_hard_reset".into(),
             Value::Bool(crate::device_drivers::has_hard_reset(device)),
         );
+        if let Some(via) = fastboot_via_uboot(device) {
+            section.insert(
+                basalt_plugin_api::bootloader::FASTBOOT_VIA_UBOOT.into(),
+                via,
+            );
+        }
         // Sections of other methods a boot passes through: the UEFI firmware menu in front
         // of grub-efi, and the fastboot deploy whose interrupt a grub sequence waits for.
         for (key, source) in [
@@ -65,6 +71,19 @@ pub fn boot_config(device: &Value, method: &str) -> Value {
         }
     }
     config
+}
+
+/// For a board that enters fastboot mode through u-boot (`fastboot_via_uboot: true`), the
+/// two u-boot sections that dialogue reads: `{boot: …, deploy: …}`.
+pub fn fastboot_via_uboot(device: &Value) -> Option<Value> {
+    if device.get("fastboot_via_uboot").and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    let section = |pointer: &str| device.pointer(pointer).cloned().unwrap_or(Value::Null);
+    Some(serde_json::json!({
+        "boot": section("/actions/boot/methods/u-boot"),
+        "deploy": section("/actions/deploy/methods/u-boot"),
+    }))
 }
 
 /// Runs every check; `log` makes the log each driver built here writes to.

@@ -401,6 +401,10 @@ impl Job<'_> {
                 }
                 let method = deploy::find(action.method().unwrap_or_default())?;
                 self.ensure_overlay(deadline)?;
+                if (method.console)(&self.request.device) {
+                    self.console()?;
+                }
+                let console = self.board.console.as_mut().map(std::cell::RefCell::new);
                 let context = DeployContext {
                     params: &action.params,
                     device: &self.request.device,
@@ -414,6 +418,7 @@ impl Job<'_> {
                     environment: self.request.postprocess_environment(),
                     docker: self.facilities.docker.clone(),
                     power: self.board.power.as_ref(),
+                    console: console.as_ref(),
                 };
                 let deployed = (method.run)(&context)?;
                 // The board boots what this deploy prepared: the overlay is in it or not.

@@ -1,9 +1,9 @@
 //! Boot driver `fastboot`: LAVA's fastboot boot method.
 //!
 //! As LAVA's `BootFastbootAction`: runs the job's `commands:` with the fastboot client first
-//! (`fastboot -s SERIAL <command> <options>`), brings the board into fastboot mode (a hard
-//! reset where the device has one, else `fastboot reboot-bootloader` when `fastboot devices`
-//! lists it), then follows the device's fastboot sequence (`actions.boot.methods.fastboot`):
+//! (`fastboot -s SERIAL <command> <options>`), brings the board into fastboot mode (u-boot's
+//! `fastboot` command for a `fastboot_via_uboot` board, a hard reset where the device has
+//! one, else `fastboot reboot-bootloader` when `fastboot devices` lists it), then follows the device's fastboot sequence (`actions.boot.methods.fastboot`):
 //! `boot` and `no-flash-boot` are `fastboot boot <the deployed boot image>`, `reboot` is
 //! `fastboot reboot`. Where the job lists prompts it waits on the board's console for the
 //! kernel and logs in, like every boot method.
@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use basalt_plugin_api::bootloader::{self, Method};
+use basalt_plugin_api::bootloader::{self, Method, UbootFastboot};
 use basalt_plugin_api::login::{log_in, read_boot_action, time_left};
 use basalt_plugin_api::process::run_program_output;
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
@@ -29,6 +29,8 @@ pub struct FastbootBoot {
     options: Vec<String>,
     sequence: Vec<String>,
     hard_reset: bool,
+    /// How a `fastboot_via_uboot` board enters fastboot mode.
+    uboot: Option<UbootFastboot>,
     /// The section as the shared bootloader code reads it (constants, for the kernel's start).
     method: Method,
     log: Log,
@@ -77,6 +79,7 @@ pub fn new_fastboot_boot(config: &str, log: Log) -> Result<FastbootBoot, PluginE
         options,
         sequence,
         hard_reset: config.get("_hard_reset").and_then(Value::as_bool) == Some(true),
+        uboot: UbootFastboot::from_section(&method)?,
         method,
         log,
     })
@@ -96,6 +99,9 @@ impl FastbootBoot {
         session: &mut BootSession<'_>,
         deadline: Instant,
     ) -> Result<(), PluginError> {
+        if let Some(uboot) = &self.uboot {
+            return uboot.enter(session, deadline);
+        }
         if self.hard_reset {
             session.info("boot fastboot: resetting the board into fastboot mode");
             return session.power(PowerAction::Reboot, time_left(deadline));

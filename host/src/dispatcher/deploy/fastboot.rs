@@ -1,5 +1,6 @@
 //! The `fastboot` deploy (LAVA's `FastbootAction`): the job's `images:` are downloaded, the
-//! board is put into fastboot mode (a hard reset where the device has one, else `fastboot
+//! board is put into fastboot mode (u-boot's `fastboot` command on its console for a
+//! `fastboot_via_uboot` board, a hard reset where the device has one, else `fastboot
 //! reboot-bootloader` when `fastboot devices` lists it), and each image is flashed to the
 //! partition of its name with Debian's fastboot client, in the device's `flash_cmds_order`
 //! (images it does not list follow, by name), each followed by its `reboot:`.
@@ -11,6 +12,8 @@
 use std::time::Instant;
 
 use serde_json::{Map, Value};
+
+use basalt_plugin_api::bootloader::{Method, UbootFastboot};
 
 use super::artifacts::{self, Layout};
 use super::{missing, DeployContext, Facilities};
@@ -85,10 +88,8 @@ pub fn check(
             "fastboot inside docker (deploy docker:) is not built in Basalt yet; install Debian's fastboot on the worker",
         ));
     }
-    if device.get("fastboot_via_uboot").and_then(Value::as_bool) == Some(true) {
-        return Err(missing(
-            "entering fastboot through u-boot (fastboot_via_uboot) is not built in Basalt yet",
-        ));
+    if uses_console(device) {
+        uboot_fastboot(device)?;
     }
     if device
         .pointer("/actions/deploy/connections/fastboot")
@@ -189,10 +190,46 @@ pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
     Ok(deployed)
 }
 
-/// LAVA's three ways into fastboot mode (u-boot's is refused by the checks): a hard reset
-/// through the device's power control, else `fastboot reboot-bootloader` for a board
-/// `fastboot devices` lists (a `tcp:` board never is, and is taken to be in fastboot mode).
+/// Whether the deploy needs the board's console: a board that enters fastboot mode through
+/// u-boot (`fastboot_via_uboot: true`).
+pub fn uses_console(device: &Value) -> bool {
+    device.get("fastboot_via_uboot").and_then(Value::as_bool) == Some(true)
+}
+
+/// The u-boot dialogue that puts a `fastboot_via_uboot` board into fastboot mode.
+fn uboot_fastboot(device: &Value) -> Result<UbootFastboot, Failure> {
+    let config = crate::dispatcher::preflight::boot_config(device, "u-boot");
+    let uboot = Method::from_config("fastboot deploy", "u-boot", &config.to_string())
+        .and_then(|uboot| {
+            UbootFastboot::new(
+                uboot,
+                device
+                    .pointer("/actions/deploy/methods/u-boot")
+                    .unwrap_or(&Value::Null),
+            )
+        })
+        .map_err(|e| missing(e.message()))?;
+    Ok(uboot)
+}
+
+/// LAVA's three ways into fastboot mode: through u-boot's `fastboot` command where the
+/// device says so, a hard reset through the device's power control, else `fastboot
+/// reboot-bootloader` for a board `fastboot devices` lists (a `tcp:` board never is, and is
+/// taken to be in fastboot mode).
 fn enter_fastboot(ctx: &DeployContext<'_>, target: &Target) -> Result<(), Failure> {
+    if uses_console(ctx.device) {
+        let dialogue = uboot_fastboot(ctx.device)?;
+        let Some(console) = ctx.console else {
+            return Err(Failure::infrastructure("the console is not open"));
+        };
+        let mut console = console.borrow_mut();
+        let log = ctx.log.plugin_log();
+        let mut host = crate::console::ConsoleBootHost::new(&mut console, ctx.power, &log);
+        let mut session = basalt_plugin_api::BootSession::over(&mut host);
+        return dialogue
+            .enter(&mut session, ctx.deadline)
+            .map_err(Failure::from);
+    }
     if crate::device_drivers::has_hard_reset(ctx.device) {
         if let Some(pre_power) = ctx
             .device

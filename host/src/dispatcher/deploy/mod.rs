@@ -85,6 +85,14 @@ pub struct DeployMethod {
     pub check: Check,
     /// Carries it out, returning artifact key → file (or the name the bootloader uses).
     pub run: fn(&DeployContext<'_>) -> Result<Map<String, Value>, Failure>,
+    /// Whether it talks to the board's console on this device (the console is opened for
+    /// it first): a fastboot deploy that enters fastboot mode through u-boot.
+    pub console: fn(&Value) -> bool,
+}
+
+/// For deploys that never use the console.
+fn no_console(_: &Value) -> bool {
+    false
 }
 
 /// Every deploy method this dispatcher carries out.
@@ -94,48 +102,56 @@ pub static METHODS: &[DeployMethod] = &[
         offered: Offered::Everywhere,
         check: check_artifacts,
         run: run_local,
+        console: no_console,
     },
     DeployMethod {
         name: "overlay",
         offered: Offered::Everywhere,
         check: check_artifacts,
         run: run_local,
+        console: no_console,
     },
     DeployMethod {
         name: "download",
         offered: Offered::Everywhere,
         check: check_artifacts,
         run: run_local,
+        console: no_console,
     },
     DeployMethod {
         name: "downloads",
         offered: Offered::Everywhere,
         check: postprocess::check,
         run: postprocess::run_downloads,
+        console: no_console,
     },
     DeployMethod {
         name: "tftp",
         offered: Offered::WhereListed,
         check: nfs::check_tftp,
         run: nfs::run_tftp,
+        console: no_console,
     },
     DeployMethod {
         name: "nfs",
         offered: Offered::WhereListed,
         check: nfs::check_nfs,
         run: nfs::run_nfs,
+        console: no_console,
     },
     DeployMethod {
         name: "fastboot",
         offered: Offered::WhereListed,
         check: fastboot::check,
         run: fastboot::run,
+        console: fastboot::uses_console,
     },
     DeployMethod {
         name: "flasher",
         offered: Offered::WhereListed,
         check: flasher::check,
         run: flasher::run,
+        console: no_console,
     },
 ];
 
@@ -180,6 +196,8 @@ pub struct DeployContext<'a> {
     pub docker: Option<PathBuf>,
     /// The device's power driver, for deploys that reset the board (fastboot's hard reset).
     pub power: Option<&'a crate::plugins::PowerDriver>,
+    /// The board's console, open for deploys whose [`DeployMethod::console`] says so.
+    pub console: Option<&'a std::cell::RefCell<&'a mut crate::console::Expecter>>,
 }
 
 impl DeployContext<'_> {
@@ -318,6 +336,7 @@ pub(crate) mod tests {
                 environment: vec![("LAVA_JOB_ID".into(), "7".into())],
                 docker: None,
                 power: None,
+                console: None,
             }
         }
     }

@@ -43,6 +43,8 @@ pub enum Outcome {
     Prompt(String),
     /// Handed over to the kernel, after printing this.
     Boot(String),
+    /// Waits for the host without a word until the power changes (u-boot's `fastboot`).
+    Hold,
 }
 
 /// What the commands so far set up.
@@ -147,6 +149,13 @@ impl Loader {
                     "Using ethernet@0 device\nTFTP from server 10.0.2.2\nBytes transferred = 4194304 (400000 hex)\n".into(),
                 ),
                 "boot" | "bootz" | "booti" | "bootm" => Outcome::Boot(String::new()),
+                // `fastboot <usb controller>`: fastboot mode until the board is reset.
+                "fastboot" => Outcome::Hold,
+                // The environment's boot scripts (mmcboot, bootcmd) boot what is installed.
+                "run" if words.get(1).is_some_and(|s| s.ends_with("boot") || *s == "bootcmd") => {
+                    Outcome::Boot(String::new())
+                }
+                "run" => Outcome::Prompt(String::new()),
                 other => Outcome::Prompt(format!("Unknown command '{other}' - try 'help'\n")),
             },
             Self::Grub | Self::GrubEfi | Self::FastbootGrub => match name {
@@ -215,6 +224,7 @@ impl Loader {
                     output.push_str(&text);
                     return Outcome::Boot(output);
                 }
+                Outcome::Hold => return Outcome::Hold,
             }
         }
         Outcome::Prompt(output)

@@ -284,6 +284,9 @@ impl Board {
                     say(&text);
                     return Ok(());
                 }
+                Outcome::Hold => loop {
+                    self.pause(token, Duration::from_secs(3600))?;
+                },
             }
         }
     }
