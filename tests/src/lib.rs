@@ -5,6 +5,7 @@
 //! does); the harness finds `basalt` next to the test binary's directory, or at `BASALT_BIN`.
 #![deny(missing_docs)]
 
+pub mod board;
 pub mod browser;
 pub mod cluster;
 pub mod simlab;

@@ -142,6 +142,7 @@ fn project_root() -> PathBuf {
 /// not build another package's cdylib for a test that does not depend on it).
 fn test(root: &Path, extra: &[String]) -> anyhow::Result<()> {
     packages::ensure(packages::TEST, "the tests")?;
+    packages::ensure_lava_dispatcher()?;
     cargo(root, &["build", "--workspace"])?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));

@@ -29,7 +29,16 @@ pub const TEST: &[(&str, &str)] = &[
         "wget",
         "the simulated board's download_command when transfer_overlay fetches the overlay",
     ),
+    (
+        "qemu-system-x86",
+        "the qemu board Basalt and lava-run run the same job on",
+    ),
+    ("linux-image-amd64", "that board's kernel"),
+    ("busybox-static", "that board's userland (initramfs)"),
 ];
+
+/// Debian's LAVA dispatcher (`lava-run` 2023.01), which the side-by-side test runs.
+pub const LAVA_DISPATCHER: &str = "lava-dispatcher";
 
 /// Package, and what the lab uses it for.
 pub const LAB: &[(&str, &str)] = &[
@@ -81,6 +90,22 @@ pub fn missing(wanted: &[(&'static str, &str)]) -> Vec<&'static str> {
         .collect()
 }
 
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn apt_get(args: &[&str]) -> anyhow::Result<std::process::ExitStatus> {
+    Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("cannot run apt-get")
+}
+
 /// Installs what is missing of `wanted`; `who` names what needs them.
 pub fn ensure(wanted: &[(&'static str, &str)], who: &str) -> anyhow::Result<()> {
     let missing = missing(wanted);
@@ -91,32 +116,77 @@ pub fn ensure(wanted: &[(&'static str, &str)], who: &str) -> anyhow::Result<()> 
         "apt-get install -y --no-install-recommends {}",
         missing.join(" ")
     );
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root {
+    if !is_root() {
         bail!("{who} needs Debian packages that are missing; as root, run: {command}");
     }
     println!("{who}: installing {}", missing.join(", "));
-    let update = Command::new("apt-get")
-        .args(["update", "-q"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("cannot run apt-get")?;
+    let update = apt_get(&["update", "-q"])?;
     if !update.success() {
         bail!("apt-get update failed ({update})");
     }
-    let status = Command::new("sh")
-        .args(["-c", &command])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("cannot run apt-get")?;
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(missing.iter().copied());
+    let status = apt_get(&args)?;
     if !status.success() {
         bail!("`{command}` failed ({status})");
     }
     // pdudaemon's package starts its own service where systemd runs; the lab runs its own
     // instance on its own port, so a system one does not matter.
+    Ok(())
+}
+
+/// Installs Debian's lava-dispatcher where it is missing and this is root (elsewhere the test
+/// that needs it says how). Machines with a backported qemu-utils (10.x) cannot take it as
+/// it is ("Breaks qemu-system-common (< 1:8.0+dfsg-5~)"): then qemu-utils goes back to
+/// bookworm's 7.2, the version the rest of qemu is.
+pub fn ensure_lava_dispatcher() -> anyhow::Result<()> {
+    if installed(LAVA_DISPATCHER) || !is_root() {
+        return Ok(());
+    }
+    println!("the tests: installing {LAVA_DISPATCHER} (lava-run, for the side-by-side test)");
+    let update = apt_get(&["update", "-q"])?;
+    if !update.success() {
+        bail!("apt-get update failed ({update})");
+    }
+    // A plain install next to a newer qemu-utils would make apt choose what to remove; the
+    // version decides beforehand.
+    let qemu_utils = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "qemu-utils"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    if qemu_utils.is_empty() || qemu_utils.starts_with("1:7.") {
+        let status = apt_get(&["install", "-y", "--no-install-recommends", LAVA_DISPATCHER])?;
+        if !status.success() {
+            bail!("installing {LAVA_DISPATCHER} failed ({status})");
+        }
+        return Ok(());
+    }
+    let madison = Command::new("apt-cache")
+        .args(["madison", "qemu-utils"])
+        .output()
+        .context("cannot run apt-cache")?;
+    let versions = String::from_utf8_lossy(&madison.stdout).into_owned();
+    let Some(bookworm) = versions
+        .lines()
+        .filter_map(|line| line.split('|').nth(1).map(str::trim))
+        .find(|version| version.starts_with("1:7.2"))
+    else {
+        bail!(
+            "{LAVA_DISPATCHER} does not install, and no qemu-utils 7.2 is available:\n{versions}"
+        );
+    };
+    let pin = format!("qemu-utils={bookworm}");
+    let status = apt_get(&[
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "--allow-downgrades",
+        LAVA_DISPATCHER,
+        &pin,
+    ])?;
+    if !status.success() {
+        bail!("installing {LAVA_DISPATCHER} with {pin} failed ({status})");
+    }
     Ok(())
 }

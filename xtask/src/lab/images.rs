@@ -1,49 +1,12 @@
-//! The boards' software: Debian's kernel, a busybox initramfs built here, and a modules
-//! tarball (`modules.tar.xz`, what kernel CI jobs add to their ramdisks) whose
-//! `lib/modules/basalt-lab/modules.order` the u-boot board's test looks for.
-//!
-//! The initramfs's `/init` mounts the usual filesystems and starts a login shell on the
-//! console with the prompt `root@basalt-lab:~# `; the jobs' test shell types its scripts into
-//! it, so nothing else is needed on the board.
+//! The boards' software: Debian's kernel and a busybox initramfs (`basalt_e2e::board`, which
+//! the tests that boot a qemu board share), a modules tarball (`modules.tar.xz`, what kernel
+//! CI jobs add to their ramdisks) whose `lib/modules/basalt-lab/modules.order` the u-boot
+//! board's test looks for, and the simulated boards' images.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use anyhow::{bail, Context};
-
-const INIT: &str = r#"#!/bin/busybox sh
-# The lab board's init: filesystems, then a root shell on the console.
-/bin/busybox --install -s
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /dev/pts /tmp
-mount -t devpts devpts /dev/pts
-hostname basalt-lab
-echo "basalt lab board: userland up"
-exec setsid cttyhack sh -l
-"#;
-
-const PROFILE: &str =
-    "export PS1='root@basalt-lab:~# '\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n";
-
-/// The newest Debian kernel installed under /boot.
-fn kernel() -> anyhow::Result<PathBuf> {
-    let mut kernels: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .context("cannot read /boot")?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .collect();
-    kernels.sort();
-    kernels
-        .pop()
-        .context("no /boot/vmlinuz-*: install linux-image-amd64")
-}
 
 /// Writes `modules.tar.xz` into `dir` (kept if already there), with tar and xz as a kernel
 /// build's `modules_install` output is packed.
@@ -181,7 +144,8 @@ pub fn build(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let vmlinuz = dir.join("vmlinuz");
     if !vmlinuz.is_file() {
-        std::fs::copy(kernel()?, &vmlinuz).context("cannot copy the kernel")?;
+        let kernel = basalt_e2e::board::newest_kernel().map_err(|e| anyhow::anyhow!("{e}"))?;
+        std::fs::copy(kernel, &vmlinuz).context("cannot copy the kernel")?;
     }
     modules(dir)?;
     rootfs(dir)?;
@@ -205,35 +169,9 @@ pub fn build(dir: &Path) -> anyhow::Result<()> {
         std::fs::write(&dtb, "the simulated BeagleBone's device tree\n")?;
     }
     let initramfs = dir.join("initramfs.cpio.gz");
-    if initramfs.is_file() {
-        return Ok(());
+    if !initramfs.is_file() {
+        basalt_e2e::board::busybox_initramfs(&initramfs)
+            .map_err(|e| anyhow::anyhow!("building the initramfs: {e}"))?;
     }
-    let staging = dir.join("initramfs-root");
-    let _ = std::fs::remove_dir_all(&staging);
-    for sub in [
-        "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "usr/bin", "usr/sbin",
-    ] {
-        std::fs::create_dir_all(staging.join(sub))?;
-    }
-    std::fs::copy("/bin/busybox", staging.join("bin/busybox"))
-        .context("cannot copy /bin/busybox: install busybox-static")?;
-    std::fs::write(staging.join("init"), INIT)?;
-    std::fs::write(staging.join("etc/profile"), PROFILE)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(staging.join("init"), std::fs::Permissions::from_mode(0o755))?;
-    // find . | cpio -o -H newc | gzip, from the staging directory.
-    let archive = std::fs::File::create(&initramfs)?;
-    let status = Command::new("sh")
-        .args(["-c", "find . | cpio -o -H newc --quiet | gzip -9"])
-        .current_dir(&staging)
-        .stdout(archive)
-        .stderr(Stdio::inherit())
-        .status()
-        .context("cannot run cpio")?;
-    if !status.success() {
-        let _ = std::fs::remove_file(&initramfs);
-        bail!("building the initramfs failed ({status})");
-    }
-    std::fs::remove_dir_all(&staging)?;
     Ok(())
 }
