@@ -89,3 +89,33 @@ fn notify_blocks_are_checked_where_they_are_wrong() {
         assert!(all.contains(expected), "{expected:?} not in:\n{all}");
     }
 }
+
+/// `repeat` and `failure_retry` on one action are refused as LAVA refuses them; `repeat`
+/// alone gives the stage that many runs, all of them.
+#[test]
+fn repeat_and_failure_retry_together_are_refused_and_repeat_alone_repeats() {
+    let job = |retry: &str| {
+        format!(
+            "job_name: repeat\ndevice_type: qemu\nvisibility: public\n\
+             timeouts: {{job: {{minutes: 5}}}}\n\
+             actions:\n- boot:\n    method: minimal\n{retry}"
+        )
+    };
+    let Err(JobError::Invalid(problems)) = parse_job(&job("    repeat: 2\n    failure_retry: 3\n"))
+    else {
+        panic!("accepted repeat with failure_retry");
+    };
+    assert!(
+        problems.iter().any(|p| p
+            .to_string()
+            .contains("Unable to use repeat and failure_retry")),
+        "{problems:?}"
+    );
+    let runs = |retry: &str| {
+        let parsed = parse_job(&job(retry)).unwrap();
+        let action = &basalt::job::JobDefinition::from_value(parsed.value).actions[0];
+        (action.attempts(), action.repeats())
+    };
+    assert_eq!(runs("    repeat: 3\n"), (3, true));
+    assert_eq!(runs("    failure_retry: 2\n"), (2, false));
+}

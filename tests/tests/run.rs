@@ -559,6 +559,60 @@ actions:
     assert_eq!(std::fs::read_to_string(&marks).unwrap(), "done\nundone\n");
 }
 
+/// LAVA's `repeat:` runs an action that many times whatever each run gives: a command that
+/// always passes runs twice and the job goes on; one whose first run fails still runs three
+/// times, and then fails the job with LAVA's "3 retries out of 3 failed".
+#[test]
+fn repeat_runs_every_time_and_fails_at_the_end_when_a_run_failed() {
+    let lab = Lab::new("");
+    let always = lab.dir.path().join("always-runs");
+    let first = lab.dir.path().join("first-fails-runs");
+    let dict = lab.dictionary();
+    let mut text = std::fs::read_to_string(dict).unwrap();
+    text.push_str(&format!(
+        "{{% set user_commands = {{'always': {{'do': 'echo run >> {a}'}}, \
+         'first-fails': {{'do': 'echo run >> {f}; [ $(wc -l < {f}) -gt 1 ]'}}}} %}}\n",
+        a = always.display(),
+        f = first.display()
+    ));
+    std::fs::write(dict, text).unwrap();
+    let job = lab.dir.write(
+        "repeat.yaml",
+        "job_name: repeat
+device_type: beaglebone-black
+timeouts:
+  job: {minutes: 2}
+  action: {minutes: 1}
+visibility: public
+actions:
+- command:
+    name: always
+    repeat: 2
+- command:
+    name: first-fails
+    repeat: 3
+",
+    );
+    let (output, out) = lab.run(&job);
+    let log = std::fs::read_to_string(out.join("output.yaml")).unwrap_or_default();
+    assert!(!output.status.success(), "{log}");
+    let runs = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!((runs(&always), runs(&first)), (2, 3), "{log}");
+    assert!(
+        log.contains("user-command failed: 1 of 3 attempts."),
+        "{log}"
+    );
+    assert!(
+        log.contains("3 retries out of 3 failed for user-command"),
+        "{log}"
+    );
+}
+
 #[test]
 fn a_second_sigterm_forces_a_job_whose_cleanup_hangs() {
     let lab = Lab::new("");

@@ -2,7 +2,8 @@
 //!
 //! `basalt run` (what a slave spawns for every job) calls [`run_job`]. It validates the job
 //! against the device (the `lava/validate` case), runs each top-level action with its timeout
-//! and `failure_retry`, and whatever happened ends the same way: the board powered off, the
+//! and `failure_retry` (runs until one succeeds) or `repeat` (every run, failing at the end if
+//! one failed, as LAVA's `RetryAction`), and whatever happened ends the same way: the board powered off, the
 //! console closed, `results.yaml`/`results.xml` and `result.yaml` written, and one outcome.
 
 pub mod archive;

@@ -325,6 +325,9 @@ impl Job<'_> {
 
     fn stage(&mut self, stage: &Stage) -> Result<(), Failure> {
         let mut attempt = 1;
+        // A repeated stage's failure before its last run (LAVA's repeat runs on and fails
+        // the action at the end).
+        let mut repeat_failed: Option<FailureClass> = None;
         loop {
             let started = Instant::now();
             let remaining = self.job_deadline.saturating_duration_since(started);
@@ -357,6 +360,15 @@ impl Job<'_> {
                 stage.action.name,
                 hms(started.elapsed())
             ));
+            if stage.repeat {
+                match self.repeated(stage, attempt, result, &mut repeat_failed) {
+                    Some(end) => return end,
+                    None => {
+                        attempt += 1;
+                        continue;
+                    }
+                }
+            }
             match result {
                 Ok(()) => {
                     self.case("lava", &stage.action.name, "pass", None);
@@ -385,6 +397,58 @@ impl Job<'_> {
                 }
             }
         }
+    }
+
+    /// One run of a `repeat:` stage, as LAVA's `RetryAction` repeats: every run happens
+    /// whatever the one before gave ("NAME failed: 1 of 3 attempts"); a failing last run
+    /// fails the stage with its own error, an earlier failure with "3 retries out of 3
+    /// failed for NAME" of the same class. `None`: run again.
+    fn repeated(
+        &mut self,
+        stage: &Stage,
+        attempt: u32,
+        result: Result<(), Failure>,
+        failed: &mut Option<FailureClass>,
+    ) -> Option<Result<(), Failure>> {
+        let name = &stage.action.name;
+        let last = attempt >= stage.attempts;
+        if let Err(failure) = &result {
+            self.log.error(&format!(
+                "{name} failed: {attempt} of {} attempts. '{failure}'",
+                stage.attempts
+            ));
+            let stop = failure.class == FailureClass::Canceled || self.request.cancel.is_set();
+            if last || stop {
+                self.case("lava", name, "fail", Some(failure.to_string()));
+                return Some(result);
+            }
+            *failed = Some(failure.class);
+        }
+        if !last {
+            self.log.info(&format!(
+                "{name}: repeating ({} of {})",
+                attempt + 1,
+                stage.attempts
+            ));
+            return None;
+        }
+        Some(match failed.take() {
+            None => {
+                self.case("lava", name, "pass", None);
+                Ok(())
+            }
+            Some(class) => {
+                let failure = Failure::new(
+                    class,
+                    format!(
+                        "{attempt} retries out of {} failed for {name}",
+                        stage.attempts
+                    ),
+                );
+                self.case("lava", name, "fail", Some(failure.to_string()));
+                Err(failure)
+            }
+        })
     }
 
     fn run_stage(&mut self, stage: &Stage, deadline: Instant) -> Result<(), Failure> {

@@ -82,14 +82,21 @@ impl JobAction {
         self.params.get("timeout").and_then(timeout_of)
     }
 
-    /// How many times to try it (`failure_retry`, default 1).
+    /// How many times to run it: `failure_retry` (until one run succeeds) or `repeat`
+    /// (every run, whatever the one before gave), default 1.
     pub fn attempts(&self) -> u32 {
         self.params
             .get("failure_retry")
+            .or_else(|| self.params.get("repeat"))
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(1)
             .max(1)
+    }
+
+    /// Whether its runs are LAVA's `repeat`: all of them, whatever each gives.
+    pub fn repeats(&self) -> bool {
+        self.params.contains_key("repeat")
     }
 }
 

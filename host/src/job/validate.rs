@@ -725,6 +725,12 @@ impl Checker<'_> {
             if let Some(timeout) = body.get("timeout") {
                 self.timeout(timeout, &at.key("timeout"));
             }
+            if body.contains_key("failure_retry") && body.contains_key("repeat") {
+                self.problem(
+                    &at,
+                    "Unable to use repeat and failure_retry, use a repeat block",
+                );
+            }
             for key in ["failure_retry", "repeat"] {
                 if let Some(count) = body.get(key) {
                     if count.as_u64().is_none_or(|n| n < 1) {

@@ -381,6 +381,7 @@ pub fn build_pipeline(job: &JobDefinition, device: &Value) -> Result<Pipeline, P
             kind: action.kind,
             job_index: action.index,
             attempts: action.attempts(),
+            repeat: action.repeats(),
             action: node,
         });
     }

@@ -31,10 +31,12 @@ pub fn describe(pipeline: &Pipeline) -> String {
     for stage in &pipeline.stages {
         walk(&stage.action, 0, &mut out);
         if stage.attempts > 1 {
-            out.push_str(&format!(
-                "         (retried up to {} times)\n",
-                stage.attempts
-            ));
+            let how = if stage.repeat {
+                "repeated"
+            } else {
+                "retried up to"
+            };
+            out.push_str(&format!("         ({how} {} times)\n", stage.attempts));
         }
     }
     out

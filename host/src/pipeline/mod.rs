@@ -66,8 +66,10 @@ pub struct Stage {
     pub kind: ActionKind,
     /// Index in the job's `actions` list.
     pub job_index: usize,
-    /// How many attempts (`failure_retry`).
+    /// How many runs (`failure_retry` or `repeat`).
     pub attempts: u32,
+    /// Whether every run happens (`repeat`) rather than runs until one succeeds.
+    pub repeat: bool,
     /// The action tree.
     pub action: PipelineAction,
 }
