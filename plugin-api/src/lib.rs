@@ -73,6 +73,7 @@ mod connection;
 mod error;
 #[doc(hidden)]
 pub mod export;
+pub mod fastboot;
 pub mod fd;
 mod guard;
 mod log;

@@ -341,6 +341,57 @@ fn a_fastboot_boot_of_an_x15_enters_fastboot_through_u_boot_then_reboots() {
     assert!(commands.lines().any(|l| l == "reboot"), "{commands}");
 }
 
+/// A HiKey whose dictionary leaves the serial unset and asks for auto-detection passes the
+/// checks, and after its reset the deploy asks Debian's fastboot client `fastboot devices`,
+/// as LAVA does, 10 times 3 s apart; a board that never shows up (here none is on USB) ends
+/// the job with LAVA's FastbootDeviceNotFound.
+#[test]
+fn an_auto_detected_board_that_never_shows_up_ends_the_job_with_fastboot_device_not_found() {
+    if lava_fixtures().is_none() || !tool_available("fastboot") {
+        return;
+    }
+    let dir = TestDir::new();
+    let state = dir.mkdir("board");
+    let power = state.join("power");
+    let image = dir.write("images/boot.img", image_bytes("boot"));
+    let job = dir.write(
+        "job.yaml",
+        format!(
+            "job_name: auto-detected
+device_type: hi6220-hikey
+visibility: public
+timeouts: {{job: {{minutes: 3}}, action: {{minutes: 2}}}}
+actions:
+- deploy:
+    to: fastboot
+    images:
+      boot: {{url: 'file://{}'}}
+",
+            image.display()
+        ),
+    );
+    let dictionary = dictionary(&dir, &HIKEY, &state, &power, 0);
+    let mut text = std::fs::read_to_string(&dictionary).unwrap();
+    text.push_str(
+        "{% set fastboot_serial_number = '0000000000' %}\n{% set fastboot_auto_detection = True %}\n",
+    );
+    std::fs::write(&dictionary, text).unwrap();
+    let (output, _, log) = run_job(&dir, &dictionary, None, &job);
+    assert!(!output.status.success(), "{log}");
+    assert!(
+        log.contains("Fastboot device not found (try 10 of 10)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("FastbootDeviceNotFound: fastboot device not found"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("fastboot -s"),
+        "no command may name a serial: {log}"
+    );
+}
+
 /// A partition the board refuses (its fastboot answers FAIL) ends the job Incomplete with
 /// the flash named, before anything boots.
 #[test]

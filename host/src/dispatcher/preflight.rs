@@ -41,7 +41,11 @@ pub fn boot_config(device: &Value, method: &str) -> Value {
     if let Value::Object(section) = &mut config {
         // What fastboot needs of the device: its client's serial and options, and whether a
         // hard reset (rather than fastboot itself) brings the board into fastboot mode.
-        for key in ["fastboot_serial_number", "fastboot_options"] {
+        for key in [
+            "fastboot_serial_number",
+            "fastboot_options",
+            "fastboot_auto_detection",
+        ] {
             if let Some(value) = device.get(key) {
                 section.insert(format!("_{key}"), value.clone());
             }

@@ -10,12 +10,15 @@
 //!
 //! Configuration: the device's fastboot sequence (as `sequence`) with the host's
 //! `_fastboot_serial_number`, `_fastboot_options` and `_hard_reset` (the device's keys) and
-//! `_constants`; the kernel's start is waited for as after every bootloader
+//! `_constants`; with `_fastboot_auto_detection` and an unset serial (`0000000000`) the board
+//! is found by `fastboot devices` once it is in fastboot mode (`basalt_plugin_api::fastboot`,
+//! LAVA's `DetectFastbootDevice`). The kernel's start is waited for as after every bootloader
 //! (`bootloader::wait_for_kernel`, which also takes the job's `kernel-start-message`). The boot action carries `_deployed` (the fastboot deploy's files).
 
 use std::time::{Duration, Instant};
 
 use basalt_plugin_api::bootloader::{self, Method, UbootFastboot};
+use basalt_plugin_api::fastboot::UNSET_SERIAL;
 use basalt_plugin_api::login::{log_in, read_boot_action, time_left};
 use basalt_plugin_api::process::run_program_output;
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
@@ -25,7 +28,8 @@ const DRIVER: &str = "boot fastboot";
 
 /// The driver, built from the device's fastboot sequence.
 pub struct FastbootBoot {
-    serial: String,
+    /// `None` for a board found by `fastboot devices` at each boot (auto-detection).
+    serial: Option<String>,
     options: Vec<String>,
     sequence: Vec<String>,
     hard_reset: bool,
@@ -60,12 +64,16 @@ pub fn new_fastboot_boot(config: &str, log: Log) -> Result<FastbootBoot, PluginE
     let serial = config
         .get("_fastboot_serial_number")
         .map(text)
-        .filter(|s| !s.is_empty() && s != "0000000000")
-        .ok_or_else(|| {
-            PluginError::invalid_config(format!(
-                "{DRIVER}: device fastboot serial number missing or unset"
-            ))
-        })?;
+        .filter(|s| !s.is_empty() && s != UNSET_SERIAL);
+    let detect = config
+        .get("_fastboot_auto_detection")
+        .and_then(Value::as_bool)
+        == Some(true);
+    if serial.is_none() && !detect {
+        return Err(PluginError::invalid_config(format!(
+            "{DRIVER}: device fastboot serial number missing or unset"
+        )));
+    }
     let options = match config.get("_fastboot_options") {
         Some(Value::Array(items)) => items.iter().map(text).collect(),
         _ => {
@@ -87,28 +95,46 @@ pub fn new_fastboot_boot(config: &str, log: Log) -> Result<FastbootBoot, PluginE
 
 impl FastbootBoot {
     /// Runs `fastboot -s SERIAL <words…> <options…>` and returns what it printed.
-    fn fastboot(&self, words: &[String], deadline: Instant) -> Result<String, PluginError> {
-        let mut argv = vec!["fastboot".to_owned(), "-s".to_owned(), self.serial.clone()];
+    fn fastboot(
+        &self,
+        serial: &str,
+        words: &[String],
+        deadline: Instant,
+    ) -> Result<String, PluginError> {
+        let mut argv = vec!["fastboot".to_owned(), "-s".to_owned(), serial.to_owned()];
         argv.extend(words.iter().cloned());
         argv.extend(self.options.iter().cloned());
         run_program_output("fastboot", &argv, deadline, &self.log)
     }
 
+    /// Puts the board into fastboot mode and returns its serial (found by `fastboot
+    /// devices` when the device has auto-detection).
     fn enter_fastboot(
         &self,
         session: &mut BootSession<'_>,
+        known: Option<String>,
         deadline: Instant,
-    ) -> Result<(), PluginError> {
+    ) -> Result<String, PluginError> {
+        let found = |serial: Option<String>| match serial {
+            Some(serial) => Ok(serial),
+            None => basalt_plugin_api::fastboot::detect(deadline, &self.log),
+        };
         if let Some(uboot) = &self.uboot {
-            return uboot.enter(session, deadline);
+            uboot.enter(session, deadline)?;
+            return found(known);
         }
         if self.hard_reset {
             session.info("boot fastboot: resetting the board into fastboot mode");
-            return session.power(PowerAction::Reboot, time_left(deadline));
+            session.power(PowerAction::Reboot, time_left(deadline))?;
+            return found(known);
         }
-        let listed = self.fastboot(&["devices".to_owned()], deadline)?;
-        if listed.contains(&self.serial) {
-            let output = self.fastboot(&["reboot-bootloader".to_owned()], deadline)?;
+        let Some(serial) = known else {
+            return found(None);
+        };
+        let serial = serial.as_str();
+        let listed = self.fastboot(serial, &["devices".to_owned()], deadline)?;
+        if listed.contains(serial) {
+            let output = self.fastboot(serial, &["reboot-bootloader".to_owned()], deadline)?;
             if !output.to_lowercase().contains("okay") {
                 return Err(PluginError::infrastructure(format!(
                     "Unable to enter fastboot: {}",
@@ -116,7 +142,7 @@ impl FastbootBoot {
                 )));
             }
         }
-        Ok(())
+        Ok(serial.to_owned())
     }
 }
 
@@ -129,19 +155,27 @@ impl BootDriver for FastbootBoot {
     ) -> Result<(), PluginError> {
         let deadline = Instant::now() + timeout;
         let (login, action) = read_boot_action(DRIVER, action)?;
-        for command in action
+        let commands: Vec<&Value> = action
             .get("commands")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-        {
+            .collect();
+        let mut known = self.serial.clone();
+        // The job's commands run before the board is put into fastboot mode, so an
+        // auto-detected board is looked for first when there are any.
+        if known.is_none() && !commands.is_empty() {
+            known = Some(basalt_plugin_api::fastboot::detect(deadline, &self.log)?);
+        }
+        for command in commands {
+            let serial = known.as_deref().unwrap_or_default();
             let command = text(command);
             let words = shlex::split(&command).ok_or_else(|| {
                 PluginError::job(format!("{DRIVER}: command {command:?}: unbalanced quotes"))
             })?;
-            self.fastboot(&words, deadline)?;
+            self.fastboot(serial, &words, deadline)?;
         }
-        self.enter_fastboot(session, deadline)?;
+        let serial = &self.enter_fastboot(session, known, deadline)?;
         for step in &self.sequence {
             match step.as_str() {
                 "boot" | "no-flash-boot" => {
@@ -153,7 +187,8 @@ impl BootDriver for FastbootBoot {
                                 "{DRIVER}: the device boots with `fastboot boot`, and no deploy gave a boot image (images: boot:)"
                             ))
                         })?;
-                    let output = self.fastboot(&["boot".to_owned(), image.to_owned()], deadline)?;
+                    let output =
+                        self.fastboot(serial, &["boot".to_owned(), image.to_owned()], deadline)?;
                     if !output.trim().is_empty() && !output.to_lowercase().contains("booting") {
                         return Err(PluginError::job(format!(
                             "Unable to boot with fastboot: {}",
@@ -162,7 +197,7 @@ impl BootDriver for FastbootBoot {
                     }
                 }
                 "reboot" => {
-                    let output = self.fastboot(&["reboot".to_owned()], deadline)?;
+                    let output = self.fastboot(serial, &["reboot".to_owned()], deadline)?;
                     if !output.to_lowercase().contains("rebooting") {
                         return Err(PluginError::job(format!(
                             "Unable to fastboot reboot: {}",

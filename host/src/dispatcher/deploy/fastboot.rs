@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use basalt_plugin_api::bootloader::{Method, UbootFastboot};
+use basalt_plugin_api::fastboot::UNSET_SERIAL;
 
 use super::artifacts::{self, Layout};
 use super::{missing, DeployContext, Facilities};
@@ -29,36 +30,44 @@ const REBOOTS: &[&str] = &[
 
 /// The device's fastboot serial and options, read as LAVA reads them.
 struct Target {
+    /// Empty until `fastboot devices` found the board, for an auto-detected one.
     serial: String,
     options: Vec<String>,
+    /// The serial is unset and found by `fastboot devices` (`fastboot_auto_detection`).
+    detect: bool,
 }
 
 impl Target {
     fn of(device: &Value) -> Result<Self, Failure> {
-        let serial = device
+        let mut serial = device
             .get("fastboot_serial_number")
             .map(crate::data::text)
             .unwrap_or_default();
-        if serial.is_empty() {
+        let auto = device
+            .get("fastboot_auto_detection")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        // LAVA detects only an unset serial; one the dictionary sets is kept.
+        let detect = auto && (serial.is_empty() || serial == UNSET_SERIAL);
+        if detect {
+            serial.clear();
+        } else if serial.is_empty() {
             return Err(missing("device fastboot serial number missing"));
-        }
-        if serial == "0000000000" {
-            let auto = device
-                .get("fastboot_auto_detection")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            return Err(missing(if auto {
-                "fastboot_auto_detection (finding the board with `fastboot devices`) is not built in Basalt yet; set fastboot_serial_number in the device dictionary"
-            } else {
-                "device fastboot serial number unset (fastboot_serial_number is 0000000000)"
-            }));
+        } else if serial == UNSET_SERIAL {
+            return Err(missing(
+                "device fastboot serial number unset (fastboot_serial_number is 0000000000)",
+            ));
         }
         let options = match device.get("fastboot_options") {
             None => return Err(missing("device fastboot options missing")),
             Some(Value::Array(items)) => items.iter().map(crate::data::text).collect(),
             Some(_) => return Err(missing("device fastboot options is not a list")),
         };
-        Ok(Self { serial, options })
+        Ok(Self {
+            serial,
+            options,
+            detect,
+        })
     }
 
     /// `fastboot -s SERIAL <words…> <options…>`.
@@ -149,10 +158,14 @@ pub fn flash_order(device: &Value, images: &Map<String, Value>) -> Vec<String> {
 
 /// Runs a fastboot deploy.
 pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
-    let target = Target::of(ctx.device)?;
+    let mut target = Target::of(ctx.device)?;
     let images = images(ctx.params)?;
     let deployed = artifacts::fetch(ctx, &ctx.deploy_dir(), Layout::PerKey)?;
     enter_fastboot(ctx, &target)?;
+    if target.detect {
+        target.serial = basalt_plugin_api::fastboot::detect(ctx.deadline, &ctx.log.plugin_log())
+            .map_err(Failure::from)?;
+    }
     let skip_boot = ctx
         .device
         .pointer("/actions/boot/methods/fastboot")
@@ -240,6 +253,10 @@ fn enter_fastboot(ctx: &DeployContext<'_>, target: &Target) -> Result<(), Failur
         }
         return hard_reset(ctx);
     }
+    if target.detect {
+        // Without a serial there is no board to ask to reboot into fastboot mode yet.
+        return Ok(());
+    }
     let listed = fastboot_output(ctx, target, &["devices"])?;
     if listed.contains(&target.serial) {
         let output = fastboot_output(ctx, target, &["reboot-bootloader"])?;
@@ -321,6 +338,13 @@ mod tests {
     fn an_unset_serial_and_bad_options_are_refused_as_lava_refuses_them() {
         let unset = json!({"fastboot_serial_number": "0000000000", "fastboot_options": []});
         assert!(Target::of(&unset).is_err_and(|f| f.message.contains("unset")));
+        // With auto-detection an unset serial is found later; a set one is kept.
+        let auto = json!({"fastboot_serial_number": "0000000000", "fastboot_options": [],
+                          "fastboot_auto_detection": true});
+        assert!(Target::of(&auto).is_ok_and(|t| t.detect && t.serial.is_empty()));
+        let set = json!({"fastboot_serial_number": "1bc92320", "fastboot_options": [],
+                         "fastboot_auto_detection": true});
+        assert!(Target::of(&set).is_ok_and(|t| !t.detect && t.serial == "1bc92320"));
         let options = json!({"fastboot_serial_number": "1bc92320", "fastboot_options": "-S 256M"});
         assert!(Target::of(&options).is_err_and(|f| f.message.contains("not a list")));
         let device = json!({
