@@ -273,7 +273,10 @@ fn the_workers_dut_environment_reaches_the_test_shell() {
         "env",
         &[
             "lava-test-case proxy --shell test \"$LAB_PROXY\" = http://proxy.lab:3128",
-            "lava-test-case quoted --shell test \"$LAB_NOTE\" = \"it's here\"",
+            // --shell evaluates its words joined, as LAVA's does: a value with a quote in
+            // it is compared outside lava-test-case.
+            "if [ \"$LAB_NOTE\" = \"it's here\" ]; then lava-test-case quoted --result pass; \
+             else lava-test-case quoted --result fail; fi",
         ],
     );
     let id = cluster.submit(&job);
