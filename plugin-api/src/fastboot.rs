@@ -1,11 +1,23 @@
-//! Finding a board by `fastboot devices`, for devices whose dictionary leaves the fastboot
-//! serial unset (`0000000000`) and sets `fastboot_auto_detection: true`, as LAVA's
-//! `DetectFastbootDevice` does: after the board was put into fastboot mode, wait 3 s, then
-//! ask up to 10 times, 3 s apart, until exactly one device is in fastboot mode. Shared by the
-//! fastboot deploy (host) and the fastboot boot (plugin), which both need the serial.
+//! The fastboot client as LAVA runs it, shared by the fastboot deploy (host) and the fastboot
+//! boot (plugin):
+//!
+//! - [`Client`]: `fastboot -s SERIAL <command…> <fastboot_options…>`, on the worker or, where
+//!   the job's action says `docker:`, inside a container of that image as LAVA's
+//!   `DockerDriver` runs it (the image inspected when `local: true`, else pulled; per command
+//!   a container started detached with `sleep infinity`, the files the command names bind
+//!   mounted at their own paths, `docker exec` of the command, `docker stop`), with the
+//!   device's `actions.test.methods.docker` options (`global_options` before `run`,
+//!   `options` after it) and the job's `devices:`.
+//! - [`detect`]: finding a board by `fastboot devices`, for devices whose dictionary leaves
+//!   the fastboot serial unset (`0000000000`) and sets `fastboot_auto_detection: true`, as
+//!   LAVA's `DetectFastbootDevice` does: after the board was put into fastboot mode, wait 3 s,
+//!   then ask up to 10 times, 3 s apart, until exactly one device is in fastboot mode.
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+use crate::config::string_list;
 use crate::process::run_program_output;
 use crate::{Log, PluginError};
 
@@ -29,13 +41,18 @@ pub fn listed(output: &str) -> Vec<String> {
         .collect()
 }
 
-/// The one board in fastboot mode; more than one is the job's error (LAVA: "More then one
-/// fastboot devices found"), none after every try an infrastructure error (LAVA's
-/// `FastbootDeviceNotFound`).
-pub fn detect(deadline: Instant, log: &Log) -> Result<String, PluginError> {
+/// The one board in fastboot mode (asked through `client`, whose serial is not used); more
+/// than one is the job's error (LAVA: "More then one fastboot devices found"), none after
+/// every try an infrastructure error (LAVA's `FastbootDeviceNotFound`).
+pub fn detect(client: &Client, deadline: Instant, log: &Log) -> Result<String, PluginError> {
     for attempt in 1..=TRIES {
         sleep_until(deadline, PAUSE)?;
-        let output = run_program_output("fastboot", &["fastboot", "devices"], deadline, log)?;
+        let output = client.run_argv(
+            &["fastboot".to_owned(), "devices".to_owned()],
+            &[],
+            deadline,
+            log,
+        )?;
         let devices = listed(&output);
         match devices.as_slice() {
             [one] => {
@@ -55,6 +72,228 @@ pub fn detect(deadline: Instant, log: &Log) -> Result<String, PluginError> {
     Err(PluginError::infrastructure(format!(
         "FastbootDeviceNotFound: fastboot device not found ({TRIES} tries of `fastboot devices`)"
     )))
+}
+
+/// The fastboot client of one action: the device's serial and options, and the job's
+/// container if it names one.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// `fastboot_serial_number` (empty until an auto-detected board is found).
+    pub serial: String,
+    /// `fastboot_options`, after every command.
+    pub options: Vec<String>,
+    /// The action's `docker:`, if any.
+    pub docker: Option<Docker>,
+}
+
+impl Client {
+    /// Runs `fastboot -s SERIAL <words…> <options…>`; `files` are the paths among the words
+    /// (bind mounted into the container). Returns what it printed.
+    pub fn run(
+        &self,
+        words: &[&str],
+        files: &[&str],
+        deadline: Instant,
+        log: &Log,
+    ) -> Result<String, PluginError> {
+        self.run_argv(&self.argv(words), files, deadline, log)
+    }
+
+    /// LAVA's command line: `fastboot -s SERIAL <words…> <options…>`, the device's options
+    /// after the command.
+    pub fn argv(&self, words: &[&str]) -> Vec<String> {
+        let mut argv = vec!["fastboot".to_owned(), "-s".to_owned(), self.serial.clone()];
+        argv.extend(words.iter().map(|w| (*w).to_owned()));
+        argv.extend(self.options.iter().cloned());
+        argv
+    }
+
+    fn run_argv(
+        &self,
+        argv: &[String],
+        files: &[&str],
+        deadline: Instant,
+        log: &Log,
+    ) -> Result<String, PluginError> {
+        match &self.docker {
+            None => run_program_output("fastboot", argv, deadline, log),
+            Some(docker) => docker.run(argv, files, deadline, log),
+        }
+    }
+}
+
+/// A job's `docker:` for the fastboot client, with the device's docker options.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    image: String,
+    local: bool,
+    devices: Vec<String>,
+    global_options: Vec<String>,
+    run_options: Vec<String>,
+    /// `lava-<job id>`: the start of each container's name.
+    prefix: String,
+}
+
+impl Docker {
+    /// From the action's `docker:` (`image`, `local`, `devices`), the device's
+    /// `actions.test.methods.docker` and the job's id; `None` without `docker:`.
+    pub fn from_action(
+        action: &Value,
+        device_methods: Option<&Value>,
+        job_id: &str,
+    ) -> Result<Option<Self>, PluginError> {
+        let Some(params) = action.get("docker") else {
+            return Ok(None);
+        };
+        let image = params
+            .get("image")
+            .and_then(Value::as_str)
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| PluginError::job("docker: needs an image"))?;
+        // LAVA drops the None a template renders for an unset option.
+        let options = |key: &str| {
+            let mut all = Vec::new();
+            for item in device_methods
+                .and_then(|m| m.get(key))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                all.extend(
+                    string_list(Some(item))
+                        .into_iter()
+                        .filter(|o| !o.is_empty()),
+                );
+            }
+            all
+        };
+        Ok(Some(Self {
+            image: image.to_owned(),
+            local: params
+                .get("local")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            devices: string_list(params.get("devices")),
+            global_options: options("global_options"),
+            run_options: options("options"),
+            prefix: format!("lava-{job_id}"),
+        }))
+    }
+
+    /// `docker <global options> <words…>`.
+    fn docker(&self, words: &[&str]) -> Vec<String> {
+        let mut argv = vec!["docker".to_owned()];
+        argv.extend(self.global_options.iter().cloned());
+        argv.extend(words.iter().map(|w| (*w).to_owned()));
+        argv
+    }
+
+    /// LAVA's `prepare`: a local image is inspected (and pulled if that fails), any other
+    /// pulled.
+    pub fn prepare(&self, deadline: Instant, log: &Log) -> Result<(), PluginError> {
+        if self.local {
+            let format = format!("Image {} exists locally", self.image);
+            let inspect = self.docker(&["image", "inspect", "--format", &format, &self.image]);
+            match run_program_output("docker", &inspect, deadline, log) {
+                Ok(_) => return Ok(()),
+                Err(_) => log.info(&format!(
+                    "Unable to inspect docker image '{}'; pulling it",
+                    self.image
+                )),
+            }
+        }
+        run_program_output(
+            "docker",
+            &self.docker(&["pull", &self.image]),
+            deadline,
+            log,
+        )
+        .map(drop)
+        .map_err(|e| {
+            PluginError::infrastructure(format!("docker pull {}: {}", self.image, e.message()))
+        })
+    }
+
+    /// One command in a fresh container, as LAVA's `DockerContainer` runs it.
+    fn run(
+        &self,
+        argv: &[String],
+        files: &[&str],
+        deadline: Instant,
+        log: &Log,
+    ) -> Result<String, PluginError> {
+        let name = container_name(&self.prefix);
+        let mut start = self.docker(&["run"]);
+        start.extend(self.run_options.iter().cloned());
+        start.extend([
+            "--detach".to_owned(),
+            "--rm".to_owned(),
+            "--init".to_owned(),
+        ]);
+        start.push(format!("--name={name}"));
+        start.extend(self.devices.iter().map(|d| format!("--device={d}")));
+        for file in files {
+            start.push(format!(
+                "--mount=type=bind,source={file},destination={file}"
+            ));
+        }
+        start.extend([
+            self.image.clone(),
+            "sleep".to_owned(),
+            "infinity".to_owned(),
+        ]);
+        run_program_output("docker", &start, deadline, log)?;
+        let result = self.wait(&name, deadline).and_then(|()| {
+            let mut exec = self.docker(&["exec", &name]);
+            exec.extend(argv.iter().cloned());
+            run_program_output("docker", &exec, deadline, log)
+        });
+        let stop = run_program_output("docker", &self.docker(&["stop", &name]), deadline, log);
+        let output = result?;
+        stop?;
+        Ok(output)
+    }
+
+    /// Waits for the container to exist (`docker inspect`), backing off as LAVA does, but
+    /// for at most 30 s: a container whose `sleep infinity` could not start is gone at once.
+    fn wait(&self, name: &str, deadline: Instant) -> Result<(), PluginError> {
+        let mut delay = Duration::from_millis(250);
+        let deadline = deadline.min(Instant::now() + Duration::from_secs(30));
+        loop {
+            let inspect = std::process::Command::new("docker")
+                .args(&self.global_options)
+                .args(["inspect", "--format=.", name])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            if inspect.is_ok_and(|s| s.success()) {
+                return Ok(());
+            }
+            if Instant::now() + delay > deadline {
+                return Err(PluginError::infrastructure(format!(
+                    "the docker container {name} did not start, or exited at once (does its \
+                     image have `sleep`?)"
+                )));
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// A container name no other command of this or another job uses.
+fn container_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}-fastboot-{}-{}-{nanos:08x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn sleep_until(deadline: Instant, pause: Duration) -> Result<(), PluginError> {

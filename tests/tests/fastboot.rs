@@ -61,16 +61,24 @@ fn image_bytes(name: &str) -> Vec<u8> {
     bytes
 }
 
-/// A sample with local images (xz or gz where it says so), no docker, a login on a board
-/// called `hostname`, and a shell test.
-fn job_for(lava: &Path, dir: &TestDir, sample: &str, hostname: &str) -> (PathBuf, Value) {
+/// A sample with local images (xz or gz where it says so), its `docker:` blocks kept only
+/// with `docker`, a login on a board called `hostname`, and a shell test.
+fn job_for(
+    lava: &Path,
+    dir: &TestDir,
+    sample: &str,
+    hostname: &str,
+    docker: bool,
+) -> (PathBuf, Value) {
     let text = std::fs::read_to_string(lava.join("jobs").join(sample)).unwrap();
     let mut job = basalt::yaml11::from_str(&text).unwrap();
     let mut actions = Vec::new();
     for action in job["actions"].as_array().unwrap() {
         if let Some(deploy) = action.get("deploy") {
             let mut deploy = deploy.clone();
-            deploy.as_object_mut().unwrap().remove("docker");
+            if !docker {
+                deploy.as_object_mut().unwrap().remove("docker");
+            }
             for (name, image) in deploy["images"].as_object_mut().unwrap() {
                 let image = image.as_object_mut().unwrap();
                 let raw = dir.write(&format!("images/{name}.img"), image_bytes(name));
@@ -90,7 +98,9 @@ fn job_for(lava: &Path, dir: &TestDir, sample: &str, hostname: &str) -> (PathBuf
             actions.push(json!({"deploy": deploy}));
         } else if let Some(boot) = action.get("boot") {
             let mut boot = boot.clone();
-            boot.as_object_mut().unwrap().remove("docker");
+            if !docker {
+                boot.as_object_mut().unwrap().remove("docker");
+            }
             boot["prompts"] = json!([format!("root@{hostname}:~# ")]);
             boot["auto_login"] = json!({"login_prompt": "login: ", "username": "root"});
             boot["timeout"] = json!({"minutes": 2});
@@ -161,12 +171,16 @@ fn run_job(
     dictionary: &Path,
     device_types: Option<&Path>,
     job: &Path,
+    docker_host: Option<&str>,
 ) -> (basalt_e2e::Output, PathBuf, String) {
     let out = dir.path().join("out");
     let mut run = Basalt::new(["run", "--quiet", "--device"]);
     run = run.arg(dictionary);
     if let Some(types) = device_types {
         run = run.arg("--device-types").arg(types);
+    }
+    if let Some(host) = docker_host {
+        run = run.env("DOCKER_HOST", host);
     }
     let output = run
         .arg("--output-dir")
@@ -182,19 +196,172 @@ fn run_job(
 
 #[test]
 fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_client() {
-    let Some(lava) = lava_fixtures() else {
-        return;
-    };
-    if !tool_available("fastboot") {
+    if lava_fixtures().is_some() && tool_available("fastboot") {
+        hikey_sample(None);
+    }
+}
+
+/// The same sample with its `docker:` blocks, as LAVA runs it: every fastboot command in a
+/// container of the image the job names (`lavalabteam/adb-fastboot`, `local: true`), here
+/// one holding Debian's fastboot client, on a docker daemon of the test's own; the board's
+/// dictionary gives the containers the host's network (`docker_shell_extra_arguments`).
+#[test]
+fn lavas_hikey_sample_runs_fastboot_in_the_docker_image_the_job_names() {
+    if lava_fixtures().is_none() || !tool_available("fastboot") || !tool_available("dockerd") {
         return;
     }
+    let dir = TestDir::new();
+    let daemon = DockerDaemon::start(&dir);
+    daemon.import_fastboot_image(&dir, "lavalabteam/adb-fastboot");
+    let log = hikey_sample(Some(&daemon));
+    assert!(
+        log.contains("Image lavalabteam/adb-fastboot exists locally"),
+        "{log}"
+    );
+    assert!(log.contains("docker: docker exec lava-"), "{log}");
+    assert!(log.contains("--network=host"), "{log}");
+}
+
+/// A docker daemon of the test's own: its socket, data and state below the test's
+/// directory, no iptables or bridge (containers get the host's network or none).
+struct DockerDaemon {
+    child: Child,
+    host: String,
+    root: PathBuf,
+}
+
+impl DockerDaemon {
+    fn start(dir: &TestDir) -> Self {
+        let root = dir.mkdir("docker");
+        let host = format!("unix://{}", root.join("docker.sock").display());
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--pidfile")
+            .arg(root.join("docker.pid"))
+            .args(["--host", &host])
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .args(["--storage-driver=vfs"])
+            .stdout(std::fs::File::create(root.join("dockerd.log")).unwrap())
+            .stderr(std::fs::File::create(root.join("dockerd.err")).unwrap())
+            .spawn()
+            .expect("dockerd starts");
+        let daemon = Self { child, host, root };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !daemon.docker(&["info"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not come up: {}",
+                std::fs::read_to_string(daemon.root.join("dockerd.err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        daemon
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .args(["--host", &self.host])
+            .args(args)
+            .output()
+            .expect("docker runs")
+    }
+
+    /// An image of Debian's fastboot client, the libraries it links and `sleep`, nothing else.
+    fn import_fastboot_image(&self, dir: &TestDir, name: &str) {
+        let root = dir.mkdir("fastboot-image");
+        let client = std::fs::canonicalize(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join("fastboot"))
+                .find(|p| p.is_file())
+                .unwrap(),
+        )
+        .unwrap();
+        let ldd = Command::new("ldd").arg(&client).output().unwrap();
+        // LAVA keeps each container alive with `sleep infinity`: busybox's applet.
+        let mut files = vec![
+            (client, PathBuf::from("usr/bin/fastboot")),
+            (PathBuf::from("/bin/busybox"), PathBuf::from("bin/sleep")),
+        ];
+        for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
+            if word.starts_with('/') {
+                let library = PathBuf::from(word);
+                files.push((
+                    library.clone(),
+                    library.strip_prefix("/").unwrap().to_path_buf(),
+                ));
+            }
+        }
+        for (from, to) in files {
+            let to = root.join(to);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&from, &to).unwrap();
+        }
+        let tarball = dir.path().join("fastboot-image.tar");
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(tar.success(), "tar of the image");
+        let tarball = tarball.display().to_string();
+        let import = self.docker(&["import", &tarball, name]);
+        assert!(import.status.success(), "docker import: {import:?}");
+    }
+}
+
+impl Drop for DockerDaemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // dockerd leaves its default network namespace mounted in its exec root.
+        let _ = Command::new("umount")
+            .arg(self.root.join("exec/netns/default"))
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// LAVA's HiKey sample on the simulated HiKey, its fastboot client on the worker or in
+/// `docker`'s containers; returns the job's log.
+fn hikey_sample(docker: Option<&DockerDaemon>) -> String {
+    let lava = lava_fixtures().unwrap();
     let dir = TestDir::new();
     let state = dir.mkdir("board");
     let power = state.join("power");
     let (_device, port) = start_device(&dir, &power);
-    let (job_file, job) = job_for(&lava, &dir, "docs__hi6220-hikey.yaml", "hikey");
+    let (job_file, job) = job_for(
+        &lava,
+        &dir,
+        "docs__hi6220-hikey.yaml",
+        "hikey",
+        docker.is_some(),
+    );
     let dictionary = dictionary(&dir, &HIKEY, &state, &power, port);
-    let (output, out, log) = run_job(&dir, &dictionary, None, &job_file);
+    if docker.is_some() {
+        let mut text = std::fs::read_to_string(&dictionary).unwrap();
+        text.push_str("{% set docker_shell_extra_arguments = '--network=host' %}\n");
+        std::fs::write(&dictionary, text).unwrap();
+    }
+    let (output, out, log) = run_job(
+        &dir,
+        &dictionary,
+        None,
+        &job_file,
+        docker.map(|d| d.host.as_str()),
+    );
     let commands =
         std::fs::read_to_string(dir.path().join("fastboot/fastboot.log")).unwrap_or_default();
     assert!(output.status.success(), "{output}\n{log}\n{commands}");
@@ -219,13 +386,11 @@ fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_clien
     );
     // LAVA's command lines: the serial first, the device's options after the command.
     assert!(
-        log.contains(&format!(
-            "fastboot: fastboot -s tcp:127.0.0.1:{port} flash ptable "
-        )),
+        log.contains(&format!("fastboot -s tcp:127.0.0.1:{port} flash ptable ")),
         "{log}"
     );
     assert!(
-        log.contains(&format!("fastboot: fastboot -s tcp:127.0.0.1:{port} boot ")),
+        log.contains(&format!("fastboot -s tcp:127.0.0.1:{port} boot ")),
         "{log}"
     );
     let results = results(&out);
@@ -233,6 +398,7 @@ fn lavas_hikey_sample_flashes_every_image_and_boots_with_the_real_fastboot_clien
         case(&results, "0_after-fastboot", "booted")["result"],
         "pass"
     );
+    log
 }
 
 /// LAVA's x15 sample: an x15 enters fastboot mode through u-boot (`fastboot_via_uboot`, set
@@ -253,7 +419,7 @@ fn run_x15(lava: &Path, change: impl Fn(&mut Value)) -> X15Run {
     let state = dir.mkdir("board");
     let power = state.join("power");
     let (_device, port) = start_device(&dir, &power);
-    let (job_file, mut job) = job_for(lava, &dir, "lava_dispatcher__x15-uboot.yaml", "x15");
+    let (job_file, mut job) = job_for(lava, &dir, "lava_dispatcher__x15-uboot.yaml", "x15", false);
     change(&mut job["actions"][1]["boot"]);
     let yaml = basalt_e2e::job_yaml(&job);
     std::fs::write(&job_file, yaml).unwrap();
@@ -268,6 +434,7 @@ fn run_x15(lava: &Path, change: impl Fn(&mut Value)) -> X15Run {
         &dictionary,
         Some(&lava.join("device-types")),
         &job_file,
+        None,
     );
     let typed = std::fs::read_to_string(state.join("bootloader.log")).unwrap_or_default();
     assert!(output.status.success(), "{output}\n{log}\n{typed}");
@@ -376,7 +543,7 @@ actions:
         "{% set fastboot_serial_number = '0000000000' %}\n{% set fastboot_auto_detection = True %}\n",
     );
     std::fs::write(&dictionary, text).unwrap();
-    let (output, _, log) = run_job(&dir, &dictionary, None, &job);
+    let (output, _, log) = run_job(&dir, &dictionary, None, &job, None);
     assert!(!output.status.success(), "{log}");
     assert!(
         log.contains("Fastboot device not found (try 10 of 10)"),
@@ -421,7 +588,7 @@ actions:
         ),
     );
     let dictionary = dictionary(&dir, &HIKEY, &state, &power, port);
-    let (output, _, log) = run_job(&dir, &dictionary, None, &job);
+    let (output, _, log) = run_job(&dir, &dictionary, None, &job, None);
     assert!(!output.status.success(), "{log}");
     assert!(log.contains("Unable to flash"), "{log}");
     assert!(log.contains("bad partition name"), "{log}");

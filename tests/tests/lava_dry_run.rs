@@ -22,20 +22,10 @@ const BOOT_METHODS: &[&str] = &[
 ];
 
 /// Jobs whose methods Basalt has, refused for another reason that is a real gap, with it.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "lava_dispatcher__kvm-overlays.yaml",
-        "overlays on an image of format \"ext4\"",
-    ),
-    ("docs__artifact-conversion-download.yaml", DOCKER_FASTBOOT),
-    ("docs__fastboot-nfs.yaml", DOCKER_FASTBOOT),
-    ("docs__hi6220-hikey.yaml", DOCKER_FASTBOOT),
-    ("lava_dispatcher__docker-test.yaml", DOCKER_FASTBOOT),
-    ("lava_dispatcher__download.yaml", DOCKER_FASTBOOT),
-    ("lava_dispatcher__fastboot-docker.yaml", DOCKER_FASTBOOT),
-    ("lava_dispatcher__hikey960-oe.yaml", DOCKER_FASTBOOT),
-    ("lava_dispatcher__hikey-grub.yaml", DOCKER_FASTBOOT),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[(
+    "lava_dispatcher__kvm-overlays.yaml",
+    "overlays on an image of format \"ext4\"",
+)];
 
 /// Jobs LAVA itself refuses on the device type they name (its unit tests run them on
 /// another type), with the reason.
@@ -44,13 +34,16 @@ const REFUSED_AS_BY_LAVA: &[(&str, &str)] = &[
     // (LAVA: "No uefi-menu in device boot methods"); mustang-grub-efi has both.
     ("docs__mustang-grub-efi.yaml", NO_UEFI_MENU),
     ("lava_dispatcher__mustang-grub-efi-nfs.yaml", NO_UEFI_MENU),
+    // hi960-hikey leaves the serial at 0000000000 for the dictionary to set, and LAVA's
+    // tests have no dictionary of that type.
+    (
+        "lava_dispatcher__hikey960-oe.yaml",
+        "device fastboot serial number unset",
+    ),
 ];
 
 /// Why a grub-efi boot is refused on a device without a UEFI menu.
 const NO_UEFI_MENU: &str = "no uefi-menu in the device's boot methods";
-
-/// Fastboot run inside a container the job names (`docker:` on a fastboot deploy).
-const DOCKER_FASTBOOT: &str = "fastboot inside docker (deploy docker:) is not built";
 
 /// A dictionary for each device type: one of LAVA's test devices where one extends it,
 /// else a bare `{% extends %}`.
@@ -207,5 +200,5 @@ fn every_sample_job_whose_methods_basalt_has_passes_the_dry_run() {
     );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // A floor: fewer means a method that worked stopped working.
-    assert!(accepted.len() >= 58, "{} accepted", accepted.len());
+    assert!(accepted.len() >= 65, "{} accepted", accepted.len());
 }

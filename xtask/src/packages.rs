@@ -35,6 +35,10 @@ pub const TEST: &[(&str, &str)] = &[
     ),
     ("linux-image-amd64", "that board's kernel"),
     ("busybox-static", "that board's userland (initramfs)"),
+    (
+        "docker.io",
+        "the docker daemon a test starts of its own, for fastboot inside docker (docker:)",
+    ),
 ];
 
 /// Debian's LAVA dispatcher (`lava-run` 2023.01), which the side-by-side test runs.

@@ -68,6 +68,7 @@ pub fn boot_config(device: &Value, method: &str) -> Value {
             ("_character_delays", "/character_delays"),
             ("_uefi_menu", "/actions/boot/methods/uefi-menu"),
             ("_fastboot_deploy", "/actions/deploy/methods/fastboot"),
+            ("_docker_methods", "/actions/test/methods/docker"),
         ] {
             if let Some(value) = device.pointer(source) {
                 section.insert(key.into(), value.clone());

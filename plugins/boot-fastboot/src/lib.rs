@@ -1,7 +1,8 @@
 //! Boot driver `fastboot`: LAVA's fastboot boot method.
 //!
 //! As LAVA's `BootFastbootAction`: runs the job's `commands:` with the fastboot client first
-//! (`fastboot -s SERIAL <command> <options>`), brings the board into fastboot mode (u-boot's
+//! (`fastboot -s SERIAL <command> <options>`, in the boot's `docker:` image where it names
+//! one), brings the board into fastboot mode (u-boot's
 //! `fastboot` command for a `fastboot_via_uboot` board, a hard reset where the device has
 //! one, else `fastboot reboot-bootloader` when `fastboot devices` lists it), then follows the device's fastboot sequence (`actions.boot.methods.fastboot`):
 //! `boot` and `no-flash-boot` are `fastboot boot <the deployed boot image>`, `reboot` is
@@ -18,9 +19,8 @@
 use std::time::{Duration, Instant};
 
 use basalt_plugin_api::bootloader::{self, Method, UbootFastboot};
-use basalt_plugin_api::fastboot::UNSET_SERIAL;
+use basalt_plugin_api::fastboot::{detect, Client, Docker, UNSET_SERIAL};
 use basalt_plugin_api::login::{log_in, read_boot_action, time_left};
-use basalt_plugin_api::process::run_program_output;
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
 use serde_json::Value;
 
@@ -94,17 +94,27 @@ pub fn new_fastboot_boot(config: &str, log: Log) -> Result<FastbootBoot, PluginE
 }
 
 impl FastbootBoot {
-    /// Runs `fastboot -s SERIAL <words…> <options…>` and returns what it printed.
+    /// The client for `serial`, here or in the boot's container.
+    fn client(&self, docker: &Option<Docker>, serial: &str) -> Client {
+        Client {
+            serial: serial.to_owned(),
+            options: self.options.clone(),
+            docker: docker.clone(),
+        }
+    }
+
+    /// Runs `fastboot -s SERIAL <words…> <options…>` and returns what it printed; `files` are
+    /// the paths among the words.
     fn fastboot(
         &self,
+        docker: &Option<Docker>,
         serial: &str,
-        words: &[String],
+        words: &[&str],
+        files: &[&str],
         deadline: Instant,
     ) -> Result<String, PluginError> {
-        let mut argv = vec!["fastboot".to_owned(), "-s".to_owned(), serial.to_owned()];
-        argv.extend(words.iter().cloned());
-        argv.extend(self.options.iter().cloned());
-        run_program_output("fastboot", &argv, deadline, &self.log)
+        self.client(docker, serial)
+            .run(words, files, deadline, &self.log)
     }
 
     /// Puts the board into fastboot mode and returns its serial (found by `fastboot
@@ -112,12 +122,13 @@ impl FastbootBoot {
     fn enter_fastboot(
         &self,
         session: &mut BootSession<'_>,
+        docker: &Option<Docker>,
         known: Option<String>,
         deadline: Instant,
     ) -> Result<String, PluginError> {
         let found = |serial: Option<String>| match serial {
             Some(serial) => Ok(serial),
-            None => basalt_plugin_api::fastboot::detect(deadline, &self.log),
+            None => detect(&self.client(docker, ""), deadline, &self.log),
         };
         if let Some(uboot) = &self.uboot {
             uboot.enter(session, deadline)?;
@@ -132,9 +143,9 @@ impl FastbootBoot {
             return found(None);
         };
         let serial = serial.as_str();
-        let listed = self.fastboot(serial, &["devices".to_owned()], deadline)?;
+        let listed = self.fastboot(docker, serial, &["devices"], &[], deadline)?;
         if listed.contains(serial) {
-            let output = self.fastboot(serial, &["reboot-bootloader".to_owned()], deadline)?;
+            let output = self.fastboot(docker, serial, &["reboot-bootloader"], &[], deadline)?;
             if !output.to_lowercase().contains("okay") {
                 return Err(PluginError::infrastructure(format!(
                     "Unable to enter fastboot: {}",
@@ -161,11 +172,19 @@ impl BootDriver for FastbootBoot {
             .into_iter()
             .flatten()
             .collect();
+        let docker = Docker::from_action(
+            &action,
+            self.method.section().get("_docker_methods"),
+            action.get("_job_id").and_then(Value::as_str).unwrap_or("0"),
+        )?;
+        if let Some(docker) = &docker {
+            docker.prepare(deadline, &self.log)?;
+        }
         let mut known = self.serial.clone();
         // The job's commands run before the board is put into fastboot mode, so an
         // auto-detected board is looked for first when there are any.
         if known.is_none() && !commands.is_empty() {
-            known = Some(basalt_plugin_api::fastboot::detect(deadline, &self.log)?);
+            known = Some(detect(&self.client(&docker, ""), deadline, &self.log)?);
         }
         for command in commands {
             let serial = known.as_deref().unwrap_or_default();
@@ -173,9 +192,10 @@ impl BootDriver for FastbootBoot {
             let words = shlex::split(&command).ok_or_else(|| {
                 PluginError::job(format!("{DRIVER}: command {command:?}: unbalanced quotes"))
             })?;
-            self.fastboot(serial, &words, deadline)?;
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            self.fastboot(&docker, serial, &words, &[], deadline)?;
         }
-        let serial = &self.enter_fastboot(session, known, deadline)?;
+        let serial = &self.enter_fastboot(session, &docker, known, deadline)?;
         for step in &self.sequence {
             match step.as_str() {
                 "boot" | "no-flash-boot" => {
@@ -188,7 +208,7 @@ impl BootDriver for FastbootBoot {
                             ))
                         })?;
                     let output =
-                        self.fastboot(serial, &["boot".to_owned(), image.to_owned()], deadline)?;
+                        self.fastboot(&docker, serial, &["boot", image], &[image], deadline)?;
                     if !output.trim().is_empty() && !output.to_lowercase().contains("booting") {
                         return Err(PluginError::job(format!(
                             "Unable to boot with fastboot: {}",
@@ -197,7 +217,7 @@ impl BootDriver for FastbootBoot {
                     }
                 }
                 "reboot" => {
-                    let output = self.fastboot(serial, &["reboot".to_owned()], deadline)?;
+                    let output = self.fastboot(&docker, serial, &["reboot"], &[], deadline)?;
                     if !output.to_lowercase().contains("rebooting") {
                         return Err(PluginError::job(format!(
                             "Unable to fastboot reboot: {}",

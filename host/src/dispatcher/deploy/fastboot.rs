@@ -6,7 +6,9 @@
 //! (images it does not list follow, by name), each followed by its `reboot:`.
 //!
 //! Every call is LAVA's `fastboot -s SERIAL <command…> <fastboot_options…>`: the device's
-//! options come after the command, as LAVA puts them; the client runs without a shell. The files stay where they were
+//! options come after the command, as LAVA puts them; the client runs without a shell, on
+//! the worker or, with `docker:`, in a container of the job's image
+//! (`basalt_plugin_api::fastboot`). The files stay where they were
 //! downloaded; `fastboot` boots read them from there.
 
 use std::time::Instant;
@@ -14,7 +16,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use basalt_plugin_api::bootloader::{Method, UbootFastboot};
-use basalt_plugin_api::fastboot::UNSET_SERIAL;
+use basalt_plugin_api::fastboot::{Client, Docker, UNSET_SERIAL};
 
 use super::artifacts::{self, Layout};
 use super::{missing, DeployContext, Facilities};
@@ -35,6 +37,8 @@ struct Target {
     options: Vec<String>,
     /// The serial is unset and found by `fastboot devices` (`fastboot_auto_detection`).
     detect: bool,
+    /// The container the client runs in, where the deploy says `docker:`.
+    docker: Option<Docker>,
 }
 
 impl Target {
@@ -67,16 +71,33 @@ impl Target {
             serial,
             options,
             detect,
+            docker: None,
         })
     }
 
-    /// `fastboot -s SERIAL <words…> <options…>`.
-    fn command(&self, words: &[&str]) -> Vec<String> {
-        let mut all: Vec<String> = vec!["fastboot".into(), "-s".into(), self.serial.clone()];
-        all.extend(words.iter().map(|w| (*w).to_owned()));
-        all.extend(self.options.iter().cloned());
-        all
+    /// The client LAVA runs: `fastboot -s SERIAL <words…> <options…>`, here or in the
+    /// deploy's container.
+    fn client(&self) -> Client {
+        Client {
+            serial: self.serial.clone(),
+            options: self.options.clone(),
+            docker: self.docker.clone(),
+        }
     }
+}
+
+/// The deploy's `docker:`, with the device's docker options.
+fn docker_of(
+    params: &Map<String, Value>,
+    device: &Value,
+    job_id: &str,
+) -> Result<Option<Docker>, Failure> {
+    Docker::from_action(
+        &Value::Object(params.clone()),
+        device.pointer("/actions/test/methods/docker"),
+        job_id,
+    )
+    .map_err(Failure::from)
 }
 
 fn images(params: &Map<String, Value>) -> Result<&Map<String, Value>, Failure> {
@@ -92,9 +113,9 @@ pub fn check(
     device: &Value,
     facilities: &Facilities,
 ) -> Result<(), Failure> {
-    if params.contains_key("docker") {
+    if docker_of(params, device, "0")?.is_some() && facilities.docker.is_none() {
         return Err(missing(
-            "fastboot inside docker (deploy docker:) is not built in Basalt yet; install Debian's fastboot on the worker",
+            "the deploy runs fastboot inside docker (docker:), and this worker has no docker CLI",
         ));
     }
     if uses_console(device) {
@@ -125,7 +146,7 @@ pub fn check(
             }
         }
     }
-    if facilities.fastboot.is_none() {
+    if facilities.fastboot.is_none() && !params.contains_key("docker") {
         return Err(missing(
             "a fastboot deploy needs the fastboot client on this worker (Debian's fastboot)",
         ));
@@ -159,12 +180,22 @@ pub fn flash_order(device: &Value, images: &Map<String, Value>) -> Vec<String> {
 /// Runs a fastboot deploy.
 pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
     let mut target = Target::of(ctx.device)?;
+    target.docker = docker_of(ctx.params, ctx.device, &ctx.servers.job_id)?;
     let images = images(ctx.params)?;
     let deployed = artifacts::fetch(ctx, &ctx.deploy_dir(), Layout::PerKey)?;
+    if let Some(docker) = &target.docker {
+        docker
+            .prepare(ctx.deadline, &ctx.log.plugin_log())
+            .map_err(Failure::from)?;
+    }
     enter_fastboot(ctx, &target)?;
     if target.detect {
-        target.serial = basalt_plugin_api::fastboot::detect(ctx.deadline, &ctx.log.plugin_log())
-            .map_err(Failure::from)?;
+        target.serial = basalt_plugin_api::fastboot::detect(
+            &target.client(),
+            ctx.deadline,
+            &ctx.log.plugin_log(),
+        )
+        .map_err(Failure::from)?;
     }
     let skip_boot = ctx
         .device
@@ -182,19 +213,37 @@ pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
         }
         let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         ctx.log.info(&format!("{size} bytes"));
-        fastboot(ctx, &target, &["flash", &name, file], "Unable to flash")?;
+        fastboot(
+            ctx,
+            &target,
+            &["flash", &name, file],
+            &[file],
+            "Unable to flash",
+        )?;
         match images[&name].get("reboot").and_then(Value::as_str) {
             Some("fastboot-reboot") => {
                 ctx.log.info("fastboot rebooting device.");
-                fastboot(ctx, &target, &["reboot"], "Unable to reboot")?;
+                fastboot(ctx, &target, &["reboot"], &[], "Unable to reboot")?;
             }
             Some("fastboot-reboot-bootloader") => {
                 ctx.log.info("fastboot reboot into bootloader.");
-                fastboot(ctx, &target, &["reboot-bootloader"], "Unable to reboot")?;
+                fastboot(
+                    ctx,
+                    &target,
+                    &["reboot-bootloader"],
+                    &[],
+                    "Unable to reboot",
+                )?;
             }
             Some("fastboot-reboot-fastboot") => {
                 ctx.log.info("fastboot reboot into fastboot.");
-                fastboot(ctx, &target, &["reboot", "fastboot"], "Unable to reboot")?;
+                fastboot(
+                    ctx,
+                    &target,
+                    &["reboot", "fastboot"],
+                    &[],
+                    "Unable to reboot",
+                )?;
             }
             Some("hard-reset") => hard_reset(ctx)?,
             _ => {}
@@ -257,9 +306,9 @@ fn enter_fastboot(ctx: &DeployContext<'_>, target: &Target) -> Result<(), Failur
         // Without a serial there is no board to ask to reboot into fastboot mode yet.
         return Ok(());
     }
-    let listed = fastboot_output(ctx, target, &["devices"])?;
+    let listed = fastboot_output(ctx, target, &["devices"], &[])?;
     if listed.contains(&target.serial) {
-        let output = fastboot_output(ctx, target, &["reboot-bootloader"])?;
+        let output = fastboot_output(ctx, target, &["reboot-bootloader"], &[])?;
         if !output.to_lowercase().contains("okay") {
             return Err(Failure::infrastructure(format!(
                 "Unable to enter fastboot: {}",
@@ -286,9 +335,10 @@ fn fastboot(
     ctx: &DeployContext<'_>,
     target: &Target,
     words: &[&str],
+    files: &[&str],
     failing: &str,
 ) -> Result<(), Failure> {
-    fastboot_output(ctx, target, words)
+    fastboot_output(ctx, target, words, files)
         .map(drop)
         .map_err(|f| Failure::infrastructure(format!("{failing}: {}", f.message)))
 }
@@ -297,14 +347,12 @@ fn fastboot_output(
     ctx: &DeployContext<'_>,
     target: &Target,
     words: &[&str],
+    files: &[&str],
 ) -> Result<String, Failure> {
-    basalt_plugin_api::process::run_program_output(
-        "fastboot",
-        &target.command(words),
-        ctx.deadline,
-        &ctx.log.plugin_log(),
-    )
-    .map_err(|e| Failure::infrastructure(e.message().to_owned()))
+    target
+        .client()
+        .run(words, files, ctx.deadline, &ctx.log.plugin_log())
+        .map_err(|e| Failure::infrastructure(e.message().to_owned()))
 }
 
 #[cfg(test)]
@@ -328,7 +376,8 @@ mod tests {
         let target = Target::of(&device).unwrap();
         assert_eq!(
             target
-                .command(&["flash", "boot", "/tmp/x/boot.img"])
+                .client()
+                .argv(&["flash", "boot", "/tmp/x/boot.img"])
                 .join(" "),
             "fastboot -s usb:2-1.2 flash boot /tmp/x/boot.img -S 256M"
         );
