@@ -201,3 +201,5 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testing;

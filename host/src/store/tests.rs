@@ -2,41 +2,7 @@
 
 use super::*;
 
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("basalt.db")).unwrap();
-    (dir, store)
-}
-
-fn lab(store: &Store) {
-    store.add_device_type("qemu", "").unwrap();
-    store.add_worker("w1", "", 0).unwrap();
-    store
-        .add_device(
-            "qemu-01",
-            "qemu",
-            "w1",
-            "{% extends 'qemu.jinja2' %}",
-            &[],
-            "",
-        )
-        .unwrap();
-}
-
-fn new_job() -> NewJob {
-    NewJob {
-        name: "smoke".into(),
-        visibility: Visibility::Public,
-        definition: "job_name: smoke\n".into(),
-        device_type: "qemu".into(),
-        requested_device: None,
-        tags: vec![],
-        context: serde_json::json!({}),
-        priority: 50,
-        submitter: "admin".into(),
-        health_check: false,
-    }
-}
+use super::testing::{lab, new_job, store};
 
 #[test]
 fn reopening_keeps_data_and_schema_version() {

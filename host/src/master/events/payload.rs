@@ -291,36 +291,17 @@ mod dumps_tests {
 #[cfg(test)]
 mod grouping_tests {
     use super::*;
-    use crate::store::{NewJob, Visibility};
+    use crate::store::{testing, NewJob, Visibility};
 
     #[test]
     fn each_change_of_a_field_is_its_own_event_in_lavas_shape() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("basalt.db")).unwrap();
-        store.add_device_type("qemu", "").unwrap();
-        store.add_worker("w1", "", 0).unwrap();
-        store
-            .add_device(
-                "qemu-01",
-                "qemu",
-                "w1",
-                "{% extends 'qemu.jinja2' %}",
-                &[],
-                "",
-            )
-            .unwrap();
+        let (_dir, store) = testing::store();
+        testing::lab(&store);
         let id = store
             .submit(&NewJob {
-                name: "smoke".into(),
                 visibility: Visibility::Personal,
-                definition: "job_name: smoke\n".into(),
-                device_type: "qemu".into(),
-                requested_device: None,
-                tags: vec![],
-                context: json!({}),
-                priority: 50,
                 submitter: "alice".into(),
-                health_check: false,
+                ..testing::new_job()
             })
             .unwrap();
         store.assign(id, "qemu-01").unwrap();

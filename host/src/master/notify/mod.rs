@@ -538,21 +538,15 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewJob, Visibility};
+    use crate::store::{testing, NewJob};
 
     fn job(store: &Store, name: &str) -> u64 {
         store
             .submit(&NewJob {
                 name: name.into(),
-                visibility: Visibility::Public,
                 definition: format!("job_name: {name}\n"),
-                device_type: "qemu".into(),
-                requested_device: None,
-                tags: vec![],
-                context: serde_json::json!({}),
-                priority: 50,
                 submitter: "ci".into(),
-                health_check: false,
+                ..testing::new_job()
             })
             .unwrap()
     }
