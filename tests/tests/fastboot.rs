@@ -141,7 +141,15 @@ const HIKEY: Board = Board {
     power_on: "off",
 };
 
-fn dictionary(dir: &TestDir, board: &Board, state: &Path, power: &Path, port: u16) -> PathBuf {
+/// The board's dictionary; `extra` are lines of the test's own after the board's.
+fn dictionary(
+    dir: &TestDir,
+    board: &Board,
+    state: &Path,
+    power: &Path,
+    port: u16,
+    extra: &str,
+) -> PathBuf {
     let on = format!("echo {} > {}", board.power_on, power.display());
     dir.write(
         &format!("{}-01.jinja2", board.hostname),
@@ -153,13 +161,36 @@ fn dictionary(dir: &TestDir, board: &Board, state: &Path, power: &Path, port: u1
 {{% set power_on_command = '{on}' %}}
 {{% set power_off_command = 'echo off > {power}' %}}
 {{% set lava_test_results_dir = '{dir}/lava-%s' %}}
-",
+{extra}",
             device_type = board.device_type,
             hostname = board.hostname,
             simboard = test_program("simboard").display(),
             state = state.display(),
             power = power.display(),
             dir = dir.path().display(),
+        ),
+    )
+}
+
+/// A HiKey job whose only action flashes one local image to `partition`, within `minutes`
+/// (its deploy within one minute less).
+fn one_image_job(dir: &TestDir, name: &str, partition: &str, minutes: u32) -> PathBuf {
+    let image = dir.write("images/one.img", image_bytes(partition));
+    dir.write(
+        "job.yaml",
+        format!(
+            "job_name: {name}
+device_type: hi6220-hikey
+visibility: public
+timeouts: {{job: {{minutes: {minutes}}}, action: {{minutes: {action}}}}}
+actions:
+- deploy:
+    to: fastboot
+    images:
+      '{partition}': {{url: 'file://{image}'}}
+",
+            action = minutes - 1,
+            image = image.display()
         ),
     )
 }
@@ -349,12 +380,11 @@ fn hikey_sample(docker: Option<&DockerDaemon>) -> String {
         "hikey",
         docker.is_some(),
     );
-    let dictionary = dictionary(&dir, &HIKEY, &state, &power, port);
-    if docker.is_some() {
-        let mut text = std::fs::read_to_string(&dictionary).unwrap();
-        text.push_str("{% set docker_shell_extra_arguments = '--network=host' %}\n");
-        std::fs::write(&dictionary, text).unwrap();
-    }
+    let extra = match docker {
+        Some(_) => "{% set docker_shell_extra_arguments = '--network=host' %}\n",
+        None => "",
+    };
+    let dictionary = dictionary(&dir, &HIKEY, &state, &power, port, extra);
     let (output, out, log) = run_job(
         &dir,
         &dictionary,
@@ -428,7 +458,7 @@ fn run_x15(lava: &Path, change: impl Fn(&mut Value)) -> X15Run {
         hostname: "x15",
         power_on: "on $(date +%s%N)",
     };
-    let dictionary = dictionary(&dir, &x15, &state, &power, port);
+    let dictionary = dictionary(&dir, &x15, &state, &power, port, "");
     let (output, out, log) = run_job(
         &dir,
         &dictionary,
@@ -520,29 +550,15 @@ fn an_auto_detected_board_that_never_shows_up_ends_the_job_with_fastboot_device_
     let dir = TestDir::new();
     let state = dir.mkdir("board");
     let power = state.join("power");
-    let image = dir.write("images/boot.img", image_bytes("boot"));
-    let job = dir.write(
-        "job.yaml",
-        format!(
-            "job_name: auto-detected
-device_type: hi6220-hikey
-visibility: public
-timeouts: {{job: {{minutes: 3}}, action: {{minutes: 2}}}}
-actions:
-- deploy:
-    to: fastboot
-    images:
-      boot: {{url: 'file://{}'}}
-",
-            image.display()
-        ),
-    );
-    let dictionary = dictionary(&dir, &HIKEY, &state, &power, 0);
-    let mut text = std::fs::read_to_string(&dictionary).unwrap();
-    text.push_str(
+    let job = one_image_job(&dir, "auto-detected", "boot", 3);
+    let dictionary = dictionary(
+        &dir,
+        &HIKEY,
+        &state,
+        &power,
+        0,
         "{% set fastboot_serial_number = '0000000000' %}\n{% set fastboot_auto_detection = True %}\n",
     );
-    std::fs::write(&dictionary, text).unwrap();
     let (output, _, log) = run_job(&dir, &dictionary, None, &job, None);
     assert!(!output.status.success(), "{log}");
     assert!(
@@ -570,24 +586,8 @@ fn a_partition_the_board_refuses_fails_the_deploy_naming_it() {
     let state = dir.mkdir("board");
     let power = state.join("power");
     let (_device, port) = start_device(&dir, &power);
-    let image = dir.write("images/odd.img", image_bytes("odd"));
-    let job = dir.write(
-        "job.yaml",
-        format!(
-            "job_name: refused partition
-device_type: hi6220-hikey
-visibility: public
-timeouts: {{job: {{minutes: 2}}, action: {{minutes: 1}}}}
-actions:
-- deploy:
-    to: fastboot
-    images:
-      'no such partition': {{url: 'file://{}'}}
-",
-            image.display()
-        ),
-    );
-    let dictionary = dictionary(&dir, &HIKEY, &state, &power, port);
+    let job = one_image_job(&dir, "refused partition", "no such partition", 2);
+    let dictionary = dictionary(&dir, &HIKEY, &state, &power, port, "");
     let (output, _, log) = run_job(&dir, &dictionary, None, &job, None);
     assert!(!output.status.success(), "{log}");
     assert!(log.contains("Unable to flash"), "{log}");
