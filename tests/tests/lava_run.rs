@@ -113,15 +113,14 @@ actions:
     )
 }
 
-/// The `results` records of a log in LAVA's format (one JSON object a line, `- ` before
-/// each in a log file; YAML's non-specific tag `! ` before strings LAVA keeps as text).
+/// The `results` records of a log in LAVA's format: one YAML flow mapping a line (`- ` before
+/// each in a log file), read as LAVA's server reads them.
 fn records(log: &str) -> Vec<Value> {
     log.lines()
         .map(|line| line.trim().trim_start_matches("- "))
         .filter(|line| line.contains("\"lvl\": \"results\""))
         .map(|line| {
-            let json = line.replace("\": ! \"", "\": \"");
-            serde_json::from_str::<Value>(&json)
+            basalt::yaml11::from_str(line)
                 .unwrap_or_else(|e| panic!("not a log line ({e}): {line}"))["msg"]
                 .clone()
         })
