@@ -102,6 +102,20 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// `apt-get update`, once per run of xtask however many installs follow it.
+fn apt_update() -> anyhow::Result<()> {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
+    let update = apt_get(&["update", "-q"])?;
+    if !update.success() {
+        bail!("apt-get update failed ({update})");
+    }
+    let _ = DONE.set(());
+    Ok(())
+}
+
 fn apt_get(args: &[&str]) -> anyhow::Result<std::process::ExitStatus> {
     Command::new("apt-get")
         .args(args)
@@ -124,10 +138,7 @@ pub fn ensure(wanted: &[(&'static str, &str)], who: &str) -> anyhow::Result<()> 
         bail!("{who} needs Debian packages that are missing; as root, run: {command}");
     }
     println!("{who}: installing {}", missing.join(", "));
-    let update = apt_get(&["update", "-q"])?;
-    if !update.success() {
-        bail!("apt-get update failed ({update})");
-    }
+    apt_update()?;
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(missing.iter().copied());
     let status = apt_get(&args)?;
@@ -148,10 +159,7 @@ pub fn ensure_lava_dispatcher() -> anyhow::Result<()> {
         return Ok(());
     }
     println!("the tests: installing {LAVA_DISPATCHER} (lava-run, for the side-by-side test)");
-    let update = apt_get(&["update", "-q"])?;
-    if !update.success() {
-        bail!("apt-get update failed ({update})");
-    }
+    apt_update()?;
     // A plain install next to a newer qemu-utils would make apt choose what to remove; the
     // version decides beforehand.
     let qemu_utils = Command::new("dpkg-query")
