@@ -12,6 +12,10 @@
 //!   the fastboot serial unset (`0000000000`) and sets `fastboot_auto_detection: true`, as
 //!   LAVA's `DetectFastbootDevice` does: after the board was put into fastboot mode, wait 3 s,
 //!   then ask up to 10 times, 3 s apart, until exactly one device is in fastboot mode.
+//! - [`RebootIntoFastboot`]: LAVA's `EnterFastbootAction`, how a board with neither u-boot's
+//!   `fastboot` command nor a hard reset (a phone) gets into fastboot mode: `adb -s
+//!   ADB_SERIAL reboot-bootloader` when the adb server lists the board as an Android device,
+//!   else `fastboot reboot-bootloader` when `fastboot devices` lists it in fastboot mode.
 
 use std::time::{Duration, Instant};
 
@@ -108,7 +112,9 @@ impl Client {
         argv
     }
 
-    fn run_argv(
+    /// Runs a program (`argv[0]`: `fastboot`, `adb`) where this client runs its commands: on
+    /// the worker or in the action's container.
+    pub fn run_argv(
         &self,
         argv: &[String],
         files: &[&str],
@@ -116,10 +122,102 @@ impl Client {
         log: &Log,
     ) -> Result<String, PluginError> {
         match &self.docker {
-            None => run_program_output("fastboot", argv, deadline, log),
+            None => run_program_output(
+                argv.first().map_or("fastboot", String::as_str),
+                argv,
+                deadline,
+                log,
+            ),
             Some(docker) => docker.run(argv, files, deadline, log),
         }
     }
+}
+
+/// LAVA's `EnterFastbootAction`: the device's `adb_serial_number`, checked as LAVA's
+/// validation checks it (set, and not `0000000000`), for the boards that enter fastboot mode by
+/// being asked to.
+#[derive(Debug, Clone)]
+pub struct RebootIntoFastboot {
+    adb_serial: String,
+}
+
+impl RebootIntoFastboot {
+    /// From the device's `adb_serial_number` (LAVA: "device adb serial number missing" /
+    /// "unset" when it is not usable).
+    pub fn new(adb_serial: Option<&Value>) -> Result<Self, PluginError> {
+        let adb_serial = match adb_serial {
+            None | Some(Value::Null) => {
+                return Err(PluginError::invalid_config(
+                    "device adb serial number missing",
+                ))
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        if adb_serial.is_empty() || adb_serial == UNSET_SERIAL {
+            return Err(PluginError::invalid_config(
+                "device adb serial number unset",
+            ));
+        }
+        Ok(Self { adb_serial })
+    }
+
+    /// `adb -s ADB_SERIAL <words…>`.
+    fn adb(&self, words: &[&str]) -> Vec<String> {
+        let mut argv = vec!["adb".to_owned(), "-s".to_owned(), self.adb_serial.clone()];
+        argv.extend(words.iter().map(|w| (*w).to_owned()));
+        argv
+    }
+
+    /// Asks the board into fastboot mode, as LAVA does: the adb server is started (a failure
+    /// is only logged: one may be running already) and asked for its devices; a board it
+    /// lists is rebooted into the bootloader with adb (a failure is the infrastructure's).
+    /// Otherwise a board `fastboot devices` lists gets `fastboot reboot-bootloader`, whose
+    /// answer must say OKAY. A board listed by neither is taken to be in fastboot mode (a
+    /// `tcp:` one never is listed), and the flashing that follows finds out.
+    pub fn enter(&self, client: &Client, deadline: Instant, log: &Log) -> Result<(), PluginError> {
+        let allow_fail = |argv: Vec<String>| {
+            client
+                .run_argv(&argv, &[], deadline, log)
+                .unwrap_or_else(|e| e.message().to_owned())
+        };
+        let started = allow_fail(self.adb(&["start-server"]));
+        if started.contains("successfully") {
+            log.info(&format!("adb daemon started: {}", started.trim()));
+        }
+        let devices = allow_fail(self.adb(&["devices"]));
+        if adb_listed(&devices).contains(&self.adb_serial) {
+            log.info(&format!("Device is in adb: {}", devices.trim()));
+            client
+                .run_argv(&self.adb(&["reboot-bootloader"]), &[], deadline, log)
+                .map_err(|e| PluginError::infrastructure(e.message()))?;
+            return Ok(());
+        }
+        let listed = client.run(&["devices"], &[], deadline, log)?;
+        if listed.contains(&client.serial) {
+            log.info(&format!("Device is in fastboot: {}", listed.trim()));
+            let output = client.run(&["reboot-bootloader"], &[], deadline, log)?;
+            if !output.to_lowercase().contains("okay") {
+                return Err(PluginError::infrastructure(format!(
+                    "Unable to enter fastboot: {}",
+                    output.trim()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The serials `adb devices` lists as online Android devices (`R58M12345\tdevice`), not its
+/// header, offline or unauthorized ones.
+fn adb_listed(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            (words.len() == 2 && words[1] == "device").then(|| words[0].to_owned())
+        })
+        .collect()
 }
 
 /// A job's `docker:` for the fastboot client, with the device's docker options.
@@ -315,5 +413,23 @@ mod tests {
         let output = "a2c22e48\tfastboot\n0123456789ABCDEF\tfastbootd\n\nR58M12345\tdevice\nusb:1-2 fastboot\n";
         assert_eq!(listed(output), ["a2c22e48", "usb:1-2"]);
         assert!(listed("").is_empty());
+    }
+
+    #[test]
+    fn adb_lists_online_devices_only() {
+        let output = "* daemon started successfully\nList of devices attached\n127.0.0.1:5555\tdevice\nR58M\toffline\nX1\tunauthorized\n\n";
+        assert_eq!(adb_listed(output), ["127.0.0.1:5555"]);
+    }
+
+    #[test]
+    fn an_adb_serial_must_be_set_as_lavas_validation_says() {
+        let message =
+            |v: Option<&Value>| RebootIntoFastboot::new(v).unwrap_err().message().to_owned();
+        assert_eq!(message(None), "device adb serial number missing");
+        assert_eq!(
+            message(Some(&Value::from("0000000000"))),
+            "device adb serial number unset"
+        );
+        assert!(RebootIntoFastboot::new(Some(&Value::from("127.0.0.1:5555"))).is_ok());
     }
 }

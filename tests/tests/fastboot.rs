@@ -25,29 +25,49 @@ impl Drop for Device {
 }
 
 fn start_device(dir: &TestDir, power: &Path) -> (Device, u16) {
+    let (device, port, _) = start_simfastboot(dir, Some(power), false);
+    (device, port)
+}
+
+/// `simfastboot` in `DIR/fastboot`, its console powered through `power`, and with `phone` a
+/// phone running Android with adbd: the device, its fastboot port and its adb port.
+fn start_simfastboot(dir: &TestDir, power: Option<&Path>, phone: bool) -> (Device, u16, u16) {
     let fastboot = dir.mkdir("fastboot");
     let port_file = fastboot.join("port");
-    let child = Command::new(test_program("simfastboot"))
+    let adb_port_file = fastboot.join("adb-port");
+    let mut command = Command::new(test_program("simfastboot"));
+    command
         .arg("--dir")
         .arg(&fastboot)
         .arg("--port-file")
-        .arg(&port_file)
-        .arg("--power")
-        .arg(power)
-        .spawn()
-        .expect("simfastboot starts");
-    let device = Device(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(port) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
-        {
-            return (device, port);
-        }
-        assert!(Instant::now() < deadline, "simfastboot wrote no port");
-        std::thread::sleep(Duration::from_millis(20));
+        .arg(&port_file);
+    if let Some(power) = power {
+        command.arg("--power").arg(power);
     }
+    if phone {
+        command.arg("--adb-port-file").arg(&adb_port_file);
+    }
+    let device = Device(command.spawn().expect("simfastboot starts"));
+    let port = |file: &Path| -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(port) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "simfastboot wrote no {}",
+                file.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let fastboot_port = port(&port_file);
+    let adb_port = if phone { port(&adb_port_file) } else { 0 };
+    (device, fastboot_port, adb_port)
 }
 
 /// Each image's content: the boot image is an Android one (the client checks `ANDROID!`).
@@ -202,7 +222,7 @@ fn run_job(
     dictionary: &Path,
     device_types: Option<&Path>,
     job: &Path,
-    docker_host: Option<&str>,
+    env: &[(&str, String)],
 ) -> (basalt_e2e::Output, PathBuf, String) {
     let out = dir.path().join("out");
     let mut run = Basalt::new(["run", "--quiet", "--device"]);
@@ -210,8 +230,8 @@ fn run_job(
     if let Some(types) = device_types {
         run = run.arg("--device-types").arg(types);
     }
-    if let Some(host) = docker_host {
-        run = run.env("DOCKER_HOST", host);
+    for (key, value) in env {
+        run = run.env(key, value);
     }
     let output = run
         .arg("--output-dir")
@@ -390,7 +410,9 @@ fn hikey_sample(docker: Option<&DockerDaemon>) -> String {
         &dictionary,
         None,
         &job_file,
-        docker.map(|d| d.host.as_str()),
+        &docker
+            .map(|d| vec![("DOCKER_HOST", d.host.clone())])
+            .unwrap_or_default(),
     );
     let commands =
         std::fs::read_to_string(dir.path().join("fastboot/fastboot.log")).unwrap_or_default();
@@ -464,7 +486,7 @@ fn run_x15(lava: &Path, change: impl Fn(&mut Value)) -> X15Run {
         &dictionary,
         Some(&lava.join("device-types")),
         &job_file,
-        None,
+        &[],
     );
     let typed = std::fs::read_to_string(state.join("bootloader.log")).unwrap_or_default();
     assert!(output.status.success(), "{output}\n{log}\n{typed}");
@@ -559,7 +581,7 @@ fn an_auto_detected_board_that_never_shows_up_ends_the_job_with_fastboot_device_
         0,
         "{% set fastboot_serial_number = '0000000000' %}\n{% set fastboot_auto_detection = True %}\n",
     );
-    let (output, _, log) = run_job(&dir, &dictionary, None, &job, None);
+    let (output, _, log) = run_job(&dir, &dictionary, None, &job, &[]);
     assert!(!output.status.success(), "{log}");
     assert!(
         log.contains("Fastboot device not found (try 10 of 10)"),
@@ -588,9 +610,107 @@ fn a_partition_the_board_refuses_fails_the_deploy_naming_it() {
     let (_device, port) = start_device(&dir, &power);
     let job = one_image_job(&dir, "refused partition", "no such partition", 2);
     let dictionary = dictionary(&dir, &HIKEY, &state, &power, port, "");
-    let (output, _, log) = run_job(&dir, &dictionary, None, &job, None);
+    let (output, _, log) = run_job(&dir, &dictionary, None, &job, &[]);
     assert!(!output.status.success(), "{log}");
     assert!(log.contains("Unable to flash"), "{log}");
     assert!(log.contains("bad partition name"), "{log}");
     assert!(!dir.path().join("fastboot/partitions").exists());
+}
+
+/// An adb server of the test's own, on a port no other adb server uses
+/// (`ANDROID_ADB_SERVER_PORT`), killed when the test ends.
+struct AdbServer {
+    port: String,
+}
+
+impl AdbServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port().to_string())
+            .unwrap();
+        let server = Self { port };
+        let started = server.adb(&["start-server"]);
+        assert!(started.status.success(), "{started:?}");
+        server
+    }
+
+    fn adb(&self, args: &[&str]) -> std::process::Output {
+        Command::new("adb")
+            .args(args)
+            .env("ANDROID_ADB_SERVER_PORT", &self.port)
+            .output()
+            .expect("adb runs")
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("ANDROID_ADB_SERVER_PORT", self.port.clone())]
+    }
+}
+
+impl Drop for AdbServer {
+    fn drop(&mut self) {
+        let _ = self.adb(&["kill-server"]);
+    }
+}
+
+/// A phone with neither a hard reset nor u-boot (LAVA's Nexus-class devices): LAVA's
+/// `EnterFastbootAction` reboots it into fastboot mode with `adb -s ADB_SERIAL
+/// reboot-bootloader`, Debian's adb client and server against the simulated phone's adbd,
+/// before flashing (in Android the phone answers no fastboot, and Debian's client waits for it
+/// until the deploy times out). Without an adb serial the job is refused as LAVA refuses it.
+#[test]
+fn a_phone_in_android_is_rebooted_into_fastboot_mode_with_adb_then_flashed() {
+    if lava_fixtures().is_none() || !tool_available("fastboot") || !tool_available("adb") {
+        return;
+    }
+    let dir = TestDir::new();
+    let (_device, port, adb_port) = start_simfastboot(&dir, None, true);
+    let adb_serial = format!("127.0.0.1:{adb_port}");
+    let phone = |adb_serial: &str| {
+        dir.write(
+            "phone-01.jinja2",
+            format!(
+                "{{% extends 'hi6220-hikey.jinja2' %}}
+{{% set fastboot_serial_number = 'tcp:127.0.0.1:{port}' %}}
+{{% set adb_serial_number = '{adb_serial}' %}}
+"
+            ),
+        )
+    };
+    let job = one_image_job(&dir, "phone", "userdata", 3);
+    let server = AdbServer::start();
+
+    let (output, _, log) = run_job(&dir, &phone("0000000000"), None, &job, &server.env());
+    assert!(!output.status.success(), "{log}");
+    assert!(log.contains("device adb serial number unset"), "{log}");
+
+    let connected = server.adb(&["connect", &adb_serial]);
+    assert!(connected.status.success(), "{connected:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&server.adb(&["devices"]).stdout)
+        .contains(&format!("{adb_serial}\tdevice"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the adb server never saw the phone"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (output, _, log) = run_job(&dir, &phone(&adb_serial), None, &job, &server.env());
+    let commands =
+        std::fs::read_to_string(dir.path().join("fastboot/fastboot.log")).unwrap_or_default();
+    assert!(output.status.success(), "{output}\n{log}\n{commands}");
+    assert!(
+        log.contains(&format!("adb -s {adb_serial} reboot-bootloader")),
+        "{log}"
+    );
+    // Rebooted over adb, then flashed: the phone's log in that order.
+    let rebooted = commands.find("adb: reboot:bootloader").expect(&commands);
+    let flashed = commands.find("flash:userdata").expect(&commands);
+    assert!(rebooted < flashed, "{commands}");
+    assert_eq!(
+        std::fs::read(dir.path().join("fastboot/partitions/userdata")).unwrap(),
+        image_bytes("userdata")
+    );
 }

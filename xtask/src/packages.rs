@@ -18,6 +18,10 @@ pub const TEST: &[(&str, &str)] = &[
         "the fastboot client the fastboot deploy and boot drive, against the simulated board",
     ),
     (
+        "adb",
+        "Debian's adb client and server, which reboot the simulated phone into fastboot mode",
+    ),
+    (
         "u-boot-tools",
         "mkimage, whose u-boot header the deploy's is compared with",
     ),

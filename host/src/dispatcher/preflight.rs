@@ -42,6 +42,7 @@ pub fn boot_config(device: &Value, method: &str) -> Value {
         // What fastboot needs of the device: its client's serial and options, and whether a
         // hard reset (rather than fastboot itself) brings the board into fastboot mode.
         for key in [
+            "adb_serial_number",
             "fastboot_serial_number",
             "fastboot_options",
             "fastboot_auto_detection",

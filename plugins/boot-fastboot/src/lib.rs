@@ -4,13 +4,16 @@
 //! (`fastboot -s SERIAL <command> <options>`, in the boot's `docker:` image where it names
 //! one), brings the board into fastboot mode (u-boot's
 //! `fastboot` command for a `fastboot_via_uboot` board, a hard reset where the device has
-//! one, else `fastboot reboot-bootloader` when `fastboot devices` lists it), then follows the device's fastboot sequence (`actions.boot.methods.fastboot`):
+//! one, else `adb -s ADB_SERIAL reboot-bootloader` when the adb server lists it or `fastboot
+//! reboot-bootloader` when `fastboot devices` does), then follows the device's fastboot
+//! sequence (`actions.boot.methods.fastboot`):
 //! `boot` and `no-flash-boot` are `fastboot boot <the deployed boot image>`, `reboot` is
 //! `fastboot reboot`. Where the job lists prompts it waits on the board's console for the
 //! kernel and logs in, like every boot method.
 //!
 //! Configuration: the device's fastboot sequence (as `sequence`) with the host's
-//! `_fastboot_serial_number`, `_fastboot_options` and `_hard_reset` (the device's keys) and
+//! `_fastboot_serial_number`, `_fastboot_options`, `_adb_serial_number` and `_hard_reset` (the
+//! device's keys) and
 //! `_constants`; with `_fastboot_auto_detection` and an unset serial (`0000000000`) the board
 //! is found by `fastboot devices` once it is in fastboot mode (`basalt_plugin_api::fastboot`,
 //! LAVA's `DetectFastbootDevice`). The kernel's start is waited for as after every bootloader
@@ -19,7 +22,7 @@
 use std::time::{Duration, Instant};
 
 use basalt_plugin_api::bootloader::{self, Method, UbootFastboot};
-use basalt_plugin_api::fastboot::{detect, Client, Docker, UNSET_SERIAL};
+use basalt_plugin_api::fastboot::{detect, Client, Docker, RebootIntoFastboot, UNSET_SERIAL};
 use basalt_plugin_api::login::{log_in, read_boot_action, time_left};
 use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
 use serde_json::Value;
@@ -35,6 +38,8 @@ pub struct FastbootBoot {
     hard_reset: bool,
     /// How a `fastboot_via_uboot` board enters fastboot mode.
     uboot: Option<UbootFastboot>,
+    /// How a board with neither u-boot's `fastboot` nor a hard reset is asked into it.
+    reboot: Option<RebootIntoFastboot>,
     /// The section as the shared bootloader code reads it (constants, for the kernel's start).
     method: Method,
     log: Log,
@@ -82,12 +87,19 @@ pub fn new_fastboot_boot(config: &str, log: Log) -> Result<FastbootBoot, PluginE
             )))
         }
     };
+    let hard_reset = config.get("_hard_reset").and_then(Value::as_bool) == Some(true);
+    let uboot = UbootFastboot::from_section(&method)?;
+    let reboot = (serial.is_some() && !hard_reset && uboot.is_none())
+        .then(|| RebootIntoFastboot::new(config.get("_adb_serial_number")))
+        .transpose()
+        .map_err(|e| PluginError::invalid_config(format!("{DRIVER}: {}", e.message())))?;
     Ok(FastbootBoot {
         serial,
         options,
         sequence,
-        hard_reset: config.get("_hard_reset").and_then(Value::as_bool) == Some(true),
-        uboot: UbootFastboot::from_section(&method)?,
+        hard_reset,
+        uboot,
+        reboot,
         method,
         log,
     })
@@ -142,18 +154,10 @@ impl FastbootBoot {
         let Some(serial) = known else {
             return found(None);
         };
-        let serial = serial.as_str();
-        let listed = self.fastboot(docker, serial, &["devices"], &[], deadline)?;
-        if listed.contains(serial) {
-            let output = self.fastboot(docker, serial, &["reboot-bootloader"], &[], deadline)?;
-            if !output.to_lowercase().contains("okay") {
-                return Err(PluginError::infrastructure(format!(
-                    "Unable to enter fastboot: {}",
-                    output.trim()
-                )));
-            }
+        if let Some(reboot) = &self.reboot {
+            reboot.enter(&self.client(docker, &serial), deadline, &self.log)?;
         }
-        Ok(serial.to_owned())
+        Ok(serial)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The `fastboot` deploy (LAVA's `FastbootAction`): the job's `images:` are downloaded, the
 //! board is put into fastboot mode (u-boot's `fastboot` command on its console for a
-//! `fastboot_via_uboot` board, a hard reset where the device has one, else `fastboot
-//! reboot-bootloader` when `fastboot devices` lists it), and each image is flashed to the
+//! `fastboot_via_uboot` board, a hard reset where the device has one, else `adb -s
+//! ADB_SERIAL reboot-bootloader` when the adb server lists it or `fastboot
+//! reboot-bootloader` when `fastboot devices` does), and each image is flashed to the
 //! partition of its name with Debian's fastboot client, in the device's `flash_cmds_order`
 //! (images it does not list follow, by name), each followed by its `reboot:`.
 //!
@@ -16,7 +17,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use basalt_plugin_api::bootloader::{Method, UbootFastboot};
-use basalt_plugin_api::fastboot::{Client, Docker, UNSET_SERIAL};
+use basalt_plugin_api::fastboot::{Client, Docker, RebootIntoFastboot, UNSET_SERIAL};
 
 use super::artifacts::{self, Layout};
 use super::{missing, DeployContext, Facilities};
@@ -39,6 +40,9 @@ struct Target {
     detect: bool,
     /// The container the client runs in, where the deploy says `docker:`.
     docker: Option<Docker>,
+    /// How the board is asked into fastboot mode, for a board with neither u-boot's
+    /// `fastboot` nor a hard reset (and a serial to ask it by).
+    reboot: Option<RebootIntoFastboot>,
 }
 
 impl Target {
@@ -67,11 +71,18 @@ impl Target {
             Some(Value::Array(items)) => items.iter().map(crate::data::text).collect(),
             Some(_) => return Err(missing("device fastboot options is not a list")),
         };
+        let asked =
+            !detect && !uses_console(device) && !crate::device_drivers::has_hard_reset(device);
+        let reboot = asked
+            .then(|| RebootIntoFastboot::new(device.get("adb_serial_number")))
+            .transpose()
+            .map_err(Failure::from)?;
         Ok(Self {
             serial,
             options,
             detect,
             docker: None,
+            reboot,
         })
     }
 
@@ -275,9 +286,8 @@ fn uboot_fastboot(device: &Value) -> Result<UbootFastboot, Failure> {
 }
 
 /// LAVA's three ways into fastboot mode: through u-boot's `fastboot` command where the
-/// device says so, a hard reset through the device's power control, else `fastboot
-/// reboot-bootloader` for a board `fastboot devices` lists (a `tcp:` board never is, and is
-/// taken to be in fastboot mode).
+/// device says so, a hard reset through the device's power control, else asking the board
+/// with adb or fastboot ([`RebootIntoFastboot`]).
 fn enter_fastboot(ctx: &DeployContext<'_>, target: &Target) -> Result<(), Failure> {
     if uses_console(ctx.device) {
         let dialogue = uboot_fastboot(ctx.device)?;
@@ -302,21 +312,13 @@ fn enter_fastboot(ctx: &DeployContext<'_>, target: &Target) -> Result<(), Failur
         }
         return hard_reset(ctx);
     }
-    if target.detect {
-        // Without a serial there is no board to ask to reboot into fastboot mode yet.
-        return Ok(());
+    match &target.reboot {
+        Some(reboot) => reboot
+            .enter(&target.client(), ctx.deadline, &ctx.log.plugin_log())
+            .map_err(Failure::from),
+        // An auto-detected board has no serial to be asked by yet.
+        None => Ok(()),
     }
-    let listed = fastboot_output(ctx, target, &["devices"], &[])?;
-    if listed.contains(&target.serial) {
-        let output = fastboot_output(ctx, target, &["reboot-bootloader"], &[])?;
-        if !output.to_lowercase().contains("okay") {
-            return Err(Failure::infrastructure(format!(
-                "Unable to enter fastboot: {}",
-                output.trim()
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn hard_reset(ctx: &DeployContext<'_>) -> Result<(), Failure> {
@@ -338,21 +340,11 @@ fn fastboot(
     files: &[&str],
     failing: &str,
 ) -> Result<(), Failure> {
-    fastboot_output(ctx, target, words, files)
-        .map(drop)
-        .map_err(|f| Failure::infrastructure(format!("{failing}: {}", f.message)))
-}
-
-fn fastboot_output(
-    ctx: &DeployContext<'_>,
-    target: &Target,
-    words: &[&str],
-    files: &[&str],
-) -> Result<String, Failure> {
     target
         .client()
         .run(words, files, ctx.deadline, &ctx.log.plugin_log())
-        .map_err(|e| Failure::infrastructure(e.message().to_owned()))
+        .map(drop)
+        .map_err(|e| Failure::infrastructure(format!("{failing}: {}", e.message())))
 }
 
 #[cfg(test)]
@@ -365,6 +357,7 @@ mod tests {
         let device = json!({
             "flash_cmds_order": ["ptable", "boot", "system", "userdata"],
             "fastboot_serial_number": "usb:2-1.2",
+            "adb_serial_number": "R58M12345",
             "fastboot_options": ["-S", "256M"],
         });
         let images =
@@ -392,12 +385,17 @@ mod tests {
                           "fastboot_auto_detection": true});
         assert!(Target::of(&auto).is_ok_and(|t| t.detect && t.serial.is_empty()));
         let set = json!({"fastboot_serial_number": "1bc92320", "fastboot_options": [],
-                         "fastboot_auto_detection": true});
+                         "fastboot_auto_detection": true, "commands": {"hard_reset": "reset"}});
         assert!(Target::of(&set).is_ok_and(|t| !t.detect && t.serial == "1bc92320"));
         let options = json!({"fastboot_serial_number": "1bc92320", "fastboot_options": "-S 256M"});
         assert!(Target::of(&options).is_err_and(|f| f.message.contains("not a list")));
+        // A board asked into fastboot mode (no hard reset, no u-boot) needs its adb serial.
+        let phone = json!({"fastboot_serial_number": "1bc92320", "fastboot_options": [],
+                           "adb_serial_number": "0000000000"});
+        assert!(Target::of(&phone).is_err_and(|f| f.message == "device adb serial number unset"));
         let device = json!({
             "fastboot_serial_number": "1bc92320", "fastboot_options": [], "flash_cmds_order": [],
+            "adb_serial_number": "1bc92320",
             "actions": {"deploy": {"connections": {"fastboot": null}}},
         });
         let params =
