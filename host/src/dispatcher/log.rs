@@ -15,6 +15,7 @@ use basalt_plugin_api::{Log, LogLevel, LogSink};
 use serde_json::Value;
 
 use crate::joblog::{format_entry, timestamp, yaml_quote};
+use super::results::{CaseResult, Results};
 
 /// Writes a job's log to its `output.yaml` (and optionally echoes it to stderr), masking the
 /// job's secrets. Cheap to clone: clones share the file.
@@ -40,6 +41,8 @@ struct Output {
     failure: Option<String>,
     /// Set when the log fails, to stop the job.
     stop: Option<super::Cancel>,
+    /// Every results record logged, in order, for `results.yaml`.
+    results: Results,
 }
 
 impl JobLogger {
@@ -55,6 +58,7 @@ impl JobLogger {
                     lines: 0,
                     failure: None,
                     stop: None,
+                    results: Results::default(),
                 }),
                 echo,
                 secrets,
@@ -147,9 +151,27 @@ impl JobLogger {
         self.write(LogLevel::ERROR, message);
     }
 
+    /// Records a result: a `results` entry in the log ([`Self::log_result`]) and a case of
+    /// `results.yaml`, so the two never disagree.
+    pub fn result(&self, fields: &[(&str, Value)]) {
+        self.result_as(fields, CaseResult::from_fields(fields));
+    }
+
+    /// Records a result whose case in `results.yaml` is `case` (the job's, whose error is
+    /// its `detail`).
+    pub fn result_as(&self, fields: &[(&str, Value)], case: CaseResult) {
+        self.log_result(fields);
+        self.lock().results.add(case);
+    }
+
+    /// Every result recorded so far.
+    pub fn results(&self) -> Results {
+        self.lock().results.clone()
+    }
+
     /// Writes a `results` entry: a flow mapping whose non-string values are tagged `! "…"`,
     /// as LAVA writes them.
-    pub fn result(&self, fields: &[(&str, Value)]) {
+    fn log_result(&self, fields: &[(&str, Value)]) {
         let dt = timestamp(SystemTime::now());
         let body: Vec<String> = fields
             .iter()

@@ -11,7 +11,7 @@ use super::failure::Failure;
 use super::log::JobLogger;
 use super::overlay::{self, Overlay};
 use super::preflight::{boot_config, preflight};
-use super::results::{CaseResult, Results};
+use super::results::CaseResult;
 use super::testshell::TestShell;
 use crate::console::{ConsoleBootHost, Expecter, TftpDir};
 use crate::data::string_list;
@@ -163,7 +163,6 @@ struct Board {
 struct Job<'a> {
     request: &'a RunRequest,
     log: JobLogger,
-    results: Results,
     board: Board,
     deployed: Map<String, Value>,
     /// `image_arg` of each deployed image, by key.
@@ -199,7 +198,6 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
     let mut job = Job {
         request,
         log,
-        results: Results::default(),
         board: Board {
             power: None,
             connection: None,
@@ -284,14 +282,16 @@ impl Job<'_> {
         if let Some(detail) = &detail {
             entry.push(("error_msg", Value::from(detail.clone())));
         }
-        self.log.result(&entry);
-        self.results.add(CaseResult {
-            suite: suite.into(),
-            name: name.into(),
-            result: result.into(),
-            detail,
-            ..CaseResult::default()
-        });
+        self.log.result_as(
+            &entry,
+            CaseResult {
+                suite: suite.into(),
+                name: name.into(),
+                result: result.into(),
+                detail,
+                ..CaseResult::default()
+            },
+        );
     }
 
     /// Builds the pipeline and the drivers: everything that can be checked before the
@@ -613,7 +613,6 @@ impl Job<'_> {
         let started = Instant::now();
         let prompts = self.board.prompts.clone();
         let log = self.log.clone();
-        let mut results = std::mem::take(&mut self.results);
         let overlay = self.overlay.take();
         let send_overlay = !self.overlay_on_board;
         let transfer = self.board.transfer_overlay.clone();
@@ -624,7 +623,6 @@ impl Job<'_> {
             expecter: console,
             prompts,
             log: &log,
-            results: &mut results,
             level: stage.action.level.clone(),
             namespace: request.job.actions[stage.job_index].namespace().to_owned(),
         };
@@ -665,7 +663,6 @@ impl Job<'_> {
         if sent {
             self.overlay_on_board = true;
         }
-        self.results = results;
         self.suites += outcome.as_ref().copied().unwrap_or(0);
         outcome.map(|_| ())
     }
@@ -757,7 +754,7 @@ impl Job<'_> {
             Some(f) => ("fail", Some(f.to_string())),
         };
         self.case("lava", "job", result, detail);
-        self.results.write(&self.request.output_dir)?;
+        self.log.results().write(&self.request.output_dir)?;
         let summary = json!({
             "status": outcome.status.name(),
             "error_type": outcome.failure.as_ref().map(|f| f.class.lava_name()),

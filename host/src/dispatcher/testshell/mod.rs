@@ -19,7 +19,6 @@ use serde_json::{Map, Value};
 use super::failure::Failure;
 use super::log::JobLogger;
 use super::overlay::Overlay;
-use super::results::{CaseResult, Results};
 use crate::console::Expecter;
 use crate::data::string_list;
 use crate::failure::FailureClass;
@@ -53,8 +52,6 @@ pub struct TestShell<'a> {
     pub prompts: Vec<String>,
     /// The job log.
     pub log: &'a JobLogger,
-    /// Where results go.
-    pub results: &'a mut Results,
     /// The test action's level (`3`).
     pub level: String,
     /// The action's namespace (`common` unless the job names one).
@@ -248,10 +245,8 @@ impl TestShell<'_> {
         ));
         self.log.debug(&format!("Sending line: {runner:?}"));
         self.expecter.send(&format!("{runner}\n"))?;
-        let results = &mut *self.results;
         let mut director = Director::new(
             self.log,
-            results,
             overlay.stage(stage).collect(),
             &self.namespace,
             &self.level,
@@ -430,7 +425,6 @@ impl TestShell<'_> {
                     }
                 }
                 self.log.result(&fields);
-                self.results.add(CaseResult::from_fields(&fields));
             }
         }
         Ok(())
@@ -444,7 +438,6 @@ impl TestShell<'_> {
             ("result", Value::from(result)),
         ];
         self.log.result(&fields);
-        self.results.add(CaseResult::from_fields(&fields));
     }
 
     /// Runs the `interactive:` tests of a test action.

@@ -9,7 +9,6 @@ use serde_json::{Map, Value};
 use crate::dispatcher::failure::Failure;
 use crate::dispatcher::log::JobLogger;
 use crate::dispatcher::overlay::Definition;
-use crate::dispatcher::results::{CaseResult, Results};
 use crate::failure::FailureClass;
 
 /// A definition being run: between its STARTRUN and ENDRUN.
@@ -25,7 +24,6 @@ struct Run<'d> {
 /// Turns one stage's signals into results.
 pub struct Director<'a, 'd> {
     log: &'a JobLogger,
-    results: &'a mut Results,
     definitions: Vec<&'d Definition>,
     namespace: String,
     /// The test action's level (`3`), for the records LAVA gives one.
@@ -51,14 +49,12 @@ impl<'a, 'd> Director<'a, 'd> {
     /// A director for `definitions` (one stage).
     pub fn new(
         log: &'a JobLogger,
-        results: &'a mut Results,
         definitions: Vec<&'d Definition>,
         namespace: &str,
         level: &str,
     ) -> Self {
         Self {
             log,
-            results,
             definitions,
             namespace: namespace.to_owned(),
             level: level.to_owned(),
@@ -410,7 +406,6 @@ impl<'a, 'd> Director<'a, 'd> {
     /// Logs a results record and keeps it for `results.yaml`.
     fn record(&mut self, fields: Vec<(&str, Value)>) {
         self.log.result(&fields);
-        self.results.add(CaseResult::from_fields(&fields));
     }
 
     /// `<LAVA_TEST_RUNNER INSTALL_FAIL>`: the definition's install.sh failed; its run.sh is
