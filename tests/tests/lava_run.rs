@@ -3,7 +3,9 @@
 //! can run, on the same qemu board (Debian's kernel and a busybox initramfs, TCG), rendered
 //! from LAVA's qemu template. Both dispatchers must record the same test cases: names,
 //! results, measurements, units, sets and references, in the same order, and both must put
-//! the overlay at `/lava-<job id>` on the board.
+//! the overlay at `/lava-<job id>` on the board. Their `lava` suites must agree too: the same
+//! records of the same actions with the same results and details, but for the boot's inner
+//! actions, which Basalt's boot plugin runs without logging them as LAVA actions.
 
 use std::path::Path;
 use std::process::Command;
@@ -55,6 +57,21 @@ const STEPS: &[&str] = &[
 /// the case that checks one fails; Basalt falls back to `/bin/sh`. (case, LAVA's result,
 /// Basalt's result)
 const DELIBERATE: &[(&str, &str, &str)] = &[("background", "fail", "pass")];
+
+/// The `lava` records only lava-run writes, and why: LAVA's qemu boot logs `execute-qemu`
+/// (qemu's version) and its login action (`login-action`, with `kernel-messages`, its scan
+/// of the kernel's log for oopses and panics) as actions of their own; Basalt's boot-qemu
+/// plugin starts qemu and logs in as one step of the host's, and scans no kernel messages.
+const LAVA_ONLY: &[&str] = &["execute-qemu", "login-action", "kernel-messages"];
+
+/// What each shared `lava` record of an action must agree on (its uuid and paths name each
+/// dispatcher's own levels and directories): the fields of its `extra`.
+const SHARED_EXTRA: &[(&str, &[&str])] = &[
+    ("test-overlay", &["name", "path", "from"]),
+    ("test-install-overlay", &[]),
+    ("test-runscript-overlay", &["name", "path", "from"]),
+    ("file-download", &["label", "size", "sha256sum"]),
+];
 
 /// The job, its images as local files.
 fn job(kernel: &Path, ramdisk: &Path) -> String {
@@ -125,6 +142,52 @@ fn records(log: &str) -> Vec<Value> {
                 .clone()
         })
         .collect()
+}
+
+/// The actions a log starts, `(level, name)`, in order; each must end, after its children.
+fn actions(log: &str) -> Vec<(String, String)> {
+    let mut started = Vec::new();
+    let mut open: Vec<String> = Vec::new();
+    for line in log.lines() {
+        let line = line.trim().trim_start_matches("- ");
+        let Ok(entry) = basalt::yaml11::from_str(line) else {
+            continue;
+        };
+        let Some(msg) = entry["msg"].as_str() else {
+            continue;
+        };
+        let words: Vec<&str> = msg.split_whitespace().collect();
+        match words.as_slice() {
+            ["start:", level, name, "(timeout", ..] => {
+                started.push(((*level).to_owned(), (*name).to_owned()));
+                open.push((*level).to_owned());
+            }
+            ["end:", level, _, "(duration", ..] => {
+                assert_eq!(open.pop().as_deref(), Some(*level), "{msg}");
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "never ended: {open:?}");
+    started
+}
+
+/// The name of the action `level` runs under, if any.
+fn parent_name(actions: &[(String, String)], level: &str) -> Option<String> {
+    let (parent, _) = level.rsplit_once('.')?;
+    actions
+        .iter()
+        .find(|(l, _)| l == parent)
+        .map(|(_, n)| n.clone())
+}
+
+/// The level a log gives the action `name` (the first of that name).
+fn level_of(log: &str, name: &str) -> String {
+    actions(log)
+        .into_iter()
+        .find(|(_, n)| n == name)
+        .map(|(l, _)| l)
+        .unwrap_or_default()
 }
 
 /// What both must agree on for a test case.
@@ -259,6 +322,88 @@ fn basalt_records_what_lava_run_records_for_every_helper_on_a_qemu_board() {
             None => assert_eq!(ours, theirs),
         }
     }
+    // The `lava` suite: the same action records, but for those of the boot's inner actions.
+    let lava_suite = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .filter(|r| r["definition"] == "lava")
+            .filter(|r| !LAVA_ONLY.contains(&r["case"].as_str().unwrap_or_default()))
+            .cloned()
+            .collect()
+    };
+    let (lava_suite_theirs, lava_suite_ours) =
+        (lava_suite(&lava_records), lava_suite(&basalt_records));
+    let names = |records: &[Value]| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| r["case"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&lava_suite_ours),
+        names(&lava_suite_theirs),
+        "{lava_suite_ours:#?}"
+    );
+    for (theirs, ours) in lava_suite_theirs.iter().zip(&lava_suite_ours) {
+        let case = theirs["case"].as_str().unwrap_or_default();
+        assert_eq!(ours["result"], theirs["result"], "{case}");
+        assert_eq!(ours["namespace"], theirs["namespace"], "{case}");
+        if let Some((_, fields)) = SHARED_EXTRA.iter().find(|(name, _)| *name == case) {
+            for field in *fields {
+                assert_eq!(
+                    ours["extra"][field], theirs["extra"][field],
+                    "{case}: {field}"
+                );
+            }
+            // Both give the action's level and duration, and name the definition's uuid
+            // (`<job id>_<level of its repository action>`) where LAVA does.
+            assert!(
+                ours["level"].as_str().is_some_and(|l| l.starts_with("1.")),
+                "{ours}"
+            );
+            assert!(
+                ours["duration"]
+                    .as_str()
+                    .is_some_and(|d| d.parse::<f64>().is_ok()),
+                "{ours}"
+            );
+            let keys = |extra: &Value| -> Vec<String> {
+                extra
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default()
+            };
+            let (mut their_keys, mut our_keys) = (keys(&theirs["extra"]), keys(&ours["extra"]));
+            their_keys.sort();
+            our_keys.sort();
+            // LAVA computes every checksum of a download; Basalt those the job gives.
+            their_keys.retain(|k| k != "md5sum" && k != "sha512sum");
+            assert_eq!(our_keys, their_keys, "{case}");
+        }
+        if case == "0_side-by-side" {
+            for field in ["path", "revision", "namespace"] {
+                assert_eq!(ours[field], theirs[field], "{case}: {field}");
+            }
+            let uuid = ours["uuid"].as_str().unwrap_or_default();
+            assert_eq!(
+                uuid,
+                format!("{JOB_ID}_{}", level_of(&log, "inline-repo-action"))
+            );
+        }
+    }
+    // Each action's start and end, with its level, LAVA's way: every one Basalt logs
+    // is an action lava-run logs too, under the same parent name.
+    let (their_actions, our_actions) = (actions(&lava_log), actions(&log));
+    for (level, name) in &our_actions {
+        let parent = parent_name(&our_actions, level);
+        assert!(
+            their_actions
+                .iter()
+                .any(|(l, n)| n == name && parent_name(&their_actions, l) == parent),
+            "basalt's {level} {name} (under {parent:?}) is no action of lava-run's: {their_actions:?}"
+        );
+    }
+
     // Every helper's case is there: one per lava-test-case and lava-test-reference step.
     let expected = STEPS
         .iter()

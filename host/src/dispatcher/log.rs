@@ -14,8 +14,8 @@ use std::time::SystemTime;
 use basalt_plugin_api::{Log, LogLevel, LogSink};
 use serde_json::Value;
 
-use crate::joblog::{format_entry, timestamp, yaml_quote};
 use super::results::{CaseResult, Results};
+use crate::joblog::{format_entry, timestamp, yaml_quote};
 
 /// Writes a job's log to its `output.yaml` (and optionally echoes it to stderr), masking the
 /// job's secrets. Cheap to clone: clones share the file.
@@ -26,6 +26,8 @@ pub struct JobLogger {
 
 struct Inner {
     out: Mutex<Output>,
+    /// The LAVA actions running now ([`super::actions`]).
+    actions: Mutex<super::actions::Stack>,
     echo: bool,
     secrets: Vec<String>,
     path: PathBuf,
@@ -60,6 +62,7 @@ impl JobLogger {
                     stop: None,
                     results: Results::default(),
                 }),
+                actions: Mutex::default(),
                 echo,
                 secrets,
                 path,
@@ -81,6 +84,10 @@ impl JobLogger {
     /// them (`starttc`/`endtc` name lines by it).
     pub fn lines(&self) -> u64 {
         self.lock().lines
+    }
+
+    pub(super) fn actions(&self) -> std::sync::MutexGuard<'_, super::actions::Stack> {
+        self.inner.actions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Output> {

@@ -6,6 +6,7 @@
 //! one failed, as LAVA's `RetryAction`), and whatever happened ends the same way: the board powered off, the
 //! console closed, `results.yaml`/`results.xml` and `result.yaml` written, and one outcome.
 
+mod actions;
 pub mod archive;
 mod cancel;
 mod deploy;
@@ -29,6 +30,7 @@ pub use dut_env::{DutEnvError, DutEnvironment};
 pub use failure::Failure;
 pub use local_files::{LocalFiles, HOW_TO_ALLOW};
 pub use log::JobLogger;
+pub use overlay::needed as overlay_needed;
 pub use preflight::{preflight, Ready};
 pub use results::{CaseResult, Results};
 pub use run::{run_job, JobOutcome, JobStatus, RunRequest};

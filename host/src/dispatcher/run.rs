@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use super::actions::Place;
 use super::cancel::Cancel;
 use super::deploy::{self, DeployContext, Facilities, ServerDirs};
 use super::failure::Failure;
@@ -17,12 +18,14 @@ use crate::console::{ConsoleBootHost, Expecter, TftpDir};
 use crate::data::string_list;
 use crate::failure::FailureClass;
 use crate::job::{ActionKind, JobDefinition};
-use crate::pipeline::{describe, hms, Pipeline, Stage};
+use crate::pipeline::{describe, Pipeline, Stage};
 use crate::plugins::{Connection, ConsoleStream, PowerDriver, Registry};
 use basalt_plugin_api::{console_box, Console, PluginError};
 
 /// How long to wait for the console to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long LAVA's `finalize` may take.
+const FINALIZE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the final power-off may take when the device sets no `power-off` timeout.
 const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long reading the power state back may take at the end of a job.
@@ -180,8 +183,6 @@ struct Job<'a> {
     overlay_in_image: bool,
     /// The overlay is on the board as it runs now (in its image, or sent since it booted).
     overlay_on_board: bool,
-    /// Each job action's level (`3`), by job action index.
-    levels: Vec<String>,
 }
 
 /// Runs a job to its end. Never panics on bad input: every problem ends the job with a
@@ -215,7 +216,6 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
         overlay: None,
         overlay_in_image: false,
         overlay_on_board: false,
-        levels: Vec::new(),
     };
     let mut outcome = job.run();
     if let Some(reason) = job.log.failure() {
@@ -244,12 +244,6 @@ impl Job<'_> {
         };
         self.case("lava", "validate", "pass", None);
         self.job_deadline = Instant::now() + pipeline.job_timeout;
-        self.levels = vec![String::new(); request.job.actions.len()];
-        for stage in &pipeline.stages {
-            if let Some(level) = self.levels.get_mut(stage.job_index) {
-                *level = stage.action.level.clone();
-            }
-        }
         for stage in &pipeline.stages {
             if let Err(failure) = self.stage(stage) {
                 return self.failed(failure);
@@ -323,43 +317,53 @@ impl Job<'_> {
         Ok(pipeline)
     }
 
+    /// Runs a top-level action as one LAVA action (its start and end logged once, its
+    /// failure recorded), its runs inside it.
     fn stage(&mut self, stage: &Stage) -> Result<(), Failure> {
+        let now = Instant::now();
+        if self.job_deadline <= now {
+            return Err(Failure::job("the job timed out"));
+        }
+        let namespace = self.request.job.actions[stage.job_index]
+            .namespace()
+            .to_owned();
+        let log = self.log.clone();
+        let place = Place::Top {
+            level: &stage.action.level,
+            namespace: &namespace,
+        };
+        let deadline = (now + stage.action.timeout).min(self.job_deadline);
+        log.action(&stage.action.name, place, deadline, |_| self.runs(stage))
+    }
+
+    /// The runs of a top-level action: one, `failure_retry` until one succeeds, or every one
+    /// of a `repeat`; each with the action's whole timeout, within the job's.
+    fn runs(&mut self, stage: &Stage) -> Result<(), Failure> {
         let mut attempt = 1;
         // A repeated stage's failure before its last run (LAVA's repeat runs on and fails
         // the action at the end).
         let mut repeat_failed: Option<FailureClass> = None;
         loop {
             let started = Instant::now();
-            let remaining = self.job_deadline.saturating_duration_since(started);
-            if remaining.is_zero() {
+            if self.job_deadline <= started {
                 return Err(Failure::job("the job timed out"));
             }
-            let timeout = stage.action.timeout.min(remaining);
-            let namespace = self.request.job.actions[stage.job_index].namespace();
-            // LAVA's lines: `start: 2 tftp-deploy (timeout 00:10:00) [common]`.
-            self.log.info(&format!(
-                "start: {} {} (timeout {}) [{namespace}]",
-                stage.action.level,
-                stage.action.name,
-                hms(timeout),
-            ));
+            if attempt > 1 {
+                // The same actions again, numbered as the first time.
+                self.log.restart_children();
+            }
             if stage.attempts > 1 {
                 self.log.info(&format!(
                     "{}: attempt {attempt} of {}",
                     stage.action.name, stage.attempts
                 ));
             }
+            let deadline = (started + stage.action.timeout).min(self.job_deadline);
             let result = if self.request.cancel.is_set() {
                 Err(Failure::new(FailureClass::Canceled, "the job was canceled"))
             } else {
-                self.run_stage(stage, started + timeout)
+                self.run_stage(stage, deadline)
             };
-            self.log.info(&format!(
-                "end: {} {} (duration {}) [{namespace}]",
-                stage.action.level,
-                stage.action.name,
-                hms(started.elapsed())
-            ));
             if stage.repeat {
                 match self.repeated(stage, attempt, result, &mut repeat_failed) {
                     Some(end) => return end,
@@ -370,29 +374,24 @@ impl Job<'_> {
                 }
             }
             match result {
-                Ok(()) => {
-                    self.case("lava", &stage.action.name, "pass", None);
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 Err(failure) => {
-                    self.log
-                        .error(&format!("{} failed: {failure}", stage.action.name));
                     let retry = attempt < stage.attempts
                         && failure.class != FailureClass::Canceled
                         && !self.request.cancel.is_set();
                     if !retry {
-                        self.case(
-                            "lava",
-                            &stage.action.name,
-                            "fail",
-                            Some(failure.to_string()),
-                        );
+                        self.log
+                            .error(&format!("{} failed: {failure}", stage.action.name));
                         return Err(failure);
                     }
-                    attempt += 1;
-                    self.log.info(&format!(
-                        "{}: retrying ({attempt} of {})",
+                    self.log.error(&format!(
+                        "{} failed: {attempt} of {} attempts. '{failure}'",
                         stage.action.name, stage.attempts
+                    ));
+                    attempt += 1;
+                    self.log.warning(&format!(
+                        "Retrying: {} {} ({attempt} of {})",
+                        stage.action.level, stage.action.name, stage.attempts
                     ));
                 }
             }
@@ -419,7 +418,6 @@ impl Job<'_> {
             ));
             let stop = failure.class == FailureClass::Canceled || self.request.cancel.is_set();
             if last || stop {
-                self.case("lava", name, "fail", Some(failure.to_string()));
                 return Some(result);
             }
             *failed = Some(failure.class);
@@ -433,21 +431,14 @@ impl Job<'_> {
             return None;
         }
         Some(match failed.take() {
-            None => {
-                self.case("lava", name, "pass", None);
-                Ok(())
-            }
-            Some(class) => {
-                let failure = Failure::new(
-                    class,
-                    format!(
-                        "{attempt} retries out of {} failed for {name}",
-                        stage.attempts
-                    ),
-                );
-                self.case("lava", name, "fail", Some(failure.to_string()));
-                Err(failure)
-            }
+            None => Ok(()),
+            Some(class) => Err(Failure::new(
+                class,
+                format!(
+                    "{attempt} retries out of {} failed for {name}",
+                    stage.attempts
+                ),
+            )),
         })
     }
 
@@ -574,24 +565,28 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Builds the LAVA overlay if the job's tests need one and it is not built yet.
+    /// Builds the LAVA overlay if the job's tests need one and it is not built yet: LAVA's
+    /// `lava-overlay`, a child of the action running (the deploy, or the first test).
     fn ensure_overlay(&mut self, deadline: Instant) -> Result<(), Failure> {
         let request = self.request;
         if self.overlay.is_some() || !overlay::needed(&request.job) {
             return Ok(());
         }
-        let built = overlay::build(&overlay::Inputs {
-            job: &request.job,
-            device: &request.device,
-            job_id: &request.servers.job_id,
-            workdir: &request.output_dir,
-            local_files: &request.local_files,
-            environment: request.postprocess_environment(),
-            dut_env_lines: request.dut_env.script_lines(),
-            log: &self.log,
-            deadline,
-            levels: self.levels.clone(),
-        })?;
+        let built = self
+            .log
+            .action("lava-overlay", Place::Child, deadline, |_| {
+                overlay::build(&overlay::Inputs {
+                    job: &request.job,
+                    device: &request.device,
+                    job_id: &request.servers.job_id,
+                    workdir: &request.output_dir,
+                    local_files: &request.local_files,
+                    environment: request.postprocess_environment(),
+                    dut_env_lines: request.dut_env.script_lines(),
+                    log: &self.log,
+                    deadline,
+                })
+            })?;
         self.overlay = Some(built);
         Ok(())
     }
@@ -610,6 +605,28 @@ impl Job<'_> {
             ));
         }
         self.ensure_overlay(deadline)?;
+        // LAVA's test action: a retry action (the stage) around the one that runs the tests.
+        let child = if params.contains_key("interactive") {
+            "lava-test-interactive"
+        } else if params.contains_key("monitors") && !params.contains_key("definitions") {
+            "lava-test-monitor"
+        } else {
+            "lava-test-shell"
+        };
+        let log = self.log.clone();
+        log.action(child, Place::Child, deadline, |_| {
+            self.run_tests(stage, params, deadline)
+        })
+    }
+
+    /// The test action's work on the board: the overlay sent if it is not there, the stage's
+    /// definitions run, then its interactive tests and monitors.
+    fn run_tests(
+        &mut self,
+        stage: &Stage,
+        params: &Map<String, Value>,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
         let started = Instant::now();
         let prompts = self.board.prompts.clone();
         let log = self.log.clone();
@@ -703,39 +720,18 @@ impl Job<'_> {
 
     /// Whatever happened: undo user commands, power off, close the console, write results.
     fn finish(&mut self, outcome: &JobOutcome) -> std::io::Result<()> {
-        self.log.info("start: finalize");
-        self.undo_user_commands();
-        self.request.servers.clean();
-        if let Some(power) = &self.board.power {
-            let timeout = self
-                .request
-                .device
-                .pointer("/timeouts/actions/power-off")
-                .and_then(crate::job::timeout_of)
-                .unwrap_or(POWER_OFF_TIMEOUT);
-            match power.off(timeout) {
-                Ok(()) => self.log.info("finalize: board powered off"),
-                Err(e) => self.log.error(&format!("finalize: power off failed: {e}")),
-            }
-            // Read back what the PDU says, for the master's view of the device; drivers that
-            // cannot tell answer unknown.
-            self.power_state = Some(match power.state(POWER_STATE_TIMEOUT) {
-                Ok(state) => state.name().to_owned(),
-                Err(e) => {
-                    self.log
-                        .error(&format!("finalize: power state read-back failed: {e}"));
-                    "unknown".to_owned()
-                }
-            });
-            if let Some(state) = &self.power_state {
-                self.log
-                    .info(&format!("finalize: power state read back: {state}"));
-            }
-        }
-        if let Some(console) = self.board.console.take() {
-            let _ = console.close();
-        }
-        self.end_leftover_processes();
+        // LAVA's `finalize`, the action after the job's own: the board powered off (its
+        // `power-off` recorded), the console closed, what the job left running ended.
+        let log = self.log.clone();
+        let level = (self.request.job.actions.len() + 1).to_string();
+        let place = Place::Top {
+            level: &level,
+            namespace: "common",
+        };
+        let _ = log.action("finalize", place, Instant::now() + FINALIZE_TIMEOUT, |_| {
+            self.finalize_board();
+            Ok(())
+        });
         // LAVA's closing words, then the job's own record.
         match &outcome.failure {
             None => self.log.info("Job finished correctly"),
@@ -768,6 +764,55 @@ impl Job<'_> {
             serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n",
         )?;
         Ok(())
+    }
+
+    /// Undoes the user commands, cleans the served files, powers the board off and reads its
+    /// power state back, closes the console and ends leftover processes.
+    fn finalize_board(&mut self) {
+        self.undo_user_commands();
+        self.request.servers.clean();
+        if let Some(power) = &self.board.power {
+            let timeout = self
+                .request
+                .device
+                .pointer("/timeouts/actions/power-off")
+                .and_then(crate::job::timeout_of)
+                .unwrap_or(POWER_OFF_TIMEOUT);
+            let _ = self.log.action(
+                "power-off",
+                Place::Child,
+                Instant::now() + timeout,
+                |results| match power.off(timeout) {
+                    Ok(()) => {
+                        self.log.info("finalize: board powered off");
+                        results.insert("status".into(), Value::from("success"));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.log.error(&format!("finalize: power off failed: {e}"));
+                        Err(Failure::infrastructure(format!("power off failed: {e}")))
+                    }
+                },
+            );
+            // Read back what the PDU says, for the master's view of the device; drivers that
+            // cannot tell answer unknown.
+            self.power_state = Some(match power.state(POWER_STATE_TIMEOUT) {
+                Ok(state) => state.name().to_owned(),
+                Err(e) => {
+                    self.log
+                        .error(&format!("finalize: power state read-back failed: {e}"));
+                    "unknown".to_owned()
+                }
+            });
+            if let Some(state) = &self.power_state {
+                self.log
+                    .info(&format!("finalize: power state read back: {state}"));
+            }
+        }
+        if let Some(console) = self.board.console.take() {
+            let _ = console.close();
+        }
+        self.end_leftover_processes();
     }
 
     /// Ends what the job started and did not end itself (a background command, a console

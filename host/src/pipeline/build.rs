@@ -131,25 +131,117 @@ impl Builder<'_> {
         })
     }
 
-    fn deploy(&self, level: &str, action: &JobAction) -> Result<PipelineAction, PipelineError> {
+    fn deploy(
+        &self,
+        level: &str,
+        action: &JobAction,
+        overlay: bool,
+    ) -> Result<PipelineAction, PipelineError> {
         let method = self.check_method(action, "deploy")?;
         let mut children = Vec::new();
-        for (key, _) in deploy_artifacts(&action.params) {
-            children.push(self.node(
-                format!("{level}.{}", children.len() + 1),
-                "download-retry",
+        let next = |children: &Vec<PipelineAction>| format!("{level}.{}", children.len() + 1);
+        if overlay {
+            children.push(self.overlay(&next(&children)));
+        }
+        for (key, artifact) in deploy_artifacts(&action.params) {
+            let level = next(&children);
+            let url = artifact.get("url").and_then(Value::as_str).unwrap_or("");
+            let mut steps = vec![self.node(
+                format!("{level}.1"),
+                download_action(url),
                 format!("download {key}"),
                 None,
                 Vec::new(),
+            )];
+            if artifact.get("overlays").is_some() {
+                steps.push(self.node(
+                    format!("{level}.2"),
+                    "append-overlays",
+                    format!("add the overlays to {key}"),
+                    None,
+                    Vec::new(),
+                ));
+            }
+            children.push(self.node(
+                level,
+                "download-retry",
+                format!("download {key}"),
+                None,
+                steps,
             ));
         }
         Ok(self.node(
             level.to_owned(),
-            &format!("{method}-deploy"),
+            &deploy_action(&method),
             format!("deploy to {method}"),
             action.own_timeout(),
             children,
         ))
+    }
+
+    /// LAVA's `lava-overlay`, as the first deploy (or the first test, with no deploy before
+    /// it) builds it.
+    fn overlay(&self, level: &str) -> PipelineAction {
+        let mut steps = Vec::new();
+        for action in self
+            .job
+            .actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::Test)
+        {
+            for definition in action
+                .params
+                .get("definitions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let from = definition.get("from").and_then(Value::as_str).unwrap_or("");
+                let path = definition.get("path").and_then(Value::as_str).unwrap_or("");
+                let repo = match from {
+                    "git" => "git-repo-action",
+                    "url" => "url-repo-action",
+                    _ => "inline-repo-action",
+                };
+                for (name, what) in [
+                    (repo, format!("fetch {from} test definition {path}")),
+                    ("test-overlay", "write the test definition".into()),
+                    ("test-install-overlay", "write its install script".into()),
+                    ("test-runscript-overlay", "write its run script".into()),
+                ] {
+                    steps.push(self.node(
+                        format!("{level}.1.{}", steps.len() + 1),
+                        name,
+                        what,
+                        None,
+                        Vec::new(),
+                    ));
+                }
+            }
+        }
+        let children = vec![
+            self.node(
+                format!("{level}.1"),
+                "test-definition",
+                "load the test definitions into the overlay".into(),
+                None,
+                steps,
+            ),
+            self.node(
+                format!("{level}.2"),
+                "compress-overlay",
+                "pack the overlay".into(),
+                None,
+                Vec::new(),
+            ),
+        ];
+        self.node(
+            level.to_owned(),
+            "lava-overlay",
+            "the lava-test helpers and test scripts".into(),
+            None,
+            children,
+        )
     }
 
     fn boot(&self, level: &str, action: &JobAction) -> Result<PipelineAction, PipelineError> {
@@ -184,76 +276,81 @@ impl Builder<'_> {
         ));
         Ok(self.node(
             level.to_owned(),
-            &format!("boot-{method}"),
+            &boot_action(&method, self.device),
             format!("boot with the '{method}' boot plugin"),
             action.own_timeout(),
             children,
         ))
     }
 
-    fn test(&self, level: &str, action: &JobAction, suite_base: usize) -> PipelineAction {
-        let mut children = Vec::new();
-        let definitions = action
+    fn test(&self, level: &str, action: &JobAction, overlay: bool) -> PipelineAction {
+        let definitions: Vec<String> = action
             .params
             .get("definitions")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if !definitions.is_empty() {
-            // The overlay (helpers and run scripts) is typed into the board's shell.
-            children.push(self.node(
-                format!("{level}.1"),
-                "transfer-overlay",
-                "write the lava-test helpers and test scripts on the board".into(),
-                None,
-                Vec::new(),
-            ));
-        }
-        for (i, definition) in definitions.iter().enumerate() {
-            let name = definition
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("test");
-            let from = definition
-                .get("from")
-                .and_then(Value::as_str)
-                .unwrap_or("inline");
-            let path = definition.get("path").and_then(Value::as_str).unwrap_or("");
-            children.push(self.node(
-                format!("{level}.{}", children.len() + 1),
-                &format!("{}_{name}", suite_base + i),
-                format!("{from} test definition {path}"),
-                None,
-                Vec::new(),
-            ));
-        }
-        if let Some(interactive) = action.params.get("interactive").and_then(Value::as_array) {
-            for (i, item) in interactive.iter().enumerate() {
-                let name = item
-                    .get("name")
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                d.get("name")
                     .and_then(Value::as_str)
-                    .unwrap_or("interactive");
-                children.push(self.node(
-                    format!("{level}.{}", children.len() + 1),
-                    &format!("{}_{name}", suite_base + definitions.len() + i),
-                    "interactive test".into(),
-                    None,
-                    Vec::new(),
-                ));
-            }
-        }
-        let name = if action.params.contains_key("interactive") {
-            "lava-test-interactive"
+                    .unwrap_or("test")
+                    .to_owned()
+            })
+            .collect();
+        let (retry, runner, what) = if action.params.contains_key("interactive") {
+            (
+                "lava-test-interactive-retry",
+                "lava-test-interactive",
+                "interactive tests".to_owned(),
+            )
+        } else if action.params.contains_key("monitors") && definitions.is_empty() {
+            (
+                "lava-test-monitor-retry",
+                "lava-test-monitor",
+                "watch the console".to_owned(),
+            )
         } else {
-            "lava-test-shell"
+            (
+                "lava-test-retry",
+                "lava-test-shell",
+                format!("run {} on the board's shell", definitions.join(", ")),
+            )
         };
-        self.node(
+        let mut children = Vec::new();
+        if overlay {
+            children.push(self.overlay(&format!("{level}.1")));
+        }
+        children.push(self.node(
+            format!("{level}.{}", children.len() + 1),
+            runner,
+            what,
+            None,
+            Vec::new(),
+        ));
+        // Named timeouts of the action that runs the tests (`timeouts.actions.lava-test-shell`,
+        // the one jobs and device types set) bound the test action too.
+        let mut node = self.node(
             level.to_owned(),
-            name,
-            "run tests on the board's shell".into(),
+            retry,
+            "run tests on the board".into(),
             action.own_timeout(),
             children,
-        )
+        );
+        let (timeout, source) = self.timeout(action.own_timeout(), runner);
+        if matches!(
+            node.timeout_source,
+            TimeoutSource::JobDefault | TimeoutSource::Job
+        ) && matches!(source, TimeoutSource::JobNamed | TimeoutSource::DeviceNamed)
+        {
+            node.timeout = timeout;
+            node.timeout_source = source;
+            node.children = node
+                .children
+                .into_iter()
+                .map(|child| clamp(child, timeout))
+                .collect();
+        }
+        node
     }
 
     fn command(&self, level: &str, action: &JobAction) -> Result<PipelineAction, PipelineError> {
@@ -290,6 +387,49 @@ fn clamp(mut action: PipelineAction, limit: Duration) -> PipelineAction {
         .map(|child| clamp(child, limit))
         .collect();
     action
+}
+
+/// LAVA's name for a deploy method's action.
+fn deploy_action(method: &str) -> String {
+    match method {
+        "tmpfs" => "deployimages".into(),
+        "downloads" => "downloads".into(),
+        "download" => "download-deploy".into(),
+        "flasher" => "deploy-flasher-retry".into(),
+        "overlay" => "lava-overlay".into(),
+        other => format!("{other}-deploy"),
+    }
+}
+
+/// LAVA's name for a boot method's action (GRUB's differs on a device whose grub section is
+/// a fastboot-style `sequence`).
+fn boot_action(method: &str, device: &Value) -> String {
+    let grub_sequence = device
+        .pointer(&format!("/actions/boot/methods/{method}/sequence"))
+        .is_some();
+    match method {
+        "qemu" => "boot-image-retry".into(),
+        "u-boot" => "uboot-action".into(),
+        "minimal" => "minimal-boot".into(),
+        "depthcharge" => "depthcharge-action".into(),
+        "fastboot" => "fastboot-boot".into(),
+        "grub" | "grub-efi" if grub_sequence => "grub-sequence-action".into(),
+        "grub" | "grub-efi" => "grub-main-action".into(),
+        "ipxe" => "bootloader-action".into(),
+        "barebox" => "barebox-action".into(),
+        "new_connection" => "secondary-shell-action".into(),
+        other => format!("boot-{other}"),
+    }
+}
+
+/// LAVA's name for the action that downloads `url`, by its scheme.
+pub fn download_action(url: &str) -> &'static str {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("http" | "https") => "http-download",
+        Some("scp") => "scp-download",
+        Some("downloads") => "pre-downloaded",
+        _ => "file-download",
+    }
 }
 
 /// The top-level artifact keys of LAVA's older deploy form (`tftp`, `nfs`, ...).
@@ -352,11 +492,12 @@ pub fn build_pipeline(job: &JobDefinition, device: &Value) -> Result<Pipeline, P
     };
     let mut stages = Vec::new();
     let mut booted = false;
-    let mut suites = 0;
+    // The overlay is built once, by the first deploy or test (`Job::ensure_overlay`).
+    let mut overlay = crate::dispatcher::overlay_needed(job);
     for (i, action) in job.actions.iter().enumerate() {
         let level = (i + 1).to_string();
         let node = match action.kind {
-            ActionKind::Deploy => builder.deploy(&level, action)?,
+            ActionKind::Deploy => builder.deploy(&level, action, std::mem::take(&mut overlay))?,
             ActionKind::Boot => {
                 booted = true;
                 builder.boot(&level, action)?
@@ -367,13 +508,7 @@ pub fn build_pipeline(job: &JobDefinition, device: &Value) -> Result<Pipeline, P
                         index: action.index,
                     });
                 }
-                let node = builder.test(&level, action, suites);
-                suites += node
-                    .children
-                    .iter()
-                    .filter(|c| c.name != "transfer-overlay")
-                    .count();
-                node
+                builder.test(&level, action, std::mem::take(&mut overlay))
             }
             ActionKind::Command => builder.command(&level, action)?,
         };
@@ -405,7 +540,7 @@ mod tests {
     fn device() -> Value {
         json!({
             "actions": {"deploy": {"methods": {"tftp": null}}, "boot": {"methods": {"minimal": null}}},
-            "timeouts": {"actions": {"pdu-reboot": {"seconds": 30}, "boot-minimal": {"minutes": 3}}},
+            "timeouts": {"actions": {"pdu-reboot": {"seconds": 30}, "minimal-boot": {"minutes": 3}}},
         })
     }
 
@@ -424,15 +559,20 @@ mod tests {
         let deploy = &pipeline.stages[0].action;
         assert_eq!(deploy.timeout, Duration::from_secs(120));
         assert_eq!(deploy.timeout_source, TimeoutSource::Action);
-        // Job says 9 minutes for downloads, but the deploy only has 2.
-        assert_eq!(deploy.children[0].timeout, Duration::from_secs(120));
+        // The first deploy builds the overlay, then downloads: the job says 9 minutes for
+        // downloads, but the deploy only has 2.
+        assert_eq!(deploy.children[0].name, "lava-overlay");
+        assert_eq!(deploy.children[1].name, "download-retry");
+        assert_eq!(deploy.children[1].children[0].name, "file-download");
+        assert_eq!(deploy.children[1].timeout, Duration::from_secs(120));
         let boot = &pipeline.stages[1].action;
         assert_eq!(boot.timeout, Duration::from_secs(180));
         assert_eq!(boot.timeout_source, TimeoutSource::DeviceNamed);
         let test = &pipeline.stages[2].action;
         assert_eq!(test.timeout_source, TimeoutSource::JobDefault);
+        assert_eq!(test.name, "lava-test-interactive-retry");
         let names: Vec<&str> = test.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, vec!["transfer-overlay", "0_a", "1_b"]);
+        assert_eq!(names, vec!["lava-test-interactive"]);
     }
 
     #[test]

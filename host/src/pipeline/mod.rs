@@ -7,7 +7,9 @@
 mod build;
 mod describe;
 
-pub use build::{build_pipeline, deploy_artifact, deploy_artifacts, PipelineError};
+pub use build::{
+    build_pipeline, deploy_artifact, deploy_artifacts, download_action, PipelineError,
+};
 pub use describe::{describe, hms};
 
 use std::time::Duration;

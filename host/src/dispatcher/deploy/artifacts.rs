@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::ramdisk::{self, Addition};
 use super::DeployContext;
+use crate::dispatcher::actions::Place;
 use crate::dispatcher::archive::{tarball, Compression};
 use crate::dispatcher::download::{download, saved_name, Checksums, Downloaded, Limits};
 use crate::dispatcher::failure::Failure;
@@ -87,25 +88,36 @@ pub fn fetch(
         if !artifact.downloads() {
             continue;
         }
-        let file = fetch_one(ctx, &artifact, dir, layout)?;
-        let file = match params.get("archive").and_then(Value::as_str) {
-            None => file,
-            Some("tar") => {
-                let target = file.parent().unwrap_or(dir).join(&key);
-                ctx.log
-                    .debug(&format!("Extracting tar archive in {}", target.display()));
-                tarball::unpack(&file, &target).map_err(|e| Failure::job(format!("{key}: {e}")))?;
-                target
-            }
-            Some(other) => {
-                return Err(Failure::job(format!(
-                    "{key}: unknown archive format '{other}' (LAVA knows tar)"
-                )))
-            }
-        };
-        if let Some(overlays) = params.get("overlays").and_then(Value::as_object) {
-            append_overlays(ctx, &artifact, &file, overlays, dir, layout)?;
-        }
+        // LAVA's `download-retry` around the download of its URL's scheme, then what is
+        // done to the file (unpacking, overlays appended).
+        let file = ctx
+            .log
+            .action("download-retry", Place::Child, ctx.deadline, |_| {
+                let file = download_action(ctx, &artifact, dir, layout)?;
+                let file = match params.get("archive").and_then(Value::as_str) {
+                    None => file,
+                    Some("tar") => {
+                        let target = file.parent().unwrap_or(dir).join(&key);
+                        ctx.log
+                            .debug(&format!("Extracting tar archive in {}", target.display()));
+                        tarball::unpack(&file, &target)
+                            .map_err(|e| Failure::job(format!("{key}: {e}")))?;
+                        target
+                    }
+                    Some(other) => {
+                        return Err(Failure::job(format!(
+                            "{key}: unknown archive format '{other}' (LAVA knows tar)"
+                        )))
+                    }
+                };
+                if let Some(overlays) = params.get("overlays").and_then(Value::as_object) {
+                    ctx.log
+                        .action("append-overlays", Place::Child, ctx.deadline, |_| {
+                            append_overlays(ctx, &artifact, &file, overlays, dir, layout)
+                        })?;
+                }
+                Ok(file)
+            })?;
         deployed.insert(key.clone(), Value::from(file.display().to_string()));
     }
     Ok(deployed)
@@ -116,13 +128,49 @@ fn create(dir: &Path) -> Result<(), Failure> {
         .map_err(|e| Failure::infrastructure(format!("cannot create {}: {e}", dir.display())))
 }
 
-/// Downloads one artifact, checks its checksums, and logs what LAVA logs.
-pub fn fetch_one(
+/// LAVA's download action of the artifact's URL scheme (`http-download`, `file-download`,
+/// …), recorded with what LAVA records of a download: its label, size and checksums.
+fn download_action(
     ctx: &DeployContext<'_>,
     artifact: &Artifact<'_>,
     dir: &Path,
     layout: Layout,
 ) -> Result<PathBuf, Failure> {
+    let url = artifact
+        .params
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    ctx.log.action(
+        crate::pipeline::download_action(url),
+        Place::Child,
+        ctx.deadline,
+        |results| {
+            let (file, got) = fetch_one(ctx, artifact, dir, layout)?;
+            results.insert("label".into(), Value::from(artifact.key));
+            results.insert("size".into(), Value::from(got.downloaded));
+            // sha256 always, as LAVA; md5 and sha512 only when the job gives them (each is a
+            // pass over every byte, which LAVA makes for every download).
+            if let Some(md5) = got.md5 {
+                results.insert("md5sum".into(), Value::from(md5));
+            }
+            results.insert("sha256sum".into(), Value::from(got.sha256));
+            if let Some(sha512) = got.sha512 {
+                results.insert("sha512sum".into(), Value::from(sha512));
+            }
+            Ok(file)
+        },
+    )
+}
+
+/// Downloads one artifact, checks its checksums, and logs what LAVA logs: the file and what
+/// came down.
+pub fn fetch_one(
+    ctx: &DeployContext<'_>,
+    artifact: &Artifact<'_>,
+    dir: &Path,
+    layout: Layout,
+) -> Result<(PathBuf, Downloaded), Failure> {
     let key = artifact.key;
     let url = artifact
         .params
@@ -196,7 +244,7 @@ pub fn fetch_one(
         }
     ));
     verify(key, artifact.params, &got)?;
-    Ok(target)
+    Ok((target, got))
 }
 
 /// Checks the `md5sum`/`sha256sum`/`sha512sum` an artifact gives, if any, against the
@@ -303,7 +351,7 @@ fn append_overlays(
             key: &label,
             params: overlay,
         };
-        let file = fetch_one(ctx, &overlay_artifact, dir, layout)?;
+        let (file, _) = fetch_one(ctx, &overlay_artifact, dir, layout)?;
         let path = overlay
             .get("path")
             .and_then(Value::as_str)

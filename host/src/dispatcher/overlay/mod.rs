@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
+use super::actions::{ActionResults, Place};
 use super::failure::Failure;
 use super::log::JobLogger;
 use super::LocalFiles;
@@ -218,8 +219,6 @@ pub struct Inputs<'a> {
     pub log: &'a JobLogger,
     /// When fetching definitions must be done.
     pub deadline: Instant,
-    /// The job action level of each job action (`3`), for definition uuids.
-    pub levels: Vec<String>,
 }
 
 /// Whether a job needs the overlay: one of its test actions runs definitions.
@@ -254,11 +253,51 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Overlay, Failure> {
     write_file(&root.join("environment"), environment.as_bytes(), 0o644)
         .map_err(|e| io("environment", e))?;
 
+    let log = inputs.log;
+    let deadline = inputs.deadline;
+    let (definitions, stages) = log.action("test-definition", Place::Child, deadline, |_| {
+        definitions_of(inputs, &settings, &root)
+    })?;
+    let tarball = base.join("overlay.tar.gz");
+    let stage_count = stages.iter().flatten().count();
+    log.action("compress-overlay", Place::Child, deadline, |_| {
+        pack(&tree, &settings.results_dir, &tarball).map_err(|e| io("cannot pack it", e))
+    })?;
+    let size = std::fs::metadata(&tarball).map(|m| m.len()).unwrap_or(0);
+    inputs.log.info(&format!(
+        "the LAVA overlay for {} is {} ({size} bytes, {} definition(s) in {stage} stage(s))",
+        settings.results_dir,
+        tarball.display(),
+        definitions.len(),
+        stage = stage_count,
+    ));
+    Ok(Overlay {
+        settings,
+        tarball,
+        definitions,
+        stages,
+    })
+}
+
+/// LAVA's `test-definition`: every test action's definitions, each fetched (its repository
+/// action: `inline-repo-action`, `git-repo-action`, `url-repo-action`), then its
+/// `test-overlay`, `test-install-overlay` and `test-runscript-overlay`, each recorded with
+/// the results LAVA gives it. A definition's uuid is `<job id>_<level of its repository
+/// action>`, as LAVA's. Returns the definitions and each job action's stage.
+fn definitions_of(
+    inputs: &Inputs<'_>,
+    settings: &Settings,
+    root: &Path,
+) -> Result<(Vec<Definition>, Vec<Option<usize>>), Failure> {
+    let io = |what: &str, e: std::io::Error| {
+        Failure::infrastructure(format!("the LAVA overlay: {what}: {e}"))
+    };
+    let (log, deadline) = (inputs.log, inputs.deadline);
     let mut definitions = Vec::new();
     let mut stages = Vec::new();
     let mut stage = 0;
     let mut names: Vec<String> = Vec::new();
-    for (action_index, action) in inputs.job.actions.iter().enumerate() {
+    for action in &inputs.job.actions {
         let listed = action
             .params
             .get("definitions")
@@ -275,18 +314,38 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Overlay, Failure> {
         stages.push(Some(stage));
         let stage_dir = root.join(stage.to_string());
         let mut conf = String::new();
-        for (n, entry) in listed.iter().enumerate() {
+        for entry in listed {
             let params = entry.as_object().cloned().unwrap_or_default();
             let name = definition_name(&params, &names)?;
             let suite = format!("{}_{name}", names.len());
-            names.push(name);
+            names.push(name.clone());
             let dir = stage_dir.join("tests").join(&suite);
-            let level = inputs
-                .levels
-                .get(action_index)
-                .map_or_else(|| (action_index + 1).to_string(), Clone::clone);
-            let uuid = format!("{}_{level}.{}", inputs.job_id, n + 1);
-            let fetched = sources::fetch(inputs, &suite, &params, &dir)?;
+            let from = params
+                .get("from")
+                .map(crate::data::text)
+                .unwrap_or_default();
+            let path = params
+                .get("path")
+                .map(crate::data::text)
+                .unwrap_or_default();
+            let (uuid, fetched) =
+                log.action(&repo_action(&from), Place::Child, deadline, |results| {
+                    let uuid = format!(
+                        "{}_{}",
+                        inputs.job_id,
+                        log.current_level().unwrap_or_default()
+                    );
+                    let fetched = sources::fetch(inputs, &suite, &params, &dir)?;
+                    if let Some(commit) = &fetched.commit_id {
+                        results.insert("commit".into(), Value::from(commit.clone()));
+                        results.insert(
+                            "repository".into(),
+                            params.get("repository").cloned().unwrap_or_default(),
+                        );
+                        results.insert("path".into(), Value::from(path.clone()));
+                    }
+                    Ok((uuid, fetched))
+                })?;
             let definition = Definition {
                 stage,
                 suite: suite.clone(),
@@ -295,15 +354,50 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Overlay, Failure> {
                 uuid,
                 commit_id: fetched.commit_id,
             };
-            scripts::write_definition(inputs, &settings, &definition, &dir)
-                .map_err(|e| io(&suite, e))?;
-            inputs.log.info(&format!(
-                "{suite}: test definition {} ready ({})",
-                definition
-                    .params
-                    .get("path")
-                    .map(crate::data::text)
-                    .unwrap_or_default(),
+            // What LAVA records of the definition on each of its overlay steps.
+            let described = |results: &mut ActionResults| {
+                results.insert("uuid".into(), Value::from(definition.uuid.clone()));
+                results.insert("name".into(), Value::from(name.clone()));
+                results.insert("path".into(), Value::from(path.clone()));
+                results.insert("from".into(), Value::from(from.clone()));
+                if from != "inline" {
+                    if let Some(repository) = definition.params.get("repository") {
+                        results.insert("repository".into(), repository.clone());
+                    }
+                }
+            };
+            log.action("test-overlay", Place::Child, deadline, |results| {
+                described(results);
+                scripts::write_testdef(&definition, &dir).map_err(|e| io(&suite, e))
+            })?;
+            // LAVA's install and run script steps record what its definition step does,
+            // and more.
+            log.action("test-install-overlay", Place::Child, deadline, |results| {
+                described(results);
+                let wrote = scripts::write_install(settings, &definition, &dir)
+                    .map_err(|e| io(&suite, e))?;
+                if !wrote {
+                    results.insert(
+                        "skipped test-install-overlay".into(),
+                        Value::from(definition.uuid.clone()),
+                    );
+                }
+                Ok(())
+            })?;
+            log.action(
+                "test-runscript-overlay",
+                Place::Child,
+                deadline,
+                |results| {
+                    described(results);
+                    let file = scripts::write_run(inputs, settings, &definition, &dir)
+                        .map_err(|e| io(&suite, e))?;
+                    results.insert("filename".into(), Value::from(file.display().to_string()));
+                    Ok(())
+                },
+            )?;
+            log.info(&format!(
+                "{suite}: test definition {path} ready ({})",
                 definition.uuid
             ));
             conf.push_str(&format!("{}/tests/{suite}\n", settings.stage_dir(stage)));
@@ -317,21 +411,16 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Overlay, Failure> {
         .map_err(|e| io("lava-test-runner.conf", e))?;
         stage += 1;
     }
-    let tarball = base.join("overlay.tar.gz");
-    pack(&tree, &settings.results_dir, &tarball).map_err(|e| io("cannot pack it", e))?;
-    let size = std::fs::metadata(&tarball).map(|m| m.len()).unwrap_or(0);
-    inputs.log.info(&format!(
-        "the LAVA overlay for {} is {} ({size} bytes, {} definition(s) in {stage} stage(s))",
-        settings.results_dir,
-        tarball.display(),
-        definitions.len()
-    ));
-    Ok(Overlay {
-        settings,
-        tarball,
-        definitions,
-        stages,
-    })
+    Ok((definitions, stages))
+}
+
+/// LAVA's name for the action that fetches a definition `from` there.
+fn repo_action(from: &str) -> String {
+    match from {
+        "git" => "git-repo-action".into(),
+        "url" => "url-repo-action".into(),
+        _ => "inline-repo-action".into(),
+    }
 }
 
 /// A definition's `name:`, checked as LAVA checks it: word characters and `-`, unique in

@@ -241,22 +241,14 @@ pub fn install_sh(
     Some(out)
 }
 
-/// Writes a definition's files into its directory (the repository is already there).
-pub fn write_definition(
-    inputs: &Inputs<'_>,
-    settings: &Settings,
-    definition: &Definition,
-    dir: &Path,
-) -> std::io::Result<()> {
-    let write = |name: &str, text: &str, mode: u32| {
-        super::write_file(&dir.join(name), text.as_bytes(), mode)
-    };
+/// LAVA's `test-overlay`: the definition's `testdef.yaml`, `uuid` and `testdef_metadata`.
+pub fn write_testdef(definition: &Definition, dir: &Path) -> std::io::Result<()> {
+    let write = |name: &str, text: &str| super::write_file(&dir.join(name), text.as_bytes(), 0o644);
     write(
         "testdef.yaml",
         &serde_yaml::to_string(&definition.testdef).unwrap_or_default(),
-        0o644,
     )?;
-    write("uuid", &definition.uuid, 0o644)?;
+    write("uuid", &definition.uuid)?;
     let from = definition
         .params
         .get("from")
@@ -281,18 +273,41 @@ pub fn write_definition(
     write(
         "testdef_metadata",
         &serde_yaml::to_string(&testdef_metadata).unwrap_or_default(),
-        0o644,
-    )?;
+    )
+}
+
+/// LAVA's `test-install-overlay`: `install.sh`, if the definition installs anything.
+/// Whether it wrote one.
+pub fn write_install(
+    settings: &Settings,
+    definition: &Definition,
+    dir: &Path,
+) -> std::io::Result<bool> {
+    let skipped = skipped_install_parts(&definition.params).unwrap_or_default();
+    match install_sh(settings, definition, &skipped) {
+        Some(install) => {
+            super::write_file(&dir.join("install.sh"), install.as_bytes(), 0o755)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// LAVA's `test-runscript-overlay`: `run.sh`, typed with the device's test character delay.
+/// The file written.
+pub fn write_run(
+    inputs: &Inputs<'_>,
+    settings: &Settings,
+    definition: &Definition,
+    dir: &Path,
+) -> std::io::Result<std::path::PathBuf> {
     let delay = inputs
         .device
         .pointer("/character_delays/test")
         .and_then(Value::as_f64)
         .unwrap_or(0.0)
         / 1000.0;
-    write("run.sh", &run_sh(settings, definition, delay), 0o755)?;
-    let skipped = skipped_install_parts(&definition.params).unwrap_or_default();
-    if let Some(install) = install_sh(settings, definition, &skipped) {
-        write("install.sh", &install, 0o755)?;
-    }
-    Ok(())
+    let file = dir.join("run.sh");
+    super::write_file(&file, run_sh(settings, definition, delay).as_bytes(), 0o755)?;
+    Ok(file)
 }

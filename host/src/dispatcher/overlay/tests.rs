@@ -13,18 +13,27 @@ pub(crate) fn build_for(dir: &Path, job_yaml: &str, device: &Value) -> Result<Ov
     std::fs::create_dir_all(dir).unwrap();
     let log = JobLogger::create(dir, false, Vec::new()).unwrap();
     let local = LocalFiles::new([dir.parent().unwrap_or(dir).to_path_buf()]);
-    let levels = (1..=job.actions.len()).map(|n| n.to_string()).collect();
-    build(&Inputs {
-        job: &job,
-        device,
-        job_id: "7",
-        workdir: dir,
-        local_files: &local,
-        environment: vec![("LAVA_JOB_ID".into(), "7".into())],
-        dut_env_lines: "export FROM_WORKER='yes'\n".into(),
-        log: &log,
-        deadline: Instant::now() + std::time::Duration::from_secs(60),
-        levels,
+    // As the runner builds it: in the first deploy's `lava-overlay`.
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let deploy = crate::dispatcher::actions::Place::Top {
+        level: "1",
+        namespace: "common",
+    };
+    let child = crate::dispatcher::actions::Place::Child;
+    log.action("deployimages", deploy, deadline, |_| {
+        log.action("lava-overlay", child, deadline, |_| {
+            build(&Inputs {
+                job: &job,
+                device,
+                job_id: "7",
+                workdir: dir,
+                local_files: &local,
+                environment: vec![("LAVA_JOB_ID".into(), "7".into())],
+                dut_env_lines: "export FROM_WORKER='yes'\n".into(),
+                log: &log,
+                deadline,
+            })
+        })
     })
 }
 
@@ -107,7 +116,7 @@ fn the_overlay_is_laid_out_as_lava_lays_it_out() {
         ["0_smoke", "1_second", "2_third"],
         "indexes run across stages"
     );
-    assert_eq!(overlay.definitions[0].uuid, "7_2.1");
+    assert_eq!(overlay.definitions[0].uuid, "7_1.1.1.1");
     let files = members(&overlay.tarball);
     for name in helpers::names() {
         let (mode, body) = &files[&format!("lava-7/bin/{name}")];
@@ -123,7 +132,7 @@ fn the_overlay_is_laid_out_as_lava_lays_it_out() {
         "/lava-7/1/tests/2_third\n"
     );
     let smoke = "lava-7/0/tests/0_smoke";
-    assert_eq!(files[&format!("{smoke}/uuid")].1, "7_2.1");
+    assert_eq!(files[&format!("{smoke}/uuid")].1, "7_1.1.1.1");
     assert!(files.contains_key(&format!("{smoke}/inline/smoke.yaml")));
     assert!(files[&format!("{smoke}/testdef.yaml")]
         .1
@@ -296,5 +305,5 @@ fn a_repository_symlink_where_a_generated_file_goes_is_replaced_never_followed()
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "worker file\n");
     let files = members(&overlay.tarball);
     assert!(files["lava-7/0/tests/0_a/run.sh"].1.contains("echo pwned"));
-    assert_eq!(files["lava-7/0/tests/0_a/uuid"].1, "7_1.1");
+    assert_eq!(files["lava-7/0/tests/0_a/uuid"].1, "7_1.1.1.1");
 }
