@@ -89,6 +89,23 @@ pub trait BootHost {
             "this host has no TFTP directory to publish files in",
         ))
     }
+    /// Starts one of the boot's own LAVA actions (`execute-qemu`, `auto-login-action`): the
+    /// host numbers it under the action running (the boot's, or one started before and not
+    /// ended) and logs its start with `timeout`. Hosts that keep no actions ignore it.
+    fn start_action(&mut self, name: &str, timeout: Duration) {
+        let _ = (name, timeout);
+    }
+    /// Ends the action [`BootHost::start_action`] started last: logs its end and records it
+    /// as LAVA does, with `results` (a JSON object, empty for none) or its `failure`.
+    fn end_action(&mut self, results: &str, failure: Option<&str>) {
+        let _ = (results, failure);
+    }
+    /// Records a result of the running action (LAVA's `kernel-messages`, which the login
+    /// action writes as it ends): a `lava` case at the action's level, with `extra` (a JSON
+    /// object) and how long it took. Hosts that keep no results ignore it.
+    fn record_result(&mut self, case: &str, result: &str, extra: &str, duration: Duration) {
+        let _ = (case, result, extra, duration);
+    }
 }
 
 /// The ABI form of [`BootHost`].
@@ -112,6 +129,18 @@ pub trait BootSessionAbi {
     /// See [`BootHost::publish`] (since 0.3).
     fn publish(&mut self, name: RStr<'_>, content: RSlice<'_, u8>)
         -> RResult<RString, PluginError>;
+    /// See [`BootHost::start_action`] (since 0.4); the timeout is in milliseconds.
+    fn start_action(&mut self, name: RStr<'_>, timeout_ms: u64);
+    /// See [`BootHost::end_action`] (since 0.4): `failed` says whether `failure` is one.
+    fn end_action(&mut self, results: RStr<'_>, failed: bool, failure: RStr<'_>);
+    /// See [`BootHost::record_result`] (since 0.4); the duration is in milliseconds.
+    fn record_result(
+        &mut self,
+        case: RStr<'_>,
+        result: RStr<'_>,
+        extra: RStr<'_>,
+        duration_ms: u64,
+    );
 }
 
 impl<H: BootHost> BootSessionAbi for H {
@@ -150,6 +179,33 @@ impl<H: BootHost> BootSessionAbi for H {
         content: RSlice<'_, u8>,
     ) -> RResult<RString, PluginError> {
         guard(|| BootHost::publish(self, name.as_str(), content.as_slice()).map(RString::from))
+    }
+    fn start_action(&mut self, name: RStr<'_>, timeout_ms: u64) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            BootHost::start_action(self, name.as_str(), millis(timeout_ms))
+        }));
+    }
+    fn end_action(&mut self, results: RStr<'_>, failed: bool, failure: RStr<'_>) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            BootHost::end_action(self, results.as_str(), failed.then_some(failure.as_str()))
+        }));
+    }
+    fn record_result(
+        &mut self,
+        case: RStr<'_>,
+        result: RStr<'_>,
+        extra: RStr<'_>,
+        duration_ms: u64,
+    ) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            BootHost::record_result(
+                self,
+                case.as_str(),
+                result.as_str(),
+                extra.as_str(),
+                millis(duration_ms),
+            )
+        }));
     }
 }
 
@@ -220,6 +276,49 @@ impl<'a> BootSession<'a> {
             .publish(RStr::from_str(name), RSlice::from_slice(content))
             .into();
         published.map(String::from)
+    }
+
+    /// Runs `body` as one of the boot's own LAVA actions, `name`, until `deadline` (see
+    /// [`BootHost::start_action`]): `body` may fill in the results LAVA records for it; an
+    /// error ends the action failed, and is returned.
+    pub fn action<T>(
+        &mut self,
+        name: &str,
+        deadline: std::time::Instant,
+        body: impl FnOnce(
+            &mut Self,
+            &mut serde_json::Map<String, serde_json::Value>,
+        ) -> Result<T, PluginError>,
+    ) -> Result<T, PluginError> {
+        let timeout = deadline.saturating_duration_since(std::time::Instant::now());
+        self.0
+            .start_action(RStr::from_str(name), to_millis(timeout));
+        let mut results = serde_json::Map::new();
+        let outcome = body(self, &mut results);
+        let results = serde_json::Value::Object(results).to_string();
+        let failure = outcome.as_ref().err().map(|e| e.message().to_owned());
+        self.0.end_action(
+            RStr::from_str(&results),
+            failure.is_some(),
+            RStr::from_str(failure.as_deref().unwrap_or("")),
+        );
+        outcome
+    }
+
+    /// Records a result of the running action (see [`BootHost::record_result`]).
+    pub fn record_result(
+        &mut self,
+        case: &str,
+        result: &str,
+        extra: &serde_json::Value,
+        duration: Duration,
+    ) {
+        self.0.record_result(
+            RStr::from_str(case),
+            RStr::from_str(result),
+            RStr::from_str(&extra.to_string()),
+            to_millis(duration),
+        );
     }
 
     /// Hands the host a console this driver opened (see [`BootHost::attach_console`]).

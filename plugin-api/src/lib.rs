@@ -76,6 +76,7 @@ pub mod export;
 pub mod fastboot;
 pub mod fd;
 mod guard;
+pub mod kernel;
 mod log;
 pub mod login;
 pub mod menu;

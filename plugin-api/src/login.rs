@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::kernel::Scan;
 use crate::{parse_config, BootSession, PluginError};
 
 /// `auto_login` of a boot action.
@@ -34,6 +35,12 @@ pub struct LoginParameters {
     /// How to log in.
     #[serde(default)]
     pub auto_login: Option<AutoLogin>,
+    /// Skip LAVA's kernel message scan ([`crate::kernel`]).
+    #[serde(default)]
+    pub ignore_kernel_messages: bool,
+    /// The job's own message that ends the boot as failed when it shows up.
+    #[serde(default)]
+    pub failure_message: Option<String>,
 }
 
 impl LoginParameters {
@@ -77,7 +84,8 @@ pub fn waiting_for(driver: &str, what: &str, error: PluginError) -> PluginError 
     )
 }
 
-/// Logs in (if asked), waits for a prompt, and runs the login commands.
+/// Logs in (if asked), waits for a prompt, and runs the login commands: LAVA's
+/// `auto-login-action` and its `login-action`, actions of the boot's own.
 pub fn log_in(
     driver: &str,
     session: &mut BootSession<'_>,
@@ -90,21 +98,53 @@ pub fn log_in(
         ));
         return Ok(());
     }
-    if let Some(auto) = &login.auto_login {
-        session
-            .expect(&[&auto.login_prompt], time_left(deadline))
+    session.action("auto-login-action", deadline, |session, _| {
+        session.action("login-action", deadline, |session, results| {
+            // LAVA's login action watches the kernel's messages until the login prompt (or,
+            // without auto_login, the shell prompt), and records what it saw as it ends.
+            let mut scan = Scan::new(!login.ignore_kernel_messages);
+            let outcome = login_steps(driver, session, login, &mut scan, deadline);
+            scan.record(session);
+            if let Some((key, value)) = scan.login_results() {
+                results.insert(key, value);
+            }
+            outcome
+        })
+    })
+}
+
+fn login_steps(
+    driver: &str,
+    session: &mut BootSession<'_>,
+    login: &LoginParameters,
+    scan: &mut Scan,
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    let failure = login.failure_message.as_deref();
+    let found = match &login.auto_login {
+        Some(auto) => {
+            scan.wait(
+                session,
+                std::slice::from_ref(&auto.login_prompt),
+                failure,
+                deadline,
+            )
             .map_err(|e| waiting_for(driver, "the login prompt", e))?;
-        session.send_line(&auto.username)?;
-        if let Some(password_prompt) = &auto.password_prompt {
+            session.send_line(&auto.username)?;
+            if let Some(password_prompt) = &auto.password_prompt {
+                session
+                    .expect(&[password_prompt], time_left(deadline))
+                    .map_err(|e| waiting_for(driver, "the password prompt", e))?;
+                session.send_line(auto.password.as_deref().unwrap_or(""))?;
+            }
             session
-                .expect(&[password_prompt], time_left(deadline))
-                .map_err(|e| waiting_for(driver, "the password prompt", e))?;
-            session.send_line(auto.password.as_deref().unwrap_or(""))?;
+                .expect(&login.prompts, time_left(deadline))
+                .map_err(|e| waiting_for(driver, "the shell prompt", e))?
         }
-    }
-    let found = session
-        .expect(&login.prompts, time_left(deadline))
-        .map_err(|e| waiting_for(driver, "the shell prompt", e))?;
+        None => scan
+            .wait(session, &login.prompts, failure, deadline)
+            .map_err(|e| waiting_for(driver, "the shell prompt", e))?,
+    };
     session.info(&format!(
         "{driver}: found prompt {:?}",
         found.matched.trim()

@@ -304,22 +304,32 @@ fn a_failing_test_case_still_completes_the_job() {
     assert!(junit.contains("failures=\"1\""), "{junit}");
 }
 
+/// A kernel that panics on its way to the login prompt ends the job at once with LAVA's
+/// job error, the panic in the `kernel-messages` record (LAVA's `LinuxKernelMessages`).
 #[test]
-fn a_board_that_never_reaches_the_prompt_is_an_infrastructure_error() {
+fn a_kernel_panic_before_the_prompt_ends_the_job_with_the_panic_recorded() {
     let lab = Lab::new("--never-boot");
     let job = lab.job(&["lava-test-case never --result pass"], 10);
     let started = Instant::now();
     let (output, out) = lab.run(&job);
-    assert_eq!(output.status.code(), Some(10), "{output}");
-    assert!(
-        output.stdout.starts_with("Incomplete InfrastructureError"),
-        "{output}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(120));
+    // `basalt run` exits 11 for a job error.
+    assert_eq!(output.status.code(), Some(11), "{output}");
+    assert!(output.stdout.starts_with("Incomplete JobError"), "{output}");
+    // Not the boot's timeout: the panic's end line ends the wait.
+    assert!(started.elapsed() < Duration::from_secs(60));
     let result = std::fs::read_to_string(out.join("result.yaml")).unwrap();
-    assert!(result.contains("InfrastructureError"), "{result}");
-    assert!(result.contains("Kernel panic"), "{result}");
+    assert!(result.contains("JobError"), "{result}");
+    assert!(
+        result.contains("Kernel panic - not syncing: VFS"),
+        "{result}"
+    );
     let results = results(&out);
+    let messages = case(&results, "lava", "kernel-messages");
+    assert_eq!(messages["result"], "fail");
+    assert_eq!(messages["extra"]["extra"][0]["kind"], "panic");
+    let login = case(&results, "lava", "login-action");
+    assert_eq!(login["result"], "fail");
+    assert_eq!(messages["level"], login["level"]);
     let boot = case(&results, "lava", "minimal-boot");
     assert_eq!(boot["result"], "fail");
     assert_eq!(boot["level"], "2");
@@ -333,6 +343,70 @@ fn a_board_that_never_reaches_the_prompt_is_an_infrastructure_error() {
     assert_eq!(case(&results, "lava", "job")["result"], "fail");
     assert_eq!(lab.power_actions().last().map(String::as_str), Some("off"));
     log_entries(&out);
+}
+
+/// The job's `failure_message` seen on the way to the prompt ends the boot as LAVA ends it:
+/// a job error naming it, and a `custom-error` in the kernel message record.
+#[test]
+fn the_jobs_failure_message_before_the_prompt_fails_the_boot() {
+    let lab = Lab::new("");
+    let job = lab.job(&["lava-test-case never --result pass"], 60);
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        "    prompts: ['root@simboard:~# ']\n",
+        "    prompts: ['root@simboard:~# ']\n    failure_message: 'Serial: 8250'\n",
+    );
+    assert!(text.contains("failure_message"), "{text}");
+    std::fs::write(&job, text).unwrap();
+    let (output, out) = lab.run(&job);
+    assert_eq!(output.status.code(), Some(11), "{output}");
+    assert!(
+        output
+            .stdout
+            .contains("Matched job-specific failure message: 'Serial: 8250'"),
+        "{output}"
+    );
+    let results = results(&out);
+    let messages = case(&results, "lava", "kernel-messages");
+    assert_eq!(messages["result"], "fail");
+    assert_eq!(messages["extra"]["extra"][0]["kind"], "custom-error");
+    assert!(
+        !results.iter().any(|r| r["suite"] == "0_smoke"),
+        "{results:#?}"
+    );
+}
+
+/// A kernel WARNING on the way to the prompt is recorded, from its `cut here` line to its
+/// end marker, and the job goes on: LAVA's kernel message scan.
+#[test]
+fn a_kernel_warning_before_the_prompt_is_recorded_and_the_job_goes_on() {
+    let lab = Lab::new("--kernel-warning");
+    let job = lab.job(&["lava-test-case after --result pass"], 60);
+    let (output, out) = lab.run(&job);
+    output.success();
+    let results = results(&out);
+    let messages = case(&results, "lava", "kernel-messages");
+    assert_eq!(messages["result"], "pass");
+    let found = &messages["extra"]["extra"];
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{messages}");
+    assert_eq!(found[0]["kind"], "warning");
+    let message = found[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("------------[ cut here ]------------"),
+        "{message}"
+    );
+    assert!(
+        message.contains("WARNING: CPU: 0 PID: 1 at drivers/simboard/sim.c:42"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("---[ end trace 0000000000000000 ]---"),
+        "{message:?}"
+    );
+    assert_eq!(
+        case(&results, "lava", "login-action")["extra"]["extra"],
+        *found
+    );
+    assert_eq!(case(&results, "0_smoke", "after")["result"], "pass");
 }
 
 #[test]

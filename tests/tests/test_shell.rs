@@ -154,7 +154,7 @@ fn every_helper_of_the_overlay_works_on_a_real_shell_and_gives_lavas_records() {
           - test "$(cat ../../results/0_every-helper-*/return_code)" = 0 && lava-test-case return-code --result pass
           - test "$(cat ../../results/0_every-helper-*/install_return_code)" = 0 && lava-test-case install-return-code --result pass
           - test "$TESTRUN_ID" = 1_after && lava-test-case testrun-id --result pass
-          - test "$(cat uuid)" = 41_3.2 && lava-test-case uuid --result pass
+          - test "$(cat uuid)" = 41_1.1.1.5 && lava-test-case uuid --result pass
 - test:
     definitions:
     - from: inline
@@ -229,7 +229,7 @@ fn every_helper_of_the_overlay_works_on_a_real_shell_and_gives_lavas_records() {
     // The lava suite's record of each definition run.
     let run = case(&results, "lava", suite);
     assert_eq!(run["result"], "pass");
-    assert_eq!(run["uuid"], "41_3.1");
+    assert_eq!(run["uuid"], "41_1.1.1.1");
     assert_eq!(run["path"], "inline/every-helper.yaml");
     assert_eq!(run["revision"], "unspecified");
     assert_eq!(run["namespace"], "common");

@@ -10,12 +10,24 @@ use basalt_plugin_api::{
 use super::{ExpectError, Expecter};
 use crate::plugins::{ConsoleStream, DriverError, PowerDriver};
 
+/// Where a boot driver's own actions go ([`BootHost::start_action`]): the job's action
+/// numbering, which the dispatcher keeps.
+pub trait BootActions {
+    /// Begins the next child action `name` of the running one.
+    fn start(&mut self, name: &str, timeout: Duration);
+    /// Ends the action begun last, with its results (a JSON object) or its failure.
+    fn end(&mut self, results: &str, failure: Option<&str>);
+    /// Records a result of the running action.
+    fn record(&mut self, case: &str, result: &str, extra: &str, duration: Duration);
+}
+
 /// What the dispatcher lends a boot driver for one boot action.
 pub struct ConsoleBootHost<'a> {
     expecter: &'a mut Expecter,
     power: Option<&'a PowerDriver>,
     log: &'a Log,
     tftp: Option<TftpDir>,
+    actions: Option<&'a mut dyn BootActions>,
 }
 
 /// The job's directory under the worker's TFTP root, where [`BootHost::publish`] writes.
@@ -35,7 +47,14 @@ impl<'a> ConsoleBootHost<'a> {
             power,
             log,
             tftp: None,
+            actions: None,
         }
+    }
+
+    /// Lets the boot driver's own actions into the job's action numbering.
+    pub fn with_actions(mut self, actions: &'a mut dyn BootActions) -> Self {
+        self.actions = Some(actions);
+        self
     }
 
     /// Lets the boot driver publish files in the job's TFTP directory.
@@ -122,6 +141,24 @@ impl BootHost for ConsoleBootHost<'_> {
             ),
         );
         Ok(format!("{}/{}", tftp.job, relative.display()))
+    }
+
+    fn start_action(&mut self, name: &str, timeout: Duration) {
+        if let Some(actions) = self.actions.as_mut() {
+            actions.start(name, timeout);
+        }
+    }
+
+    fn end_action(&mut self, results: &str, failure: Option<&str>) {
+        if let Some(actions) = self.actions.as_mut() {
+            actions.end(results, failure);
+        }
+    }
+
+    fn record_result(&mut self, case: &str, result: &str, extra: &str, duration: Duration) {
+        if let Some(actions) = self.actions.as_mut() {
+            actions.record(case, result, extra, duration);
+        }
     }
 }
 

@@ -6,5 +6,5 @@
 mod boot_host;
 mod expect;
 
-pub use boot_host::{ConsoleBootHost, TftpDir};
+pub use boot_host::{BootActions, ConsoleBootHost, TftpDir};
 pub use expect::{ExpectError, Expecter};

@@ -53,6 +53,16 @@ pub enum Place<'a> {
     Child,
 }
 
+/// An action begun ([`JobLogger::begin`]) and not yet ended.
+#[derive(Debug)]
+pub struct Begun {
+    name: String,
+    level: String,
+    namespace: String,
+    top: bool,
+    started: Instant,
+}
+
 impl JobLogger {
     /// Runs `body` as the action `name`, until `deadline`: logged, numbered and recorded as
     /// the module says. `body` may fill in the action's results.
@@ -63,42 +73,50 @@ impl JobLogger {
         deadline: Instant,
         body: impl FnOnce(&mut ActionResults) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        let (level, namespace, top) = self.enter(place);
-        let started = Instant::now();
-        let line = |what: &str, detail: String| {
-            let line = format!("{what}: {level} {name} ({detail}) [{namespace}]");
-            if top {
-                self.info(&line);
-            } else {
-                self.debug(&line);
-            }
-        };
-        line(
-            "start",
-            format!(
-                "timeout {}",
-                hms(round(deadline.saturating_duration_since(started)))
-            ),
-        );
+        let begun = self.begin(name, place, deadline);
         let mut results = ActionResults::new();
         let outcome = body(&mut results);
-        let elapsed = started.elapsed();
+        let failure = outcome.as_ref().err().map(|f| f.message.as_str());
+        self.end(begun, results, failure);
+        outcome
+    }
+
+    /// Begins the action `name`: its level given, its start logged. [`Self::end`] ends it;
+    /// actions begun inside it must end first.
+    pub fn begin(&self, name: &str, place: Place<'_>, deadline: Instant) -> Begun {
+        let (level, namespace, top) = self.enter(place);
+        let started = Instant::now();
+        let begun = Begun {
+            name: name.to_owned(),
+            level,
+            namespace,
+            top,
+            started,
+        };
+        let timeout = hms(round(deadline.saturating_duration_since(started)));
+        self.action_line(&begun, "start", &format!("timeout {timeout}"));
+        begun
+    }
+
+    /// Ends an action: its end logged, and its record (its results, or its `failure`).
+    pub fn end(&self, begun: Begun, mut results: ActionResults, failure: Option<&str>) {
+        let elapsed = begun.started.elapsed();
         self.leave();
-        line("end", format!("duration {}", hms(round(elapsed))));
-        let result = match &outcome {
-            Ok(_) => "pass",
-            Err(failure) => {
+        self.action_line(&begun, "end", &format!("duration {}", hms(round(elapsed))));
+        let result = match failure {
+            None => "pass",
+            Some(failure) => {
                 results = ActionResults::new();
-                results.insert("fail".into(), Value::from(failure.message.clone()));
+                results.insert("fail".into(), Value::from(failure));
                 "fail"
             }
         };
         if !results.is_empty() {
             self.result(&[
                 ("definition", Value::from("lava")),
-                ("namespace", Value::from(namespace.clone())),
-                ("case", Value::from(name)),
-                ("level", Value::from(level.clone())),
+                ("namespace", Value::from(begun.namespace.clone())),
+                ("case", Value::from(begun.name.clone())),
+                ("level", Value::from(begun.level.clone())),
                 (
                     "duration",
                     Value::from(format!("{:.2}", elapsed.as_secs_f64())),
@@ -107,7 +125,18 @@ impl JobLogger {
                 ("extra", Value::Object(results)),
             ]);
         }
-        outcome
+    }
+
+    fn action_line(&self, begun: &Begun, what: &str, detail: &str) {
+        let line = format!(
+            "{what}: {} {} ({detail}) [{}]",
+            begun.level, begun.name, begun.namespace
+        );
+        if begun.top {
+            self.info(&line);
+        } else {
+            self.debug(&line);
+        }
     }
 
     /// Starts the running action's children from 1 again: it is being retried.
@@ -148,6 +177,79 @@ impl JobLogger {
 
     fn leave(&self) {
         self.actions().frames.pop();
+    }
+}
+
+/// A boot plugin's own actions ([`crate::console::BootActions`]), numbered under the boot's:
+/// what the plugin began and has not ended yet, ended as failed when the boot returns
+/// ([`PluginActions::close`]), so a plugin cannot leave the numbering unbalanced.
+pub struct PluginActions {
+    log: JobLogger,
+    open: Vec<Begun>,
+}
+
+impl PluginActions {
+    /// Actions of the job logged in `log`.
+    pub fn new(log: &JobLogger) -> Self {
+        Self {
+            log: log.clone(),
+            open: Vec::new(),
+        }
+    }
+
+    /// Ends what the plugin left open.
+    pub fn close(&mut self) {
+        while let Some(begun) = self.open.pop() {
+            self.log.end(
+                begun,
+                ActionResults::new(),
+                Some("the boot plugin did not end this action"),
+            );
+        }
+    }
+}
+
+impl crate::console::BootActions for PluginActions {
+    fn start(&mut self, name: &str, timeout: Duration) {
+        let begun = self.log.begin(name, Place::Child, Instant::now() + timeout);
+        self.open.push(begun);
+    }
+
+    fn end(&mut self, results: &str, failure: Option<&str>) {
+        let Some(begun) = self.open.pop() else {
+            self.log
+                .warning("the boot plugin ended an action it had not started");
+            return;
+        };
+        let results = match serde_json::from_str(results) {
+            Ok(Value::Object(results)) => results,
+            _ => ActionResults::new(),
+        };
+        self.log.end(begun, results, failure);
+    }
+
+    fn record(&mut self, case: &str, result: &str, extra: &str, duration: Duration) {
+        let (level, namespace) = self
+            .log
+            .actions()
+            .frames
+            .last()
+            .map(|f| (f.level.clone(), f.namespace.clone()))
+            .unwrap_or_else(|| ("0".into(), "common".into()));
+        let extra = serde_json::from_str(extra).unwrap_or(Value::Object(ActionResults::new()));
+        let result = if result == "fail" { "fail" } else { "pass" };
+        self.log.result(&[
+            ("definition", Value::from("lava")),
+            ("namespace", Value::from(namespace)),
+            ("case", Value::from(case)),
+            ("level", Value::from(level)),
+            (
+                "duration",
+                Value::from(format!("{:.2}", duration.as_secs_f64())),
+            ),
+            ("result", Value::from(result)),
+            ("extra", extra),
+        ]);
     }
 }
 

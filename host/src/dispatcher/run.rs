@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use super::actions::Place;
+use super::actions::{Place, PluginActions};
 use super::cancel::Cancel;
 use super::deploy::{self, DeployContext, Facilities, ServerDirs};
 use super::failure::Failure;
@@ -535,6 +535,10 @@ impl Job<'_> {
         if let Some(kernel_type) = &self.kernel_type {
             action["_kernel_type"] = Value::from(kernel_type.clone());
         }
+        // The job's `context: arch`, which qemu's boot records as LAVA's does.
+        if let Some(arch) = self.request.job.raw.pointer("/context/arch") {
+            action["_job_arch"] = arch.clone();
+        }
         let log = self.log.plugin_log();
         self.console()?;
         let Board { power, console, .. } = &mut self.board;
@@ -545,9 +549,15 @@ impl Job<'_> {
             root,
             job: self.request.servers.job_id.clone(),
         });
-        let mut host = ConsoleBootHost::new(console, power.as_ref(), &log).with_tftp(tftp);
+        let mut actions = PluginActions::new(&self.log);
+        let mut host = ConsoleBootHost::new(console, power.as_ref(), &log)
+            .with_tftp(tftp)
+            .with_actions(&mut actions);
         let timeout = deadline.saturating_duration_since(Instant::now());
-        driver.boot(&mut host, &action.to_string(), timeout)?;
+        let booted = driver.boot(&mut host, &action.to_string(), timeout);
+        drop(host);
+        actions.close();
+        booted?;
         // What was sent over the console before this boot is gone with the old system.
         self.overlay_on_board = self.overlay_in_image;
         self.board.transfer_overlay = params.get("transfer_overlay").cloned();

@@ -6,6 +6,12 @@
 //! [`command_line`]); `boot_options` are the installers' and never passed. QEMU runs on a pseudo-terminal with its
 //! serial port on stdio (`-nographic`), and that terminal becomes the job's console; QEMU
 //! ends when the job closes it. Then the usual login and prompt handling follows.
+//!
+//! As LAVA's `boot-qemu-image` > `execute-qemu`, the start of QEMU is an action of the
+//! boot's own, recorded with what LAVA records of it: QEMU's version and the host's
+//! architecture (from Debian's `qemu-system-x86`/`-arm` package where the job's `context:
+//! arch` has one, else `qemu-system-ARCH --version` and `uname -m`) and the job's
+//! architecture (the host's `_job_arch`).
 
 use std::time::{Duration, Instant};
 
@@ -98,6 +104,44 @@ pub fn command_line(config: &Value, action: &Value) -> (String, Vec<String>) {
     (words.join(" "), warnings)
 }
 
+/// QEMU's version and the host's architecture, as LAVA finds them: the Debian package of the
+/// job's architecture's QEMU (`qemu-system-x86` for amd64, `qemu-system-arm` for the arms),
+/// else `qemu-system-ARCH --version` (its fourth word) and `uname -m`. `None` when neither
+/// answers.
+fn qemu_version(job_arch: &str) -> Option<(String, String)> {
+    let output = |program: &str, args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    };
+    let package = match job_arch {
+        "amd64" | "x86_64" => Some("qemu-system-x86"),
+        "arm64" | "arm" | "armhf" | "aarch64" => Some("qemu-system-arm"),
+        _ => None,
+    };
+    if let Some(package) = package {
+        let version = output("dpkg-query", &["-W", "-f=${Version}", package]);
+        let arch = output("dpkg-query", &["-W", "-f=${Architecture}", package]);
+        if let (Some(version), Some(arch)) = (version, arch) {
+            return Some((version, arch));
+        }
+    }
+    let binary = match job_arch {
+        "arm64" => "qemu-system-aarch64".to_owned(),
+        other => format!("qemu-system-{other}"),
+    };
+    let version = output(&binary, &["--version"])?
+        .split_whitespace()
+        .nth(3)?
+        .to_owned();
+    Some((version, output("uname", &["-m"])?))
+}
+
 impl BootDriver for QemuBoot {
     fn boot(
         &self,
@@ -115,8 +159,25 @@ impl BootDriver for QemuBoot {
             );
         }
         session.info(&format!("{DRIVER}: Boot command: {command}"));
-        let console = PtyConsole::spawn(&command)?;
-        session.attach_console(console_box(console))?;
+        let job_arch = action
+            .get("_job_arch")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        session.action("boot-qemu-image", deadline, |session, _| {
+            session.action("execute-qemu", deadline, |session, results| {
+                if let Some((version, host_arch)) = qemu_version(&job_arch) {
+                    session.info(&format!(
+                        "{DRIVER}: qemu installed at version {version}, host architecture {host_arch}"
+                    ));
+                    results.insert("qemu_version".into(), Value::from(version));
+                    results.insert("host_arch".into(), Value::from(host_arch));
+                    results.insert("job_arch".into(), Value::from(job_arch.clone()));
+                }
+                let console = PtyConsole::spawn(&command)?;
+                session.attach_console(console_box(console))
+            })
+        })?;
         log_in(DRIVER, session, &login, deadline)
     }
 }

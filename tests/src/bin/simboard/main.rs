@@ -16,9 +16,11 @@
 //! prompt (a file, since prompts like `/ # ` cannot pass through a YAML `connect:` line), and
 //! a file `<state>/autologin` makes the shell start without a login prompt, as a ramdisk's
 //! console does.
-//! `--never-boot` makes the kernel panic before the login prompt.
+//! `--never-boot` makes the kernel panic before the login prompt; `--kernel-warning` makes
+//! it print a WARNING (a `cut here` block) on its way to it.
 //!
-//! Usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]
+//! Usage: simboard --state DIR [--never-boot] [--kernel-warning] [--hostname NAME]
+//!        [--countdown N]
 //!                 [--bootloader NAME] [--tftp-root DIR | --tftp-server HOST:PORT]
 
 mod loaders;
@@ -42,6 +44,7 @@ use tftp::Files;
 struct Board {
     state: PathBuf,
     never_boot: bool,
+    kernel_warning: bool,
     hostname: String,
     countdown: u32,
     loader: Loader,
@@ -314,8 +317,19 @@ impl Board {
             say(&format!("{line}\n"));
             self.pause(token, Duration::from_millis(30))?;
         }
+        if self.kernel_warning {
+            for line in [
+                "[    0.812345] ------------[ cut here ]------------",
+                "[    0.812346] WARNING: CPU: 0 PID: 1 at drivers/simboard/sim.c:42 sim_probe+0x10/0x20",
+                "[    0.812347] Modules linked in:",
+                "[    0.812348] ---[ end trace 0000000000000000 ]---",
+            ] {
+                say(&format!("{line}\n"));
+            }
+        }
         if self.never_boot {
             say("[    1.234567] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n");
+            say("[    1.234600] ---[ end Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0) ]---\n");
             loop {
                 self.pause(token, Duration::from_secs(3600))?;
             }
@@ -434,6 +448,7 @@ fn main() -> ExitCode {
     let mut board = Board {
         state: PathBuf::new(),
         never_boot: false,
+        kernel_warning: false,
         hostname: "simboard".into(),
         countdown: 2,
         loader: Loader::UBoot,
@@ -444,6 +459,7 @@ fn main() -> ExitCode {
         match arg.as_str() {
             "--state" => board.state = args.next().map(PathBuf::from).unwrap_or_default(),
             "--never-boot" => board.never_boot = true,
+            "--kernel-warning" => board.kernel_warning = true,
             "--hostname" => board.hostname = args.next().unwrap_or_default(),
             "--countdown" => {
                 board.countdown = args.next().and_then(|n| n.parse().ok()).unwrap_or(2)
@@ -471,7 +487,10 @@ fn main() -> ExitCode {
     }
     board.prompt = std::fs::read_to_string(board.state.join("prompt")).ok();
     if board.state.as_os_str().is_empty() {
-        eprintln!("usage: simboard --state DIR [--never-boot] [--hostname NAME] [--countdown N]");
+        eprintln!(
+            "usage: simboard --state DIR [--never-boot] [--kernel-warning] [--hostname NAME] \
+             [--countdown N]"
+        );
         return ExitCode::from(2);
     }
     // One connection at a time, as ser2net and most console servers allow: a connection
