@@ -166,9 +166,7 @@ impl<H: BootHost> BootSessionAbi for H {
         guard(|| BootHost::power(self, action, millis(timeout_ms)))
     }
     fn log(&self, level: LogLevel, message: RStr<'_>) {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            BootHost::log(self, level, message.as_str())
-        }));
+        without_unwinding(|| BootHost::log(self, level, message.as_str()));
     }
     fn attach_console(&mut self, console: ConsoleBox) -> RResult<(), PluginError> {
         guard(|| BootHost::attach_console(self, console))
@@ -181,14 +179,12 @@ impl<H: BootHost> BootSessionAbi for H {
         guard(|| BootHost::publish(self, name.as_str(), content.as_slice()).map(RString::from))
     }
     fn start_action(&mut self, name: RStr<'_>, timeout_ms: u64) {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            BootHost::start_action(self, name.as_str(), millis(timeout_ms))
-        }));
+        without_unwinding(|| BootHost::start_action(self, name.as_str(), millis(timeout_ms)));
     }
     fn end_action(&mut self, results: RStr<'_>, failed: bool, failure: RStr<'_>) {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        without_unwinding(|| {
             BootHost::end_action(self, results.as_str(), failed.then_some(failure.as_str()))
-        }));
+        });
     }
     fn record_result(
         &mut self,
@@ -197,7 +193,7 @@ impl<H: BootHost> BootSessionAbi for H {
         extra: RStr<'_>,
         duration_ms: u64,
     ) {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        without_unwinding(|| {
             BootHost::record_result(
                 self,
                 case.as_str(),
@@ -205,8 +201,14 @@ impl<H: BootHost> BootSessionAbi for H {
                 extra.as_str(),
                 millis(duration_ms),
             )
-        }));
+        });
     }
+}
+
+/// Runs a host call that returns nothing the driver could act on (a log line, an action's
+/// bookkeeping): a panic in the host stops here rather than unwinding into the plugin.
+fn without_unwinding(call: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
 }
 
 /// A boot driver's view of the host for the length of one boot.

@@ -344,11 +344,7 @@ impl Builder<'_> {
         {
             node.timeout = timeout;
             node.timeout_source = source;
-            node.children = node
-                .children
-                .into_iter()
-                .map(|child| clamp(child, timeout))
-                .collect();
+            node = clamp(node, timeout);
         }
         node
     }
