@@ -449,8 +449,23 @@ pub fn run(
     log_commands(session, subs, commands);
     reset(method, session, action, deadline)?;
     let interrupted = interrupt(method, session, deadline)?;
-    send_commands(method, session, action, interrupted, commands, deadline)?;
-    wait_for_kernel(method, session, action, deadline)
+    commands_to_kernel(method, session, action, interrupted, commands, deadline)
+}
+
+/// LAVA's `bootloader-commands`: the commands sent ([`send_commands`]), then the kernel's
+/// start waited for ([`wait_for_kernel`]).
+pub fn commands_to_kernel(
+    method: &Method,
+    session: &mut BootSession<'_>,
+    action: &Value,
+    interrupted: Interrupted,
+    commands: &[String],
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    session.action("bootloader-commands", deadline, |session, _| {
+        send_commands(method, session, action, interrupted, commands, deadline)?;
+        wait_for_kernel(method, session, action, deadline)
+    })
 }
 
 /// Where the interrupt left the bootloader.
@@ -470,6 +485,16 @@ pub enum Interrupted {
 /// followed by a newline where `interrupt-newline` (default true) says so, or alone; with
 /// `needs_interrupt: false`, waits for the bootloader prompt instead.
 pub fn interrupt(
+    method: &Method,
+    session: &mut BootSession<'_>,
+    deadline: Instant,
+) -> Result<Interrupted, PluginError> {
+    session.action("bootloader-interrupt", deadline, |session, _| {
+        interrupt_now(method, session, deadline)
+    })
+}
+
+fn interrupt_now(
     method: &Method,
     session: &mut BootSession<'_>,
     deadline: Instant,
@@ -698,7 +723,7 @@ pub fn wait_for_kernel(
     )
 }
 
-/// Resets the board unless the boot action says `reset: false`.
+/// Resets the board unless the boot action says `reset: false`: LAVA's `reset-device`.
 pub fn reset(
     method: &Method,
     session: &mut BootSession<'_>,
@@ -708,8 +733,24 @@ pub fn reset(
     if action.get("reset").and_then(Value::as_bool) == Some(false) {
         return Ok(());
     }
-    session.info(&format!("{}: resetting the board", method.driver()));
-    session.power(crate::PowerAction::Reboot, time_left(deadline))
+    power_reset(method.driver(), session, deadline)
+}
+
+/// LAVA's `reset-device` > `pdu-reboot`: the board power-cycled through the host's power
+/// driver, recorded as LAVA records a power command that worked.
+pub fn power_reset(
+    driver: &str,
+    session: &mut BootSession<'_>,
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    session.action("reset-device", deadline, |session, _| {
+        session.action("pdu-reboot", deadline, |session, results| {
+            session.info(&format!("{driver}: resetting the board"));
+            session.power(crate::PowerAction::Reboot, time_left(deadline))?;
+            results.insert("status".into(), Value::from("success"));
+            Ok(())
+        })
+    })
 }
 
 /// Key of the section the host adds to a boot method's section for boards that enter

@@ -167,6 +167,16 @@ fn a_passing_job_completes_with_its_results() {
         !results.iter().any(|r| r["name"] == "minimal-boot"),
         "{results:#?}"
     );
+    // The kernel's messages were scanned on the way to the prompt, and were clean.
+    assert_eq!(
+        case(&results, "lava", "login-action")["extra"]["success"],
+        "No kernel warnings or errors detected."
+    );
+    assert_eq!(case(&results, "lava", "kernel-messages")["result"], "pass");
+    // The boot's reset, LAVA's reset-device > pdu-reboot under minimal-boot.
+    let reboot = case(&results, "lava", "pdu-reboot");
+    assert_eq!(reboot["extra"]["status"], "success");
+    assert_eq!(reboot["level"], "2.1.1");
     let entries = log_entries(&out);
     assert!(entries.iter().any(|e| e["lvl"] == "target"
         && e["msg"]

@@ -116,10 +116,14 @@ impl BootDriver for DepthchargeBoot {
             )));
         }
         bootloader::reset(method, session, &boot.action, boot.deadline)?;
-        session
-            .expect(&[&self.start_message], time_left(boot.deadline))
-            .map_err(|e| waiting_for(DRIVER, "depthcharge's start message", e))?;
-        bootloader::send_commands(
+        // LAVA's `depthcharge-start`, then its `bootloader-commands`.
+        session.action("depthcharge-start", boot.deadline, |session, _| {
+            session
+                .expect(&[&self.start_message], time_left(boot.deadline))
+                .map(drop)
+                .map_err(|e| waiting_for(DRIVER, "depthcharge's start message", e))
+        })?;
+        bootloader::commands_to_kernel(
             method,
             session,
             &boot.action,
@@ -127,7 +131,6 @@ impl BootDriver for DepthchargeBoot {
             &boot.commands,
             boot.deadline,
         )?;
-        bootloader::wait_for_kernel(method, session, &boot.action, boot.deadline)?;
         boot.log_in(method, session)
     }
 }

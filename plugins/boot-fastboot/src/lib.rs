@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use basalt_plugin_api::bootloader::{self, Method, UbootFastboot};
 use basalt_plugin_api::fastboot::{detect, Client, Docker, RebootIntoFastboot, UNSET_SERIAL};
-use basalt_plugin_api::login::{log_in, read_boot_action, time_left};
-use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError, PowerAction};
+use basalt_plugin_api::login::{log_in, read_boot_action};
+use basalt_plugin_api::{export_plugin, BootDriver, BootSession, Log, PluginError};
 use serde_json::Value;
 
 const DRIVER: &str = "boot fastboot";
@@ -147,8 +147,7 @@ impl FastbootBoot {
             return found(known);
         }
         if self.hard_reset {
-            session.info("boot fastboot: resetting the board into fastboot mode");
-            session.power(PowerAction::Reboot, time_left(deadline))?;
+            bootloader::power_reset(DRIVER, session, deadline)?;
             return found(known);
         }
         let Some(serial) = known else {

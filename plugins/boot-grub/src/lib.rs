@@ -291,7 +291,7 @@ impl BootDriver for GrubBoot {
                 bootloader::log_commands(session, &boot.subs, &boot.commands);
                 self.through_uefi(uefi, &boot, session)?;
                 let interrupted = bootloader::interrupt(method, session, boot.deadline)?;
-                bootloader::send_commands(
+                bootloader::commands_to_kernel(
                     method,
                     session,
                     &boot.action,
@@ -299,7 +299,6 @@ impl BootDriver for GrubBoot {
                     &boot.commands,
                     boot.deadline,
                 )?;
-                bootloader::wait_for_kernel(method, session, &boot.action, boot.deadline)?;
                 boot
             }
         };

@@ -23,10 +23,8 @@
 
 use std::time::{Duration, Instant};
 
-use basalt_plugin_api::login::{log_in, time_left, LoginParameters};
-use basalt_plugin_api::{
-    export_plugin, parse_config, BootDriver, BootSession, Log, PluginError, PowerAction,
-};
+use basalt_plugin_api::login::{log_in, LoginParameters};
+use basalt_plugin_api::{export_plugin, parse_config, BootDriver, BootSession, Log, PluginError};
 
 /// The `reset` key of a LAVA boot action; the login keys are read by
 /// [`LoginParameters`].
@@ -64,8 +62,7 @@ impl BootDriver for MinimalBoot {
         let reset: ResetParameter = parse_config("boot minimal", action)
             .map_err(|e| PluginError::job(e.message().to_owned()))?;
         if reset.reset {
-            session.info("boot minimal: resetting the board");
-            session.power(PowerAction::Reboot, time_left(deadline))?;
+            basalt_plugin_api::bootloader::power_reset("boot minimal", session, deadline)?;
         }
         log_in("boot minimal", session, &login, deadline)
     }
