@@ -98,6 +98,8 @@ pub struct Scan {
     /// `fail` once a fatal message or the job's failure message was seen.
     pub result: &'static str,
     started: Instant,
+    /// When the scan stopped (the prompt, a fatal message), for the record's duration.
+    ended: Option<Instant>,
     /// Whether to look at all (`ignore_kernel_messages: true` turns it off).
     watching: bool,
 }
@@ -109,6 +111,7 @@ impl Scan {
             found: Vec::new(),
             result: "pass",
             started: Instant::now(),
+            ended: None,
             watching,
         }
     }
@@ -130,36 +133,44 @@ impl Scan {
         };
         let mut patterns: Vec<String> = starts.iter().map(|s| (*s).to_owned()).collect();
         patterns.extend(targets.iter().cloned());
+        // An empty one would match at once; LAVA skips it.
+        let failure_message = failure_message.filter(|f| !f.is_empty());
         if let Some(failure) = failure_message {
             patterns.push(failure.to_owned());
         }
         loop {
             let found = session.expect(&patterns, time_left(deadline))?;
             if found.index < starts.len() {
-                self.collect(
-                    session,
-                    &KERNEL_MESSAGES[found.index],
-                    &found,
-                    targets,
-                    deadline,
-                )?;
-                continue;
+                let kind = &KERNEL_MESSAGES[found.index];
+                match self.collect(session, kind, &found, targets, deadline)? {
+                    None => continue,
+                    // The prompt came before the message's end: the scan stops there.
+                    Some(target) => return Ok(self.done(target)),
+                }
             }
             let index = found.index - starts.len();
             if index == targets.len() {
                 let failure = failure_message.unwrap_or_default();
                 self.result = "fail";
-                self.found
-                    .push(json!({"kind": "custom-error", "message": failure}));
+                self.ended = Some(Instant::now());
+                self.found.push(json!({"message": "kernel-messages"}));
                 return Err(PluginError::job(format!(
                     "Matched job-specific failure message: '{failure}'"
                 )));
             }
-            return Ok(ExpectMatch { index, ..found });
+            return Ok(self.done(ExpectMatch { index, ..found }));
         }
     }
 
-    /// Reads a kernel message to its end and records it; ends the boot on a fatal one.
+    /// The scan ends at a target's match.
+    fn done(&mut self, target: ExpectMatch) -> ExpectMatch {
+        self.ended = Some(Instant::now());
+        target
+    }
+
+    /// Reads a kernel message to its end and records it; ends the boot on a fatal one. A
+    /// target matched before the end is returned: the message is dropped unrecorded and the
+    /// scan stops, as LAVA's does.
     fn collect(
         &mut self,
         session: &mut BootSession<'_>,
@@ -167,18 +178,21 @@ impl Scan {
         start: &ExpectMatch,
         targets: &[String],
         deadline: Instant,
-    ) -> Result<(), PluginError> {
+    ) -> Result<Option<ExpectMatch>, PluginError> {
         let line_start = start.before.rsplit('\n').next().unwrap_or_default();
         let mut message = format!("{line_start}{}", start.matched);
         let mut ends = vec![kind.end.to_owned()];
         ends.extend(targets.iter().cloned());
         let end = session.expect(&ends, time_left(deadline))?;
         if end.index != 0 {
-            // The prompt came first: what there is of the message is kept.
             session.log(
                 crate::LogLevel::WARNING,
                 "Unable to match end of the kernel message",
             );
+            return Ok(Some(ExpectMatch {
+                index: end.index - 1,
+                ..end
+            }));
         }
         message.push_str(&end.before);
         message.push_str(end.matched.trim_end_matches(['\r', '\n']));
@@ -195,6 +209,7 @@ impl Scan {
             .push(json!({"kind": kind_name, "message": message.clone()}));
         if kind.fatal {
             self.result = "fail";
+            self.ended = Some(Instant::now());
             session.log(
                 crate::LogLevel::ERROR,
                 &format!("login-action kernel '{kind_name}'"),
@@ -205,7 +220,7 @@ impl Scan {
             crate::LogLevel::WARNING,
             &format!("login-action: kernel '{kind_name}'"),
         );
-        Ok(())
+        Ok(None)
     }
 
     /// LAVA's `kernel-messages` record, as the running action's result.
@@ -217,11 +232,14 @@ impl Scan {
             "kernel-messages",
             self.result,
             &json!({ "extra": self.found }),
-            self.started.elapsed(),
+            self.ended
+                .unwrap_or_else(Instant::now)
+                .duration_since(self.started),
         );
     }
 
-    /// The login action's results: the messages, or LAVA's words for none.
+    /// The login action's results as lava-dispatcher 2023.01 gives them: LAVA's words for
+    /// no messages, else the messages under `fail`.
     pub fn login_results(&self) -> Option<(String, Value)> {
         if !self.watching {
             return None;
@@ -232,7 +250,7 @@ impl Scan {
                 Value::from("No kernel warnings or errors detected."),
             )
         } else {
-            ("extra".into(), Value::Array(self.found.clone()))
+            ("fail".into(), Value::Array(self.found.clone()))
         })
     }
 }

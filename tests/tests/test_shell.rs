@@ -241,7 +241,10 @@ fn every_helper_of_the_overlay_works_on_a_real_shell_and_gives_lavas_records() {
     assert_eq!(case(&results, "2_patterns", "unexpected")["result"], "fail");
     let missing = case(&results, "2_patterns", "never-reported");
     assert_eq!(missing["result"], "fail");
-    assert_eq!(missing["level"], "4");
+    assert_eq!(
+        missing["level"], "4.1",
+        "lava-test-shell's level, as LAVA's"
+    );
     assert_eq!(
         missing["extra"]["reason"],
         "missing expected test cases are reported as 'fail' by LAVA."
@@ -340,7 +343,10 @@ fn monitors_record_what_the_console_prints_without_a_shell() {
     assert_eq!(case(&results, "kernel-boot", "serial")["result"], "pass");
     let freeing = case(&results, "kernel-boot", "freeing_unused_kernel_memory");
     assert_eq!(freeing["result"], "fail");
-    assert_eq!(freeing["level"], "3");
+    assert_eq!(
+        freeing["level"], "3.1",
+        "lava-test-monitor's level, as LAVA's"
+    );
 }
 
 /// LAVA's `transfer_overlay`: the board downloads the overlay from the worker with the job's

@@ -183,6 +183,9 @@ struct Job<'a> {
     overlay_in_image: bool,
     /// The overlay is on the board as it runs now (in its image, or sent since it booted).
     overlay_on_board: bool,
+    /// The job action whose stage built the overlay: a retry of it builds it again, as LAVA
+    /// runs the whole pipeline again (and numbers it the same).
+    overlay_built_by: Option<usize>,
 }
 
 /// Runs a job to its end. Never panics on bad input: every problem ends the job with a
@@ -216,6 +219,7 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
         overlay: None,
         overlay_in_image: false,
         overlay_on_board: false,
+        overlay_built_by: None,
     };
     let mut outcome = job.run();
     if let Some(reason) = job.log.failure() {
@@ -351,6 +355,9 @@ impl Job<'_> {
             if attempt > 1 {
                 // The same actions again, numbered as the first time.
                 self.log.restart_children();
+                if self.overlay_built_by == Some(stage.job_index) {
+                    self.overlay = None;
+                }
             }
             if stage.attempts > 1 {
                 self.log.info(&format!(
@@ -455,7 +462,7 @@ impl Job<'_> {
                     self.kernel_type = Some(kernel_type.to_ascii_lowercase());
                 }
                 let method = deploy::find(action.method().unwrap_or_default())?;
-                self.ensure_overlay(deadline)?;
+                self.ensure_overlay(stage, deadline)?;
                 if (method.console)(&self.request.device) {
                     self.console()?;
                 }
@@ -577,7 +584,7 @@ impl Job<'_> {
 
     /// Builds the LAVA overlay if the job's tests need one and it is not built yet: LAVA's
     /// `lava-overlay`, a child of the action running (the deploy, or the first test).
-    fn ensure_overlay(&mut self, deadline: Instant) -> Result<(), Failure> {
+    fn ensure_overlay(&mut self, stage: &Stage, deadline: Instant) -> Result<(), Failure> {
         let request = self.request;
         if self.overlay.is_some() || !overlay::needed(&request.job) {
             return Ok(());
@@ -598,6 +605,7 @@ impl Job<'_> {
                 })
             })?;
         self.overlay = Some(built);
+        self.overlay_built_by = Some(stage.job_index);
         Ok(())
     }
 
@@ -614,7 +622,7 @@ impl Job<'_> {
                 "no shell prompt is known; the boot action before this test needs prompts",
             ));
         }
-        self.ensure_overlay(deadline)?;
+        self.ensure_overlay(stage, deadline)?;
         // LAVA's test action: a retry action (the stage) around the one that runs the tests.
         let child = if params.contains_key("interactive") {
             "lava-test-interactive"
@@ -650,7 +658,9 @@ impl Job<'_> {
             expecter: console,
             prompts,
             log: &log,
-            level: stage.action.level.clone(),
+            level: log
+                .current_level()
+                .unwrap_or_else(|| stage.action.level.clone()),
             namespace: request.job.actions[stage.job_index].namespace().to_owned(),
         };
         let mut sent = false;
@@ -738,9 +748,10 @@ impl Job<'_> {
             level: &level,
             namespace: "common",
         };
+        // A failed power-off fails `finalize` (as LAVA records it), not the job, which has
+        // its outcome already.
         let _ = log.action("finalize", place, Instant::now() + FINALIZE_TIMEOUT, |_| {
-            self.finalize_board();
-            Ok(())
+            self.finalize_board()
         });
         // LAVA's closing words, then the job's own record.
         match &outcome.failure {
@@ -777,10 +788,12 @@ impl Job<'_> {
     }
 
     /// Undoes the user commands, cleans the served files, powers the board off and reads its
-    /// power state back, closes the console and ends leftover processes.
-    fn finalize_board(&mut self) {
+    /// power state back, closes the console and ends leftover processes; the power-off's
+    /// failure, if it failed, once all of that is done.
+    fn finalize_board(&mut self) -> Result<(), Failure> {
         self.undo_user_commands();
         self.request.servers.clean();
+        let mut powered_off = Ok(());
         if let Some(power) = &self.board.power {
             let timeout = self
                 .request
@@ -788,7 +801,7 @@ impl Job<'_> {
                 .pointer("/timeouts/actions/power-off")
                 .and_then(crate::job::timeout_of)
                 .unwrap_or(POWER_OFF_TIMEOUT);
-            let _ = self.log.action(
+            powered_off = self.log.action(
                 "power-off",
                 Place::Child,
                 Instant::now() + timeout,
@@ -823,6 +836,7 @@ impl Job<'_> {
             let _ = console.close();
         }
         self.end_leftover_processes();
+        powered_off
     }
 
     /// Ends what the job started and did not end itself (a background command, a console

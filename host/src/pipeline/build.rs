@@ -244,43 +244,89 @@ impl Builder<'_> {
         )
     }
 
+    /// A boot and the actions its plugin logs: qemu's start, a bootloader's reset,
+    /// interrupt and commands, a reset, then the login where the boot waits for a prompt.
     fn boot(&self, level: &str, action: &JobAction) -> Result<PipelineAction, PipelineError> {
         let method = self.check_method(action, "boot")?;
-        let mut children = Vec::new();
-        let resets = method != "new_connection"
-            && action.params.get("reset").and_then(Value::as_bool) != Some(false);
-        if resets {
-            children.push(self.node(
-                format!("{level}.1"),
-                "reset-device",
-                "power-cycle the board".into(),
-                None,
-                Vec::new(),
-            ));
+        let resets = action.params.get("reset").and_then(Value::as_bool) != Some(false);
+        let grub_sequence = self
+            .device
+            .pointer(&format!("/actions/boot/methods/{method}/sequence"))
+            .is_some();
+        // (name, what, its own children's names)
+        let mut steps: Vec<(&str, &str, &[&str])> = Vec::new();
+        let reset = ("reset-device", "power-cycle the board", &["pdu-reboot"][..]);
+        match method.as_str() {
+            "qemu" => steps.push(("boot-qemu-image", "start qemu", &["execute-qemu"])),
+            "minimal" if resets => steps.push(reset),
+            "depthcharge" => {
+                if resets {
+                    steps.push(reset);
+                }
+                steps.push(("depthcharge-start", "wait for depthcharge", &[]));
+                steps.push(("bootloader-commands", "send the commands", &[]));
+            }
+            "u-boot" | "ipxe" | "barebox" | "grub-efi" | "grub" if !grub_sequence => {
+                if resets {
+                    steps.push(reset);
+                }
+                steps.push(("bootloader-interrupt", "stop the bootloader", &[]));
+                steps.push(("bootloader-commands", "send the commands", &[]));
+            }
+            _ => {}
         }
-        if action.params.contains_key("auto_login") {
-            children.push(self.node(
-                format!("{level}.{}", children.len() + 1),
+        let prompts = action
+            .params
+            .get("prompts")
+            .and_then(Value::as_array)
+            .is_some_and(|p| !p.is_empty());
+        if prompts {
+            steps.push((
                 "auto-login-action",
-                "log in on the console".into(),
-                None,
-                Vec::new(),
+                "log in and wait for the shell",
+                &["login-action"],
             ));
         }
-        children.push(self.node(
-            format!("{level}.{}", children.len() + 1),
-            "expect-shell-connection",
-            "wait for the shell prompt".into(),
-            None,
-            Vec::new(),
-        ));
-        Ok(self.node(
+        let children = steps
+            .iter()
+            .enumerate()
+            .map(|(i, (name, what, inner))| {
+                let at = format!("{level}.{}", i + 1);
+                let inner = inner
+                    .iter()
+                    .enumerate()
+                    .map(|(j, name)| {
+                        self.node(
+                            format!("{at}.{}", j + 1),
+                            name,
+                            (*what).into(),
+                            None,
+                            Vec::new(),
+                        )
+                    })
+                    .collect();
+                self.node(at, name, (*what).into(), None, inner)
+            })
+            .collect();
+        let mut boot = self.node(
             level.to_owned(),
             &boot_action(&method, self.device),
             format!("boot with the '{method}' boot plugin"),
             action.own_timeout(),
             children,
-        ))
+        );
+        // The plugin runs its steps within the boot's time: they have no timeouts of their
+        // own to show.
+        fn inherit(action: &mut PipelineAction, timeout: Duration, source: &TimeoutSource) {
+            for child in &mut action.children {
+                child.timeout = timeout;
+                child.timeout_source = source.clone();
+                inherit(child, timeout, source);
+            }
+        }
+        let (timeout, source) = (boot.timeout, boot.timeout_source.clone());
+        inherit(&mut boot, timeout, &source);
+        Ok(boot)
     }
 
     fn test(&self, level: &str, action: &JobAction, overlay: bool) -> PipelineAction {

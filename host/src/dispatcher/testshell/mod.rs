@@ -52,7 +52,8 @@ pub struct TestShell<'a> {
     pub prompts: Vec<String>,
     /// The job log.
     pub log: &'a JobLogger,
-    /// The test action's level (`3`).
+    /// The level of the action running the tests (`3.1`, LAVA's `lava-test-shell`), for the
+    /// records LAVA gives one.
     pub level: String,
     /// The action's namespace (`common` unless the job names one).
     pub namespace: String,

@@ -26,7 +26,7 @@ pub struct Director<'a, 'd> {
     log: &'a JobLogger,
     definitions: Vec<&'d Definition>,
     namespace: String,
-    /// The test action's level (`3`), for the records LAVA gives one.
+    /// The level of the action running the tests (`3.1`), for the records LAVA gives one.
     level: String,
     run: Option<Run<'d>>,
     test_set: Option<String>,

@@ -17,7 +17,8 @@
 //! a file `<state>/autologin` makes the shell start without a login prompt, as a ramdisk's
 //! console does.
 //! `--never-boot` makes the kernel panic before the login prompt; `--kernel-warning` makes
-//! it print a WARNING (a `cut here` block) on its way to it.
+//! it print a WARNING (a `cut here` block) on its way to it, then a userspace `WARNING:`
+//! line that no kernel end marker follows.
 //!
 //! Usage: simboard --state DIR [--never-boot] [--kernel-warning] [--hostname NAME]
 //!        [--countdown N]
@@ -323,6 +324,7 @@ impl Board {
                 "[    0.812346] WARNING: CPU: 0 PID: 1 at drivers/simboard/sim.c:42 sim_probe+0x10/0x20",
                 "[    0.812347] Modules linked in:",
                 "[    0.812348] ---[ end trace 0000000000000000 ]---",
+                "WARNING: a userspace line that no marker closes",
             ] {
                 say(&format!("{line}\n"));
             }
