@@ -112,19 +112,37 @@ impl JobLogger {
             }
         };
         if !results.is_empty() {
-            self.result(&[
-                ("definition", Value::from("lava")),
-                ("namespace", Value::from(begun.namespace.clone())),
-                ("case", Value::from(begun.name.clone())),
-                ("level", Value::from(begun.level.clone())),
-                (
-                    "duration",
-                    Value::from(format!("{:.2}", elapsed.as_secs_f64())),
-                ),
-                ("result", Value::from(result)),
-                ("extra", Value::Object(results)),
-            ]);
+            self.action_result(
+                &begun.name,
+                (&begun.level, &begun.namespace),
+                elapsed,
+                result,
+                Value::Object(results),
+            );
         }
+    }
+
+    /// A `lava` record of an action (`case`) at its `(level, namespace)`, as LAVA writes one.
+    fn action_result(
+        &self,
+        case: &str,
+        (level, namespace): (&str, &str),
+        duration: Duration,
+        result: &str,
+        extra: Value,
+    ) {
+        self.result(&[
+            ("definition", Value::from("lava")),
+            ("namespace", Value::from(namespace)),
+            ("case", Value::from(case)),
+            ("level", Value::from(level)),
+            (
+                "duration",
+                Value::from(format!("{:.2}", duration.as_secs_f64())),
+            ),
+            ("result", Value::from(result)),
+            ("extra", extra),
+        ]);
     }
 
     fn action_line(&self, begun: &Begun, what: &str, detail: &str) {
@@ -238,18 +256,8 @@ impl crate::console::BootActions for PluginActions {
             .unwrap_or_else(|| ("0".into(), "common".into()));
         let extra = serde_json::from_str(extra).unwrap_or(Value::Object(ActionResults::new()));
         let result = if result == "fail" { "fail" } else { "pass" };
-        self.log.result(&[
-            ("definition", Value::from("lava")),
-            ("namespace", Value::from(namespace)),
-            ("case", Value::from(case)),
-            ("level", Value::from(level)),
-            (
-                "duration",
-                Value::from(format!("{:.2}", duration.as_secs_f64())),
-            ),
-            ("result", Value::from(result)),
-            ("extra", extra),
-        ]);
+        self.log
+            .action_result(case, (&level, &namespace), duration, result, extra);
     }
 }
 

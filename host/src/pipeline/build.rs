@@ -198,11 +198,7 @@ impl Builder<'_> {
             {
                 let from = definition.get("from").and_then(Value::as_str).unwrap_or("");
                 let path = definition.get("path").and_then(Value::as_str).unwrap_or("");
-                let repo = match from {
-                    "git" => "git-repo-action",
-                    "url" => "url-repo-action",
-                    _ => "inline-repo-action",
-                };
+                let repo = repo_action(from);
                 for (name, what) in [
                     (repo, format!("fetch {from} test definition {path}")),
                     ("test-overlay", "write the test definition".into()),
@@ -310,7 +306,7 @@ impl Builder<'_> {
             .collect();
         let mut boot = self.node(
             level.to_owned(),
-            &boot_action(&method, self.device),
+            &boot_action(&method, grub_sequence),
             format!("boot with the '{method}' boot plugin"),
             action.own_timeout(),
             children,
@@ -445,10 +441,7 @@ fn deploy_action(method: &str) -> String {
 
 /// LAVA's name for a boot method's action (GRUB's differs on a device whose grub section is
 /// a fastboot-style `sequence`).
-fn boot_action(method: &str, device: &Value) -> String {
-    let grub_sequence = device
-        .pointer(&format!("/actions/boot/methods/{method}/sequence"))
-        .is_some();
+fn boot_action(method: &str, grub_sequence: bool) -> String {
     match method {
         "qemu" => "boot-image-retry".into(),
         "u-boot" => "uboot-action".into(),
@@ -461,6 +454,15 @@ fn boot_action(method: &str, device: &Value) -> String {
         "barebox" => "barebox-action".into(),
         "new_connection" => "secondary-shell-action".into(),
         other => format!("boot-{other}"),
+    }
+}
+
+/// LAVA's name for the action that fetches a test definition `from` there.
+pub fn repo_action(from: &str) -> &'static str {
+    match from {
+        "git" => "git-repo-action",
+        "url" => "url-repo-action",
+        _ => "inline-repo-action",
     }
 }
 

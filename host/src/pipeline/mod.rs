@@ -8,7 +8,7 @@ mod build;
 mod describe;
 
 pub use build::{
-    build_pipeline, deploy_artifact, deploy_artifacts, download_action, PipelineError,
+    build_pipeline, deploy_artifact, deploy_artifacts, download_action, repo_action, PipelineError,
 };
 pub use describe::{describe, hms};
 

@@ -34,6 +34,7 @@ use super::log::JobLogger;
 use super::LocalFiles;
 use crate::failure::FailureClass;
 use crate::job::{ActionKind, JobDefinition};
+use crate::pipeline::repo_action;
 
 /// How the test shell looks on this board: where the overlay goes and which shell runs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -329,7 +330,7 @@ fn definitions_of(
                 .map(crate::data::text)
                 .unwrap_or_default();
             let (uuid, fetched) =
-                log.action(&repo_action(&from), Place::Child, deadline, |results| {
+                log.action(repo_action(&from), Place::Child, deadline, |results| {
                     let uuid = format!(
                         "{}_{}",
                         inputs.job_id,
@@ -412,15 +413,6 @@ fn definitions_of(
         stage += 1;
     }
     Ok((definitions, stages))
-}
-
-/// LAVA's name for the action that fetches a definition `from` there.
-fn repo_action(from: &str) -> String {
-    match from {
-        "git" => "git-repo-action".into(),
-        "url" => "url-repo-action".into(),
-        _ => "inline-repo-action".into(),
-    }
 }
 
 /// A definition's `name:`, checked as LAVA checks it: word characters and `-`, unique in
