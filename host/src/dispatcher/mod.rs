@@ -13,6 +13,7 @@ mod deploy;
 pub mod download;
 mod dut_env;
 mod failure;
+pub mod fsimage;
 mod local_files;
 mod log;
 mod overlay;
