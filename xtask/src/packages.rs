@@ -26,6 +26,18 @@ pub const TEST: &[(&str, &str)] = &[
         "mkimage, whose u-boot header the deploy's is compared with",
     ),
     (
+        "android-sdk-libsparse-utils",
+        "simg2img/img2simg, through which fastboot's apply-overlay changes sparse images",
+    ),
+    (
+        "qemu-utils",
+        "qemu-img, which makes the qemu guest disk that carries the overlay",
+    ),
+    (
+        "e2fsprogs",
+        "debugfs and mke2fs, which put the overlay into ext4 images and the guest disk",
+    ),
+    (
         "cpio",
         "GNU cpio, which must read the ramdisks Basalt writes",
     ),

@@ -24,6 +24,7 @@ mod shell;
 mod testshell;
 
 pub use cancel::Cancel;
+pub use deploy::guest_size;
 pub use deploy::{
     method as deploy_method, Facilities, Offered, ServerDirs, METHODS as DEPLOY_METHODS,
 };

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::actions::{Place, PluginActions};
 use super::cancel::Cancel;
-use super::deploy::{self, DeployContext, Facilities, ServerDirs};
+use super::deploy::{self, DeployContext, Facilities, GuestDisk, ServerDirs};
 use super::failure::Failure;
 use super::log::JobLogger;
 use super::overlay::{self, Overlay};
@@ -161,6 +161,9 @@ struct Board {
     prompts: Vec<String>,
     /// The last boot action's `transfer_overlay`, if it had one.
     transfer_overlay: Option<Value>,
+    /// What the test shell types before each test action after this boot (LAVA's
+    /// `pre-command-list`: the guest disk mounted), unchecked, as LAVA sends them.
+    pre_commands: Vec<String>,
 }
 
 struct Job<'a> {
@@ -181,6 +184,8 @@ struct Job<'a> {
     overlay: Option<Overlay>,
     /// A deploy put the overlay into the image the board boots.
     overlay_in_image: bool,
+    /// The qemu guest disk a `tmpfs` deploy built with the overlay.
+    guest: Option<GuestDisk>,
     /// The overlay is on the board as it runs now (in its image, or sent since it booted).
     overlay_on_board: bool,
     /// The job action whose stage built the overlay: a retry of it builds it again, as LAVA
@@ -208,6 +213,7 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
             console: None,
             prompts: Vec::new(),
             transfer_overlay: None,
+            pre_commands: Vec::new(),
         },
         deployed: Map::new(),
         image_args: Map::new(),
@@ -218,6 +224,7 @@ pub fn run_job(request: &RunRequest) -> std::io::Result<JobOutcome> {
         facilities: request.facilities(),
         overlay: None,
         overlay_in_image: false,
+        guest: None,
         overlay_on_board: false,
         overlay_built_by: None,
     };
@@ -481,10 +488,14 @@ impl Job<'_> {
                     docker: self.facilities.docker.clone(),
                     power: self.board.power.as_ref(),
                     console: console.as_ref(),
+                    guest: Default::default(),
                 };
                 let deployed = (method.run)(&context)?;
                 // The board boots what this deploy prepared: the overlay is in it or not.
                 self.overlay_in_image = context.overlay_placed.get();
+                if let Some(guest) = context.guest.take() {
+                    self.guest = Some(guest);
+                }
                 // Each image's `image_arg` (qemu), by key, for the boot that follows.
                 for (key, image) in crate::pipeline::deploy_artifacts(&action.params) {
                     if let Some(arg) = image.get("image_arg").and_then(Value::as_str) {
@@ -516,6 +527,40 @@ impl Job<'_> {
             .ok_or_else(|| Failure::infrastructure("the console is not open"))
     }
 
+    /// What the qemu boot needs to attach the guest disk: the file, and the interface and
+    /// drive id the device's `guest` parameters give (LAVA's defaults: `ide` on x86, else
+    /// `virtio`; `lavatest`).
+    fn guest_drive(&self, guest: &GuestDisk) -> Value {
+        let parameters = self
+            .request
+            .device
+            .pointer("/actions/deploy/methods/image/parameters/guest");
+        let field = |name: &str| {
+            parameters
+                .and_then(|p| p.get(name))
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let arch = self
+            .request
+            .job
+            .raw
+            .pointer("/context/arch")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let fallback = match arch {
+            "amd64" | "x86_64" | "i386" | "i686" => "ide",
+            _ => "virtio",
+        };
+        let file = std::fs::canonicalize(&guest.file).unwrap_or_else(|_| guest.file.clone());
+        json!({
+            "file": file.display().to_string(),
+            "interface": field("interface").unwrap_or_else(|| fallback.to_owned()),
+            "driveid": field("driveid").unwrap_or_else(|| "lavatest".to_owned()),
+        })
+    }
+
     fn boot(&mut self, params: &Map<String, Value>, deadline: Instant) -> Result<(), Failure> {
         let method = params
             .get("method")
@@ -536,6 +581,15 @@ impl Job<'_> {
             .pointer("/actions/deploy/parameters/add_header")
         {
             action["_add_header"] = header.clone();
+        }
+        // LAVA's qemu boot attaches the guest disk when no image took the overlay, and has
+        // the test shell mount it first.
+        let guest = match (method, &self.guest) {
+            ("qemu" | "qemu-iso", Some(guest)) if !self.overlay_in_image => Some(guest.clone()),
+            _ => None,
+        };
+        if let Some(guest) = &guest {
+            action["_guest_drive"] = self.guest_drive(guest);
         }
         action["_server_ip"] = Value::from(self.request.server_ip.clone());
         action["_job_id"] = Value::from(self.request.servers.job_id.clone());
@@ -567,6 +621,19 @@ impl Job<'_> {
         booted?;
         // What was sent over the console before this boot is gone with the old system.
         self.overlay_on_board = self.overlay_in_image;
+        self.board.pre_commands.clear();
+        if let (Some(guest), Some(overlay)) = (&guest, &self.overlay) {
+            let mountpoint = &overlay.settings.results_dir;
+            self.board.pre_commands = vec![
+                format!("mkdir {mountpoint}"),
+                format!(
+                    "mount /dev/disk/by-uuid/{} -t ext2 {mountpoint}",
+                    guest.uuid
+                ),
+                format!("ls -la {mountpoint}/bin/lava-test-runner"),
+            ];
+            self.overlay_on_board = true;
+        }
         self.board.transfer_overlay = params.get("transfer_overlay").cloned();
         self.board.prompts = string_list(params.get("prompts"));
         if self.board.prompts.is_empty() {
@@ -651,6 +718,7 @@ impl Job<'_> {
         let overlay = self.overlay.take();
         let send_overlay = !self.overlay_on_board;
         let transfer = self.board.transfer_overlay.clone();
+        let pre_commands = self.board.pre_commands.clone();
         let request = self.request;
         let suite_base = self.suites;
         let console = self.console()?;
@@ -665,8 +733,16 @@ impl Job<'_> {
         };
         let mut sent = false;
         let mut outcome = Ok(0);
+        // LAVA's pre-command list: sent before the runner, their results not checked.
+        for command in &pre_commands {
+            if let Err(failure) = shell.run_line(command, deadline) {
+                outcome = Err(failure);
+                break;
+            }
+        }
         if let Some((overlay, stage)) = overlay
             .as_ref()
+            .filter(|_| outcome.is_ok())
             .and_then(|o| o.stage_of(stage.job_index).map(|s| (o, s)))
         {
             let ran = (|| {

@@ -169,6 +169,36 @@ impl Builder<'_> {
                 None,
                 steps,
             ));
+            // fastboot's `apply-overlay: true`: the overlay into the flashed image.
+            if method == "fastboot"
+                && artifact.get("apply-overlay").and_then(Value::as_bool) == Some(true)
+                && crate::dispatcher::overlay_needed(self.job)
+            {
+                let sparse = artifact.get("sparse").and_then(Value::as_bool) != Some(false);
+                children.push(self.node(
+                    next(&children),
+                    match sparse {
+                        true => "apply-overlay-sparse-image",
+                        false => "apply-overlay-image",
+                    },
+                    format!("put the overlay into {key}"),
+                    None,
+                    Vec::new(),
+                ));
+            }
+        }
+        // qemu's guest disk, for a job whose images do not take the overlay.
+        if method == "tmpfs"
+            && crate::dispatcher::overlay_needed(self.job)
+            && crate::dispatcher::guest_size(self.device).is_some()
+        {
+            children.push(self.node(
+                next(&children),
+                "apply-overlay-guest",
+                "build a guest filesystem with the overlay".into(),
+                None,
+                Vec::new(),
+            ));
         }
         Ok(self.node(
             level.to_owned(),

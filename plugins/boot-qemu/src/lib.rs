@@ -101,6 +101,17 @@ pub fn command_line(config: &Value, action: &Value) -> (String, Vec<String>) {
         }
         words.push(filled);
     }
+    // LAVA's qcow2 test overlay: the guest disk the deploy built, when no image took the
+    // overlay (the host says so by passing it).
+    if let Some(guest) = action.get("_guest_drive") {
+        let field = |name: &str| guest.get(name).and_then(Value::as_str).unwrap_or_default();
+        words.push(format!(
+            "-drive format=qcow2,file={},media=disk,if={},id={}",
+            field("file"),
+            field("interface"),
+            field("driveid")
+        ));
+    }
     (words.join(" "), warnings)
 }
 
@@ -157,6 +168,11 @@ impl BootDriver for QemuBoot {
                 basalt_plugin_api::LogLevel::WARNING,
                 &format!("{DRIVER}: {warning}"),
             );
+        }
+        if action.get("_guest_drive").is_some() {
+            session.info(&format!(
+                "{DRIVER}: Extending command line for qcow2 test overlay"
+            ));
         }
         session.info(&format!("{DRIVER}: Boot command: {command}"));
         let job_arch = action
@@ -230,6 +246,24 @@ mod tests {
              -initrd /var/lib/basalt/jobs/7/deploy/ramdisk/ramdisk.cpio.gz"
         );
         assert_eq!(warnings, ["Missing image arg for dtb"]);
+    }
+
+    /// The guest disk comes last, as LAVA's `CallQemuAction` appends it.
+    #[test]
+    fn the_guest_disk_is_attached_after_the_images() {
+        let config =
+            json!({"parameters": {"command": "qemu-system-x86_64", "options": ["-nographic"]}});
+        let action = json!({
+            "_deployed": {"kernel": "/jobs/1/deploy/kernel/bzImage"},
+            "_image_args": {"kernel": "-kernel {kernel}"},
+            "_guest_drive": {"file": "/jobs/1/deploy/guest/lava-guest.qcow2", "interface": "ide", "driveid": "lavatest"},
+        });
+        let (command, _) = command_line(&config, &action);
+        assert_eq!(
+            command,
+            "qemu-system-x86_64 -nographic -kernel /jobs/1/deploy/kernel/bzImage \
+             -drive format=qcow2,file=/jobs/1/deploy/guest/lava-guest.qcow2,media=disk,if=ide,id=lavatest"
+        );
     }
 
     /// `extra` (the job's `context: extra_options`) follows the device's options.

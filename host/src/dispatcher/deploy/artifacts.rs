@@ -78,6 +78,17 @@ pub fn fetch(
     dir: &Path,
     layout: Layout,
 ) -> Result<Map<String, Value>, Failure> {
+    fetch_then(ctx, dir, layout, &|_, _, _| Ok(()))
+}
+
+/// [`fetch`], running `then` on each artifact (key, parameters, file) right after its
+/// download, as LAVA runs the actions a method puts after each `download-retry`.
+pub fn fetch_then(
+    ctx: &DeployContext<'_>,
+    dir: &Path,
+    layout: Layout,
+    then: &dyn Fn(&str, &Value, &Path) -> Result<(), Failure>,
+) -> Result<Map<String, Value>, Failure> {
     create(dir)?;
     let mut deployed = Map::new();
     for (key, params) in deploy_artifacts(ctx.params) {
@@ -118,6 +129,7 @@ pub fn fetch(
                 }
                 Ok(file)
             })?;
+        then(&key, &params, &file)?;
         deployed.insert(key.clone(), Value::from(file.display().to_string()));
     }
     Ok(deployed)
@@ -273,7 +285,7 @@ fn verify(key: &str, artifact: &Value, got: &Downloaded) -> Result<(), Failure> 
 }
 
 /// The image formats `overlays:` can be appended to.
-pub const OVERLAY_IMAGE_FORMATS: &[&str] = &["cpio.newc"];
+pub const OVERLAY_IMAGE_FORMATS: &[&str] = &["cpio.newc", "ext4"];
 /// The formats of one overlay.
 const OVERLAY_FORMATS: &[&str] = &["file", "tar"];
 
@@ -314,6 +326,11 @@ pub fn check_overlays(key: &str, image: &Value) -> Result<(), String> {
             OVERLAY_IMAGE_FORMATS.join(", ")
         ));
     }
+    if image.get("sparse").and_then(Value::as_bool) == Some(true) && format != "ext4" {
+        return Err(format!(
+            "{key}: sparse=True is only available for ext4 images"
+        ));
+    }
     Ok(())
 }
 
@@ -329,6 +346,16 @@ fn append_overlays(
 ) -> Result<(), Failure> {
     let key = artifact.key;
     check_overlays(key, artifact.params).map_err(Failure::job)?;
+    if artifact.params.get("format").and_then(Value::as_str) == Some("ext4") {
+        let fetch = |label: &str, overlay: &Value| {
+            let overlay_artifact = Artifact {
+                key: label,
+                params: overlay,
+            };
+            fetch_one(ctx, &overlay_artifact, dir, layout).map(|(file, _)| file)
+        };
+        return super::images::append_to_ext4(ctx, key, artifact.params, image, overlays, &fetch);
+    }
     ctx.log
         .info(&format!("Modifying {:?}", image.display().to_string()));
     let mut additions = Vec::new();
@@ -521,8 +548,12 @@ mod tests {
                 "invalid 'path'",
             ),
             (
-                json!({"format": "ext4", "overlays": {"lava": true}}),
+                json!({"format": "tar", "overlays": {"lava": true}}),
                 "not supported",
+            ),
+            (
+                json!({"format": "cpio.newc", "sparse": true, "overlays": {"lava": true}}),
+                "only available for ext4",
             ),
         ] {
             let error = check_overlays("rootfs", &image).unwrap_err();

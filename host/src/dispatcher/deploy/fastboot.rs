@@ -12,6 +12,7 @@
 //! (`basalt_plugin_api::fastboot`). The files stay where they were
 //! downloaded; `fastboot` boots read them from there.
 
+use std::path::Path;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -21,6 +22,7 @@ use basalt_plugin_api::fastboot::{Client, Docker, RebootIntoFastboot, UNSET_SERI
 
 use super::artifacts::{self, Layout};
 use super::{missing, DeployContext, Facilities};
+use crate::dispatcher::actions::Place;
 use crate::dispatcher::failure::Failure;
 
 /// The `reboot:` values LAVA accepts on an image.
@@ -193,7 +195,23 @@ pub fn run(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
     let mut target = Target::of(ctx.device)?;
     target.docker = docker_of(ctx.params, ctx.device, &ctx.servers.job_id)?;
     let images = images(ctx.params)?;
-    let deployed = artifacts::fetch(ctx, &ctx.deploy_dir(), Layout::PerKey)?;
+    // LAVA's `apply-overlay: true`: the overlay into the image before it is flashed.
+    let apply = |key: &str, params: &Value, file: &Path| {
+        if params.get("apply-overlay").and_then(Value::as_bool) != Some(true)
+            || ctx.overlay.is_none()
+        {
+            return Ok(());
+        }
+        let sparse = params.get("sparse").and_then(Value::as_bool) != Some(false);
+        let name = match sparse {
+            true => "apply-overlay-sparse-image",
+            false => "apply-overlay-image",
+        };
+        ctx.log.action(name, Place::Child, ctx.deadline, |_| {
+            super::images::apply_overlay(ctx, key, params, file)
+        })
+    };
+    let deployed = artifacts::fetch_then(ctx, &ctx.deploy_dir(), Layout::PerKey, &apply)?;
     if let Some(docker) = &target.docker {
         docker
             .prepare(ctx.deadline, &ctx.log.plugin_log())

@@ -10,6 +10,7 @@ mod artifacts;
 mod fastboot;
 mod fit;
 mod flasher;
+mod images;
 mod nfs;
 mod postprocess;
 mod ramdisk;
@@ -20,6 +21,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
+pub use images::{guest_size, GuestDisk};
 use postprocess::find_program;
 pub use servers::ServerDirs;
 
@@ -101,7 +103,7 @@ pub static METHODS: &[DeployMethod] = &[
         name: "tmpfs",
         offered: Offered::Everywhere,
         check: check_artifacts,
-        run: run_local,
+        run: run_tmpfs,
         console: no_console,
     },
     DeployMethod {
@@ -198,6 +200,8 @@ pub struct DeployContext<'a> {
     pub power: Option<&'a crate::plugins::PowerDriver>,
     /// The board's console, open for deploys whose [`DeployMethod::console`] says so.
     pub console: Option<&'a std::cell::RefCell<&'a mut crate::console::Expecter>>,
+    /// The qemu guest disk this deploy built with the overlay (`tmpfs`), for the boot.
+    pub guest: std::cell::RefCell<Option<GuestDisk>>,
 }
 
 impl DeployContext<'_> {
@@ -263,10 +267,34 @@ pub fn check_artifacts(
     Ok(())
 }
 
-/// `tmpfs`, `overlay` and `download`: the artifacts into the job's directory, where a boot
-/// method (qemu) or a later action takes them from.
+/// `overlay` and `download`: the artifacts into the job's directory, where a later action
+/// takes them from.
 fn run_local(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
     artifacts::fetch(ctx, &ctx.deploy_dir(), Layout::PerKey)
+}
+
+/// `tmpfs`: the artifacts into the job's directory for qemu to boot, then, when the job's
+/// tests need the overlay and no image took it, LAVA's `apply-overlay-guest` (a qcow2 disk
+/// holding it, which the qemu boot attaches and the test shell mounts).
+fn run_tmpfs(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
+    let deployed = artifacts::fetch(ctx, &ctx.deploy_dir(), Layout::PerKey)?;
+    if ctx.overlay.is_some() && guest_size(ctx.device).is_some() {
+        let dir = ctx.deploy_dir().join("guest");
+        let guest = ctx.log.action(
+            "apply-overlay-guest",
+            crate::dispatcher::actions::Place::Child,
+            ctx.deadline,
+            |results| {
+                let guest = images::guest_disk(ctx, &dir)?;
+                if let Some(guest) = &guest {
+                    results.insert("success".into(), Value::from(guest.uuid.clone()));
+                }
+                Ok(guest)
+            },
+        )?;
+        *ctx.guest.borrow_mut() = guest;
+    }
+    Ok(deployed)
 }
 
 /// The method's runner after its checks, or why it cannot run.
@@ -337,6 +365,7 @@ pub(crate) mod tests {
                 docker: None,
                 power: None,
                 console: None,
+                guest: Default::default(),
             }
         }
     }

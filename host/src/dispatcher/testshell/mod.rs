@@ -65,7 +65,7 @@ fn left(deadline: Instant) -> Duration {
 
 impl TestShell<'_> {
     /// Sends a line and waits for the prompt.
-    fn run_line(&mut self, line: &str, deadline: Instant) -> Result<(), Failure> {
+    pub fn run_line(&mut self, line: &str, deadline: Instant) -> Result<(), Failure> {
         self.log.debug(&format!("Sending line: {line:?}"));
         self.expecter.send(&format!("{line}\n"))?;
         self.expecter.expect(&self.prompts, left(deadline))?;
