@@ -46,8 +46,15 @@ pub fn newest_kernel() -> Result<PathBuf, String> {
 }
 
 /// The disk drivers a board with disks loads (IDE through PIIX, virtio), and ext4 (which
-/// mounts ext2 too), with what they depend on.
-const DISK_MODULES: &[&str] = &["sd_mod", "ata_piix", "virtio_pci", "virtio_blk", "ext4"];
+/// mounts ext2 too) with the crc32c it asks the crypto API for, and what they depend on.
+const DISK_MODULES: &[&str] = &[
+    "sd_mod",
+    "ata_piix",
+    "virtio_pci",
+    "virtio_blk",
+    "crc32c_generic",
+    "ext4",
+];
 
 /// What udev does on a distribution's root file system, for what a LAVA job relies on: each
 /// disk with an ext file system named in `/dev/disk/by-uuid/` (the UUID read from its
@@ -60,7 +67,7 @@ for disk in /dev/sd? /dev/vd?; do
     [ "$(od -An -tx1 -j1080 -N2 "$disk" | tr -d ' ')" = 53ef ] || continue
     id=$(od -An -tx1 -j1128 -N16 "$disk" | tr -d ' 
 ')
-    uuid=$(echo "$id" | sed 's/^\(.\{8\}\)\(.\{4\}\)\(.\{4\}\)\(.\{4\}\)/----/')
+    uuid=$(echo "$id" | sed 's/^\(.\{8\}\)\(.\{4\}\)\(.\{4\}\)\(.\{4\}\)/\1-\2-\3-\4-/')
     ln -sf "../../${disk#/dev/}" "/dev/disk/by-uuid/$uuid"
 done
 "#;

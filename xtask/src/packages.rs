@@ -140,8 +140,15 @@ fn apt_get(args: &[&str]) -> anyhow::Result<std::process::ExitStatus> {
         .context("cannot run apt-get")
 }
 
-/// Installs what is missing of `wanted`; `who` names what needs them.
+/// Installs what is missing of `wanted`; `who` names what needs them. One install can take
+/// away another wanted package (bookworm's qemu-system-x86 removes a backported qemu-utils,
+/// which breaks its qemu-system-common), so what is missing after it is installed again.
 pub fn ensure(wanted: &[(&'static str, &str)], who: &str) -> anyhow::Result<()> {
+    install_missing(wanted, who)?;
+    install_missing(wanted, who)
+}
+
+fn install_missing(wanted: &[(&'static str, &str)], who: &str) -> anyhow::Result<()> {
     let missing = missing(wanted);
     if missing.is_empty() {
         return Ok(());
