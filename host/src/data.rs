@@ -24,6 +24,19 @@ pub fn text(value: &Value) -> String {
     }
 }
 
+/// Whether Python would take the value as true (`if value:`): not null, false, 0, an empty
+/// string, list or mapping. LAVA tests many job keys this way.
+pub fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 /// The strings of a list (other items skipped); empty when it is not a list.
 pub fn string_list(value: Option<&Value>) -> Vec<String> {
     value

@@ -202,11 +202,13 @@ pub fn apply_overlay(
         .get("sparse")
         .and_then(Value::as_bool)
         .unwrap_or(true);
+    // LAVA uses the root partition only when `root_partition` is truthy, so `0` (like an
+    // absent one) means the whole image, as there.
     let partition = match is_sparse {
         true => None,
         false => params
             .get("root_partition")
-            .filter(|v| !v.is_null() && v.as_bool() != Some(false))
+            .filter(|v| crate::data::truthy(v))
             .map(|v| partition_number(key, "root_partition", v))
             .transpose()?,
     };
@@ -442,17 +444,20 @@ mod tests {
             error.message
         );
 
-        // A disk image with the file system in its first partition.
+        // A disk image with a boot partition, then the file system in its second one.
         let mut disk = vec![0u8; 1 << 20];
-        disk[446 + 4] = 0x83;
-        disk[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
-        disk[446 + 12..446 + 16].copy_from_slice(&16384u32.to_le_bytes());
+        disk[446 + 4] = 0x0C;
+        disk[446 + 8..446 + 12].copy_from_slice(&1u32.to_le_bytes());
+        disk[446 + 12..446 + 16].copy_from_slice(&2047u32.to_le_bytes());
+        disk[462 + 4] = 0x83;
+        disk[462 + 8..462 + 12].copy_from_slice(&2048u32.to_le_bytes());
+        disk[462 + 12..462 + 16].copy_from_slice(&16384u32.to_le_bytes());
         disk[510] = 0x55;
         disk[511] = 0xAA;
         disk.extend(std::fs::read(&back).unwrap());
         let disk_image = dir.path().join("disk.img");
         std::fs::write(&disk_image, disk).unwrap();
-        let params = json!({"apply-overlay": true, "sparse": false, "root_partition": 0});
+        let params = json!({"apply-overlay": true, "sparse": false, "root_partition": 1});
         apply_overlay(&ctx, "system", &params, &disk_image).unwrap();
         let spec = format!("{}?offset={}", disk_image.display(), 1 << 20);
         assert!(cat(&spec, "/lava-7/bin/lava-test-runner").starts_with("#!"));
@@ -463,6 +468,9 @@ mod tests {
             "{}",
             error.message
         );
+        // `root_partition: 0` is falsy to LAVA: the whole image, here a file system.
+        let whole = json!({"apply-overlay": true, "sparse": false, "root_partition": 0});
+        apply_overlay(&ctx, "system", &whole, &back).unwrap();
     }
 
     /// LAVA's `apply-overlay-guest`: a qcow2 disk of the device's guest size whose root is
