@@ -168,9 +168,11 @@ pub fn build(dir: &Path) -> anyhow::Result<()> {
     if !dtb.is_file() {
         std::fs::write(&dtb, "the simulated BeagleBone's device tree\n")?;
     }
+    // With the disk drivers: board A's health check is a plain qemu job, whose overlay
+    // comes on LAVA's guest disk, mounted by UUID.
     let initramfs = dir.join("initramfs.cpio.gz");
     if !initramfs.is_file() {
-        basalt_e2e::board::busybox_initramfs(&initramfs)
+        basalt_e2e::board::busybox_initramfs_with_disks(&initramfs)
             .map_err(|e| anyhow::anyhow!("building the initramfs: {e}"))?;
     }
     Ok(())
