@@ -91,19 +91,21 @@ fn with_raw(
         image.display().to_string()
     ));
     sparse::unpack(image, &raw, ctx.deadline, &log).map_err(|e| failure(key, e))?;
-    let changed = change(&raw);
-    if changed.is_ok() {
+    let packed = image.with_extension("sparse");
+    let changed = change(&raw).and_then(|()| {
         ctx.log.debug(&format!(
             "Calling img2simg on {:?}",
             raw.display().to_string()
         ));
-        let packed = image.with_extension("sparse");
         sparse::pack(&raw, &packed, ctx.deadline, &log).map_err(|e| failure(key, e))?;
         std::fs::rename(&packed, image).map_err(|e| {
             Failure::infrastructure(format!("cannot replace {}: {e}", image.display()))
-        })?;
-    }
+        })
+    });
+    // The raw form, and a sparse one img2simg left half-written, are scratch whatever
+    // happened.
     let _ = std::fs::remove_file(&raw);
+    let _ = std::fs::remove_file(&packed);
     changed
 }
 
@@ -250,10 +252,14 @@ pub fn guest_size(device: &Value) -> Option<u64> {
         .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
 }
 
-/// LAVA's `ApplyOverlayGuest`: an ext2 file system of the device's guest size holding what
-/// the overlay has below its directory (so the board mounts it at `/lava-<job>`), converted to
-/// qcow2 with `qemu-img`. `None` when the overlay is already in an image.
-pub fn guest_disk(ctx: &DeployContext<'_>, dir: &Path) -> Result<Option<GuestDisk>, Failure> {
+/// LAVA's `ApplyOverlayGuest`: an ext2 file system of `size` MiB (the device's guest size,
+/// [`guest_size`]) holding what the overlay has below its directory (so the board mounts it
+/// at `/lava-<job>`), converted to qcow2 with `qemu-img`. `None` when the overlay is already in an image.
+pub fn guest_disk(
+    ctx: &DeployContext<'_>,
+    dir: &Path,
+    size: u64,
+) -> Result<Option<GuestDisk>, Failure> {
     let Some(overlay) = ctx.overlay else {
         return Ok(None);
     };
@@ -261,9 +267,6 @@ pub fn guest_disk(ctx: &DeployContext<'_>, dir: &Path) -> Result<Option<GuestDis
         ctx.log.debug("Overlay already applied");
         return Ok(None);
     }
-    let size = guest_size(ctx.device).ok_or_else(|| {
-        Failure::job("Device configuration does not specify size of guest filesystem.")
-    })?;
     ctx.log
         .debug(&format!("Overlay: {}", overlay.tarball.display()));
     std::fs::create_dir_all(dir)
@@ -493,7 +496,7 @@ mod tests {
         let (log, servers) = context::parts(dir.path());
         let mut ctx = context::new(&params, &device, dir.path(), &local, &log, &servers);
         ctx.overlay = Some(&overlay);
-        let guest = guest_disk(&ctx, &dir.path().join("guest"))
+        let guest = guest_disk(&ctx, &dir.path().join("guest"), 16)
             .unwrap()
             .unwrap();
         assert!(guest.file.ends_with(GUEST_FILE));
@@ -515,7 +518,7 @@ mod tests {
         assert!(cat(raw.to_str().unwrap(), "/bin/lava-test-runner").starts_with("#!"));
         // An overlay already in an image makes none.
         ctx.overlay_placed.set(true);
-        assert!(guest_disk(&ctx, &dir.path().join("guest2"))
+        assert!(guest_disk(&ctx, &dir.path().join("guest2"), 16)
             .unwrap()
             .is_none());
     }

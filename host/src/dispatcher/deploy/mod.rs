@@ -278,14 +278,16 @@ fn run_local(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
 /// holding it, which the qemu boot attaches and the test shell mounts).
 fn run_tmpfs(ctx: &DeployContext<'_>) -> Result<Map<String, Value>, Failure> {
     let deployed = artifacts::fetch(ctx, &ctx.deploy_dir(), Layout::PerKey)?;
-    if ctx.overlay.is_some() && guest_size(ctx.device).is_some() {
+    // Basalt offers tmpfs on every device; only a device with a guest size (qemu's) gets
+    // the disk.
+    if let (Some(_), Some(size)) = (ctx.overlay, guest_size(ctx.device)) {
         let dir = ctx.deploy_dir().join("guest");
         let guest = ctx.log.action(
             "apply-overlay-guest",
             crate::dispatcher::actions::Place::Child,
             ctx.deadline,
             |results| {
-                let guest = images::guest_disk(ctx, &dir)?;
+                let guest = images::guest_disk(ctx, &dir, size)?;
                 if let Some(guest) = &guest {
                     results.insert("success".into(), Value::from(guest.uuid.clone()));
                 }

@@ -142,7 +142,47 @@ struct Batch<'a> {
     needed: u64,
 }
 
-impl Batch<'_> {
+impl<'a> Batch<'a> {
+    fn new(scratch: &'a Path) -> Self {
+        Self {
+            commands: Vec::new(),
+            seen_dirs: HashSet::new(),
+            contents: HashMap::new(),
+            scratch,
+            injected: Injected::default(),
+            needed: 0,
+        }
+    }
+
+    /// Whether what the batch writes fits in the file system's free space.
+    fn fits(&self, fs: &FileSystem, superblock: &Superblock) -> Result<(), FsImageError> {
+        match self.needed > superblock.free_bytes() {
+            true => Err(FsImageError::NoSpace {
+                image: fs.image.display().to_string(),
+                needed: self.needed,
+                free: superblock.free_bytes(),
+            }),
+            false => Ok(()),
+        }
+    }
+
+    /// Refuses a batch that cannot fit, else lists the parents its `mkdir`s go into and runs
+    /// it.
+    fn carry_out(
+        self,
+        fs: &FileSystem,
+        superblock: &Superblock,
+        deadline: Instant,
+    ) -> Result<Injected, FsImageError> {
+        self.fits(fs, superblock)?;
+        let existing = list(fs, &self.parents_to_list(), self.scratch, deadline)?;
+        let commands = self.render(&existing);
+        run(fs, &commands, self.scratch, deadline)?;
+        let mut injected = self.injected;
+        injected.commands = commands.len();
+        Ok(injected)
+    }
+
     fn ensure_parents(&mut self, path: &[String]) {
         for end in 1..path.len() {
             let dir = path[..end].to_vec();
@@ -314,14 +354,7 @@ pub fn inject_tar(
     let mut archive = tar::Archive::new(decoder);
     let under = components(what.under)?;
     let strip = what.strip.map(components).transpose()?;
-    let mut batch = Batch {
-        commands: Vec::new(),
-        seen_dirs: HashSet::new(),
-        contents: HashMap::new(),
-        scratch,
-        injected: Injected::default(),
-        needed: 0,
-    };
+    let mut batch = Batch::new(scratch);
     let entries = archive
         .entries()
         .map_err(|e| FsImageError::Tar(format!("{}: {e}", what.tarball.display())))?;
@@ -330,19 +363,7 @@ pub fn inject_tar(
             entry.map_err(|e| FsImageError::Tar(format!("{}: {e}", what.tarball.display())))?;
         batch.add(entry, &under, strip.as_ref())?;
     }
-    if batch.needed > superblock.free_bytes() {
-        return Err(FsImageError::NoSpace {
-            image: fs.image.display().to_string(),
-            needed: batch.needed,
-            free: superblock.free_bytes(),
-        });
-    }
-    let existing = list(fs, &batch.parents_to_list(), scratch, deadline)?;
-    let commands = batch.render(&existing);
-    run(fs, &commands, scratch, deadline)?;
-    let mut injected = batch.injected;
-    injected.commands = commands.len();
-    Ok(injected)
+    batch.carry_out(fs, &superblock, deadline)
 }
 
 /// Writes one file at `path` in the file system (its directories made), as LAVA's
@@ -362,26 +383,14 @@ pub fn inject_file(
     let size = std::fs::metadata(file)
         .map_err(|e| FsImageError::Io(format!("{}: {e}", file.display())))?
         .len();
-    if size > superblock.free_bytes() {
-        return Err(FsImageError::NoSpace {
-            image: fs.image.display().to_string(),
-            needed: size,
-            free: superblock.free_bytes(),
-        });
-    }
+    let mut batch = Batch::new(scratch);
+    batch.needed = size;
+    // Before the copy: a file too big for the image is not copied for nothing.
+    batch.fits(fs, &superblock)?;
     std::fs::copy(file, scratch.join("f0"))
         .map_err(|e| FsImageError::Io(format!("{}: {e}", file.display())))?;
-    let mut batch = Batch {
-        commands: Vec::new(),
-        seen_dirs: HashSet::new(),
-        contents: HashMap::new(),
-        scratch,
-        injected: Injected::default(),
-        needed: size,
-    };
     batch.write(&target, "f0", 0o644, 0, 0);
-    let existing = list(fs, &batch.parents_to_list(), scratch, deadline)?;
-    run(fs, &batch.render(&existing), scratch, deadline)
+    batch.carry_out(fs, &superblock, deadline).map(drop)
 }
 
 /// What debugfs prints that is not an error: its banner, and the answer this module's `rm`
